@@ -1,0 +1,101 @@
+//! Admin endpoints for plugins: list, reload, rollback, history.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{AdminToken, require_admin};
+use crate::plugins::{PluginHost, Trigger};
+
+#[derive(Deserialize)]
+struct By {
+    /// "cli" when the CLI calls; recorded in the version history.
+    by: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+fn trigger(by: &By) -> Trigger {
+    match by.by.as_deref() {
+        Some("cli") => Trigger::Cli,
+        _ => Trigger::Admin,
+    }
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({"error": message.to_string()}))).into_response()
+}
+
+pub fn router(host: PluginHost, token: AdminToken) -> axum::Router {
+    axum::Router::new()
+        .route("/admin/plugins", get(list))
+        .route("/admin/plugins/history", get(all_history))
+        .route("/admin/plugins/{name}/reload", post(reload))
+        .route("/admin/plugins/{name}/rollback", post(rollback))
+        .route("/admin/plugins/{name}/history", get(history))
+        .layer(axum::middleware::from_fn_with_state(token, require_admin))
+        .with_state(host)
+}
+
+async fn list(State(host): State<PluginHost>) -> Response {
+    Json(host.list()).into_response()
+}
+
+async fn reload(
+    State(host): State<PluginHost>,
+    Path(name): Path<String>,
+    Query(by): Query<By>,
+) -> Response {
+    if !host.list().iter().any(|p| p.name == name) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no plugin named {name:?} is loaded"),
+        );
+    }
+    match host.reload(&name, trigger(&by)).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    }
+}
+
+async fn rollback(
+    State(host): State<PluginHost>,
+    Path(name): Path<String>,
+    Query(by): Query<By>,
+) -> Response {
+    use crate::plugins::registry::RollbackError;
+    let t = match trigger(&by) {
+        Trigger::Cli => Trigger::Cli,
+        _ => Trigger::Rollback,
+    };
+    match host.rollback(&name, t) {
+        Ok(report) => Json(report).into_response(),
+        Err(e @ RollbackError::NoSuchPlugin(_)) => error(StatusCode::NOT_FOUND, e),
+        Err(e @ RollbackError::NoPrevious(_)) => error(StatusCode::CONFLICT, e),
+    }
+}
+
+async fn history(
+    State(host): State<PluginHost>,
+    Path(name): Path<String>,
+    Query(l): Query<Limit>,
+) -> Response {
+    match host.history_of(Some(&name), l.limit.unwrap_or(100)) {
+        Ok(h) => Json(h).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn all_history(State(host): State<PluginHost>, Query(l): Query<Limit>) -> Response {
+    match host.history_of(None, l.limit.unwrap_or(100)) {
+        Ok(h) => Json(h).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}

@@ -1,0 +1,207 @@
+//! Command-line interface (clap). The only place that reads the environment.
+
+mod admin_client;
+mod plugin_offline;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use ctihost::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "ctihost",
+    version,
+    about = "CTI platform for bank call centers, with WebAssembly plugins"
+)]
+pub struct Cli {
+    /// Log as JSON lines (for log shippers).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the call center (embedded defaults when no config is given).
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long, short, env = "CTIHOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Develop, test and manage plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// Validate a component: which world it implements, imports, exports, size, compile time.
+    Check {
+        file: PathBuf,
+        /// Expected kind: router, screen-pop, crm-connector, recording-policy.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Run one hook in the real sandbox and print the decision as JSON.
+    Invoke {
+        /// A component (.wasm, default limits) or a plugin manifest (.toml).
+        file: PathBuf,
+        /// route, rank-agents, build-card, lookup, on-connect, on-event.
+        #[arg(long)]
+        hook: String,
+        /// JSON input file ("-" for stdin); omit to use the built-in sample call.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// A crm-connector manifest to link for CRM lookups.
+        #[arg(long)]
+        crm: Option<PathBuf>,
+        /// Compiled-artifact cache directory.
+        #[arg(long, env = "CTIHOST_CACHE_DIR")]
+        cache: Option<PathBuf>,
+    },
+    /// Print a sample JSON input for a hook (edit it, then `plugin invoke --input`).
+    SampleInput {
+        #[arg(long)]
+        hook: String,
+    },
+    /// Write the embedded stock plugins (manifest + component) into a directory,
+    /// to start a plugin directory from.
+    ExportStock { dir: PathBuf },
+    /// List plugins of a running host.
+    List {
+        #[command(flatten)]
+        admin: admin_client::AdminArgs,
+    },
+    /// Reload a plugin of a running host from its source.
+    Reload {
+        name: String,
+        #[command(flatten)]
+        admin: admin_client::AdminArgs,
+    },
+    /// Put a plugin's previous version back on a running host.
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        admin: admin_client::AdminArgs,
+    },
+    /// Version history of one plugin (or all) on a running host.
+    History {
+        name: Option<String>,
+        #[command(flatten)]
+        admin: admin_client::AdminArgs,
+    },
+}
+
+impl Cli {
+    /// A server logs its life; a one-shot command only what went wrong.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Run { .. } => "info,cranelift=warn,wasmtime=warn",
+            Command::Plugin { .. } => "error",
+        }
+    }
+}
+
+pub fn init_tracing(json: bool, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+pub async fn dispatch(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Run { config } => run(config).await,
+        Command::Plugin { command } => match command {
+            PluginCommand::Check { file, kind } => {
+                plugin_offline::check(&file, kind.as_deref()).await
+            }
+            PluginCommand::Invoke {
+                file,
+                hook,
+                input,
+                crm,
+                cache,
+            } => {
+                plugin_offline::invoke(&file, &hook, input.as_deref(), crm.as_deref(), cache).await
+            }
+            PluginCommand::SampleInput { hook } => plugin_offline::sample_input(&hook),
+            PluginCommand::ExportStock { dir } => plugin_offline::export_stock(&dir),
+            PluginCommand::List { admin } => {
+                admin_client::call(&admin, reqwest::Method::GET, "/admin/plugins").await
+            }
+            PluginCommand::Reload { name, admin } => {
+                admin_client::call(
+                    &admin,
+                    reqwest::Method::POST,
+                    &format!("/admin/plugins/{name}/reload?by=cli"),
+                )
+                .await
+            }
+            PluginCommand::Rollback { name, admin } => {
+                admin_client::call(
+                    &admin,
+                    reqwest::Method::POST,
+                    &format!("/admin/plugins/{name}/rollback?by=cli"),
+                )
+                .await
+            }
+            PluginCommand::History { name, admin } => {
+                let path = match name {
+                    Some(n) => format!("/admin/plugins/{n}/history"),
+                    None => "/admin/plugins/history".to_owned(),
+                };
+                admin_client::call(&admin, reqwest::Method::GET, &path).await
+            }
+        },
+    }
+}
+
+async fn run(config_path: Option<PathBuf>) -> ExitCode {
+    let config = match &config_path {
+        Some(p) => match Config::from_file(p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    };
+    match ctihost::server::run(config, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

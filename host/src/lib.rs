@@ -1,0 +1,11 @@
+//! ctihost: a single-binary CTI platform for bank call centers.
+//!
+//! Library code takes configuration values and a shutdown signal; only the
+//! binary reads the command line and the environment.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod plugins;
+pub mod server;
+pub mod store;

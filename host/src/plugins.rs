@@ -1,0 +1,24 @@
+//! The plugin runtime: WIT worlds, sandbox, limits, fallbacks, versions and
+//! hot reload. It knows nothing of SIP or calls beyond the plugin contract.
+
+pub mod artifact_cache;
+pub mod bindings;
+pub mod embedded;
+pub mod engine;
+pub mod hook;
+mod host_impls;
+pub mod kind;
+pub mod manifest;
+pub mod outbound_http;
+pub mod registry;
+pub mod sandbox;
+pub mod version;
+pub mod watcher;
+
+pub use hook::{HookCall, HookOutput};
+pub use kind::PluginKind;
+pub use manifest::Manifest;
+pub use registry::{
+    HostSettings, Invocation, LoadError, LoadReport, PluginHost, PluginSource, PluginStatus,
+};
+pub use version::{Failure, FailureKind, Trigger};

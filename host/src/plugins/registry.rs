@@ -1,0 +1,787 @@
+//! The set of loaded plugins: load pipeline, atomic swap, rollback, invoke.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+use wasmtime::component::Linker;
+
+use super::artifact_cache::{ArtifactCache, CompileInfo};
+use super::bindings::crm_connector::CrmConnector;
+use super::bindings::recording_policy::RecordingPolicy;
+use super::bindings::router::Router;
+use super::bindings::screen_pop::ScreenPop;
+use super::bindings::{CrmError, Customer, LookupKey};
+use super::engine::{EngineSettings, SharedEngine};
+use super::hook::{self, HookCall, HookOutput, Pre};
+use super::kind::PluginKind;
+use super::manifest::{Manifest, ManifestError};
+use super::outbound_http::HttpGrant;
+use super::sandbox::{CrmLink, InvocationState, PluginContext, PluginCounters};
+use super::version::{Failure, Trigger, Version, short_hash};
+use crate::store::{HistoryEntry, Store};
+
+/// Where a plugin's bytes come from; reloads read it again.
+#[derive(Debug, Clone)]
+pub enum PluginSource {
+    /// A manifest file in the plugin directory.
+    Manifest(PathBuf),
+    /// A stock plugin compiled into the binary.
+    Embedded {
+        manifest: &'static str,
+        component: &'static [u8],
+    },
+    /// A bare component with default limits (CLI `plugin invoke FILE`).
+    Component { path: PathBuf, kind: PluginKind },
+}
+
+impl PluginSource {
+    fn describe(&self) -> String {
+        match self {
+            PluginSource::Manifest(p) => p.display().to_string(),
+            PluginSource::Embedded { .. } => "embedded".into(),
+            PluginSource::Component { path, .. } => path.display().to_string(),
+        }
+    }
+
+    fn read(&self) -> Result<(Manifest, Vec<u8>), LoadError> {
+        match self {
+            PluginSource::Manifest(path) => {
+                let manifest = Manifest::from_file(path)?;
+                let dir = path.parent().unwrap_or(Path::new("."));
+                let file = manifest.component_path(dir);
+                let bytes = std::fs::read(&file)
+                    .map_err(|e| LoadError::Read(format!("{}: {e}", file.display())))?;
+                Ok((manifest, bytes))
+            }
+            PluginSource::Embedded {
+                manifest,
+                component,
+            } => {
+                let manifest = Manifest::parse(manifest, Path::new("<embedded>"))?;
+                Ok((manifest, component.to_vec()))
+            }
+            PluginSource::Component { path, kind } => {
+                let bytes = std::fs::read(path)
+                    .map_err(|e| LoadError::Read(format!("{}: {e}", path.display())))?;
+                Ok((Manifest::for_component(path, *kind), bytes))
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read plugin: {0}")]
+    Read(String),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(String),
+    #[error("{0}")]
+    Compile(String),
+    #[error("component needs imports the host does not grant: {0}")]
+    Imports(String),
+    #[error("component does not implement world `{world}`: {message}")]
+    WrongWorld {
+        world: &'static str,
+        message: String,
+    },
+    #[error("self-test failed on hook {hook}: {message}")]
+    SelfTest { hook: &'static str, message: String },
+    #[error("plugin {name} is a {existing}; a {new} cannot replace it")]
+    KindChange {
+        name: String,
+        existing: PluginKind,
+        new: PluginKind,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("no plugin named {0:?} is loaded")]
+    NoSuchPlugin(String),
+    #[error("plugin {name} is a {kind}; it has no hook {hook}")]
+    WrongKind {
+        name: String,
+        kind: PluginKind,
+        hook: &'static str,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("no plugin named {0:?} is loaded")]
+    NoSuchPlugin(String),
+    #[error("plugin {0} has no previous version to roll back to")]
+    NoPrevious(String),
+}
+
+/// What a successful load did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub name: String,
+    pub kind: PluginKind,
+    pub version: String,
+    pub previous: Option<String>,
+    pub changed: bool,
+    pub size: usize,
+    pub compile: Option<CompileInfo>,
+}
+
+/// The answer of one hook invocation, as the caller uses it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invocation {
+    pub plugin: String,
+    pub version: String,
+    pub hook: &'static str,
+    pub output: HookOutput,
+    /// Set when the plugin failed and `output` is the fallback.
+    pub failure: Option<Failure>,
+    pub elapsed_us: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginStatus {
+    pub name: String,
+    pub kind: PluginKind,
+    pub version: String,
+    pub previous: Option<String>,
+    pub source: String,
+    pub loaded_at_ms: u64,
+    pub trigger: Trigger,
+    pub size: usize,
+    pub invocations: u64,
+    pub failures: u64,
+    pub consecutive_failures: u32,
+    pub mean_us: f64,
+    pub warm_instances: usize,
+    pub counters: BTreeMap<String, i64>,
+}
+
+struct Slot {
+    current: ArcSwap<Version>,
+    previous: Mutex<Option<Arc<Version>>>,
+    source: Mutex<PluginSource>,
+    counters: Arc<PluginCounters>,
+}
+
+pub struct HostSettings {
+    pub engine: EngineSettings,
+    /// Compiled-artifact cache; `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Which crm-connector plugin serves routers' and screen-pops' lookups;
+    /// `None` uses the first one loaded.
+    pub crm_connector: Option<String>,
+}
+
+struct Inner {
+    engine: SharedEngine,
+    linkers: BTreeMap<&'static str, Linker<InvocationState>>,
+    cache: ArtifactCache,
+    store: Store,
+    slots: RwLock<BTreeMap<String, Arc<Slot>>>,
+    crm_connector: Option<String>,
+    /// Serialises loads so two triggers never race on one slot.
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+/// The plugin runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<Inner>,
+}
+
+impl PluginHost {
+    pub fn new(settings: HostSettings, store: Store) -> Result<Self, String> {
+        let engine =
+            SharedEngine::new(&settings.engine).map_err(|e| format!("wasm engine: {e:#}"))?;
+        let mut linkers = BTreeMap::new();
+        for kind in PluginKind::ALL {
+            linkers.insert(
+                kind.world(),
+                linker(&engine.engine, kind).map_err(|e| format!("linker for {kind}: {e:#}"))?,
+            );
+        }
+        let cache = ArtifactCache::new(settings.cache_dir, engine.fingerprint());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linkers,
+                cache,
+                store,
+                slots: RwLock::new(BTreeMap::new()),
+                crm_connector: settings.crm_connector,
+                load_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    pub fn engine(&self) -> &wasmtime::Engine {
+        &self.inner.engine.engine
+    }
+
+    pub fn pooling(&self) -> bool {
+        self.inner.engine.pooling
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Load (or reload) a plugin; on success new invocations use it at once.
+    /// On failure the version that was serving keeps serving.
+    pub async fn load(
+        &self,
+        source: PluginSource,
+        trigger: Trigger,
+    ) -> Result<LoadReport, LoadError> {
+        let _guard = self.inner.load_lock.lock().await;
+        let origin = source.describe();
+        let result = self.load_locked(source, trigger).await;
+        match &result {
+            Ok(r) if r.changed => {
+                tracing::info!(plugin = %r.name, version = %r.version, previous = ?r.previous, %trigger, source = %origin, "plugin version loaded");
+                self.history(
+                    &r.name,
+                    &r.version,
+                    trigger,
+                    "loaded",
+                    &format!("from {origin}"),
+                );
+            }
+            Ok(r) => {
+                if matches!(trigger, Trigger::Admin | Trigger::Cli) {
+                    self.history(
+                        &r.name,
+                        &r.version,
+                        trigger,
+                        "unchanged",
+                        "same component and manifest",
+                    );
+                }
+            }
+            Err(e) => {
+                let name = self.name_hint(&origin);
+                tracing::warn!(plugin = %name, %trigger, source = %origin, error = %e, "plugin load rejected; previous version keeps serving");
+                self.history(&name, "", trigger, "rejected", &e.to_string());
+            }
+        }
+        result
+    }
+
+    fn name_hint(&self, origin: &str) -> String {
+        let slots = self.inner.slots.read();
+        slots
+            .iter()
+            .find(|(_, s)| s.source.lock().describe() == origin)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| origin.to_owned())
+    }
+
+    async fn load_locked(
+        &self,
+        source: PluginSource,
+        trigger: Trigger,
+    ) -> Result<LoadReport, LoadError> {
+        let (manifest, bytes) = source.read()?;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let existing = self.inner.slots.read().get(&manifest.name).cloned();
+        if let Some(slot) = &existing {
+            let cur = slot.current.load();
+            if cur.kind() != manifest.kind {
+                return Err(LoadError::KindChange {
+                    name: manifest.name,
+                    existing: cur.kind(),
+                    new: manifest.kind,
+                });
+            }
+            if cur.hash == hash && cur.manifest == manifest {
+                *slot.source.lock() = source;
+                return Ok(LoadReport {
+                    name: manifest.name,
+                    kind: cur.kind(),
+                    version: cur.short().to_owned(),
+                    previous: None,
+                    changed: false,
+                    size: bytes.len(),
+                    compile: None,
+                });
+            }
+        }
+        check_component_header(&bytes)?;
+        let size = bytes.len();
+        let (component, compile) = self
+            .inner
+            .cache
+            .load(self.engine(), &hash, Arc::new(bytes))
+            .await
+            .map_err(LoadError::Compile)?;
+        let kind = manifest.kind;
+        let instance_pre = self.inner.linkers[kind.world()]
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
+        let pre = Pre::new(kind, instance_pre).map_err(|e| LoadError::WrongWorld {
+            world: kind.world(),
+            message: format!("{e:#}"),
+        })?;
+
+        let counters = existing
+            .as_ref()
+            .map(|s| s.counters.clone())
+            .unwrap_or_default();
+        let version_short = short_hash(&hash).to_owned();
+        // Self-test in a sandbox with no CRM, no HTTP and no key-value store:
+        // it proves the plugin answers, and answers sanely when the CRM is down.
+        let test_ctx = Arc::new(self.context(&manifest, &version_short, counters.clone(), true)?);
+        for call in hook::self_test_calls(kind) {
+            super::version::execute(
+                self.engine(),
+                &pre,
+                &test_ctx,
+                &manifest.limits,
+                None,
+                &call,
+            )
+            .await
+            .map_err(|f| LoadError::SelfTest {
+                hook: call.name(),
+                message: f.to_string(),
+            })?;
+        }
+        let ctx = Arc::new(self.context(&manifest, &version_short, counters.clone(), false)?);
+        let name = manifest.name.clone();
+        let version = Arc::new(Version::new(
+            manifest, hash, size, trigger, compile, pre, ctx,
+        ));
+        let previous = match existing {
+            Some(slot) => {
+                let old = slot.current.swap(version);
+                let prev = old.short().to_owned();
+                *slot.previous.lock() = Some(old);
+                *slot.source.lock() = source;
+                Some(prev)
+            }
+            None => {
+                self.inner.slots.write().insert(
+                    name.clone(),
+                    Arc::new(Slot {
+                        current: ArcSwap::new(version),
+                        previous: Mutex::new(None),
+                        source: Mutex::new(source),
+                        counters,
+                    }),
+                );
+                None
+            }
+        };
+        Ok(LoadReport {
+            name,
+            kind,
+            version: version_short,
+            previous,
+            changed: true,
+            size,
+            compile: Some(compile),
+        })
+    }
+
+    fn context(
+        &self,
+        m: &Manifest,
+        version: &str,
+        counters: Arc<PluginCounters>,
+        self_test: bool,
+    ) -> Result<PluginContext, LoadError> {
+        let http = if !self_test
+            && m.kind == PluginKind::CrmConnector
+            && !m.capabilities.http_hosts.is_empty()
+        {
+            Some(Arc::new(
+                HttpGrant::new(
+                    m.capabilities.http_hosts.clone(),
+                    m.http_timeout(),
+                    m.http_max_response_bytes(),
+                )
+                .map_err(LoadError::Read)?,
+            ))
+        } else {
+            None
+        };
+        let crm: Option<Arc<dyn CrmLink>> =
+            if !self_test && matches!(m.kind, PluginKind::Router | PluginKind::ScreenPop) {
+                Some(Arc::new(HostCrmLink {
+                    host: Arc::downgrade(&self.inner),
+                }))
+            } else {
+                None
+            };
+        let kv = if self_test {
+            None
+        } else {
+            Some(
+                self.inner
+                    .store
+                    .plugin_kv(&m.name)
+                    .map_err(|e| LoadError::Read(e.to_string()))?,
+            )
+        };
+        Ok(PluginContext {
+            name: m.name.clone(),
+            version: version.to_owned(),
+            config: m.config.clone(),
+            config_json: m.config_json(),
+            kv,
+            counters,
+            http,
+            crm,
+            memory_bytes: m.limits.memory_mb as usize * 1024 * 1024,
+            max_stdio_bytes: m.limits.max_stdio_bytes as usize,
+        })
+    }
+
+    fn history(&self, plugin: &str, version: &str, trigger: Trigger, outcome: &str, message: &str) {
+        let entry = HistoryEntry {
+            at_ms: crate::clock::now_ms(),
+            plugin: plugin.to_owned(),
+            version: version.to_owned(),
+            trigger: trigger.to_string(),
+            outcome: outcome.to_owned(),
+            message: message.to_owned(),
+        };
+        if let Err(e) = self.inner.store.record_history(&entry) {
+            tracing::error!(error = %e, plugin, "cannot record plugin history");
+        }
+    }
+
+    /// Run one hook on the plugin's current version. Plugin failures do not
+    /// make this fail: the answer is then the hook's fallback, marked as such.
+    pub async fn invoke(&self, name: &str, call: HookCall) -> Result<Invocation, InvokeError> {
+        invoke(&self.inner, name, call).await
+    }
+
+    /// Re-read a plugin from where it was loaded.
+    pub async fn reload(&self, name: &str, trigger: Trigger) -> Result<LoadReport, LoadError> {
+        let source = {
+            let slots = self.inner.slots.read();
+            let slot = slots
+                .get(name)
+                .ok_or_else(|| LoadError::Read(format!("no plugin named {name:?} is loaded")))?;
+            slot.source.lock().clone()
+        };
+        self.load(source, trigger).await
+    }
+
+    /// Load every manifest in `dir`; returns each one's outcome.
+    pub async fn load_dir(
+        &self,
+        dir: &Path,
+        trigger: Trigger,
+    ) -> Vec<(PathBuf, Result<LoadReport, LoadError>)> {
+        let mut manifests: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot read plugin directory");
+                return vec![];
+            }
+        };
+        manifests.sort();
+        let mut out = Vec::new();
+        for m in manifests {
+            let r = self.load(PluginSource::Manifest(m.clone()), trigger).await;
+            out.push((m, r));
+        }
+        out
+    }
+
+    /// Put the previous version back. The version rolled back from becomes the
+    /// "previous", so a rollback can itself be undone.
+    pub fn rollback(&self, name: &str, trigger: Trigger) -> Result<LoadReport, RollbackError> {
+        rollback(&self.inner, name, trigger)
+    }
+
+    pub fn list(&self) -> Vec<PluginStatus> {
+        let slots = self.inner.slots.read();
+        slots
+            .iter()
+            .map(|(name, slot)| {
+                let v = slot.current.load();
+                let inv = v.stats.invocations.load(Ordering::Relaxed);
+                PluginStatus {
+                    name: name.clone(),
+                    kind: v.kind(),
+                    version: v.short().to_owned(),
+                    previous: slot.previous.lock().as_ref().map(|p| p.short().to_owned()),
+                    source: slot.source.lock().describe(),
+                    loaded_at_ms: v.loaded_at_ms,
+                    trigger: v.trigger,
+                    size: v.size,
+                    invocations: inv,
+                    failures: v.stats.failures.load(Ordering::Relaxed),
+                    consecutive_failures: v.stats.consecutive_failures.load(Ordering::Relaxed),
+                    mean_us: if inv == 0 {
+                        0.0
+                    } else {
+                        v.stats.total_ns.load(Ordering::Relaxed) as f64 / inv as f64 / 1000.0
+                    },
+                    warm_instances: v.warm_instances(),
+                    counters: slot.counters.snapshot(),
+                }
+            })
+            .collect()
+    }
+
+    /// Compile `bytes` into the artifact cache (if any) and say how long it took.
+    pub async fn compile(&self, bytes: Vec<u8>) -> Result<CompileInfo, LoadError> {
+        check_component_header(&bytes)?;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let (_, info) = self
+            .inner
+            .cache
+            .load(self.engine(), &hash, Arc::new(bytes))
+            .await
+            .map_err(LoadError::Compile)?;
+        Ok(info)
+    }
+
+    /// Names of the imports and exports of the component serving `name`.
+    pub fn interface(&self, name: &str) -> Option<(Vec<String>, Vec<String>)> {
+        let slot = self.inner.slots.read().get(name).cloned()?;
+        let v = slot.current.load_full();
+        let ty = v.component().component_type();
+        let engine = self.engine();
+        let imports = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();
+        let exports = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
+        Some((imports, exports))
+    }
+
+    /// The full version hash currently serving `name`.
+    pub fn current_version(&self, name: &str) -> Option<String> {
+        self.inner
+            .slots
+            .read()
+            .get(name)
+            .map(|s| s.current.load().hash.clone())
+    }
+
+    pub fn history_of(
+        &self,
+        name: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, crate::store::StoreError> {
+        self.inner.store.history(name, limit)
+    }
+
+    /// Typed helper for routers.
+    pub async fn route(
+        &self,
+        name: &str,
+        call: super::bindings::CallInfo,
+    ) -> Result<(super::bindings::RouteDecision, Invocation), InvokeError> {
+        let inv = self.invoke(name, HookCall::Route { call }).await?;
+        match &inv.output {
+            HookOutput::Route(d) => Ok((d.clone(), inv)),
+            _ => Err(InvokeError::WrongKind {
+                name: name.to_owned(),
+                kind: PluginKind::Router,
+                hook: "route",
+            }),
+        }
+    }
+}
+
+fn invoke<'a>(
+    inner: &'a Arc<Inner>,
+    name: &'a str,
+    call: HookCall,
+) -> Pin<Box<dyn Future<Output = Result<Invocation, InvokeError>> + Send + 'a>> {
+    Box::pin(async move {
+        let slot = inner
+            .slots
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| InvokeError::NoSuchPlugin(name.to_owned()))?;
+        // Pin the version: a swap during this call does not affect it.
+        let version = slot.current.load_full();
+        if version.kind() != call.kind() {
+            return Err(InvokeError::WrongKind {
+                name: name.to_owned(),
+                kind: version.kind(),
+                hook: call.name(),
+            });
+        }
+        let span = tracing::info_span!(
+            "plugin",
+            plugin = name,
+            version = version.short(),
+            hook = call.name(),
+            call_id = call.call_id()
+        );
+        let started = Instant::now();
+        let result = version
+            .execute(&inner.engine.engine, &call)
+            .instrument(span)
+            .await;
+        let elapsed_us = started.elapsed().as_secs_f64() * 1e6;
+        let (output, failure) = match result {
+            Ok(out) => (out, None),
+            Err(f) => {
+                tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, "plugin failed; fallback used");
+                let consecutive = version.stats.consecutive_failures.load(Ordering::Relaxed);
+                if consecutive >= version.manifest.limits.rollback_after_failures.max(1)
+                    && Arc::ptr_eq(&slot.current.load(), &version)
+                    && slot.previous.lock().is_some()
+                {
+                    match rollback(inner, name, Trigger::AutoRollback) {
+                        Ok(r) => {
+                            tracing::error!(plugin = name, bad = version.short(), restored = %r.version, consecutive, "new version failed repeatedly; rolled back")
+                        }
+                        Err(e) => {
+                            tracing::error!(plugin = name, error = %e, "automatic rollback failed")
+                        }
+                    }
+                }
+                (call.fallback(&version.manifest.fallback), Some(f))
+            }
+        };
+        Ok(Invocation {
+            plugin: name.to_owned(),
+            version: version.short().to_owned(),
+            hook: call.name(),
+            output,
+            failure,
+            elapsed_us,
+        })
+    })
+}
+
+fn rollback(inner: &Arc<Inner>, name: &str, trigger: Trigger) -> Result<LoadReport, RollbackError> {
+    let slot = inner
+        .slots
+        .read()
+        .get(name)
+        .cloned()
+        .ok_or_else(|| RollbackError::NoSuchPlugin(name.to_owned()))?;
+    let mut prev = slot.previous.lock();
+    let target = prev
+        .take()
+        .ok_or_else(|| RollbackError::NoPrevious(name.to_owned()))?;
+    target
+        .stats
+        .consecutive_failures
+        .store(0, Ordering::Relaxed);
+    let old = slot.current.swap(target.clone());
+    let report = LoadReport {
+        name: name.to_owned(),
+        kind: target.kind(),
+        version: target.short().to_owned(),
+        previous: Some(old.short().to_owned()),
+        changed: true,
+        size: target.size,
+        compile: None,
+    };
+    *prev = Some(old);
+    drop(prev);
+    let entry = HistoryEntry {
+        at_ms: crate::clock::now_ms(),
+        plugin: name.to_owned(),
+        version: target.hash.clone(),
+        trigger: trigger.to_string(),
+        outcome: "rolled-back".into(),
+        message: format!("from {}", report.previous.as_deref().unwrap_or("?")),
+    };
+    if let Err(e) = inner.store.record_history(&entry) {
+        tracing::error!(error = %e, plugin = name, "cannot record plugin history");
+    }
+    Ok(report)
+}
+
+struct HostCrmLink {
+    host: Weak<Inner>,
+}
+
+impl CrmLink for HostCrmLink {
+    fn lookup(
+        &self,
+        call_id: String,
+        key: LookupKey,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<Customer>, CrmError>> + Send + '_>> {
+        Box::pin(async move {
+            let Some(inner) = self.host.upgrade() else {
+                return Err(CrmError::Unavailable("host shutting down".into()));
+            };
+            let connector = match &inner.crm_connector {
+                Some(n) => Some(n.clone()),
+                None => inner
+                    .slots
+                    .read()
+                    .iter()
+                    .find(|(_, s)| s.current.load().kind() == PluginKind::CrmConnector)
+                    .map(|(n, _)| n.clone()),
+            };
+            let Some(connector) = connector else {
+                return Err(CrmError::Denied("no CRM connector plugin is loaded".into()));
+            };
+            tracing::debug!(call_id, connector, "CRM lookup");
+            match invoke(&inner, &connector, HookCall::Lookup { key }).await {
+                Ok(Invocation {
+                    output: HookOutput::Lookup(r),
+                    ..
+                }) => r,
+                Ok(_) => Err(CrmError::Unavailable(
+                    "connector answered another hook".into(),
+                )),
+                Err(e) => Err(CrmError::Denied(e.to_string())),
+            }
+        })
+    }
+}
+
+fn linker(
+    engine: &wasmtime::Engine,
+    kind: PluginKind,
+) -> wasmtime::Result<Linker<InvocationState>> {
+    use wasmtime::component::HasSelf;
+    let mut l = Linker::new(engine);
+    // WASI is linked because guest standard libraries import it; the context
+    // grants no files, environment, sockets or stdin (see sandbox.rs).
+    wasmtime_wasi::p2::add_to_linker_async(&mut l)?;
+    match kind {
+        PluginKind::Router => Router::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s)?,
+        PluginKind::ScreenPop => ScreenPop::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s)?,
+        PluginKind::CrmConnector => CrmConnector::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s)?,
+        PluginKind::RecordingPolicy => {
+            RecordingPolicy::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s)?
+        }
+    }
+    Ok(l)
+}
+
+/// Name what the bytes are when they are not a component.
+pub fn check_component_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotAComponent(
+            "the file does not start with the WebAssembly magic bytes".into(),
+        ));
+    }
+    match bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err(LoadError::NotAComponent(
+            "this is a core WebAssembly module; build for wasm32-wasip2 (or wrap it with `wasm-tools component new`)".into(),
+        )),
+        _ => Err(LoadError::NotAComponent("unknown WebAssembly version or layer".into())),
+    }
+}

@@ -1,0 +1,226 @@
+//! Per-invocation store state: what a running plugin can reach, and nothing more.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::{CrmError, Customer, LookupKey};
+use super::outbound_http::HttpGrant;
+
+/// Links a router or screen-pop's `crm` import to the configured connector.
+pub trait CrmLink: Send + Sync {
+    fn lookup(
+        &self,
+        call_id: String,
+        key: LookupKey,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<Customer>, CrmError>> + Send + '_>>;
+}
+
+/// Counters a plugin keeps through `host.counter-add`.
+#[derive(Default)]
+pub struct PluginCounters(Mutex<BTreeMap<String, i64>>);
+
+impl PluginCounters {
+    pub fn add(&self, name: &str, delta: i64) {
+        let mut m = self.0.lock();
+        if m.len() >= 256 && !m.contains_key(name) {
+            return; // a plugin cannot grow the host's memory through counter names
+        }
+        let v = m.entry(name.to_owned()).or_insert(0);
+        *v = v.saturating_add(delta);
+    }
+    pub fn snapshot(&self) -> BTreeMap<String, i64> {
+        self.0.lock().clone()
+    }
+}
+
+/// What one plugin version may touch; shared by all its invocations.
+pub struct PluginContext {
+    pub name: String,
+    /// Short content hash of the component, as logs and CDRs show it.
+    pub version: String,
+    pub config: toml::Table,
+    pub config_json: String,
+    /// The plugin's own key-value namespace; none during self-test.
+    pub kv: Option<sled::Tree>,
+    pub counters: Arc<PluginCounters>,
+    pub http: Option<Arc<HttpGrant>>,
+    pub crm: Option<Arc<dyn CrmLink>>,
+    pub memory_bytes: usize,
+    pub max_stdio_bytes: usize,
+}
+
+/// Raised by the limiter; recognised by downcast to classify the failure.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded (wanted {wanted})")]
+pub struct MemoryLimitExceeded {
+    pub limit: usize,
+    pub wanted: usize,
+}
+
+/// Raised by the epoch callback when the hook's wall-clock deadline passed.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline of {0} ms exceeded")]
+pub struct DeadlineExceeded(pub u64);
+
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+const MAX_LOG_LINES: u32 = 64;
+const MAX_LOG_BYTES: usize = 2048;
+
+pub struct InvocationState {
+    pub ctx: Arc<PluginContext>,
+    pub call_id: String,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    log_lines: u32,
+}
+
+impl InvocationState {
+    pub fn new_store(engine: &wasmtime::Engine, ctx: Arc<PluginContext>) -> Store<Self> {
+        let cap = ctx.max_stdio_bytes;
+        let stdout = MemoryOutputPipe::new(cap);
+        let stderr = MemoryOutputPipe::new(cap);
+        // No preopened directories, no environment, no arguments, no sockets;
+        // stdin is empty. Clocks and randomness stay (std's HashMap needs them).
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = Self {
+            ctx,
+            call_id: String::new(),
+            wasi,
+            table: ResourceTable::new(),
+            stdout,
+            stderr,
+            log_lines: 0,
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| s as &mut dyn ResourceLimiter);
+        store
+    }
+
+    pub fn begin(&mut self, call_id: &str) {
+        self.call_id.clear();
+        self.call_id.push_str(call_id);
+        self.log_lines = 0;
+    }
+
+    /// Send what the guest printed to the log. The pipes are capped; a reused
+    /// instance keeps appending, so only new bytes would be logged twice at worst.
+    pub fn drain_stdio(&mut self) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            if !bytes.is_empty() {
+                let text = String::from_utf8_lossy(&bytes);
+                tracing::info!(plugin = %self.ctx.name, version = %self.ctx.version, call_id = %self.call_id, stream, output = %text.trim_end(), "plugin output");
+            }
+        }
+        let cap = self.ctx.max_stdio_bytes;
+        self.stdout = MemoryOutputPipe::new(cap);
+        self.stderr = MemoryOutputPipe::new(cap);
+        let mut b = WasiCtxBuilder::new();
+        b.stdout(self.stdout.clone())
+            .stderr(self.stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        self.wasi = b.build();
+    }
+
+    pub fn log(&mut self, level: tracing::Level, message: &str, fields: &[(String, String)]) {
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            if self.log_lines == MAX_LOG_LINES + 1 {
+                tracing::warn!(plugin = %self.ctx.name, version = %self.ctx.version, call_id = %self.call_id, "plugin log lines capped for this invocation");
+            }
+            return;
+        }
+        let message = truncate(message, MAX_LOG_BYTES);
+        let fields = fields
+            .iter()
+            .take(16)
+            .map(|(k, v)| format!("{}={}", truncate(k, 64), truncate(v, 256)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (p, v, c) = (&self.ctx.name, &self.ctx.version, &self.call_id);
+        match level {
+            tracing::Level::ERROR => {
+                tracing::error!(plugin = %p, version = %v, call_id = %c, fields = %fields, "{message}")
+            }
+            tracing::Level::WARN => {
+                tracing::warn!(plugin = %p, version = %v, call_id = %c, fields = %fields, "{message}")
+            }
+            tracing::Level::INFO => {
+                tracing::info!(plugin = %p, version = %v, call_id = %c, fields = %fields, "{message}")
+            }
+            tracing::Level::DEBUG => {
+                tracing::debug!(plugin = %p, version = %v, call_id = %c, fields = %fields, "{message}")
+            }
+            tracing::Level::TRACE => {
+                tracing::trace!(plugin = %p, version = %v, call_id = %c, fields = %fields, "{message}")
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl WasiView for InvocationState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for InvocationState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let limit = self.ctx.memory_bytes;
+        if desired > limit {
+            // Trapping (rather than failing the grow) gives a clean, named
+            // failure instead of an opaque abort inside the guest's allocator.
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                limit,
+                wanted: desired,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}

@@ -1,0 +1,159 @@
+//! `ctihost run`: wires store, plugins and API together and waits for shutdown.
+
+use std::future::Future;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::api::auth::AdminToken;
+use crate::config::Config;
+use crate::plugins::embedded::STOCK;
+use crate::plugins::engine::EngineSettings;
+use crate::plugins::{HostSettings, PluginHost, Trigger, watcher};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("plugin runtime: {0}")]
+    Plugins(String),
+    #[error("embedded plugin {name} failed to load: {message}")]
+    Embedded { name: String, message: String },
+    #[error("admin token: {0}")]
+    Token(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("admin server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Build the plugin host from the config and load embedded and directory plugins.
+pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store = Store::open(&config.data_dir.join("db"))?;
+    let host = PluginHost::new(
+        HostSettings {
+            engine: EngineSettings {
+                pooling: config.plugins.pooling,
+                max_memory_mb: config.plugins.max_memory_mb,
+                max_instances: config.plugins.max_instances,
+            },
+            cache_dir: Some(config.data_dir.join("artifacts")),
+            crm_connector: config.plugins.crm_connector.clone(),
+        },
+        store,
+    )
+    .map_err(ServerError::Plugins)?;
+    if config.plugins.embedded {
+        for p in STOCK {
+            host.load(p.source(), Trigger::Startup)
+                .await
+                .map_err(|e| ServerError::Embedded {
+                    name: p.name.to_owned(),
+                    message: e.to_string(),
+                })?;
+        }
+    }
+    if let Some(dir) = &config.plugins.dir {
+        for (path, r) in host.load_dir(dir, Trigger::Startup).await {
+            // A broken plugin in the directory must not keep the center down:
+            // the embedded version (if any) serves and the error is logged.
+            if let Err(e) = r {
+                tracing::error!(manifest = %path.display(), error = %e, "plugin not loaded at start-up");
+            }
+        }
+    }
+    Ok(host)
+}
+
+pub fn admin_token(config: &Config) -> Result<String, ServerError> {
+    if let Some(t) = &config.admin.token {
+        return Ok(t.clone());
+    }
+    let path = config
+        .admin
+        .token_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("admin.token"));
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_owned();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let token = random_token().map_err(|e| ServerError::Token(e.to_string()))?;
+    write_private(&path, &token)
+        .map_err(|e| ServerError::Token(format!("{}: {e}", path.display())))?;
+    tracing::info!(path = %path.display(), "generated admin token");
+    Ok(token)
+}
+
+fn random_token() -> std::io::Result<String> {
+    let mut b = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(hex::encode(b))
+}
+
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    o.mode(0o600);
+    o.open(path)?.write_all(content.as_bytes())
+}
+
+/// Serve until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let host = start_plugins(&config).await?;
+    let _watch = match (&config.plugins.dir, config.plugins.watch) {
+        (Some(dir), true) => match watcher::watch_dir(
+            host.clone(),
+            dir.clone(),
+            Duration::from_millis(config.plugins.debounce_ms),
+        ) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "hot reload on file change disabled");
+                None
+            }
+        },
+        _ => None,
+    };
+    let token = AdminToken::new(&admin_token(&config)?);
+    let app = crate::api::admin_router(host.clone(), token);
+    let listener = tokio::net::TcpListener::bind(config.admin.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: config.admin.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(ServerError::Serve)?;
+    tracing::info!(%addr, plugins = host.list().len(), pooling = host.pooling(), "ctihost ready; admin API listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)?;
+    tracing::info!("ctihost stopped");
+    Ok(())
+}

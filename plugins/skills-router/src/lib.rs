@@ -1,0 +1,206 @@
+//! Skills router, configured by a table in its manifest:
+//! service number -> IVR menu -> queue by digit; VIP customers to a priority
+//! queue; an after-hours rule. See `plugin.toml` for the table's shape.
+
+use std::collections::BTreeMap;
+
+use ctihost_sdk::crm::{LookupKey, lookup};
+use ctihost_sdk::host;
+use ctihost_sdk::router::*;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Config {
+    #[serde(default = "default_offset")]
+    utc_offset_minutes: i32,
+    #[serde(default = "default_queue")]
+    default_queue: String,
+    #[serde(default = "yes")]
+    crm_lookup: bool,
+    vip: Option<Vip>,
+    hours: Option<Hours>,
+    #[serde(default)]
+    services: Vec<Service>,
+}
+
+#[derive(Deserialize)]
+struct Vip {
+    queue: String,
+    #[serde(default = "ten")]
+    priority: i32,
+    /// VIPs are served outside business hours too.
+    #[serde(default)]
+    always_open: bool,
+}
+
+#[derive(Deserialize)]
+struct Hours {
+    /// Open days, 0 = Monday ... 6 = Sunday.
+    days: Vec<u8>,
+    open: String,
+    close: String,
+    after_hours: Target,
+}
+
+#[derive(Deserialize)]
+struct Service {
+    number: String,
+    menu: Option<Menu>,
+    /// Queue when the service has no menu.
+    queue: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Menu {
+    name: String,
+    prompt: String,
+    #[serde(default = "one")]
+    max_digits: u8,
+    #[serde(default = "timeout")]
+    timeout_ms: u32,
+    /// Times the menu is repeated after an invalid choice.
+    #[serde(default = "one")]
+    retries: u8,
+    options: BTreeMap<String, Target>,
+}
+
+/// A destination: `"cards"` is a queue; a table says more.
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum Target {
+    Queue(String),
+    Full {
+        queue: Option<String>,
+        #[serde(default)]
+        priority: i32,
+        #[serde(default)]
+        skills: Vec<String>,
+        max_wait_secs: Option<u32>,
+        overflow: Option<String>,
+        forward: Option<String>,
+        agent: Option<String>,
+        reject: Option<u16>,
+        reason: Option<String>,
+    },
+}
+
+fn default_offset() -> i32 {
+    480
+}
+fn default_queue() -> String {
+    "general".into()
+}
+fn yes() -> bool {
+    true
+}
+fn ten() -> i32 {
+    10
+}
+fn one() -> u8 {
+    1
+}
+fn timeout() -> u32 {
+    5000
+}
+
+impl Target {
+    fn decision(&self) -> RouteDecision {
+        match self {
+            Target::Queue(q) => queue(q).into(),
+            Target::Full { queue: q, priority, skills, max_wait_secs, overflow, forward, agent, reject: code, reason } => {
+                if let Some(code) = code {
+                    return reject(*code, reason.as_deref().unwrap_or("Unavailable"));
+                }
+                if let Some(f) = forward {
+                    return RouteDecision::Forward(f.clone());
+                }
+                if let Some(a) = agent {
+                    return RouteDecision::Agent(a.clone());
+                }
+                RouteDecision::Queue(QueueTarget {
+                    queue: q.clone().unwrap_or_else(default_queue),
+                    priority: *priority,
+                    skills: skills.clone(),
+                    max_wait_secs: *max_wait_secs,
+                    overflow: overflow.clone(),
+                })
+            }
+        }
+    }
+}
+
+struct SkillsRouter;
+
+impl Guest for SkillsRouter {
+    fn route(mut call: CallInfo) -> RouteDecision {
+        let cfg: Config = match host::config() {
+            Ok(c) => c,
+            Err(e) => {
+                host::log(host::LogLevel::Error, "bad router config", &[("error", &e)]);
+                return queue("general").into();
+            }
+        };
+        if call.customer.is_none() && cfg.crm_lookup {
+            match lookup(&LookupKey::Phone(call.caller.clone())) {
+                Ok(c) => call.customer = c,
+                Err(e) => host::log(host::LogLevel::Warn, "CRM lookup failed; routing without customer", &[("error", &format!("{e:?}"))]),
+            }
+        }
+        let vip = cfg.vip.as_ref().filter(|_| call.is_vip());
+        if let Some(h) = &cfg.hours
+            && !open_now(h, call.arrived_at_ms, cfg.utc_offset_minutes)
+            && !vip.is_some_and(|v| v.always_open)
+        {
+            host::counter_add("after_hours", 1);
+            return h.after_hours.decision();
+        }
+        if let Some(v) = vip {
+            host::counter_add("vip", 1);
+            let mut q = queue(&v.queue).priority(v.priority);
+            if let Some(lang) = call.customer.as_ref().and_then(|c| c.language.as_deref()) {
+                q = q.skill(&format!("lang:{lang}"));
+            }
+            return q.into();
+        }
+        let Some(service) = cfg.services.iter().find(|s| s.number == call.dialed) else {
+            return queue(&cfg.default_queue).into();
+        };
+        let Some(menu) = &service.menu else {
+            return queue(service.queue.as_deref().unwrap_or(&cfg.default_queue)).into();
+        };
+        let attempts = call.ivr.iter().filter(|e| e.step == menu.name).count();
+        let choice = call.digits(&menu.name).and_then(|d| menu.options.get(d));
+        match choice {
+            Some(target) => target.decision(),
+            None if attempts <= menu.retries as usize => {
+                let mut step = ivr(&menu.name, &menu.prompt, menu.max_digits);
+                step.inter_digit_timeout_ms = menu.timeout_ms;
+                if attempts > 0 {
+                    step.prompt = format!("{}-invalid", menu.prompt);
+                }
+                step.into()
+            }
+            None => queue(&cfg.default_queue).into(),
+        }
+    }
+
+    fn rank_agents(call: CallInfo, queue: String, mut candidates: Vec<AgentCandidate>) -> Vec<String> {
+        // Best skill for this queue first; among equals, the longest idle.
+        let level = |c: &AgentCandidate| c.skills.iter().find(|(s, _)| *s == queue).map(|(_, l)| *l).unwrap_or(0);
+        candidates.sort_by(|a, b| level(b).cmp(&level(a)).then(b.idle_secs.cmp(&a.idle_secs)));
+        if !call.is_vip() && candidates.iter().all(|c| level(c) == level(&candidates[0])) {
+            return vec![]; // nothing to add to the queue's own strategy
+        }
+        candidates.into_iter().map(|c| c.id).collect()
+    }
+}
+
+fn open_now(h: &Hours, at_ms: u64, offset: i32) -> bool {
+    let t = LocalTime::at(at_ms, offset);
+    let (Some(open), Some(close)) = (parse_hhmm(&h.open), parse_hhmm(&h.close)) else {
+        return true;
+    };
+    h.days.contains(&t.weekday) && t.minutes() >= open && t.minutes() < close
+}
+
+ctihost_sdk::export_router!(SkillsRouter);

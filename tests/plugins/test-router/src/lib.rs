@@ -1,0 +1,73 @@
+//! A router for the host's tests. Its behaviour is chosen by the manifest's
+//! `mode`; hostile modes act only on real calls (not on the host's self-test
+//! call), like a plugin that passes its checks and misbehaves in production.
+
+use ctihost_sdk::host;
+use ctihost_sdk::router::*;
+
+struct TestRouter;
+
+fn mode() -> String {
+    host::config_get("mode").unwrap_or_else(|| "ok".into())
+}
+
+fn ok_decision() -> RouteDecision {
+    let q = host::config_get("queue").unwrap_or_else(|| "general".into());
+    queue(&q).into()
+}
+
+impl Guest for TestRouter {
+    fn route(call: CallInfo) -> RouteDecision {
+        if call.call_id.starts_with("selftest") {
+            return ok_decision();
+        }
+        match mode().as_str() {
+            "loop" => loop {
+                std::hint::black_box(0);
+            },
+            "memory-bomb" => {
+                let mut hog: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hog.push(vec![7u8; 1 << 20]);
+                    std::hint::black_box(&hog);
+                }
+            }
+            "trap" => panic!("test router told to trap"),
+            "huge-output" => RouteDecision::Forward("9".repeat(8 << 20)),
+            "bad-decision" => reject(200, "OK is not a rejection"),
+            "read-file" => match std::fs::read_to_string("/etc/passwd") {
+                Ok(text) => RouteDecision::Forward(format!("leaked:{}", text.len())),
+                Err(e) => panic!("file system closed: {e}"),
+            },
+            "env" => match std::env::vars().next() {
+                Some((k, _)) => RouteDecision::Forward(format!("leaked-env:{k}")),
+                None => ok_decision(),
+            },
+            "slow" => {
+                // Busy work (not a sleep): holds the version for a while.
+                let ms: u64 = host::config_get("slow_ms").and_then(|s| s.parse().ok()).unwrap_or(200);
+                let until = host::now_ms() + ms;
+                while host::now_ms() < until {
+                    std::hint::black_box(0);
+                }
+                ok_decision()
+            }
+            "print" => {
+                println!("hello from the test router");
+                ok_decision()
+            }
+            "kv" => {
+                let n = host::kv_get("count").and_then(|v| v.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0) + 1;
+                let _ = host::kv_set("count", &n.to_le_bytes());
+                queue(&format!("count-{n}")).into()
+            }
+            _ => ok_decision(),
+        }
+    }
+
+    fn rank_agents(_call: CallInfo, _queue: String, candidates: Vec<AgentCandidate>) -> Vec<String> {
+        candidates.into_iter().rev().map(|c| c.id).collect()
+    }
+}
+
+ctihost_sdk::export_router!(TestRouter);
