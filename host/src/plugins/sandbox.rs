@@ -118,9 +118,10 @@ impl InvocationState {
         self.log_lines = 0;
     }
 
-    /// Send what the guest printed to the log. The pipes are capped; a reused
-    /// instance keeps appending, so only new bytes would be logged twice at worst.
-    pub fn drain_stdio(&mut self) {
+    /// Send what the guest printed to the log and start fresh (capped) pipes;
+    /// returns the stderr text, which carries a Rust guest's panic message.
+    pub fn drain_stdio(&mut self) -> String {
+        let stderr = String::from_utf8_lossy(&self.stderr.contents()).into_owned();
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let bytes = pipe.contents();
             if !bytes.is_empty() {
@@ -138,6 +139,7 @@ impl InvocationState {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         self.wasi = b.build();
+        stderr
     }
 
     pub fn log(&mut self, level: tracing::Level, message: &str, fields: &[(String, String)]) {

@@ -195,8 +195,15 @@ pub async fn execute(
         store.data_mut().begin(call.call_id());
         arm_deadline(&mut store, until, limits.deadline_ms);
         let out = instance.run(&mut store, call).await;
-        store.data_mut().drain_stdio();
-        let out = out.map_err(|e| classify(e, FailureKind::Trap))?;
+        let stderr = store.data_mut().drain_stdio();
+        let out = out.map_err(|e| {
+            let mut f = classify(e, FailureKind::Trap);
+            if f.kind == FailureKind::Trap && !stderr.is_empty() {
+                // A Rust guest's panic message reaches only its stderr.
+                f.message = format!("{}; guest stderr: {}", f.message, stderr.trim_end());
+            }
+            f
+        })?;
         Ok((
             out,
             Warm {

@@ -7,6 +7,8 @@ use ctihost_sdk::router::*;
 
 struct TestRouter;
 
+static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 fn mode() -> String {
     host::config_get("mode").unwrap_or_else(|| "ok".into())
 }
@@ -19,6 +21,9 @@ fn ok_decision() -> RouteDecision {
 impl Guest for TestRouter {
     fn route(call: CallInfo) -> RouteDecision {
         if call.call_id.starts_with("selftest") {
+            if host::config_get("fail_selftest").as_deref() == Some("true") {
+                panic!("this version fails its self-test");
+            }
             return ok_decision();
         }
         match mode().as_str() {
@@ -44,6 +49,7 @@ impl Guest for TestRouter {
                 None => ok_decision(),
             },
             "slow" => {
+                host::counter_add("slow_started", 1);
                 // Busy work (not a sleep): holds the version for a while.
                 let ms: u64 = host::config_get("slow_ms").and_then(|s| s.parse().ok()).unwrap_or(200);
                 let until = host::now_ms() + ms;
@@ -60,6 +66,14 @@ impl Guest for TestRouter {
                 let n = host::kv_get("count").and_then(|v| v.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0) + 1;
                 let _ = host::kv_set("count", &n.to_le_bytes());
                 queue(&format!("count-{n}")).into()
+            }
+            "static-count" => {
+                // Memory that survives between calls only when the host reuses the instance.
+                let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if host::config_get("trap_at").and_then(|s| s.parse::<u32>().ok()) == Some(n) {
+                    panic!("trap at call {n}");
+                }
+                queue(&format!("n-{n}")).into()
             }
             _ => ok_decision(),
         }

@@ -1,0 +1,375 @@
+//! The `ctihost` binary: offline plugin commands, and `run` with its admin API
+//! driven by the CLI's own client commands.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+fn ctihost(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ctihost"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout_json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn plugin_check_good_and_bad_files() {
+    let good = ctihost(&["plugin", "check", wasm("skills_router").to_str().unwrap()]);
+    assert!(good.status.success(), "{}", stderr(&good));
+    let j = stdout_json(&good);
+    assert_eq!(j["kind"], "router");
+    assert_eq!(j["world"], "cti:plugin/router@0.1.0");
+    assert_eq!(j["self_test"], "passed");
+    assert!(j["exports"].as_array().unwrap().contains(&"route".into()));
+    assert!(
+        j["imports"]
+            .as_array()
+            .unwrap()
+            .contains(&"cti:plugin/crm@0.1.0".into())
+    );
+    assert!(j["compile_ms"].as_f64().unwrap() > 0.0);
+    assert!(j["size_bytes"].as_u64().unwrap() > 1000);
+
+    let pop = ctihost(&["plugin", "check", wasm("crm_screen_pop").to_str().unwrap()]);
+    assert_eq!(stdout_json(&pop)["kind"], "screen-pop");
+
+    let wrong = ctihost(&[
+        "plugin",
+        "check",
+        "--kind",
+        "router",
+        wasm("crm_screen_pop").to_str().unwrap(),
+    ]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stderr(&wrong).contains("does not implement world `router`"),
+        "{}",
+        stderr(&wrong)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.wasm");
+    std::fs::write(&text, "hello").unwrap();
+    let bad = ctihost(&["plugin", "check", text.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("not a WebAssembly component"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let missing = ctihost(&["plugin", "check", "/nonexistent.wasm"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("cannot read"));
+}
+
+#[test]
+fn plugin_invoke_prints_decision_with_version_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("call.json");
+    let mut c = call("+8613700000001", "95588");
+    c.ivr.push(ctihost::plugins::bindings::IvrEntry {
+        step: "main-menu".into(),
+        digits: "1".into(),
+        sensitive: false,
+    });
+    c.arrived_at_ms = 1_796_004_000_000;
+    std::fs::write(&input, serde_json::to_string(&c).unwrap()).unwrap();
+    // The stock router from its shipped manifest (config table included).
+    std::fs::copy(wasm("skills_router"), dir.path().join("skills_router.wasm")).unwrap();
+    let manifest = dir.path().join("skills-router.toml");
+    std::fs::write(&manifest, stock_manifest("skills-router")).unwrap();
+    let o = ctihost(&[
+        "plugin",
+        "invoke",
+        manifest.to_str().unwrap(),
+        "--hook",
+        "route",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = stdout_json(&o);
+    assert_eq!(j["outcome"], "ok");
+    assert_eq!(j["output"]["Queue"]["queue"], "cards");
+    assert_eq!(j["version"].as_str().unwrap().len(), 64);
+    assert!(j["elapsed_us"].as_f64().unwrap() > 0.0);
+
+    // A plugin that traps: exit 1, the fallback and the failure are printed.
+    let trap = dir.path().join("trap.toml");
+    std::fs::copy(wasm("test_router"), dir.path().join("t.wasm")).unwrap();
+    std::fs::write(
+        &trap,
+        "name = \"t\"\nkind = \"router\"\nfile = \"t.wasm\"\n[config]\nmode = \"trap\"\n",
+    )
+    .unwrap();
+    let o = ctihost(&[
+        "plugin",
+        "invoke",
+        trap.to_str().unwrap(),
+        "--hook",
+        "route",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let j = stdout_json(&o);
+    assert_eq!(j["outcome"], "fallback");
+    assert_eq!(j["failure"]["kind"], "trap");
+    assert!(
+        j["failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("told to trap")
+    );
+    assert_eq!(j["output"]["Queue"]["queue"], "general");
+
+    // Input that does not fit the hook: exit 2 with the reason.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"caller\": 5}").unwrap();
+    let o = ctihost(&[
+        "plugin",
+        "invoke",
+        manifest.to_str().unwrap(),
+        "--hook",
+        "route",
+        "--input",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("input does not fit hook route"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = ctihost(&[
+        "plugin",
+        "invoke",
+        manifest.to_str().unwrap(),
+        "--hook",
+        "dance",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown hook"));
+
+    // Sample input round-trips through invoke.
+    let o = ctihost(&["plugin", "sample-input", "--hook", "on-event"]);
+    assert!(o.status.success());
+    let sample = dir.path().join("event.json");
+    std::fs::write(&sample, &o.stdout).unwrap();
+    let o = ctihost(&[
+        "plugin",
+        "invoke",
+        wasm("pci_recording").to_str().unwrap(),
+        "--hook",
+        "on-event",
+        "--input",
+        sample.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout_json(&o)["output"], "Keep");
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `ctihost run` and wait for its "ready" log line.
+fn start_server(config: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ctihost"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("ctihost ready") {
+                let _ = tx.send(line.clone());
+            }
+            if line.contains("error") {
+                eprintln!("server: {line}");
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server became ready");
+    let addr = line
+        .split("addr=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    Server {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+fn admin(server: &Server, token: &str, args: &[&str]) -> Output {
+    let mut all: Vec<&str> = vec!["plugin"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--url", &server.url, "--token", token]);
+    ctihost(&all)
+}
+
+#[test]
+fn run_serves_admin_api_to_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins.d");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::write(
+        plugins.join("r.wasm"),
+        variant_of(&std::fs::read(wasm("test_router")).unwrap(), "a"),
+    )
+    .unwrap();
+    std::fs::write(
+        plugins.join("r.toml"),
+        "name = \"r\"\nkind = \"router\"\nfile = \"r.wasm\"\n[config]\nqueue = \"a\"\n",
+    )
+    .unwrap();
+    let config = dir.path().join("ctihost.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret-token\"\n[plugins]\ndir = \"plugins.d\"\nwatch = false\n",
+    )
+    .unwrap();
+    let server = start_server(&config);
+
+    let o = admin(&server, "s3cret-token", &["list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list = stdout_json(&o);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "crm-http",
+            "crm-screen-pop",
+            "pci-recording",
+            "r",
+            "skills-router"
+        ]
+    );
+
+    // Wrong and missing tokens are refused.
+    let o = admin(&server, "wrong", &["list"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("403"), "{}", stderr(&o));
+    let status = raw_http::blocking_get_status(&format!("{}/admin/plugins", server.url));
+    assert_eq!(status, 401);
+
+    // Reload after a change, then rollback, then history; all through the CLI.
+    std::fs::write(
+        plugins.join("r.toml"),
+        "name = \"r\"\nkind = \"router\"\nfile = \"r.wasm\"\nwatch_me = 1\n",
+    )
+    .unwrap();
+    let o = admin(&server, "s3cret-token", &["reload", "r"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a manifest with an unknown key is rejected"
+    );
+    assert!(stderr(&o).contains("watch_me"), "{}", stderr(&o));
+    std::fs::write(
+        plugins.join("r.wasm"),
+        variant_of(&std::fs::read(wasm("test_router")).unwrap(), "b"),
+    )
+    .unwrap();
+    std::fs::write(
+        plugins.join("r.toml"),
+        "name = \"r\"\nkind = \"router\"\nfile = \"r.wasm\"\n[config]\nqueue = \"b\"\n",
+    )
+    .unwrap();
+    let o = admin(&server, "s3cret-token", &["reload", "r"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reloaded = stdout_json(&o);
+    assert_eq!(reloaded["changed"], true);
+    let o = admin(&server, "s3cret-token", &["rollback", "r"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout_json(&o)["previous"], reloaded["version"]);
+    let o = admin(&server, "s3cret-token", &["rollback", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("404"));
+
+    let o = admin(&server, "s3cret-token", &["history", "r"]);
+    assert!(o.status.success());
+    let h = stdout_json(&o);
+    let rows: Vec<(&str, &str)> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["trigger"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("startup", "loaded"),
+            ("cli", "rejected"),
+            ("cli", "loaded"),
+            ("cli", "rolled-back")
+        ]
+    );
+}
+
+/// The smallest blocking HTTP GET, to check the unauthenticated answer.
+mod raw_http {
+    use std::io::{Read, Write};
+    pub fn blocking_get_status(url: &str) -> u16 {
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        write!(
+            s,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).unwrap();
+        buf.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}

@@ -1,0 +1,350 @@
+//! Hot reload: pinned versions, rejected loads, automatic rollback, swaps
+//! under load, and reload on a file change.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use ctihost::plugins::bindings::RouteDecision;
+use ctihost::plugins::{HookCall, HookOutput, Invocation, LoadError, PluginSource, Trigger};
+use support::*;
+
+fn queue_of(inv: &Invocation) -> String {
+    match &inv.output {
+        HookOutput::Route(RouteDecision::Queue(q)) => q.queue.clone(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn router_bytes(tag: &str) -> Vec<u8> {
+    variant_of(&std::fs::read(wasm("test_router")).unwrap(), tag)
+}
+
+async fn route(t: &TestHost) -> Invocation {
+    t.host
+        .invoke(
+            "r",
+            HookCall::Route {
+                call: call("+8613700000001", "95588"),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_are_pinned_rejected_and_rolled_back() {
+    let t = TestHost::new();
+    // v1: slow (busy for 1.5 s), answers queue "v1".
+    let m = t.write_plugin("r", "router", &router_bytes("v1"), "[limits]\ndeadline_ms = 10000\n[config]\nmode = \"slow\"\nslow_ms = \"1500\"\nqueue = \"v1\"\n");
+    let v1 = t
+        .host
+        .load(PluginSource::Manifest(m.clone()), Trigger::Startup)
+        .await
+        .unwrap();
+    // Compile v2 ahead so its load inside the in-flight window is quick.
+    let v2_bytes = router_bytes("v2");
+    t.host.compile(v2_bytes.clone()).await.unwrap();
+
+    let host = t.host.clone();
+    let in_flight = tokio::spawn(async move {
+        host.invoke(
+            "r",
+            HookCall::Route {
+                call: call("+1", "95588"),
+            },
+        )
+        .await
+        .unwrap()
+    });
+    let started = wait_for(Duration::from_secs(5), || {
+        t.host
+            .list()
+            .iter()
+            .find(|p| p.name == "r")
+            .and_then(|p| p.counters.get("slow_started").copied())
+    })
+    .await;
+    assert_eq!(started, Some(1), "v1 invocation is running");
+
+    t.write_plugin(
+        "r",
+        "router",
+        &v2_bytes,
+        "[config]\nmode = \"ok\"\nqueue = \"v2\"\n",
+    );
+    let v2 = t
+        .host
+        .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
+        .await
+        .unwrap();
+    assert_eq!(v2.previous.as_deref(), Some(v1.version.as_str()));
+    let fresh = route(&t).await;
+    assert_eq!(
+        (queue_of(&fresh), fresh.version.as_str()),
+        ("v2".to_string(), v2.version.as_str())
+    );
+    assert!(
+        !in_flight.is_finished(),
+        "v1 call still in flight while v2 serves"
+    );
+    let old = in_flight.await.unwrap();
+    assert!(old.failure.is_none(), "{:?}", old.failure);
+    assert_eq!(
+        (queue_of(&old), old.version.as_str()),
+        ("v1".to_string(), v1.version.as_str())
+    );
+
+    // v3, three broken ways: each rejected with a clear message; v2 keeps serving.
+    std::fs::write(t.plugin_dir().join("r.wasm"), b"this is not wasm").unwrap();
+    let err = t
+        .host
+        .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::NotAComponent(_)), "{err}");
+    assert!(err.to_string().contains("magic bytes"), "{err}");
+
+    std::fs::copy(wasm("crm_screen_pop"), t.plugin_dir().join("r.wasm")).unwrap();
+    let err = t
+        .host
+        .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("does not implement world `router`"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("rank-agents") || err.to_string().contains("route"),
+        "{err}"
+    );
+
+    t.write_plugin(
+        "r",
+        "router",
+        &router_bytes("v3"),
+        "[config]\nmode = \"ok\"\nfail_selftest = \"true\"\n",
+    );
+    let err = t
+        .host
+        .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("self-test failed on hook route"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("fails its self-test"),
+        "guest's panic message is shown: {err}"
+    );
+
+    let still = route(&t).await;
+    assert_eq!(
+        (queue_of(&still), still.version.as_str()),
+        ("v2".to_string(), v2.version.as_str())
+    );
+
+    // v4 passes its self-test but traps on every real call: after 3 failures in
+    // a row it is rolled back to v2 on its own.
+    t.write_plugin(
+        "r",
+        "router",
+        &router_bytes("v4"),
+        "[limits]\nrollback_after_failures = 3\n[config]\nmode = \"trap\"\n",
+    );
+    let v4 = t
+        .host
+        .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let inv = route(&t).await;
+        assert_eq!(inv.version, v4.version);
+        assert!(inv.failure.is_some());
+        assert_eq!(queue_of(&inv), "general", "built-in fallback");
+    }
+    let after = route(&t).await;
+    assert!(after.failure.is_none());
+    assert_eq!(
+        (queue_of(&after), after.version.as_str()),
+        ("v2".to_string(), v2.version.as_str())
+    );
+
+    // Manual rollback goes back to v4's slot and can be undone.
+    let rb = t.host.rollback("r", Trigger::Admin).unwrap();
+    assert_eq!(rb.version, v4.version);
+    t.host.rollback("r", Trigger::Admin).unwrap();
+    assert_eq!(route(&t).await.version, v2.version);
+
+    // The history in sled tells the story.
+    let h = t.host.history_of(Some("r"), 100).unwrap();
+    let outcomes: Vec<(&str, &str)> = h
+        .iter()
+        .map(|e| (e.trigger.as_str(), e.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("startup", "loaded"),
+            ("admin", "loaded"),
+            ("admin", "rejected"),
+            ("admin", "rejected"),
+            ("admin", "rejected"),
+            ("admin", "loaded"),
+            ("auto-rollback", "rolled-back"),
+            ("admin", "rolled-back"),
+            ("admin", "rolled-back"),
+        ]
+    );
+    assert!(h[2].message.contains("magic bytes"));
+    assert!(h[6].version.starts_with(&v2.version));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_swaps_under_steady_load_fail_nothing() {
+    let t = TestHost::new();
+    let variants: Vec<Vec<u8>> = (0..10)
+        .map(|i| router_bytes(&format!("swap-{i}")))
+        .collect();
+    for v in &variants {
+        t.host.compile(v.clone()).await.unwrap();
+    }
+    let m = t.write_plugin(
+        "r",
+        "router",
+        &router_bytes("base"),
+        "[config]\nmode = \"ok\"\nqueue = \"base\"\n",
+    );
+    t.host
+        .load(PluginSource::Manifest(m.clone()), Trigger::Startup)
+        .await
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (host, stop, done, failed) =
+            (t.host.clone(), stop.clone(), done.clone(), failed.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let inv = host.invoke("r", HookCall::Route { call: call(&format!("+86{w}"), "95588") }).await.unwrap();
+                let ok = inv.failure.is_none() && matches!(&inv.output, HookOutput::Route(RouteDecision::Queue(q)) if q.queue.starts_with("base") || q.queue.starts_with("swap"));
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let mut versions = std::collections::BTreeSet::new();
+    for (i, v) in variants.iter().enumerate() {
+        let before = done.load(Ordering::Relaxed);
+        wait_for(Duration::from_secs(5), || {
+            (done.load(Ordering::Relaxed) > before + 20).then_some(())
+        })
+        .await
+        .unwrap();
+        t.write_plugin(
+            "r",
+            "router",
+            v,
+            &format!("[config]\nmode = \"ok\"\nqueue = \"swap-{i}\"\n"),
+        );
+        let r = t
+            .host
+            .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
+            .await
+            .unwrap();
+        assert!(r.changed);
+        versions.insert(r.version);
+    }
+    let before = done.load(Ordering::Relaxed);
+    wait_for(Duration::from_secs(5), || {
+        (done.load(Ordering::Relaxed) > before + 20).then_some(())
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(versions.len(), 10);
+    assert!(
+        done.load(Ordering::Relaxed) > 200,
+        "steady stream ran: {}",
+        done.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no invocation failed during 10 swaps"
+    );
+    assert_eq!(t.host.list()[0].failures, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_change_in_plugin_dir_reloads() {
+    let t = TestHost::new();
+    let m = t.write_plugin(
+        "r",
+        "router",
+        &router_bytes("w1"),
+        "[config]\nmode = \"ok\"\nqueue = \"w1\"\n",
+    );
+    let v1 = t
+        .host
+        .load(PluginSource::Manifest(m), Trigger::Startup)
+        .await
+        .unwrap();
+    let _watch = ctihost::plugins::watcher::watch_dir(
+        t.host.clone(),
+        t.plugin_dir(),
+        Duration::from_millis(100),
+    )
+    .unwrap();
+
+    // A broken write is rejected and w1 keeps serving ...
+    std::fs::write(t.plugin_dir().join("r.wasm"), b"\0asm garbage").unwrap();
+    let rejected = wait_for(Duration::from_secs(10), || {
+        t.host
+            .history_of(Some("r"), 10)
+            .unwrap()
+            .iter()
+            .find(|e| e.trigger == "watch" && e.outcome == "rejected")
+            .cloned()
+    })
+    .await;
+    assert!(rejected.is_some(), "the watcher tried the broken file");
+    assert_eq!(queue_of(&route(&t).await), "w1");
+
+    // ... and a good one is picked up.
+    t.write_plugin(
+        "r",
+        "router",
+        &router_bytes("w2"),
+        "[config]\nmode = \"ok\"\nqueue = \"w2\"\n",
+    );
+    let new = wait_for(Duration::from_secs(10), || {
+        t.host
+            .current_version("r")
+            .filter(|v| !v.starts_with(&v1.version))
+    })
+    .await;
+    assert!(new.is_some(), "new version serving after the file change");
+    let inv = route(&t).await;
+    assert_eq!(queue_of(&inv), "w2");
+    let h = t.host.history_of(Some("r"), 10).unwrap();
+    assert_eq!(
+        h.last().map(|e| (e.trigger.as_str(), e.outcome.as_str())),
+        Some(("watch", "loaded"))
+    );
+}

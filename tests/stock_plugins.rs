@@ -1,0 +1,406 @@
+//! The stock plugins' hooks on realistic inputs, through the real runtime,
+//! with the CRM connector talking to a real HTTP server on loopback.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use ctihost::plugins::bindings::*;
+use ctihost::plugins::{HookCall, HookOutput, PluginSource, Trigger};
+use serde_json::json;
+use support::*;
+
+/// Load a stock plugin from its shipped manifest and the component built from source.
+async fn load_stock(t: &TestHost, name: &str, file: &str) {
+    let d = t.plugin_dir();
+    std::fs::copy(wasm(file.trim_end_matches(".wasm")), d.join(file)).unwrap();
+    let manifest = d.join(format!("{name}.toml"));
+    std::fs::write(&manifest, stock_manifest(name)).unwrap();
+    t.host
+        .load(PluginSource::Manifest(manifest), Trigger::Startup)
+        .await
+        .unwrap();
+}
+
+async fn center(crm: &Crm) -> TestHost {
+    let t = TestHost::new();
+    let url = format!("http://{}", crm.addr);
+    t.write_plugin(
+        "crm-http",
+        "crm-connector",
+        &std::fs::read(wasm("crm_http")).unwrap(),
+        &crm_manifest_extra(&url, &crm.addr.to_string()),
+    );
+    t.host
+        .load(
+            PluginSource::Manifest(t.plugin_dir().join("crm-http.toml")),
+            Trigger::Startup,
+        )
+        .await
+        .unwrap();
+    load_stock(&t, "skills-router", "skills_router.wasm").await;
+    load_stock(&t, "crm-screen-pop", "crm_screen_pop.wasm").await;
+    load_stock(&t, "pci-recording", "pci_recording.wasm").await;
+    crm.add("+8613900000001", json!({"id": 77, "name": "Wang Fang", "segment": "VIP", "language": "zh", "accounts": ["6222 0212 3456 7890"], "last_contact": "2026-11-02", "notes": ["Prefers Mandarin", "Card blocked on 2026-11-01"]}));
+    crm.add("+8613900000002", json!({"id": "C-2", "name": "Li Lei", "segment": "retail", "accounts": ["6222000011112222"], "branch": "Shanghai"}));
+    t
+}
+
+// 2026-11-30 (Monday) 10:00 and 23:00 in Beijing (UTC+8).
+const MONDAY_10H: u64 = 1_796_004_000_000;
+const MONDAY_23H: u64 = 1_796_050_800_000;
+
+async fn route(t: &TestHost, c: CallInfo) -> RouteDecision {
+    let (d, inv) = t.host.route("skills-router", c).await.unwrap();
+    assert!(inv.failure.is_none(), "router failed: {:?}", inv.failure);
+    d
+}
+
+fn answered(mut c: CallInfo, step: &str, digits: &str) -> CallInfo {
+    c.ivr.push(IvrEntry {
+        step: step.into(),
+        digits: digits.into(),
+        sensitive: false,
+    });
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skills_router_menu_vip_and_after_hours() {
+    let crm = Crm::start().await;
+    let t = center(&crm).await;
+
+    let mut first = call("+8613700000009", "95588");
+    first.arrived_at_ms = MONDAY_10H;
+    // Unknown caller on the main number: the IVR menu.
+    match route(&t, first.clone()).await {
+        RouteDecision::Ivr(s) => {
+            assert_eq!(
+                (s.name.as_str(), s.prompt.as_str(), s.max_digits),
+                ("main-menu", "main-menu", 1)
+            );
+            assert!(!s.sensitive);
+        }
+        other => panic!("expected the main menu, got {other:?}"),
+    }
+    // Digit 2 -> loans queue with the loans skill.
+    match route(&t, answered(first.clone(), "main-menu", "2")).await {
+        RouteDecision::Queue(q) => {
+            assert_eq!(q.queue, "loans");
+            assert_eq!(q.skills, vec!["loans".to_string()]);
+        }
+        other => panic!("expected the loans queue, got {other:?}"),
+    }
+    // Digit 3 -> wealth with priority 2.
+    match route(&t, answered(first.clone(), "main-menu", "3")).await {
+        RouteDecision::Queue(q) => assert_eq!((q.queue.as_str(), q.priority), ("wealth", 2)),
+        other => panic!("{other:?}"),
+    }
+    // An invalid digit repeats the menu once with the "invalid" prompt, then gives up to general.
+    let once = answered(first.clone(), "main-menu", "9");
+    match route(&t, once.clone()).await {
+        RouteDecision::Ivr(s) => assert_eq!(s.prompt, "main-menu-invalid"),
+        other => panic!("{other:?}"),
+    }
+    match route(&t, answered(once, "main-menu", "8")).await {
+        RouteDecision::Queue(q) => assert_eq!(q.queue, "general"),
+        other => panic!("{other:?}"),
+    }
+    // VIP from the CRM: straight to the VIP queue with priority and language skill.
+    let mut vip = call("+8613900000001", "95588");
+    vip.arrived_at_ms = MONDAY_10H;
+    match route(&t, vip.clone()).await {
+        RouteDecision::Queue(q) => {
+            assert_eq!((q.queue.as_str(), q.priority), ("vip", 10));
+            assert_eq!(q.skills, vec!["lang:zh".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // After hours: a retail caller is refused with 480, a VIP is still served.
+    let mut late = first.clone();
+    late.arrived_at_ms = MONDAY_23H;
+    match route(&t, late).await {
+        RouteDecision::Reject(r) => assert_eq!(r.code, 480),
+        other => panic!("{other:?}"),
+    }
+    vip.arrived_at_ms = MONDAY_23H;
+    assert!(matches!(route(&t, vip).await, RouteDecision::Queue(q) if q.queue == "vip"));
+    // A number the table does not know goes to the default queue.
+    let mut other = call("+8613700000009", "4008200588");
+    other.arrived_at_ms = MONDAY_10H;
+    assert!(matches!(route(&t, other).await, RouteDecision::Queue(q) if q.queue == "general"));
+    assert!(crm.hits() >= 5, "the router looked callers up in the CRM");
+
+    // Ranking: the agent with the best skill level for the queue first.
+    let cands = vec![
+        AgentCandidate {
+            id: "a".into(),
+            skills: vec![("cards".into(), 30)],
+            idle_secs: 500,
+            calls_today: 1,
+        },
+        AgentCandidate {
+            id: "b".into(),
+            skills: vec![("cards".into(), 90)],
+            idle_secs: 10,
+            calls_today: 9,
+        },
+        AgentCandidate {
+            id: "c".into(),
+            skills: vec![("cards".into(), 90)],
+            idle_secs: 60,
+            calls_today: 2,
+        },
+    ];
+    let inv = t
+        .host
+        .invoke(
+            "skills-router",
+            HookCall::RankAgents {
+                call: first,
+                queue: "cards".into(),
+                candidates: cands,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        inv.output,
+        HookOutput::RankAgents(vec!["c".into(), "b".into(), "a".into()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screen_pop_card_from_crm_and_when_crm_is_down() {
+    let crm = Crm::start().await;
+    let t = center(&crm).await;
+    let agent = AgentInfo {
+        id: "1001".into(),
+        name: "Zhang Wei".into(),
+        skills: vec!["cards".into()],
+    };
+    let mut c = answered(call("+8613900000001", "95588"), "main-menu", "1");
+    c.ivr.push(IvrEntry {
+        step: "card-number".into(),
+        digits: "6222021234567890".into(),
+        sensitive: true,
+    });
+    let inv = t
+        .host
+        .invoke(
+            "crm-screen-pop",
+            HookCall::BuildCard {
+                call: c.clone(),
+                agent: agent.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(inv.failure.is_none(), "{:?}", inv.failure);
+    let HookOutput::BuildCard(card) = inv.output else {
+        panic!()
+    };
+    assert_eq!(card.title, "VIP - Wang Fang");
+    let field = |l: &str| {
+        card.fields
+            .iter()
+            .find(|f| f.label == l)
+            .map(|f| f.value.clone())
+    };
+    assert_eq!(field("Account").as_deref(), Some("**** 7890"));
+    assert_eq!(field("Segment").as_deref(), Some("VIP"));
+    assert_eq!(field("Last contact").as_deref(), Some("2026-11-02"));
+    assert_eq!(field("IVR main-menu").as_deref(), Some("1"));
+    assert!(
+        card.fields
+            .iter()
+            .all(|f| !f.value.contains("6222021234567890")),
+        "sensitive digits never reach the card"
+    );
+    assert!(card.notes.contains(&"Prefers Mandarin".to_string()));
+    assert_eq!(card.links[0].url, "https://crm.bank.example/customers/77");
+
+    // CRM answering 503: the card still comes, with what is known.
+    crm.force_status
+        .store(503, std::sync::atomic::Ordering::SeqCst);
+    let inv = t
+        .host
+        .invoke("crm-screen-pop", HookCall::BuildCard { call: c, agent })
+        .await
+        .unwrap();
+    assert!(inv.failure.is_none());
+    let HookOutput::BuildCard(card) = inv.output else {
+        panic!()
+    };
+    assert_eq!(card.title, "Unknown caller +8613900000001");
+    assert!(
+        card.notes
+            .iter()
+            .any(|n| n.contains("CRM unavailable") && n.contains("503")),
+        "{:?}",
+        card.notes
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crm_connector_against_real_http_server() {
+    let crm = Crm::start().await;
+    let t = center(&crm).await;
+    let lookup = |phone: &str| HookCall::Lookup {
+        key: LookupKey::Phone(phone.into()),
+    };
+    let inv = t
+        .host
+        .invoke("crm-http", lookup("+8613900000002"))
+        .await
+        .unwrap();
+    let HookOutput::Lookup(Ok(Some(c))) = inv.output else {
+        panic!("{:?}", inv.output)
+    };
+    assert_eq!(
+        (c.id.as_str(), c.name.as_str(), c.segment.as_str()),
+        ("C-2", "Li Lei", "retail")
+    );
+    assert!(c.attributes.contains(&("branch".into(), "Shanghai".into())));
+    let inv = t.host.invoke("crm-http", lookup("+860000")).await.unwrap();
+    assert_eq!(inv.output, HookOutput::Lookup(Ok(None)));
+    crm.force_status
+        .store(500, std::sync::atomic::Ordering::SeqCst);
+    let inv = t
+        .host
+        .invoke("crm-http", lookup("+8613900000002"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(inv.output, HookOutput::Lookup(Err(CrmError::Unavailable(ref m))) if m.contains("500")),
+        "{:?}",
+        inv.output
+    );
+    let hits_before = crm.hits();
+
+    // A connector whose base URL points at a host it was not granted: refused
+    // by the host, and the server there never sees a request.
+    let other = Crm::start().await;
+    let t2 = TestHost::new();
+    t2.write_plugin(
+        "crm-http",
+        "crm-connector",
+        &std::fs::read(wasm("crm_http")).unwrap(),
+        &crm_manifest_extra(&format!("http://{}", other.addr), &crm.addr.to_string()),
+    );
+    t2.host
+        .load(
+            PluginSource::Manifest(t2.plugin_dir().join("crm-http.toml")),
+            Trigger::Startup,
+        )
+        .await
+        .unwrap();
+    let inv = t2
+        .host
+        .invoke("crm-http", lookup("+8613900000002"))
+        .await
+        .unwrap();
+    match inv.output {
+        HookOutput::Lookup(Err(CrmError::Denied(m))) => assert!(m.contains("http_hosts"), "{m}"),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    assert_eq!(other.hits(), 0);
+    assert_eq!(crm.hits(), hits_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pci_recording_policy_pauses_for_card_numbers() {
+    let crm = Crm::start().await;
+    let t = center(&crm).await;
+    let mut vip = call("+8613900000001", "95588");
+    vip.customer = Some(Customer {
+        id: "77".into(),
+        name: "Wang Fang".into(),
+        segment: "vip".into(),
+        language: None,
+        accounts: vec![],
+        last_contact: None,
+        notes: vec![],
+        attributes: vec![],
+    });
+    let inv = t
+        .host
+        .invoke("pci-recording", HookCall::OnConnect { call: vip.clone() })
+        .await
+        .unwrap();
+    let HookOutput::OnConnect(d) = inv.output else {
+        panic!()
+    };
+    assert_eq!((d.mode, d.retention_days), (RecordMode::Both, 3650));
+    let inv = t
+        .host
+        .invoke(
+            "pci-recording",
+            HookCall::OnConnect {
+                call: call("+1", "95588"),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(inv.output, HookOutput::OnConnect(ref d) if d.retention_days == 2555));
+
+    let step = IvrStep {
+        name: "card-number".into(),
+        prompt: "enter-card".into(),
+        max_digits: 19,
+        terminator: Some("#".into()),
+        inter_digit_timeout_ms: 5000,
+        sensitive: true,
+    };
+    let cases = [
+        (
+            CallEvent::IvrStepEntered(step.clone()),
+            false,
+            RecordingAction::Pause,
+        ),
+        (
+            CallEvent::IvrStepLeft("card-number".into()),
+            true,
+            RecordingAction::Resume,
+        ),
+        (
+            CallEvent::IvrStepEntered(IvrStep {
+                sensitive: false,
+                ..step
+            }),
+            false,
+            RecordingAction::Keep,
+        ),
+        (CallEvent::Dtmf("*".into()), false, RecordingAction::Pause),
+        (CallEvent::Dtmf("5".into()), true, RecordingAction::Keep),
+        (CallEvent::Dtmf("#".into()), true, RecordingAction::Resume),
+        (
+            CallEvent::AgentRequest("pause".into()),
+            false,
+            RecordingAction::Pause,
+        ),
+        (
+            CallEvent::Transfer("queue:cards".into()),
+            false,
+            RecordingAction::Keep,
+        ),
+    ];
+    for (event, paused, expected) in cases {
+        let inv = t
+            .host
+            .invoke(
+                "pci-recording",
+                HookCall::OnEvent {
+                    call: vip.clone(),
+                    event: event.clone(),
+                    paused,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            inv.output,
+            HookOutput::OnEvent(expected),
+            "{event:?} paused={paused}"
+        );
+    }
+}

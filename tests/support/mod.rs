@@ -1,0 +1,240 @@
+//! Shared helpers of the black-box tests: real components built from source,
+//! real HTTP servers on loopback, the real binary.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use ctihost::plugins::bindings::CallInfo;
+use ctihost::plugins::engine::EngineSettings;
+use ctihost::plugins::hook::sample_call;
+use ctihost::plugins::{HostSettings, PluginHost};
+use ctihost::store::Store;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// Build every guest in `plugins/` (stock and test plugins) once per test
+/// process and return the directory holding the components.
+pub fn wasm_dir() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = root().join("target").join("wasm");
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.current_dir(root().join("plugins"))
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--workspace",
+                    "--target-dir",
+                ])
+                .arg(&target);
+            for (k, _) in std::env::vars() {
+                if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+                    || k.starts_with("RUSTC")
+                    || k == "RUSTFLAGS"
+                {
+                    cmd.env_remove(&k);
+                }
+            }
+            let out = cmd.output().expect("run cargo for the guest plugins");
+            assert!(
+                out.status.success(),
+                "guest build failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            target.join("wasm32-wasip2").join("release")
+        })
+        .clone()
+}
+
+pub fn wasm(name: &str) -> PathBuf {
+    wasm_dir().join(format!("{name}.wasm"))
+}
+
+/// A valid variant of a component with a different content hash: a custom
+/// section appended (sections may follow in any order in a component).
+pub fn variant_of(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"ctihost-test-variant";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section id
+    leb128(&mut out, payload.len());
+    out.extend_from_slice(&payload);
+    out
+}
+
+fn leb128(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+pub struct TestHost {
+    pub host: PluginHost,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestHost {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let host = PluginHost::new(
+            HostSettings {
+                engine: EngineSettings {
+                    max_instances: 64,
+                    ..EngineSettings::default()
+                },
+                cache_dir: Some(dir.path().join("artifacts")),
+                crm_connector: None,
+            },
+            store,
+        )
+        .unwrap();
+        Self { host, dir }
+    }
+
+    /// Write `<name>.toml` (and copy the component) into the plugin directory.
+    pub fn plugin_dir(&self) -> PathBuf {
+        let d = self.dir.path().join("plugins.d");
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    pub fn write_plugin(&self, name: &str, kind: &str, component: &[u8], extra: &str) -> PathBuf {
+        let d = self.plugin_dir();
+        let file = format!("{name}.wasm");
+        std::fs::write(d.join(&file), component).unwrap();
+        let manifest = d.join(format!("{name}.toml"));
+        std::fs::write(
+            &manifest,
+            format!("name = \"{name}\"\nkind = \"{kind}\"\nfile = \"{file}\"\n{extra}\n"),
+        )
+        .unwrap();
+        manifest
+    }
+}
+
+pub fn call(caller: &str, dialed: &str) -> CallInfo {
+    let mut c = sample_call();
+    c.call_id = format!("call-{caller}-{dialed}");
+    c.caller = caller.into();
+    c.dialed = dialed.into();
+    c
+}
+
+/// A CRM on loopback serving customers by phone as JSON; counts requests.
+pub struct Crm {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    pub customers: Arc<Mutex<BTreeMap<String, serde_json::Value>>>,
+    /// Status to answer with instead of looking up (0 = normal).
+    pub force_status: Arc<AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Crm {
+    pub async fn start() -> Self {
+        use axum::extract::{Path, State};
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        type S = (
+            Arc<AtomicUsize>,
+            Arc<Mutex<BTreeMap<String, serde_json::Value>>>,
+            Arc<AtomicUsize>,
+        );
+        async fn by_phone(
+            State((hits, customers, force)): State<S>,
+            Path(phone): Path<String>,
+        ) -> axum::response::Response {
+            hits.fetch_add(1, Ordering::SeqCst);
+            let f = force.load(Ordering::SeqCst);
+            if f != 0 {
+                return StatusCode::from_u16(f as u16).unwrap().into_response();
+            }
+            match customers.lock().unwrap().get(&phone) {
+                Some(c) => axum::Json(c.clone()).into_response(),
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+        let hits = Arc::new(AtomicUsize::new(0));
+        let customers = Arc::new(Mutex::new(BTreeMap::new()));
+        let force = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new()
+            .route("/customers/by-phone/{phone}", axum::routing::get(by_phone))
+            .with_state((hits.clone(), customers.clone(), force.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            hits,
+            customers,
+            force_status: force,
+            _task: task,
+        }
+    }
+
+    pub fn add(&self, phone: &str, customer: serde_json::Value) {
+        self.customers
+            .lock()
+            .unwrap()
+            .insert(phone.to_owned(), customer);
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// The stock CRM connector's manifest, pointed at `crm` and allowed only `allowed`.
+pub fn crm_manifest_extra(base_url: &str, allowed: &str) -> String {
+    format!(
+        "[limits]\nmemory_mb = 16\ndeadline_ms = 2000\n[capabilities]\nhttp_hosts = [\"{allowed}\"]\nhttp_timeout_ms = 1500\n[config]\nbase_url = \"{base_url}\"\n"
+    )
+}
+
+/// The embedded manifest of a stock plugin, with the `[config]` and limits it ships with.
+pub fn stock_manifest(name: &str) -> &'static str {
+    ctihost::plugins::embedded::STOCK
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap()
+        .manifest
+}
+
+/// Poll `f` until it returns Some or the timeout passes.
+pub async fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
