@@ -1,0 +1,19 @@
+# The two commands of the README: `make run` and `make test`.
+.PHONY: run test deps lint bench
+
+# The stock plugins are built for wasm32-wasip2 by host/build.rs.
+deps:
+	rustup target add wasm32-wasip2
+
+run: deps
+	cargo run --release -p ctihost -- run
+
+lint: deps
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+test: lint
+	cargo test --workspace
+
+bench: deps
+	cargo bench -p ctihost --bench plugins
