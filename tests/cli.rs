@@ -49,6 +49,16 @@ fn plugin_check_good_and_bad_files() {
     assert!(j["compile_ms"].as_f64().unwrap() > 0.0);
     assert!(j["size_bytes"].as_u64().unwrap() > 1000);
 
+    // The SDK guide's example router is a valid router as written.
+    let example = ctihost(&[
+        "plugin",
+        "check",
+        "--kind",
+        "router",
+        wasm("rust_min_router").to_str().unwrap(),
+    ]);
+    assert!(example.status.success(), "{}", stderr(&example));
+
     let pop = ctihost(&["plugin", "check", wasm("crm_screen_pop").to_str().unwrap()]);
     assert_eq!(stdout_json(&pop)["kind"], "screen-pop");
 

@@ -44,13 +44,24 @@ pub struct Limits {
     /// Bytes of stdout/stderr kept per invocation and sent to the log.
     pub max_stdio_bytes: u32,
     /// 0: a fresh instance per invocation. N > 0: keep up to `pool_size` warm
-    /// instances and reuse each for up to N invocations (large Python/JS
-    /// components, where instantiation costs about a millisecond). A trapped
-    /// instance is never reused.
-    pub instance_reuse: u32,
+    /// instances and reuse each for up to N invocations. A trapped instance is
+    /// never reused. Unset: fresh instances for small components, reuse of 100
+    /// for large ones (Python/JS, where instantiation costs about a millisecond).
+    pub instance_reuse: Option<u32>,
     pub pool_size: u32,
     /// Consecutive failures of a new version before it is rolled back.
     pub rollback_after_failures: u32,
+}
+
+/// Components above this size are "large" (interpreters: Python, JS).
+pub const LARGE_COMPONENT_BYTES: usize = 4 * 1024 * 1024;
+
+impl Limits {
+    /// How many invocations one instance may serve, for a component of `size` bytes.
+    pub fn reuse_for(&self, size: usize) -> u32 {
+        self.instance_reuse
+            .unwrap_or(if size > LARGE_COMPONENT_BYTES { 100 } else { 0 })
+    }
 }
 
 impl Default for Limits {
@@ -60,7 +71,7 @@ impl Default for Limits {
             deadline_ms: 100,
             max_output_kb: 64,
             max_stdio_bytes: 4096,
-            instance_reuse: 0,
+            instance_reuse: None,
             pool_size: 4,
             rollback_after_failures: 5,
         }
@@ -239,6 +250,15 @@ skills = []
             Some(RouteDecision::Queue(q)) => assert_eq!(q.queue, "general"),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn large_components_reuse_instances_unless_told_otherwise() {
+        let mut l = Limits::default();
+        assert_eq!(l.reuse_for(200_000), 0);
+        assert_eq!(l.reuse_for(18 << 20), 100);
+        l.instance_reuse = Some(0);
+        assert_eq!(l.reuse_for(18 << 20), 0);
     }
 
     #[test]

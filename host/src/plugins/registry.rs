@@ -349,6 +349,7 @@ impl PluginHost {
                 &pre,
                 &test_ctx,
                 &manifest.limits,
+                0,
                 None,
                 &call,
             )

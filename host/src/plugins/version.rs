@@ -89,6 +89,8 @@ pub struct Version {
     pub stats: VersionStats,
     pre: Pre,
     ctx: Arc<PluginContext>,
+    /// Invocations one warm instance may serve (0: fresh instance each time).
+    reuse: u32,
     pool: Mutex<Vec<Warm>>,
 }
 
@@ -104,6 +106,7 @@ impl Version {
         ctx: Arc<PluginContext>,
     ) -> Self {
         Self {
+            reuse: manifest.limits.reuse_for(size),
             manifest,
             hash,
             size,
@@ -140,6 +143,7 @@ impl Version {
             &self.pre,
             &self.ctx,
             &self.manifest.limits,
+            self.reuse,
             Some(&self.pool),
             call,
         )
@@ -169,12 +173,13 @@ pub async fn execute(
     pre: &Pre,
     ctx: &Arc<PluginContext>,
     limits: &Limits,
+    reuse: u32,
     pool: Option<&Mutex<Vec<Warm>>>,
     call: &HookCall,
 ) -> Result<HookOutput, Failure> {
     let deadline = Duration::from_millis(limits.deadline_ms);
     let until = Instant::now() + deadline;
-    let warm = if limits.instance_reuse > 0 {
+    let warm = if reuse > 0 {
         pool.and_then(|p| p.lock().pop())
     } else {
         None
@@ -231,7 +236,7 @@ pub async fn execute(
             message,
         })?;
     if let Some(pool) = pool
-        && limits.instance_reuse > warm.uses
+        && reuse > warm.uses
     {
         let mut p = pool.lock();
         if p.len() < limits.pool_size as usize {
