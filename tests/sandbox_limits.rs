@@ -145,6 +145,20 @@ async fn hostile_plugins_are_contained() {
     assert!(msg.contains("reject code 200"), "{msg}");
     good_call_succeeds(&t).await;
 
+    // A chatty plugin: output beyond the cap is dropped, the call still succeeds.
+    let n = hostile(&t, "print", "[limits]\nmax_stdio_bytes = 64").await;
+    let inv = t
+        .host
+        .invoke(
+            &n,
+            HookCall::Route {
+                call: call("+1", "95588"),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(inv.failure.is_none(), "{:?}", inv.failure);
+
     // The environment is empty: the plugin sees no variable of the host.
     let n = hostile(&t, "env", "").await;
     let inv = t

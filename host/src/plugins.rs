@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod outbound_http;
 pub mod registry;
 pub mod sandbox;
+mod stdio;
 pub mod version;
 pub mod watcher;
 

@@ -53,3 +53,8 @@ pub fn now_ms() -> u64 {
 pub fn counter_add(name: &str, delta: i64) {
     raw::counter_add(name, delta)
 }
+
+/// The manifest's `[config]` table as JSON text.
+pub fn config_json() -> String {
+    raw::config_json()
+}

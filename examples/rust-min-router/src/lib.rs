@@ -8,7 +8,9 @@ struct MyRouter;
 impl Guest for MyRouter {
     fn route(mut call: CallInfo) -> RouteDecision {
         if call.customer.is_none() {
-            call.customer = lookup(&LookupKey::Phone(call.caller.clone())).ok().flatten();
+            call.customer = lookup(&LookupKey::Phone(call.caller.clone()))
+                .ok()
+                .flatten();
         }
         if call.is_vip() {
             return queue("vip").priority(10).into();

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{CrmError, Customer, LookupKey};
 use super::outbound_http::HttpGrant;
+use super::stdio::CappedPipe;
 
 /// Links a router or screen-pop's `crm` import to the configured connector.
 pub trait CrmLink: Send + Sync {
@@ -79,16 +79,16 @@ pub struct InvocationState {
     pub call_id: String,
     wasi: WasiCtx,
     table: ResourceTable,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    stdout: CappedPipe,
+    stderr: CappedPipe,
     log_lines: u32,
 }
 
 impl InvocationState {
     pub fn new_store(engine: &wasmtime::Engine, ctx: Arc<PluginContext>) -> Store<Self> {
         let cap = ctx.max_stdio_bytes;
-        let stdout = MemoryOutputPipe::new(cap);
-        let stderr = MemoryOutputPipe::new(cap);
+        let stdout = CappedPipe::new(cap);
+        let stderr = CappedPipe::new(cap);
         // No preopened directories, no environment, no arguments, no sockets;
         // stdin is empty. Clocks and randomness stay (std's HashMap needs them).
         let wasi = WasiCtxBuilder::new()
@@ -118,28 +118,22 @@ impl InvocationState {
         self.log_lines = 0;
     }
 
-    /// Send what the guest printed to the log and start fresh (capped) pipes;
-    /// returns the stderr text, which carries a Rust guest's panic message.
+    /// Send what the guest printed since the last call to the log; returns the
+    /// stderr text, which carries a Rust guest's panic message.
     pub fn drain_stdio(&mut self) -> String {
-        let stderr = String::from_utf8_lossy(&self.stderr.contents()).into_owned();
+        let mut stderr_text = String::new();
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
-            let bytes = pipe.contents();
-            if !bytes.is_empty() {
-                let text = String::from_utf8_lossy(&bytes);
-                tracing::info!(plugin = %self.ctx.name, version = %self.ctx.version, call_id = %self.call_id, stream, output = %text.trim_end(), "plugin output");
+            let (bytes, dropped) = pipe.take();
+            if bytes.is_empty() {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            tracing::info!(plugin = %self.ctx.name, version = %self.ctx.version, call_id = %self.call_id, stream, dropped_bytes = dropped, output = %text.trim_end(), "plugin output");
+            if stream == "stderr" {
+                stderr_text = text.into_owned();
             }
         }
-        let cap = self.ctx.max_stdio_bytes;
-        self.stdout = MemoryOutputPipe::new(cap);
-        self.stderr = MemoryOutputPipe::new(cap);
-        let mut b = WasiCtxBuilder::new();
-        b.stdout(self.stdout.clone())
-            .stderr(self.stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
-        self.wasi = b.build();
-        stderr
+        stderr_text
     }
 
     pub fn log(&mut self, level: tracing::Level, message: &str, fields: &[(String, String)]) {

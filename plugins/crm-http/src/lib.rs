@@ -81,7 +81,8 @@ impl Guest for CrmHttp {
             404 => return Ok(None),
             s => return Err(CrmError::Unavailable(format!("CRM answered HTTP {s}"))),
         }
-        let c: CrmCustomer = serde_json::from_slice(&resp.body).map_err(|e| CrmError::Unavailable(format!("CRM sent bad JSON: {e}")))?;
+        let c: CrmCustomer = serde_json::from_slice(&resp.body)
+            .map_err(|e| CrmError::Unavailable(format!("CRM sent bad JSON: {e}")))?;
         let id = match c.id {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
@@ -89,7 +90,15 @@ impl Guest for CrmHttp {
         let attributes = c
             .rest
             .into_iter()
-            .map(|(k, v)| (k, match v { serde_json::Value::String(s) => s, other => other.to_string() }))
+            .map(|(k, v)| {
+                (
+                    k,
+                    match v {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    },
+                )
+            })
             .collect();
         Ok(Some(Customer {
             id,

@@ -37,9 +37,17 @@ impl Guest for CrmScreenPop {
             if notes.is_empty() {
                 notes.push("Caller not found in CRM".into());
             }
-            return Card { title: format!("Unknown caller {}", call.caller), fields, links: vec![], notes };
+            return Card {
+                title: format!("Unknown caller {}", call.caller),
+                fields,
+                links: vec![],
+                notes,
+            };
         };
-        let mut head = vec![field("Name", &c.name), field("Segment", &c.segment.to_uppercase())];
+        let mut head = vec![
+            field("Name", &c.name),
+            field("Segment", &c.segment.to_uppercase()),
+        ];
         if let Some(acct) = c.accounts.first() {
             head.push(field("Account", &mask_account(acct)));
         }
@@ -53,22 +61,41 @@ impl Guest for CrmScreenPop {
         notes.extend(c.notes.iter().cloned());
         let links = cfg
             .customer_url
-            .map(|u| vec![CardLink { label: "Open in CRM".into(), url: u.replace("{id}", &c.id) }])
+            .map(|u| {
+                vec![CardLink {
+                    label: "Open in CRM".into(),
+                    url: u.replace("{id}", &c.id),
+                }]
+            })
             .unwrap_or_default();
         host::counter_add("cards", 1);
-        let title = if c.segment.eq_ignore_ascii_case("vip") { format!("VIP - {}", c.name) } else { c.name.clone() };
+        let title = if c.segment.eq_ignore_ascii_case("vip") {
+            format!("VIP - {}", c.name)
+        } else {
+            c.name.clone()
+        };
         let _ = agent;
-        Card { title, fields: head, links, notes }
+        Card {
+            title,
+            fields: head,
+            links,
+            notes,
+        }
     }
 }
 
 fn field(label: &str, value: &str) -> CardField {
-    CardField { label: label.to_owned(), value: value.to_owned() }
+    CardField {
+        label: label.to_owned(),
+        value: value.to_owned(),
+    }
 }
 
 fn crm_error_text(e: &ctihost_sdk::crm::CrmError) -> String {
     match e {
-        ctihost_sdk::crm::CrmError::Unavailable(s) | ctihost_sdk::crm::CrmError::Denied(s) => s.clone(),
+        ctihost_sdk::crm::CrmError::Unavailable(s) | ctihost_sdk::crm::CrmError::Denied(s) => {
+            s.clone()
+        }
     }
 }
 

@@ -42,8 +42,16 @@ impl Guest for PciRecording {
             _ => RecordMode::Both,
         };
         let segment = call.segment().unwrap_or("unknown").to_lowercase();
-        let retention_days = cfg.retention_days.get(&segment).copied().unwrap_or(cfg.default_retention_days);
-        RecordingDecision { mode, retention_days, reason: format!("pci policy: segment {segment}") }
+        let retention_days = cfg
+            .retention_days
+            .get(&segment)
+            .copied()
+            .unwrap_or(cfg.default_retention_days);
+        RecordingDecision {
+            mode,
+            retention_days,
+            reason: format!("pci policy: segment {segment}"),
+        }
     }
 
     fn on_event(_call: CallInfo, event: CallEvent, paused: bool) -> RecordingAction {
@@ -58,7 +66,9 @@ impl Guest for PciRecording {
                 host::counter_add("pause_dtmf", 1);
                 RecordingAction::Pause
             }
-            CallEvent::Dtmf(d) if paused && cfg.resume_digits.contains(&d) => RecordingAction::Resume,
+            CallEvent::Dtmf(d) if paused && cfg.resume_digits.contains(&d) => {
+                RecordingAction::Resume
+            }
             CallEvent::AgentRequest(r) if r == "pause" && !paused => RecordingAction::Pause,
             CallEvent::AgentRequest(r) if r == "resume" && paused => RecordingAction::Resume,
             _ => RecordingAction::Keep,

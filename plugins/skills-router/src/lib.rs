@@ -9,8 +9,9 @@ use ctihost_sdk::host;
 use ctihost_sdk::router::*;
 use serde::Deserialize;
 
+/// The routing table (the manifest's `[config]`).
 #[derive(Deserialize)]
-struct Config {
+pub struct Config {
     #[serde(default = "default_offset")]
     utc_offset_minutes: i32,
     #[serde(default = "default_queue")]
@@ -107,7 +108,17 @@ impl Target {
     fn decision(&self) -> RouteDecision {
         match self {
             Target::Queue(q) => queue(q).into(),
-            Target::Full { queue: q, priority, skills, max_wait_secs, overflow, forward, agent, reject: code, reason } => {
+            Target::Full {
+                queue: q,
+                priority,
+                skills,
+                max_wait_secs,
+                overflow,
+                forward,
+                agent,
+                reject: code,
+                reason,
+            } => {
                 if let Some(code) = code {
                     return reject(*code, reason.as_deref().unwrap_or("Unavailable"));
                 }
@@ -131,62 +142,112 @@ impl Target {
 
 struct SkillsRouter;
 
+/// What happened, for the plugin's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    AfterHours,
+    Vip,
+    Menu,
+}
+
+/// The routing decision from the table alone: no host calls, so the same code
+/// runs natively (the benchmarks' baseline) and in the sandbox.
+pub fn decide(cfg: &Config, call: &CallInfo) -> (RouteDecision, Option<Outcome>) {
+    let vip = cfg.vip.as_ref().filter(|_| call.is_vip());
+    if let Some(h) = &cfg.hours
+        && !open_now(h, call.arrived_at_ms, cfg.utc_offset_minutes)
+        && !vip.is_some_and(|v| v.always_open)
+    {
+        return (h.after_hours.decision(), Some(Outcome::AfterHours));
+    }
+    if let Some(v) = vip {
+        let mut q = queue(&v.queue).priority(v.priority);
+        if let Some(lang) = call.customer.as_ref().and_then(|c| c.language.as_deref()) {
+            q = q.skill(&format!("lang:{lang}"));
+        }
+        return (q.into(), Some(Outcome::Vip));
+    }
+    let Some(service) = cfg.services.iter().find(|s| s.number == call.dialed) else {
+        return (queue(&cfg.default_queue).into(), None);
+    };
+    let Some(menu) = &service.menu else {
+        return (
+            queue(service.queue.as_deref().unwrap_or(&cfg.default_queue)).into(),
+            None,
+        );
+    };
+    let attempts = call.ivr.iter().filter(|e| e.step == menu.name).count();
+    let choice = call.digits(&menu.name).and_then(|d| menu.options.get(d));
+    match choice {
+        Some(target) => (target.decision(), Some(Outcome::Menu)),
+        None if attempts <= menu.retries as usize => {
+            let mut step = ivr(&menu.name, &menu.prompt, menu.max_digits);
+            step.inter_digit_timeout_ms = menu.timeout_ms;
+            if attempts > 0 {
+                step.prompt = format!("{}-invalid", menu.prompt);
+            }
+            (step.into(), None)
+        }
+        None => (queue(&cfg.default_queue).into(), None),
+    }
+}
+
+/// Parse the table from JSON, then [`decide`].
+pub fn route_with_config(
+    config_json: &str,
+    call: &CallInfo,
+) -> Result<(RouteDecision, Option<Outcome>), String> {
+    let cfg: Config =
+        serde_json::from_str(config_json).map_err(|e| format!("router config: {e}"))?;
+    Ok(decide(&cfg, call))
+}
+
 impl Guest for SkillsRouter {
     fn route(mut call: CallInfo) -> RouteDecision {
-        let cfg: Config = match host::config() {
+        let cfg: Config = match serde_json::from_str(&host::config_json()) {
             Ok(c) => c,
             Err(e) => {
-                host::log(host::LogLevel::Error, "bad router config", &[("error", &e)]);
+                host::log(
+                    host::LogLevel::Error,
+                    "bad router config",
+                    &[("error", &e.to_string())],
+                );
                 return queue("general").into();
             }
         };
         if call.customer.is_none() && cfg.crm_lookup {
             match lookup(&LookupKey::Phone(call.caller.clone())) {
                 Ok(c) => call.customer = c,
-                Err(e) => host::log(host::LogLevel::Warn, "CRM lookup failed; routing without customer", &[("error", &format!("{e:?}"))]),
+                Err(e) => host::log(
+                    host::LogLevel::Warn,
+                    "CRM lookup failed; routing without customer",
+                    &[("error", &format!("{e:?}"))],
+                ),
             }
         }
-        let vip = cfg.vip.as_ref().filter(|_| call.is_vip());
-        if let Some(h) = &cfg.hours
-            && !open_now(h, call.arrived_at_ms, cfg.utc_offset_minutes)
-            && !vip.is_some_and(|v| v.always_open)
-        {
-            host::counter_add("after_hours", 1);
-            return h.after_hours.decision();
+        let (decision, outcome) = decide(&cfg, &call);
+        match outcome {
+            Some(Outcome::AfterHours) => host::counter_add("after_hours", 1),
+            Some(Outcome::Vip) => host::counter_add("vip", 1),
+            Some(Outcome::Menu) => host::counter_add("menu_choice", 1),
+            None => {}
         }
-        if let Some(v) = vip {
-            host::counter_add("vip", 1);
-            let mut q = queue(&v.queue).priority(v.priority);
-            if let Some(lang) = call.customer.as_ref().and_then(|c| c.language.as_deref()) {
-                q = q.skill(&format!("lang:{lang}"));
-            }
-            return q.into();
-        }
-        let Some(service) = cfg.services.iter().find(|s| s.number == call.dialed) else {
-            return queue(&cfg.default_queue).into();
-        };
-        let Some(menu) = &service.menu else {
-            return queue(service.queue.as_deref().unwrap_or(&cfg.default_queue)).into();
-        };
-        let attempts = call.ivr.iter().filter(|e| e.step == menu.name).count();
-        let choice = call.digits(&menu.name).and_then(|d| menu.options.get(d));
-        match choice {
-            Some(target) => target.decision(),
-            None if attempts <= menu.retries as usize => {
-                let mut step = ivr(&menu.name, &menu.prompt, menu.max_digits);
-                step.inter_digit_timeout_ms = menu.timeout_ms;
-                if attempts > 0 {
-                    step.prompt = format!("{}-invalid", menu.prompt);
-                }
-                step.into()
-            }
-            None => queue(&cfg.default_queue).into(),
-        }
+        decision
     }
 
-    fn rank_agents(call: CallInfo, queue: String, mut candidates: Vec<AgentCandidate>) -> Vec<String> {
+    fn rank_agents(
+        call: CallInfo,
+        queue: String,
+        mut candidates: Vec<AgentCandidate>,
+    ) -> Vec<String> {
         // Best skill for this queue first; among equals, the longest idle.
-        let level = |c: &AgentCandidate| c.skills.iter().find(|(s, _)| *s == queue).map(|(_, l)| *l).unwrap_or(0);
+        let level = |c: &AgentCandidate| {
+            c.skills
+                .iter()
+                .find(|(s, _)| *s == queue)
+                .map(|(_, l)| *l)
+                .unwrap_or(0)
+        };
         candidates.sort_by(|a, b| level(b).cmp(&level(a)).then(b.idle_secs.cmp(&a.idle_secs)));
         if !call.is_vip() && candidates.iter().all(|c| level(c) == level(&candidates[0])) {
             return vec![]; // nothing to add to the queue's own strategy

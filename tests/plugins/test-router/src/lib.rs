@@ -51,7 +51,9 @@ impl Guest for TestRouter {
             "slow" => {
                 host::counter_add("slow_started", 1);
                 // Busy work (not a sleep): holds the version for a while.
-                let ms: u64 = host::config_get("slow_ms").and_then(|s| s.parse().ok()).unwrap_or(200);
+                let ms: u64 = host::config_get("slow_ms")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(200);
                 let until = host::now_ms() + ms;
                 while host::now_ms() < until {
                     std::hint::black_box(0);
@@ -59,11 +61,17 @@ impl Guest for TestRouter {
                 ok_decision()
             }
             "print" => {
-                println!("hello from the test router");
+                for i in 0..1000 {
+                    println!("hello from the test router, line {i}");
+                }
                 ok_decision()
             }
             "kv" => {
-                let n = host::kv_get("count").and_then(|v| v.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0) + 1;
+                let n = host::kv_get("count")
+                    .and_then(|v| v.try_into().ok())
+                    .map(u64::from_le_bytes)
+                    .unwrap_or(0)
+                    + 1;
                 let _ = host::kv_set("count", &n.to_le_bytes());
                 queue(&format!("count-{n}")).into()
             }
@@ -79,7 +87,11 @@ impl Guest for TestRouter {
         }
     }
 
-    fn rank_agents(_call: CallInfo, _queue: String, candidates: Vec<AgentCandidate>) -> Vec<String> {
+    fn rank_agents(
+        _call: CallInfo,
+        _queue: String,
+        candidates: Vec<AgentCandidate>,
+    ) -> Vec<String> {
         candidates.into_iter().rev().map(|c| c.id).collect()
     }
 }

@@ -1,0 +1,214 @@
+//! Plugin runtime benchmarks: `cargo bench -p ctihost --bench plugins`.
+//!
+//! Prints medians and p99 with the native-code baseline measured in the same
+//! run, compile vs cached-artifact load, and file change -> new version serving.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ctihost::plugins::bindings::*;
+use ctihost::plugins::engine::EngineSettings;
+use ctihost::plugins::{HostSettings, Manifest, PluginHost, PluginSource, Trigger};
+use ctihost::store::Store;
+use support::*;
+
+const DECISIONS: usize = 20_000;
+
+struct Stats {
+    p50: f64,
+    p99: f64,
+    mean: f64,
+}
+
+fn stats(mut us: Vec<f64>) -> Stats {
+    us.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| us[((us.len() as f64 - 1.0) * q) as usize];
+    Stats {
+        p50: at(0.5),
+        p99: at(0.99),
+        mean: us.iter().sum::<f64>() / us.len() as f64,
+    }
+}
+
+fn bench_call() -> CallInfo {
+    let mut c = call("+8613700000001", "95588");
+    c.arrived_at_ms = 1_796_004_000_000; // Monday 10:00 in Beijing
+    c.ivr.push(IvrEntry {
+        step: "main-menu".into(),
+        digits: "1".into(),
+        sensitive: false,
+    });
+    c.customer = Some(Customer {
+        id: "C-1".into(),
+        name: "Li Lei".into(),
+        segment: "retail".into(),
+        language: Some("zh".into()),
+        accounts: vec!["6222000011112222".into()],
+        last_contact: None,
+        notes: vec![],
+        attributes: vec![],
+    });
+    c
+}
+
+fn host(pooling: bool, cache: &Path) -> PluginHost {
+    PluginHost::new(
+        HostSettings {
+            engine: EngineSettings {
+                pooling,
+                ..EngineSettings::default()
+            },
+            cache_dir: Some(cache.to_owned()),
+            crm_connector: None,
+        },
+        Store::temporary().unwrap(),
+    )
+    .unwrap()
+}
+
+fn stock_router_manifest(dir: &Path, limits: &str) -> std::path::PathBuf {
+    std::fs::copy(wasm("skills_router"), dir.join("skills_router.wasm")).unwrap();
+    let text =
+        stock_manifest("skills-router").replace("[limits]\n", &format!("[limits]\n{limits}"));
+    let path = dir.join("skills-router.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn wasm_decisions(h: &PluginHost, plugin: &str, expected: &RouteDecision) -> Stats {
+    let call = bench_call();
+    for _ in 0..500 {
+        h.route(plugin, call.clone()).await.unwrap();
+    }
+    let mut us = Vec::with_capacity(DECISIONS);
+    for _ in 0..DECISIONS {
+        let c = call.clone();
+        let t = Instant::now();
+        let (d, inv) = h.route(plugin, c).await.unwrap();
+        us.push(t.elapsed().as_secs_f64() * 1e6);
+        assert!(inv.failure.is_none() && &d == expected);
+    }
+    stats(us)
+}
+
+fn native_decisions(config_json: &str) -> (Stats, RouteDecision) {
+    // The same call in the guest SDK's types (same WIT, same serde shape).
+    let call: ctihost_sdk::types::CallInfo =
+        serde_json::from_value(serde_json::to_value(bench_call()).unwrap()).unwrap();
+    let mut us = Vec::with_capacity(DECISIONS);
+    let mut last = None;
+    for i in 0..DECISIONS + 500 {
+        let c = call.clone();
+        let t = Instant::now();
+        let (d, _) = skills_router::route_with_config(config_json, &c).unwrap();
+        let e = t.elapsed();
+        if i >= 500 {
+            us.push(e.as_secs_f64() * 1e6);
+        }
+        last = Some(d);
+    }
+    let d: RouteDecision =
+        serde_json::from_value(serde_json::to_value(last.unwrap()).unwrap()).unwrap();
+    (stats(us), d)
+}
+
+fn row(name: &str, s: &Stats, base: &Stats) {
+    println!(
+        "{name:<44} p50 {:>8.2} us  p99 {:>8.2} us  {:>9.0} decisions/s/core  x{:>6.1} native p50",
+        s.p50,
+        s.p99,
+        1e6 / s.mean,
+        s.p50 / base.p50
+    );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = Manifest::parse(stock_manifest("skills-router"), Path::new("stock")).unwrap();
+        let (native, expected) = native_decisions(&manifest.config_json());
+        println!("== route decision, stock skills router (call: 95588, menu digit 1, retail customer) ==");
+        row("native Rust (same code, baseline)", &native, &native);
+
+        for (label, pooling, limits) in [
+            ("wasm, fresh instance, pooling allocator", true, ""),
+            ("wasm, fresh instance, on-demand allocator", false, ""),
+            ("wasm, warm instance reused", true, "instance_reuse = 1000000\npool_size = 1\n"),
+        ] {
+            let cache = dir.path().join("artifacts");
+            let h = host(pooling, &cache);
+            let sub = dir.path().join(label.replace([' ', ','], "_"));
+            std::fs::create_dir_all(&sub).unwrap();
+            h.load(PluginSource::Manifest(stock_router_manifest(&sub, limits)), Trigger::Startup).await.unwrap();
+            let s = wasm_decisions(&h, "skills-router", &expected).await;
+            row(label, &s, &native);
+        }
+
+        // The runtime's own floor: a router that decides nothing (no config parse).
+        println!("\n== runtime overhead: trivial router (tests/plugins/test-router, mode ok) ==");
+        for (label, pooling) in [("trivial router, fresh instance, pooling", true), ("trivial router, fresh instance, on-demand", false)] {
+            let h = host(pooling, &dir.path().join("artifacts"));
+            let sub = dir.path().join(format!("trivial-{pooling}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            std::fs::copy(wasm("test_router"), sub.join("t.wasm")).unwrap();
+            std::fs::write(sub.join("t.toml"), "name = \"trivial\"\nkind = \"router\"\nfile = \"t.wasm\"\n").unwrap();
+            h.load(PluginSource::Manifest(sub.join("t.toml")), Trigger::Startup).await.unwrap();
+            let general = RouteDecision::Queue(QueueTarget { queue: "general".into(), priority: 0, skills: vec![], max_wait_secs: None, overflow: None });
+            let s = wasm_decisions(&h, "trivial", &general).await;
+            row(label, &s, &native);
+        }
+
+        println!("\n== compile vs cached artifact load (skills_router.wasm, {} KB) ==", std::fs::metadata(wasm("skills_router")).unwrap().len() / 1024);
+        let bytes = std::fs::read(wasm("skills_router")).unwrap();
+        let (mut cold, mut warm) = (Vec::new(), Vec::new());
+        for i in 0..5 {
+            let cache = dir.path().join(format!("cache-{i}"));
+            let h = host(true, &cache);
+            let c = h.compile(bytes.clone()).await.unwrap();
+            assert!(!c.cached);
+            cold.push(c.millis);
+            let h2 = host(true, &cache);
+            let c = h2.compile(bytes.clone()).await.unwrap();
+            assert!(c.cached);
+            warm.push(c.millis);
+        }
+        let (c, w) = (median(cold), median(warm));
+        println!("compile (cranelift, one thread)   median {c:>8.2} ms");
+        println!("cached artifact load              median {w:>8.2} ms   x{:.0} faster", c / w);
+
+        println!("\n== file change -> new version serving (watcher debounce 100 ms) ==");
+        let t = TestHost::new();
+        let variants: Vec<Vec<u8>> = (0..6).map(|i| variant_of(&bytes, &format!("bench-{i}"))).collect();
+        for v in &variants {
+            t.host.compile(v.clone()).await.unwrap();
+        }
+        let m = t.write_plugin("r", "router", &variants[0], "");
+        t.host.load(PluginSource::Manifest(m), Trigger::Startup).await.unwrap();
+        let _w = ctihost::plugins::watcher::watch_dir(t.host.clone(), t.plugin_dir(), Duration::from_millis(100)).unwrap();
+        let mut lat = Vec::new();
+        for v in &variants[1..] {
+            let before = t.host.current_version("r").unwrap();
+            let start = Instant::now();
+            std::fs::write(t.plugin_dir().join("r.wasm"), v).unwrap();
+            wait_for(Duration::from_secs(10), || t.host.current_version("r").filter(|x| *x != before)).await.expect("reloaded");
+            lat.push(start.elapsed().as_secs_f64() * 1000.0);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let med = median(lat.clone());
+        println!("file written -> new version serving  median {med:>7.1} ms (of which 100 ms debounce); runs: {:?}", lat.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>());
+    });
+}
