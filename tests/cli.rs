@@ -18,6 +18,10 @@ fn ctihost(args: &[&str]) -> Output {
         .unwrap()
 }
 
+fn invoke(file: &str, hook: &str, input: &str) -> Output {
+    ctihost(&["plugin", "invoke", file, "--hook", hook, "--input", input])
+}
+
 fn stdout_json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
@@ -108,15 +112,7 @@ fn plugin_invoke_prints_decision_with_version_and_time() {
     std::fs::copy(wasm("skills_router"), dir.path().join("skills_router.wasm")).unwrap();
     let manifest = dir.path().join("skills-router.toml");
     std::fs::write(&manifest, stock_manifest("skills-router")).unwrap();
-    let o = ctihost(&[
-        "plugin",
-        "invoke",
-        manifest.to_str().unwrap(),
-        "--hook",
-        "route",
-        "--input",
-        input.to_str().unwrap(),
-    ]);
+    let o = invoke(manifest.to_str().unwrap(), "route", input.to_str().unwrap());
     assert!(o.status.success(), "{}", stderr(&o));
     let j = stdout_json(&o);
     assert_eq!(j["outcome"], "ok");
@@ -132,15 +128,7 @@ fn plugin_invoke_prints_decision_with_version_and_time() {
         "name = \"t\"\nkind = \"router\"\nfile = \"t.wasm\"\n[config]\nmode = \"trap\"\n",
     )
     .unwrap();
-    let o = ctihost(&[
-        "plugin",
-        "invoke",
-        trap.to_str().unwrap(),
-        "--hook",
-        "route",
-        "--input",
-        input.to_str().unwrap(),
-    ]);
+    let o = invoke(trap.to_str().unwrap(), "route", input.to_str().unwrap());
     assert_eq!(o.status.code(), Some(1));
     let j = stdout_json(&o);
     assert_eq!(j["outcome"], "fallback");
@@ -156,15 +144,7 @@ fn plugin_invoke_prints_decision_with_version_and_time() {
     // Input that does not fit the hook: exit 2 with the reason.
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"caller\": 5}").unwrap();
-    let o = ctihost(&[
-        "plugin",
-        "invoke",
-        manifest.to_str().unwrap(),
-        "--hook",
-        "route",
-        "--input",
-        bad.to_str().unwrap(),
-    ]);
+    let o = invoke(manifest.to_str().unwrap(), "route", bad.to_str().unwrap());
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("input does not fit hook route"),
@@ -187,15 +167,11 @@ fn plugin_invoke_prints_decision_with_version_and_time() {
     assert!(o.status.success());
     let sample = dir.path().join("event.json");
     std::fs::write(&sample, &o.stdout).unwrap();
-    let o = ctihost(&[
-        "plugin",
-        "invoke",
+    let o = invoke(
         wasm("pci_recording").to_str().unwrap(),
-        "--hook",
         "on-event",
-        "--input",
         sample.to_str().unwrap(),
-    ]);
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout_json(&o)["output"], "Keep");
 }
@@ -272,6 +248,13 @@ fn run_serves_admin_api_to_the_cli() {
         "name = \"r\"\nkind = \"router\"\nfile = \"r.wasm\"\n[config]\nqueue = \"a\"\n",
     )
     .unwrap();
+    // A plugin in the directory overrides the embedded one of the same name.
+    std::fs::copy(wasm("rust_min_router"), plugins.join("min.wasm")).unwrap();
+    std::fs::write(
+        plugins.join("skills-router.toml"),
+        "name = \"skills-router\"\nkind = \"router\"\nfile = \"min.wasm\"\n",
+    )
+    .unwrap();
     let config = dir.path().join("ctihost.toml");
     std::fs::write(
         &config,
@@ -298,6 +281,18 @@ fn run_serves_admin_api_to_the_cli() {
             "r",
             "skills-router"
         ]
+    );
+    let sources: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources[0], "embedded");
+    assert!(
+        sources[4].ends_with("plugins.d/skills-router.toml"),
+        "{}",
+        sources[4]
     );
 
     // Wrong and missing tokens are refused.

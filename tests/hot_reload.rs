@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ctihost::plugins::bindings::RouteDecision;
-use ctihost::plugins::{HookCall, HookOutput, Invocation, LoadError, PluginSource, Trigger};
+use ctihost::plugins::{HookCall, HookOutput, Invocation, LoadError, Trigger};
 use support::*;
 
 fn queue_of(inv: &Invocation) -> String {
@@ -23,28 +23,12 @@ fn router_bytes(tag: &str) -> Vec<u8> {
     variant_of(&std::fs::read(wasm("test_router")).unwrap(), tag)
 }
 
-async fn route(t: &TestHost) -> Invocation {
-    t.host
-        .invoke(
-            "r",
-            HookCall::Route {
-                call: call("+8613700000001", "95588"),
-            },
-        )
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_are_pinned_rejected_and_rolled_back() {
     let t = TestHost::new();
     // v1: slow (busy for 1.5 s), answers queue "v1".
     let m = t.write_plugin("r", "router", &router_bytes("v1"), "[limits]\ndeadline_ms = 10000\n[config]\nmode = \"slow\"\nslow_ms = \"1500\"\nqueue = \"v1\"\n");
-    let v1 = t
-        .host
-        .load(PluginSource::Manifest(m.clone()), Trigger::Startup)
-        .await
-        .unwrap();
+    let v1 = t.load(&m, Trigger::Startup).await.unwrap();
     // Compile v2 ahead so its load inside the in-flight window is quick.
     let v2_bytes = router_bytes("v2");
     t.host.compile(v2_bytes.clone()).await.unwrap();
@@ -76,13 +60,9 @@ async fn versions_are_pinned_rejected_and_rolled_back() {
         &v2_bytes,
         "[config]\nmode = \"ok\"\nqueue = \"v2\"\n",
     );
-    let v2 = t
-        .host
-        .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
-        .await
-        .unwrap();
+    let v2 = t.load(&m, Trigger::Admin).await.unwrap();
     assert_eq!(v2.previous.as_deref(), Some(v1.version.as_str()));
-    let fresh = route(&t).await;
+    let fresh = t.route("r").await;
     assert_eq!(
         (queue_of(&fresh), fresh.version.as_str()),
         ("v2".to_string(), v2.version.as_str())
@@ -100,20 +80,12 @@ async fn versions_are_pinned_rejected_and_rolled_back() {
 
     // v3, three broken ways: each rejected with a clear message; v2 keeps serving.
     std::fs::write(t.plugin_dir().join("r.wasm"), b"this is not wasm").unwrap();
-    let err = t
-        .host
-        .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
-        .await
-        .unwrap_err();
+    let err = t.load(&m, Trigger::Admin).await.unwrap_err();
     assert!(matches!(err, LoadError::NotAComponent(_)), "{err}");
     assert!(err.to_string().contains("magic bytes"), "{err}");
 
     std::fs::copy(wasm("crm_screen_pop"), t.plugin_dir().join("r.wasm")).unwrap();
-    let err = t
-        .host
-        .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
-        .await
-        .unwrap_err();
+    let err = t.load(&m, Trigger::Admin).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("does not implement world `router`"),
@@ -130,11 +102,7 @@ async fn versions_are_pinned_rejected_and_rolled_back() {
         &router_bytes("v3"),
         "[config]\nmode = \"ok\"\nfail_selftest = \"true\"\n",
     );
-    let err = t
-        .host
-        .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
-        .await
-        .unwrap_err();
+    let err = t.load(&m, Trigger::Admin).await.unwrap_err();
     assert!(
         err.to_string().contains("self-test failed on hook route"),
         "{err}"
@@ -144,7 +112,7 @@ async fn versions_are_pinned_rejected_and_rolled_back() {
         "guest's panic message is shown: {err}"
     );
 
-    let still = route(&t).await;
+    let still = t.route("r").await;
     assert_eq!(
         (queue_of(&still), still.version.as_str()),
         ("v2".to_string(), v2.version.as_str())
@@ -158,18 +126,14 @@ async fn versions_are_pinned_rejected_and_rolled_back() {
         &router_bytes("v4"),
         "[limits]\nrollback_after_failures = 3\n[config]\nmode = \"trap\"\n",
     );
-    let v4 = t
-        .host
-        .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
-        .await
-        .unwrap();
+    let v4 = t.load(&m, Trigger::Admin).await.unwrap();
     for _ in 0..3 {
-        let inv = route(&t).await;
+        let inv = t.route("r").await;
         assert_eq!(inv.version, v4.version);
         assert!(inv.failure.is_some());
         assert_eq!(queue_of(&inv), "general", "built-in fallback");
     }
-    let after = route(&t).await;
+    let after = t.route("r").await;
     assert!(after.failure.is_none());
     assert_eq!(
         (queue_of(&after), after.version.as_str()),
@@ -180,7 +144,7 @@ async fn versions_are_pinned_rejected_and_rolled_back() {
     let rb = t.host.rollback("r", Trigger::Admin).unwrap();
     assert_eq!(rb.version, v4.version);
     t.host.rollback("r", Trigger::Admin).unwrap();
-    assert_eq!(route(&t).await.version, v2.version);
+    assert_eq!(t.route("r").await.version, v2.version);
 
     // The history in sled tells the story.
     let h = t.host.history_of(Some("r"), 100).unwrap();
@@ -221,10 +185,7 @@ async fn ten_swaps_under_steady_load_fail_nothing() {
         &router_bytes("base"),
         "[config]\nmode = \"ok\"\nqueue = \"base\"\n",
     );
-    t.host
-        .load(PluginSource::Manifest(m.clone()), Trigger::Startup)
-        .await
-        .unwrap();
+    t.load(&m, Trigger::Startup).await.unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -259,11 +220,7 @@ async fn ten_swaps_under_steady_load_fail_nothing() {
             v,
             &format!("[config]\nmode = \"ok\"\nqueue = \"swap-{i}\"\n"),
         );
-        let r = t
-            .host
-            .load(PluginSource::Manifest(m.clone()), Trigger::Admin)
-            .await
-            .unwrap();
+        let r = t.load(&m, Trigger::Admin).await.unwrap();
         assert!(r.changed);
         versions.insert(r.version);
     }
@@ -300,11 +257,7 @@ async fn file_change_in_plugin_dir_reloads() {
         &router_bytes("w1"),
         "[config]\nmode = \"ok\"\nqueue = \"w1\"\n",
     );
-    let v1 = t
-        .host
-        .load(PluginSource::Manifest(m), Trigger::Startup)
-        .await
-        .unwrap();
+    let v1 = t.load(&m, Trigger::Startup).await.unwrap();
     let _watch = ctihost::plugins::watcher::watch_dir(
         t.host.clone(),
         t.plugin_dir(),
@@ -324,7 +277,7 @@ async fn file_change_in_plugin_dir_reloads() {
     })
     .await;
     assert!(rejected.is_some(), "the watcher tried the broken file");
-    assert_eq!(queue_of(&route(&t).await), "w1");
+    assert_eq!(queue_of(&t.route("r").await), "w1");
 
     // ... and a good one is picked up.
     t.write_plugin(
@@ -340,7 +293,7 @@ async fn file_change_in_plugin_dir_reloads() {
     })
     .await;
     assert!(new.is_some(), "new version serving after the file change");
-    let inv = route(&t).await;
+    let inv = t.route("r").await;
     assert_eq!(queue_of(&inv), "w2");
     let h = t.host.history_of(Some("r"), 10).unwrap();
     assert_eq!(

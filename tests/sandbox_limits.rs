@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use ctihost::plugins::bindings::RouteDecision;
-use ctihost::plugins::{FailureKind, HookCall, HookOutput, PluginSource, Trigger};
+use ctihost::plugins::{FailureKind, HookOutput};
 use support::*;
 
 async fn hostile(t: &TestHost, mode: &str, limits: &str) -> String {
@@ -16,16 +16,7 @@ async fn hostile(t: &TestHost, mode: &str, limits: &str) -> String {
     let extra = format!(
         "{limits}\n[fallback.route.Queue]\nqueue = \"safe-fallback\"\npriority = 0\nskills = []\n[config]\nmode = \"{mode}\"\n"
     );
-    let m = t.write_plugin(
-        &name,
-        "router",
-        &std::fs::read(wasm("test_router")).unwrap(),
-        &extra,
-    );
-    t.host
-        .load(PluginSource::Manifest(m), Trigger::Startup)
-        .await
-        .unwrap();
+    t.load_test_router(&name, &extra).await;
     name
 }
 
@@ -40,16 +31,7 @@ fn failures(t: &TestHost, name: &str) -> u64 {
 
 async fn expect_contained(t: &TestHost, name: &str, kind: FailureKind, within: Duration) -> String {
     let started = Instant::now();
-    let inv = t
-        .host
-        .invoke(
-            name,
-            HookCall::Route {
-                call: call("+8613700000001", "95588"),
-            },
-        )
-        .await
-        .unwrap();
+    let inv = t.route(name).await;
     let took = started.elapsed();
     let failure = inv
         .failure
@@ -68,35 +50,14 @@ async fn expect_contained(t: &TestHost, name: &str, kind: FailureKind, within: D
 }
 
 async fn good_call_succeeds(t: &TestHost) {
-    let inv = t
-        .host
-        .invoke(
-            "good",
-            HookCall::Route {
-                call: call("+8613700000002", "95588"),
-            },
-        )
-        .await
-        .unwrap();
-    assert!(inv.failure.is_none(), "{:?}", inv.failure);
-    assert!(
-        matches!(inv.output, HookOutput::Route(RouteDecision::Queue(q)) if q.queue == "general")
-    );
+    assert_eq!(outcome(&t.route("good").await), "general");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_plugins_are_contained() {
     let t = TestHost::new();
-    let good = t.write_plugin(
-        "good",
-        "router",
-        &std::fs::read(wasm("test_router")).unwrap(),
-        "[config]\nmode = \"ok\"\n",
-    );
-    t.host
-        .load(PluginSource::Manifest(good), Trigger::Startup)
-        .await
-        .unwrap();
+    t.load_test_router("good", "[config]\nmode = \"ok\"\n")
+        .await;
 
     // Infinite loop: stopped at the 50 ms deadline (plus a few epoch ticks).
     let n = hostile(&t, "loop", "[limits]\ndeadline_ms = 50").await;
@@ -147,98 +108,31 @@ async fn hostile_plugins_are_contained() {
 
     // A chatty plugin: output beyond the cap is dropped, the call still succeeds.
     let n = hostile(&t, "print", "[limits]\nmax_stdio_bytes = 64").await;
-    let inv = t
-        .host
-        .invoke(
-            &n,
-            HookCall::Route {
-                call: call("+1", "95588"),
-            },
-        )
-        .await
-        .unwrap();
-    assert!(inv.failure.is_none(), "{:?}", inv.failure);
+    assert_eq!(outcome(&t.route(&n).await), "general");
 
-    // The environment is empty: the plugin sees no variable of the host.
+    // The environment is empty: the plugin sees no variable of the host
+    // (it would forward to "leaked-env:NAME" otherwise).
     let n = hostile(&t, "env", "").await;
-    let inv = t
-        .host
-        .invoke(
-            &n,
-            HookCall::Route {
-                call: call("+1", "95588"),
-            },
-        )
-        .await
-        .unwrap();
-    assert!(inv.failure.is_none());
-    assert!(
-        matches!(inv.output, HookOutput::Route(RouteDecision::Queue(_))),
-        "env leaked: {:?}",
-        inv.output
-    );
+    assert_eq!(outcome(&t.route(&n).await), "general");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_reuse_is_bounded_and_never_after_a_trap() {
     let t = TestHost::new();
-    let m = t.write_plugin(
-        "reuse",
-        "router",
-        &std::fs::read(wasm("test_router")).unwrap(),
-        "[limits]\ninstance_reuse = 3\npool_size = 1\n[config]\nmode = \"static-count\"\ntrap_at = \"2\"\n",
-    );
-    t.host
-        .load(PluginSource::Manifest(m), Trigger::Startup)
-        .await
-        .unwrap();
+    let reuse = "[limits]\ninstance_reuse = 3\npool_size = 1\n[config]\nmode = \"static-count\"\n";
+    t.load_test_router("reuse", &format!("{reuse}trap_at = \"2\"\n"))
+        .await;
+    t.load_test_router("reuse2", reuse).await;
     let mut seen = Vec::new();
     for _ in 0..6 {
-        let inv = t
-            .host
-            .invoke(
-                "reuse",
-                HookCall::Route {
-                    call: call("+1", "95588"),
-                },
-            )
-            .await
-            .unwrap();
-        seen.push(match (&inv.failure, &inv.output) {
-            (Some(_), _) => "trap".to_string(),
-            (None, HookOutput::Route(RouteDecision::Queue(q))) => q.queue.clone(),
-            other => panic!("{other:?}"),
-        });
+        seen.push(outcome(&t.route("reuse").await));
     }
     // Call 2 traps inside the reused instance; the next call gets a fresh
     // instance (counter back at 1), which then serves 3 calls in all.
     assert_eq!(seen, ["n-1", "trap", "n-1", "trap", "n-1", "trap"]);
-
-    let m = t.write_plugin(
-        "reuse2",
-        "router",
-        &std::fs::read(wasm("test_router")).unwrap(),
-        "[limits]\ninstance_reuse = 3\npool_size = 1\n[config]\nmode = \"static-count\"\n",
-    );
-    t.host
-        .load(PluginSource::Manifest(m), Trigger::Startup)
-        .await
-        .unwrap();
     let mut seen = Vec::new();
     for _ in 0..7 {
-        let inv = t
-            .host
-            .invoke(
-                "reuse2",
-                HookCall::Route {
-                    call: call("+1", "95588"),
-                },
-            )
-            .await
-            .unwrap();
-        if let HookOutput::Route(RouteDecision::Queue(q)) = inv.output {
-            seen.push(q.queue);
-        }
+        seen.push(outcome(&t.route("reuse2").await));
     }
     assert_eq!(seen, ["n-1", "n-2", "n-3", "n-1", "n-2", "n-3", "n-1"]);
 }
@@ -246,57 +140,14 @@ async fn instance_reuse_is_bounded_and_never_after_a_trap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_instances_share_nothing_but_the_kv_store() {
     let t = TestHost::new();
-    let m = t.write_plugin(
-        "fresh",
-        "router",
-        &std::fs::read(wasm("test_router")).unwrap(),
-        "[config]\nmode = \"static-count\"\n",
-    );
-    t.host
-        .load(PluginSource::Manifest(m), Trigger::Startup)
-        .await
-        .unwrap();
+    t.load_test_router("fresh", "[config]\nmode = \"static-count\"\n")
+        .await;
+    t.load_test_router("kv", "[config]\nmode = \"kv\"\n").await;
     for _ in 0..3 {
-        let inv = t
-            .host
-            .invoke(
-                "fresh",
-                HookCall::Route {
-                    call: call("+1", "95588"),
-                },
-            )
-            .await
-            .unwrap();
-        assert!(
-            matches!(inv.output, HookOutput::Route(RouteDecision::Queue(q)) if q.queue == "n-1")
-        );
+        assert_eq!(outcome(&t.route("fresh").await), "n-1");
     }
-    let m = t.write_plugin(
-        "kv",
-        "router",
-        &std::fs::read(wasm("test_router")).unwrap(),
-        "[config]\nmode = \"kv\"\n",
-    );
-    t.host
-        .load(PluginSource::Manifest(m), Trigger::Startup)
-        .await
-        .unwrap();
     for i in 1..=3 {
-        let inv = t
-            .host
-            .invoke(
-                "kv",
-                HookCall::Route {
-                    call: call("+1", "95588"),
-                },
-            )
-            .await
-            .unwrap();
-        assert!(
-            matches!(&inv.output, HookOutput::Route(RouteDecision::Queue(q)) if q.queue == format!("count-{i}")),
-            "{:?}",
-            inv.output
-        );
+        assert_eq!(outcome(&t.route("kv").await), format!("count-{i}"));
     }
     // Another plugin's namespace is its own.
     let other = t.host.store().plugin_kv("fresh").unwrap();

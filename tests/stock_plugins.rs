@@ -5,7 +5,7 @@
 mod support;
 
 use ctihost::plugins::bindings::*;
-use ctihost::plugins::{HookCall, HookOutput, PluginSource, Trigger};
+use ctihost::plugins::{HookCall, HookOutput, Trigger};
 use serde_json::json;
 use support::*;
 
@@ -15,10 +15,7 @@ async fn load_stock(t: &TestHost, name: &str, file: &str) {
     std::fs::copy(wasm(file.trim_end_matches(".wasm")), d.join(file)).unwrap();
     let manifest = d.join(format!("{name}.toml"));
     std::fs::write(&manifest, stock_manifest(name)).unwrap();
-    t.host
-        .load(PluginSource::Manifest(manifest), Trigger::Startup)
-        .await
-        .unwrap();
+    t.load(&manifest, Trigger::Startup).await.unwrap();
 }
 
 async fn center(crm: &Crm) -> TestHost {
@@ -30,11 +27,7 @@ async fn center(crm: &Crm) -> TestHost {
         &std::fs::read(wasm("crm_http")).unwrap(),
         &crm_manifest_extra(&url, &crm.addr.to_string()),
     );
-    t.host
-        .load(
-            PluginSource::Manifest(t.plugin_dir().join("crm-http.toml")),
-            Trigger::Startup,
-        )
+    t.load(&t.plugin_dir().join("crm-http.toml"), Trigger::Startup)
         .await
         .unwrap();
     load_stock(&t, "skills-router", "skills_router.wasm").await;
@@ -287,11 +280,7 @@ async fn crm_connector_against_real_http_server() {
         &std::fs::read(wasm("crm_http")).unwrap(),
         &crm_manifest_extra(&format!("http://{}", other.addr), &crm.addr.to_string()),
     );
-    t2.host
-        .load(
-            PluginSource::Manifest(t2.plugin_dir().join("crm-http.toml")),
-            Trigger::Startup,
-        )
+    t2.load(&t2.plugin_dir().join("crm-http.toml"), Trigger::Startup)
         .await
         .unwrap();
     let inv = t2

@@ -10,10 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use ctihost::plugins::bindings::CallInfo;
+use ctihost::plugins::bindings::{CallInfo, RouteDecision};
 use ctihost::plugins::engine::EngineSettings;
 use ctihost::plugins::hook::sample_call;
-use ctihost::plugins::{HostSettings, PluginHost};
+use ctihost::plugins::{
+    HookCall, HookOutput, HostSettings, Invocation, LoadError, LoadReport, PluginHost,
+    PluginSource, Trigger,
+};
 use ctihost::store::Store;
 
 pub fn root() -> PathBuf {
@@ -132,6 +135,47 @@ impl TestHost {
         )
         .unwrap();
         manifest
+    }
+}
+
+impl TestHost {
+    pub async fn load(&self, manifest: &Path, trigger: Trigger) -> Result<LoadReport, LoadError> {
+        self.host
+            .load(PluginSource::Manifest(manifest.to_owned()), trigger)
+            .await
+    }
+
+    /// Install and load the test router under `name` with extra manifest text.
+    pub async fn load_test_router(&self, name: &str, extra: &str) -> LoadReport {
+        let m = self.write_plugin(
+            name,
+            "router",
+            &std::fs::read(wasm("test_router")).unwrap(),
+            extra,
+        );
+        self.load(&m, Trigger::Startup).await.unwrap()
+    }
+
+    /// One route call on plugin `name` with a standard call.
+    pub async fn route(&self, name: &str) -> Invocation {
+        self.host
+            .invoke(
+                name,
+                HookCall::Route {
+                    call: call("+8613700000001", "95588"),
+                },
+            )
+            .await
+            .unwrap()
+    }
+}
+
+/// The queue a routing invocation chose, or "trap" when it failed.
+pub fn outcome(inv: &Invocation) -> String {
+    match (&inv.failure, &inv.output) {
+        (Some(_), _) => "trap".to_string(),
+        (None, HookOutput::Route(RouteDecision::Queue(q))) => q.queue.clone(),
+        other => panic!("unexpected {other:?}"),
     }
 }
 
