@@ -168,6 +168,13 @@ async fn versions_are_pinned_rejected_and_rolled_back() {
     );
     assert!(h[2].message.contains("magic bytes"));
     assert!(h[6].version.starts_with(&v2.version));
+
+    // A plugin that never loaded still has its rejection filed under its name.
+    let newbie = t.write_plugin("newbie", "router", b"not wasm", "");
+    t.load(&newbie, Trigger::Admin).await.unwrap_err();
+    let h = t.host.history_of(Some("newbie"), 10).unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].outcome, "rejected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -247,7 +247,7 @@ impl PluginHost {
     ) -> Result<LoadReport, LoadError> {
         let _guard = self.inner.load_lock.lock().await;
         let origin = source.describe();
-        let result = self.load_locked(source, trigger).await;
+        let result = self.load_locked(source.clone(), trigger).await;
         match &result {
             Ok(r) if r.changed => {
                 tracing::info!(plugin = %r.name, version = %r.version, previous = ?r.previous, %trigger, source = %origin, "plugin version loaded");
@@ -271,7 +271,7 @@ impl PluginHost {
                 }
             }
             Err(e) => {
-                let name = self.name_hint(&origin);
+                let name = self.name_hint(&source);
                 tracing::warn!(plugin = %name, %trigger, source = %origin, error = %e, "plugin load rejected; previous version keeps serving");
                 self.history(&name, "", trigger, "rejected", &e.to_string());
             }
@@ -279,13 +279,21 @@ impl PluginHost {
         result
     }
 
-    fn name_hint(&self, origin: &str) -> String {
+    /// The plugin a source is for, to file a rejection under the right name:
+    /// the manifest's name when it parses, else the slot loaded from there.
+    fn name_hint(&self, source: &PluginSource) -> String {
+        if let PluginSource::Manifest(path) = source
+            && let Ok(m) = Manifest::from_file(path)
+        {
+            return m.name;
+        }
+        let origin = source.describe();
         let slots = self.inner.slots.read();
         slots
             .iter()
             .find(|(_, s)| s.source.lock().describe() == origin)
             .map(|(n, _)| n.clone())
-            .unwrap_or_else(|| origin.to_owned())
+            .unwrap_or(origin)
     }
 
     async fn load_locked(
