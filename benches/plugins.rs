@@ -138,9 +138,13 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
+        // CTIHOST_BENCH=decision,overhead,compile,reload picks sections (default: all).
+        let only = std::env::var("CTIHOST_BENCH").unwrap_or_default();
+        let want = |s: &str| only.is_empty() || only.split(',').any(|x| x == s);
         let dir = tempfile::tempdir().unwrap();
         let manifest = Manifest::parse(stock_manifest("skills-router"), Path::new("stock")).unwrap();
         let (native, expected) = native_decisions(&manifest.config_json());
+        if want("decision") {
         println!("== route decision, stock skills router (call: 95588, menu digit 1, retail customer) ==");
         row("native Rust (same code, baseline)", &native, &native);
 
@@ -158,9 +162,14 @@ fn main() {
             row(label, &s, &native);
         }
 
+        }
+        if want("overhead") || want("overhead-pooling") || want("overhead-on-demand") {
         // The runtime's own floor: a router that decides nothing (no config parse).
         println!("\n== runtime overhead: trivial router (tests/plugins/test-router, mode ok) ==");
         for (label, pooling) in [("trivial router, fresh instance, pooling", true), ("trivial router, fresh instance, on-demand", false)] {
+            if !want(if pooling { "overhead-pooling" } else { "overhead-on-demand" }) && !want("overhead") {
+                continue;
+            }
             let h = host(pooling, &dir.path().join("artifacts"));
             let sub = dir.path().join(format!("trivial-{pooling}"));
             std::fs::create_dir_all(&sub).unwrap();
@@ -172,6 +181,8 @@ fn main() {
             row(label, &s, &native);
         }
 
+        }
+        if want("compile") {
         println!("\n== compile vs cached artifact load (skills_router.wasm, {} KB) ==", std::fs::metadata(wasm("skills_router")).unwrap().len() / 1024);
         let bytes = std::fs::read(wasm("skills_router")).unwrap();
         let (mut cold, mut warm) = (Vec::new(), Vec::new());
@@ -190,7 +201,10 @@ fn main() {
         println!("compile (cranelift, one thread)   median {c:>8.2} ms");
         println!("cached artifact load              median {w:>8.2} ms   x{:.0} faster", c / w);
 
+        }
+        if want("reload") {
         println!("\n== file change -> new version serving (watcher debounce 100 ms) ==");
+        let bytes = std::fs::read(wasm("skills_router")).unwrap();
         let t = TestHost::new();
         let variants: Vec<Vec<u8>> = (0..6).map(|i| variant_of(&bytes, &format!("bench-{i}"))).collect();
         for v in &variants {
@@ -209,6 +223,7 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let med = median(lat.clone());
-        println!("file written -> new version serving  median {med:>7.1} ms (of which 100 ms debounce); runs: {:?}", lat.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>());
+        println!("file written -> new version serving  median {med:>7.1} ms (debounce window 100 ms); runs: {:?}", lat.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>());
+        }
     });
 }

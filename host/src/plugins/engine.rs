@@ -114,6 +114,13 @@ fn config(settings: &EngineSettings, pooling: bool) -> Config {
         p.max_tables_per_component(64);
         p.max_memory_size(settings.max_memory_mb as usize * 1024 * 1024);
         p.total_stacks(n);
+        // Resetting a slot with madvise costs a TLB shootdown (an IPI to every
+        // core) and page faults on the next use; that was most of a fresh
+        // instance's cost here. Scanning for dirty pages and memset-ing them
+        // keeps the slot resident instead.
+        p.linear_memory_keep_resident(4 << 20);
+        p.table_keep_resident(64 << 10);
+        p.pagemap_scan(wasmtime::Enabled::Auto);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
     }
     c
