@@ -116,11 +116,15 @@ fn config(settings: &EngineSettings, pooling: bool) -> Config {
         p.total_stacks(n);
         // Resetting a slot with madvise costs a TLB shootdown (an IPI to every
         // core) and page faults on the next use; that was most of a fresh
-        // instance's cost here. Scanning for dirty pages and memset-ing them
-        // keeps the slot resident instead.
-        p.linear_memory_keep_resident(4 << 20);
-        p.table_keep_resident(64 << 10);
-        p.pagemap_scan(wasmtime::Enabled::Auto);
+        // instance's cost here. Where the kernel can scan for dirty pages
+        // (PAGEMAP_SCAN, Linux 6.7+), reset just those with memset and keep the
+        // slot resident. Without the scan, keep-resident would memset the whole
+        // 4 MiB each time, which is worse than madvise: leave the default then.
+        if PoolingAllocationConfig::is_pagemap_scan_available() {
+            p.pagemap_scan(wasmtime::Enabled::Yes);
+            p.linear_memory_keep_resident(4 << 20);
+            p.table_keep_resident(64 << 10);
+        }
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
     }
     c
