@@ -3,6 +3,7 @@
 //! Library code takes configuration values and a shutdown signal; only the
 //! binary reads the command line and the environment.
 
+pub mod acd;
 pub mod api;
 pub mod clock;
 pub mod config;

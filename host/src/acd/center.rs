@@ -1,0 +1,1353 @@
+//! The ACD state machine: one per center, one state per call.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::plugins::bindings::{
+    AgentCandidate, CallInfo, IvrEntry, IvrStep, QueueStats, QueueTarget, RouteDecision,
+};
+
+use super::agent::{Agent, AgentConfig, AgentState};
+use super::model::*;
+use super::queue::{Queue, QueueConfig, Waiting};
+use super::strategy;
+
+#[derive(Debug, Clone)]
+pub struct AcdSettings {
+    /// The media layer can run IVR steps. Until it can, an IVR decision is
+    /// answered at once with no digits and the router is asked again.
+    pub ivr_supported: bool,
+    /// IVR steps one call may take before it is ended as failed (a router loop).
+    pub max_ivr_steps: u32,
+    /// Assumed handle time for the wait estimate given to routers, seconds.
+    pub assumed_handle_secs: u32,
+}
+
+impl Default for AcdSettings {
+    fn default() -> Self {
+        Self {
+            ivr_supported: false,
+            max_ivr_steps: 8,
+            assumed_handle_secs: 180,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum CallState {
+    Routing,
+    Ivr,
+    Queued,
+    /// Waiting in the queue for the router's ranking of free agents.
+    Ranking,
+    Ringing {
+        agents: Vec<(AgentId, u64)>,
+    },
+    Connected {
+        agent: AgentId,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Call {
+    id: CallId,
+    caller: String,
+    dialed: String,
+    trunk: String,
+    attributes: Vec<(String, String)>,
+    arrived_ms: u64,
+    ivr: Vec<IvrEntry>,
+    ivr_step: Option<IvrStep>,
+    state: CallState,
+    queued_ms: Option<u64>,
+    offered_ms: Option<u64>,
+    answered_ms: Option<u64>,
+    queue: Option<String>,
+    agent: Option<AgentId>,
+    priority: i32,
+    skills: Vec<String>,
+    /// First time the call entered its current queue (kept across re-queues).
+    entered_ms: u64,
+    overflow: Option<String>,
+    overflowed_from: Vec<String>,
+    plugin_versions: BTreeMap<String, String>,
+    max_wait_timer: Option<TimerId>,
+}
+
+pub struct Acd {
+    settings: AcdSettings,
+    queues: BTreeMap<String, Queue>,
+    agents: BTreeMap<AgentId, Agent>,
+    calls: HashMap<CallId, Call>,
+    seq: u64,
+    out: Vec<Output>,
+}
+
+impl Acd {
+    pub fn new(settings: AcdSettings, queues: Vec<QueueConfig>, agents: Vec<AgentConfig>) -> Self {
+        Self {
+            settings,
+            queues: queues
+                .into_iter()
+                .map(|q| (q.name.clone(), Queue::new(q)))
+                .collect(),
+            agents: agents
+                .into_iter()
+                .map(|a| (a.id.clone(), Agent::new(a)))
+                .collect(),
+            calls: HashMap::new(),
+            seq: 0,
+            out: Vec::new(),
+        }
+    }
+
+    pub fn agent_state(&self, agent: &str) -> Option<&AgentState> {
+        self.agents.get(agent).map(|a| &a.state)
+    }
+
+    /// Call ids waiting in a queue, in serving order.
+    pub fn waiting(&self, queue: &str) -> Vec<CallId> {
+        self.queues
+            .get(queue)
+            .map(|q| q.waiting.iter().map(|w| w.call_id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn live_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Apply one event at time `now_ms`; returns what must happen next.
+    pub fn handle(&mut self, now_ms: u64, event: CallEvent) -> Vec<Output> {
+        match event {
+            CallEvent::Arrived {
+                call_id,
+                caller,
+                dialed,
+                trunk,
+                attributes,
+            } => self.arrived(now_ms, call_id, caller, dialed, trunk, attributes),
+            CallEvent::RouteDecided {
+                call_id,
+                decision,
+                plugin,
+                plugin_version,
+            } => {
+                if let Some(c) = self.calls.get_mut(&call_id)
+                    && c.state == CallState::Routing
+                {
+                    c.plugin_versions.insert(plugin, plugin_version);
+                    self.apply_decision(now_ms, &call_id, decision);
+                }
+            }
+            CallEvent::DigitsCollected {
+                call_id,
+                step,
+                digits,
+            } => {
+                if let Some(c) = self.calls.get_mut(&call_id)
+                    && c.state == CallState::Ivr
+                {
+                    let sensitive = c.ivr_step.take().is_some_and(|s| s.sensitive);
+                    c.ivr.push(IvrEntry {
+                        step,
+                        digits,
+                        sensitive,
+                    });
+                    c.state = CallState::Routing;
+                    self.ask_router(now_ms, &call_id);
+                }
+            }
+            CallEvent::AgentsRanked { call_id, ranking } => self.ranked(now_ms, &call_id, ranking),
+            CallEvent::AgentAnswered { call_id, agent } => self.answered(now_ms, &call_id, &agent),
+            CallEvent::OfferFailed {
+                call_id,
+                agent,
+                failure,
+            } => {
+                let reason = match failure {
+                    OfferFailure::Busy => "busy",
+                    OfferFailure::Unavailable => "unavailable",
+                    OfferFailure::Declined => "declined",
+                    OfferFailure::Failed => "phone-failed",
+                };
+                self.offer_lost(
+                    now_ms,
+                    &call_id,
+                    &agent,
+                    reason,
+                    QueueLogKind::OfferFailed,
+                    None,
+                );
+            }
+            CallEvent::CallerHungUp { call_id } => self.hung_up(now_ms, &call_id, true),
+            CallEvent::AgentHungUp { call_id } => self.hung_up(now_ms, &call_id, false),
+            CallEvent::CallFailed { call_id, reason } => self.failed(now_ms, &call_id, &reason),
+            CallEvent::TimerFired { timer } => self.timer(now_ms, timer),
+            CallEvent::AgentLogin { agent } => {
+                if self.agents.get(&agent).is_some_and(|a| !a.logged_in()) {
+                    self.agent_to_ready(now_ms, &agent, true);
+                }
+            }
+            CallEvent::AgentLogout { agent } => self.logout(now_ms, &agent),
+            CallEvent::AgentReady { agent } => {
+                let Some(a) = self.agents.get_mut(&agent) else {
+                    return self.drain();
+                };
+                a.pending_not_ready = None;
+                if matches!(a.state, AgentState::NotReady { .. } | AgentState::WrapUp) {
+                    self.agent_to_ready(now_ms, &agent, false);
+                }
+            }
+            CallEvent::AgentNotReady { agent, reason } => {
+                let Some(a) = self.agents.get_mut(&agent) else {
+                    return self.drain();
+                };
+                match a.state {
+                    AgentState::Ready | AgentState::WrapUp | AgentState::NotReady { .. } => {
+                        self.set_agent(&agent, AgentState::NotReady { reason });
+                    }
+                    AgentState::Ringing { .. } | AgentState::OnCall { .. } => {
+                        a.pending_not_ready = Some(reason)
+                    }
+                    AgentState::LoggedOut => {}
+                }
+            }
+            CallEvent::WrapUpDone { agent } => {
+                if self
+                    .agents
+                    .get(&agent)
+                    .is_some_and(|a| a.state == AgentState::WrapUp)
+                {
+                    self.agent_to_ready(now_ms, &agent, false);
+                }
+            }
+            CallEvent::SetPriority { call_id, priority } => {
+                self.set_priority(now_ms, &call_id, priority)
+            }
+        }
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn cmd(&mut self, c: Command) {
+        self.out.push(Output::Command(c));
+    }
+
+    fn event(&mut self, e: AcdEvent) {
+        self.out.push(Output::Event(e));
+    }
+
+    fn warn(&mut self, call_id: Option<&str>, message: String) {
+        self.event(AcdEvent::Warning {
+            call_id: call_id.map(str::to_owned),
+            message,
+        });
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn qlog(
+        &mut self,
+        now_ms: u64,
+        call_id: &str,
+        queue: &str,
+        agent: Option<&str>,
+        kind: QueueLogKind,
+    ) {
+        self.event(AcdEvent::QueueLog {
+            at_ms: now_ms,
+            call_id: call_id.to_owned(),
+            queue: queue.to_owned(),
+            agent: agent.map(str::to_owned),
+            kind,
+        });
+    }
+
+    fn set_agent(&mut self, agent: &str, state: AgentState) {
+        if let Some(a) = self.agents.get_mut(agent)
+            && a.state != state
+        {
+            a.state = state.clone();
+            self.event(AcdEvent::AgentStateChanged {
+                agent: agent.to_owned(),
+                state,
+            });
+        }
+    }
+
+    fn arrived(
+        &mut self,
+        now_ms: u64,
+        call_id: CallId,
+        caller: String,
+        dialed: String,
+        trunk: String,
+        attributes: Vec<(String, String)>,
+    ) {
+        if self.calls.contains_key(&call_id) {
+            self.warn(Some(&call_id), "duplicate call id ignored".into());
+            return;
+        }
+        self.event(AcdEvent::CallArrived {
+            call_id: call_id.clone(),
+            caller: caller.clone(),
+            dialed: dialed.clone(),
+        });
+        self.calls.insert(
+            call_id.clone(),
+            Call {
+                id: call_id.clone(),
+                caller,
+                dialed,
+                trunk,
+                attributes,
+                arrived_ms: now_ms,
+                ivr: vec![],
+                ivr_step: None,
+                state: CallState::Routing,
+                queued_ms: None,
+                offered_ms: None,
+                answered_ms: None,
+                queue: None,
+                agent: None,
+                priority: 0,
+                skills: vec![],
+                entered_ms: now_ms,
+                overflow: None,
+                overflowed_from: vec![],
+                plugin_versions: BTreeMap::new(),
+                max_wait_timer: None,
+            },
+        );
+        self.ask_router(now_ms, &call_id);
+    }
+
+    /// The call as plugins see it, with live queue figures.
+    pub fn call_info(&self, now_ms: u64, call_id: &str) -> Option<CallInfo> {
+        let c = self.calls.get(call_id)?;
+        let queues = self
+            .queues
+            .values()
+            .map(|q| {
+                let members: Vec<&Agent> = self
+                    .agents
+                    .values()
+                    .filter(|a| a.in_queue(&q.config.name))
+                    .collect();
+                let logged_in = members.iter().filter(|a| a.logged_in()).count() as u32;
+                let ready = members
+                    .iter()
+                    .filter(|a| a.state == AgentState::Ready)
+                    .count() as u32;
+                let waiting = q.waiting.len() as u32;
+                let longest = q
+                    .waiting
+                    .iter()
+                    .map(|w| now_ms.saturating_sub(w.entered_ms))
+                    .max()
+                    .unwrap_or(0);
+                QueueStats {
+                    name: q.config.name.clone(),
+                    waiting,
+                    longest_wait_secs: (longest / 1000) as u32,
+                    agents_ready: ready,
+                    agents_logged_in: logged_in,
+                    estimated_wait_secs: if ready > waiting {
+                        0
+                    } else {
+                        (waiting + 1) * self.settings.assumed_handle_secs / logged_in.max(1)
+                    },
+                }
+            })
+            .collect();
+        Some(CallInfo {
+            call_id: c.id.clone(),
+            caller: c.caller.clone(),
+            dialed: c.dialed.clone(),
+            trunk: c.trunk.clone(),
+            arrived_at_ms: c.arrived_ms,
+            ivr: c.ivr.clone(),
+            attributes: c.attributes.clone(),
+            customer: None,
+            queues,
+        })
+    }
+
+    fn ask_router(&mut self, now_ms: u64, call_id: &str) {
+        if let Some(info) = self.call_info(now_ms, call_id) {
+            self.cmd(Command::AskRouter {
+                call_id: call_id.to_owned(),
+                info: Box::new(info),
+            });
+        }
+    }
+
+    fn apply_decision(&mut self, now_ms: u64, call_id: &str, decision: RouteDecision) {
+        match decision {
+            RouteDecision::Ivr(step) => {
+                let Some(c) = self.calls.get_mut(call_id) else {
+                    return;
+                };
+                if c.ivr.len() as u32 >= self.settings.max_ivr_steps {
+                    self.end_call(
+                        now_ms,
+                        call_id,
+                        Disposition::Failed,
+                        "router kept asking for IVR steps".into(),
+                    );
+                    self.cmd(Command::Reject {
+                        call_id: call_id.to_owned(),
+                        code: 500,
+                        reason: "Routing Loop".into(),
+                    });
+                    return;
+                }
+                if self.settings.ivr_supported {
+                    c.state = CallState::Ivr;
+                    c.ivr_step = Some(step.clone());
+                    self.cmd(Command::RunIvr {
+                        call_id: call_id.to_owned(),
+                        step,
+                    });
+                } else {
+                    c.ivr.push(IvrEntry {
+                        step: step.name,
+                        digits: String::new(),
+                        sensitive: step.sensitive,
+                    });
+                    self.ask_router(now_ms, call_id);
+                }
+            }
+            RouteDecision::Queue(t) => {
+                if let Some(c) = self.calls.get_mut(call_id) {
+                    c.priority = t.priority;
+                    c.skills = t.skills.clone();
+                    c.overflow = t.overflow.clone();
+                }
+                self.enqueue(now_ms, call_id, &t.queue, t.max_wait_secs);
+            }
+            RouteDecision::Agent(agent) => {
+                let ready = self
+                    .agents
+                    .get(&agent)
+                    .is_some_and(|a| a.state == AgentState::Ready);
+                if ready {
+                    if let Some(c) = self.calls.get_mut(call_id) {
+                        c.queued_ms.get_or_insert(now_ms);
+                    }
+                    self.offer(now_ms, call_id, None, vec![agent]);
+                } else {
+                    self.cmd(Command::Reject {
+                        call_id: call_id.to_owned(),
+                        code: 486,
+                        reason: "Busy Here".into(),
+                    });
+                    self.end_call(
+                        now_ms,
+                        call_id,
+                        Disposition::Rejected,
+                        format!("agent {agent} not available"),
+                    );
+                }
+            }
+            RouteDecision::Forward(target) => {
+                self.cmd(Command::Forward {
+                    call_id: call_id.to_owned(),
+                    target: target.clone(),
+                });
+                self.end_call(
+                    now_ms,
+                    call_id,
+                    Disposition::Forwarded,
+                    format!("forwarded to {target}"),
+                );
+            }
+            RouteDecision::Reject(r) => {
+                self.cmd(Command::Reject {
+                    call_id: call_id.to_owned(),
+                    code: r.code,
+                    reason: r.reason.clone(),
+                });
+                self.end_call(
+                    now_ms,
+                    call_id,
+                    Disposition::Rejected,
+                    format!("{} {}", r.code, r.reason),
+                );
+            }
+        }
+    }
+
+    fn enqueue(&mut self, now_ms: u64, call_id: &str, queue: &str, max_wait_secs: Option<u32>) {
+        let Some(q) = self.queues.get(queue) else {
+            self.warn(
+                Some(call_id),
+                format!("router chose unknown queue {queue:?}"),
+            );
+            self.cmd(Command::Reject {
+                call_id: call_id.to_owned(),
+                code: 480,
+                reason: "Temporarily Unavailable".into(),
+            });
+            self.end_call(
+                now_ms,
+                call_id,
+                Disposition::Failed,
+                format!("unknown queue {queue}"),
+            );
+            return;
+        };
+        let members_in = self
+            .agents
+            .values()
+            .any(|a| a.in_queue(queue) && a.logged_in());
+        if q.full() || (!q.config.join_empty && !members_in) {
+            let why = if q.full() {
+                "queue full"
+            } else {
+                "no agent logged in"
+            };
+            self.overflow(now_ms, call_id, queue, why);
+            return;
+        }
+        let max_wait = max_wait_secs.or(q.config.max_wait_secs);
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        c.queued_ms.get_or_insert(now_ms);
+        c.entered_ms = now_ms;
+        c.queue = Some(queue.to_owned());
+        c.state = CallState::Queued;
+        let waiting = Waiting {
+            call_id: call_id.to_owned(),
+            priority: c.priority,
+            entered_ms: now_ms,
+            skills: c.skills.clone(),
+        };
+        let position = self
+            .queues
+            .get_mut(queue)
+            .map(|q| q.insert(waiting))
+            .unwrap_or(0);
+        self.event(AcdEvent::CallQueued {
+            call_id: call_id.to_owned(),
+            queue: queue.to_owned(),
+            position,
+        });
+        self.qlog(now_ms, call_id, queue, None, QueueLogKind::EnterQueue);
+        if let Some(secs) = max_wait {
+            let timer = TimerId::MaxWait {
+                call_id: call_id.to_owned(),
+                seq: self.next_seq(),
+            };
+            if let Some(c) = self.calls.get_mut(call_id) {
+                c.max_wait_timer = Some(timer.clone());
+            }
+            self.cmd(Command::StartTimer {
+                timer,
+                at_ms: now_ms + secs as u64 * 1000,
+            });
+        }
+        self.dispatch(now_ms, queue);
+    }
+
+    /// Send a call on from `from`: to the router's or the queue's overflow target.
+    fn overflow(&mut self, now_ms: u64, call_id: &str, from: &str, why: &str) {
+        let target = self
+            .calls
+            .get_mut(call_id)
+            .and_then(|c| c.overflow.take())
+            .or_else(|| {
+                self.queues
+                    .get(from)
+                    .and_then(|q| q.config.overflow.clone())
+            });
+        self.cancel_max_wait(call_id);
+        let Some(target) = target else {
+            let (code, reason) = if why == "queue full" {
+                (486, "Busy Here")
+            } else {
+                (480, "Temporarily Unavailable")
+            };
+            self.cmd(Command::Reject {
+                call_id: call_id.to_owned(),
+                code,
+                reason: reason.into(),
+            });
+            self.end_call(
+                now_ms,
+                call_id,
+                Disposition::Rejected,
+                format!("{why} in {from}"),
+            );
+            return;
+        };
+        self.qlog(now_ms, call_id, from, None, QueueLogKind::Overflow);
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        c.overflowed_from.push(from.to_owned());
+        match target.strip_prefix("queue:") {
+            Some(next) if c.overflowed_from.iter().any(|q| q == next) || next == from => {
+                self.warn(Some(call_id), format!("overflow loop {from} -> {next}"));
+                self.cmd(Command::Reject {
+                    call_id: call_id.to_owned(),
+                    code: 480,
+                    reason: "Temporarily Unavailable".into(),
+                });
+                self.end_call(
+                    now_ms,
+                    call_id,
+                    Disposition::Overflowed,
+                    format!("overflow loop after {why}"),
+                );
+            }
+            Some(next) => {
+                let next = next.to_owned();
+                self.enqueue(now_ms, call_id, &next, None);
+            }
+            None => {
+                self.cmd(Command::Forward {
+                    call_id: call_id.to_owned(),
+                    target: target.clone(),
+                });
+                self.end_call(
+                    now_ms,
+                    call_id,
+                    Disposition::Overflowed,
+                    format!("{why}: forwarded to {target}"),
+                );
+            }
+        }
+    }
+
+    fn cancel_max_wait(&mut self, call_id: &str) {
+        if let Some(t) = self
+            .calls
+            .get_mut(call_id)
+            .and_then(|c| c.max_wait_timer.take())
+        {
+            self.cmd(Command::CancelTimer { timer: t });
+        }
+    }
+
+    /// Free agents of `queue` that could take a call needing `skills`.
+    fn candidates(&self, queue: &str, skills: &[String]) -> Vec<&Agent> {
+        self.agents
+            .values()
+            .filter(|a| a.in_queue(queue) && a.state == AgentState::Ready && a.has_skills(skills))
+            .collect()
+    }
+
+    /// Offer waiting calls to free agents, best call first.
+    fn dispatch(&mut self, now_ms: u64, queue: &str) {
+        loop {
+            let Some(q) = self.queues.get(queue) else {
+                return;
+            };
+            let mut pick = None;
+            for w in &q.waiting {
+                if self
+                    .calls
+                    .get(&w.call_id)
+                    .is_none_or(|c| c.state != CallState::Queued)
+                {
+                    continue;
+                }
+                let free = self.candidates(queue, &w.skills);
+                if free.is_empty() {
+                    continue;
+                }
+                let ordered = strategy::order(
+                    q.config.strategy,
+                    queue,
+                    &w.skills,
+                    &free,
+                    q.last_offered.as_deref(),
+                );
+                let ids: Vec<AgentId> =
+                    ordered.iter().map(|&i| free[i].config.id.clone()).collect();
+                pick = Some((w.call_id.clone(), ids));
+                break;
+            }
+            let Some((call_id, ids)) = pick else { return };
+            let (strategy, ranking) = (q.config.strategy, q.config.plugin_ranking);
+            if ranking {
+                let candidates = ids
+                    .iter()
+                    .filter_map(|id| self.agents.get(id))
+                    .map(|a| AgentCandidate {
+                        id: a.config.id.clone(),
+                        skills: a
+                            .config
+                            .skills
+                            .iter()
+                            .map(|(k, v)| (k.clone(), *v))
+                            .collect(),
+                        idle_secs: (now_ms.saturating_sub(a.idle_since_ms) / 1000) as u32,
+                        calls_today: a.calls_today,
+                    })
+                    .collect();
+                if let Some(info) = self.call_info(now_ms, &call_id) {
+                    if let Some(c) = self.calls.get_mut(&call_id) {
+                        c.state = CallState::Ranking;
+                    }
+                    self.cmd(Command::AskRanking {
+                        call_id,
+                        queue: queue.to_owned(),
+                        info: Box::new(info),
+                        candidates,
+                    });
+                }
+                continue;
+            }
+            let chosen = if strategy == strategy::Strategy::RingAll {
+                ids
+            } else {
+                ids.into_iter().take(1).collect()
+            };
+            self.offer(now_ms, &call_id, Some(queue), chosen);
+        }
+    }
+
+    fn ranked(&mut self, now_ms: u64, call_id: &str, ranking: Vec<AgentId>) {
+        let Some(c) = self.calls.get(call_id) else {
+            return;
+        };
+        if c.state != CallState::Ranking {
+            return;
+        }
+        let (Some(queue), skills) = (c.queue.clone(), c.skills.clone()) else {
+            return;
+        };
+        let Some(q) = self.queues.get(&queue) else {
+            return;
+        };
+        let free = self.candidates(&queue, &skills);
+        let ordered = strategy::order(
+            q.config.strategy,
+            &queue,
+            &skills,
+            &free,
+            q.last_offered.as_deref(),
+        );
+        let by_strategy: Vec<AgentId> =
+            ordered.iter().map(|&i| free[i].config.id.clone()).collect();
+        // The router's order first (for agents still free), then the strategy's.
+        let mut ids: Vec<AgentId> = ranking
+            .into_iter()
+            .filter(|id| by_strategy.contains(id))
+            .collect();
+        ids.extend(
+            by_strategy
+                .into_iter()
+                .filter(|id| !ids.contains(id))
+                .collect::<Vec<_>>(),
+        );
+        if let Some(c) = self.calls.get_mut(call_id) {
+            c.state = CallState::Queued;
+        }
+        match ids.into_iter().next() {
+            Some(first) => self.offer(now_ms, call_id, Some(&queue), vec![first]),
+            None => self.dispatch(now_ms, &queue),
+        }
+    }
+
+    fn offer(&mut self, now_ms: u64, call_id: &str, queue: Option<&str>, agents: Vec<AgentId>) {
+        if let Some(q) = queue.and_then(|q| self.queues.get_mut(q)) {
+            q.remove(call_id);
+            q.last_offered = agents.last().cloned();
+        }
+        let ring_secs = queue
+            .and_then(|q| self.queues.get(q))
+            .map(|q| q.config.ring_timeout_secs)
+            .unwrap_or(15);
+        let mut ringing = Vec::new();
+        for agent in agents {
+            let Some(sip_user) = self.agents.get(&agent).map(|a| a.config.sip_user.clone()) else {
+                continue;
+            };
+            self.set_agent(
+                &agent,
+                AgentState::Ringing {
+                    call_id: call_id.to_owned(),
+                },
+            );
+            let seq = self.next_seq();
+            self.cmd(Command::Offer {
+                call_id: call_id.to_owned(),
+                agent: agent.clone(),
+                sip_user,
+            });
+            self.cmd(Command::StartTimer {
+                timer: TimerId::RingNoAnswer {
+                    call_id: call_id.to_owned(),
+                    agent: agent.clone(),
+                    seq,
+                },
+                at_ms: now_ms + ring_secs as u64 * 1000,
+            });
+            self.event(AcdEvent::CallOffered {
+                call_id: call_id.to_owned(),
+                agent: agent.clone(),
+                queue: queue.map(str::to_owned),
+            });
+            if let Some(q) = queue {
+                self.qlog(now_ms, call_id, q, Some(&agent), QueueLogKind::Offered);
+            }
+            ringing.push((agent, seq));
+        }
+        if let Some(c) = self.calls.get_mut(call_id) {
+            c.offered_ms.get_or_insert(now_ms);
+            c.state = CallState::Ringing { agents: ringing };
+        }
+    }
+
+    fn answered(&mut self, now_ms: u64, call_id: &str, agent: &str) {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            self.cmd(Command::CancelOffer {
+                call_id: call_id.to_owned(),
+                agent: agent.to_owned(),
+            });
+            return;
+        };
+        let CallState::Ringing { agents } = &c.state else {
+            let stale = c.state
+                != (CallState::Connected {
+                    agent: agent.to_owned(),
+                });
+            if stale {
+                self.cmd(Command::CancelOffer {
+                    call_id: call_id.to_owned(),
+                    agent: agent.to_owned(),
+                });
+            }
+            return;
+        };
+        let Some(&(_, seq)) = agents.iter().find(|(a, _)| a == agent) else {
+            self.cmd(Command::CancelOffer {
+                call_id: call_id.to_owned(),
+                agent: agent.to_owned(),
+            });
+            return;
+        };
+        let others: Vec<(AgentId, u64)> =
+            agents.iter().filter(|(a, _)| a != agent).cloned().collect();
+        c.state = CallState::Connected {
+            agent: agent.to_owned(),
+        };
+        c.answered_ms = Some(now_ms);
+        c.agent = Some(agent.to_owned());
+        let queue = c.queue.clone();
+        self.cmd(Command::CancelTimer {
+            timer: TimerId::RingNoAnswer {
+                call_id: call_id.to_owned(),
+                agent: agent.to_owned(),
+                seq,
+            },
+        });
+        for (other, oseq) in others {
+            self.cmd(Command::CancelOffer {
+                call_id: call_id.to_owned(),
+                agent: other.clone(),
+            });
+            self.cmd(Command::CancelTimer {
+                timer: TimerId::RingNoAnswer {
+                    call_id: call_id.to_owned(),
+                    agent: other.clone(),
+                    seq: oseq,
+                },
+            });
+            self.agent_back(now_ms, &other);
+        }
+        self.cancel_max_wait(call_id);
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.calls_today += 1;
+        }
+        self.set_agent(
+            agent,
+            AgentState::OnCall {
+                call_id: call_id.to_owned(),
+            },
+        );
+        self.cmd(Command::Bridge {
+            call_id: call_id.to_owned(),
+            agent: agent.to_owned(),
+        });
+        self.event(AcdEvent::CallConnected {
+            call_id: call_id.to_owned(),
+            agent: agent.to_owned(),
+        });
+        if let Some(q) = queue {
+            self.qlog(now_ms, call_id, &q, Some(agent), QueueLogKind::Connect);
+        }
+    }
+
+    /// An offer to `agent` ended without an answer: the agent goes not-ready
+    /// and, when nobody else is ringing, the caller goes back to its place.
+    fn offer_lost(
+        &mut self,
+        now_ms: u64,
+        call_id: &str,
+        agent: &str,
+        reason: &str,
+        kind: QueueLogKind,
+        seq: Option<u64>,
+    ) {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let CallState::Ringing { agents } = &mut c.state else {
+            return;
+        };
+        let Some(i) = agents
+            .iter()
+            .position(|(a, s)| a == agent && seq.is_none_or(|q| q == *s))
+        else {
+            return;
+        };
+        let (_, aseq) = agents.remove(i);
+        let nobody_left = agents.is_empty();
+        let queue = c.queue.clone();
+        self.cmd(Command::CancelOffer {
+            call_id: call_id.to_owned(),
+            agent: agent.to_owned(),
+        });
+        if seq.is_none() {
+            self.cmd(Command::CancelTimer {
+                timer: TimerId::RingNoAnswer {
+                    call_id: call_id.to_owned(),
+                    agent: agent.to_owned(),
+                    seq: aseq,
+                },
+            });
+        }
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.pending_not_ready = None;
+        }
+        self.set_agent(
+            agent,
+            AgentState::NotReady {
+                reason: reason.to_owned(),
+            },
+        );
+        if let Some(q) = &queue {
+            self.qlog(now_ms, call_id, q, Some(agent), kind);
+        }
+        if nobody_left {
+            match queue {
+                Some(q) => self.requeue(now_ms, call_id, &q),
+                None => {
+                    // A direct offer to one agent: nowhere to go back to.
+                    self.cmd(Command::Reject {
+                        call_id: call_id.to_owned(),
+                        code: 480,
+                        reason: "Temporarily Unavailable".into(),
+                    });
+                    self.end_call(
+                        now_ms,
+                        call_id,
+                        Disposition::Rejected,
+                        format!("agent {agent} did not answer"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Back into `queue` at the place the call had.
+    fn requeue(&mut self, now_ms: u64, call_id: &str, queue: &str) {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        c.state = CallState::Queued;
+        let w = Waiting {
+            call_id: call_id.to_owned(),
+            priority: c.priority,
+            entered_ms: c.entered_ms,
+            skills: c.skills.clone(),
+        };
+        let position = self.queues.get_mut(queue).map(|q| q.insert(w)).unwrap_or(0);
+        self.event(AcdEvent::CallQueued {
+            call_id: call_id.to_owned(),
+            queue: queue.to_owned(),
+            position,
+        });
+        self.dispatch(now_ms, queue);
+    }
+
+    fn set_priority(&mut self, now_ms: u64, call_id: &str, priority: i32) {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        c.priority = priority;
+        if c.state != CallState::Queued {
+            return;
+        }
+        let Some(queue) = c.queue.clone() else { return };
+        if let Some(q) = self.queues.get_mut(&queue)
+            && let Some(mut w) = q.remove(call_id)
+        {
+            w.priority = priority;
+            q.insert(w);
+        }
+        self.dispatch(now_ms, &queue);
+    }
+
+    fn hung_up(&mut self, now_ms: u64, call_id: &str, by_caller: bool) {
+        let Some(c) = self.calls.get(call_id) else {
+            return;
+        };
+        let state = c.state.clone();
+        let queue = c.queue.clone();
+        match state {
+            CallState::Routing | CallState::Ivr => {
+                if by_caller {
+                    self.end_call(
+                        now_ms,
+                        call_id,
+                        Disposition::AbandonedInIvr,
+                        "caller hung up".into(),
+                    );
+                }
+            }
+            CallState::Queued | CallState::Ranking => {
+                if let Some(q) = &queue {
+                    if let Some(qq) = self.queues.get_mut(q) {
+                        qq.remove(call_id);
+                    }
+                    self.qlog(now_ms, call_id, q, None, QueueLogKind::Abandon);
+                }
+                self.end_call(
+                    now_ms,
+                    call_id,
+                    Disposition::AbandonedInQueue,
+                    "caller hung up while queued".into(),
+                );
+            }
+            CallState::Ringing { agents } => {
+                for (agent, seq) in agents {
+                    self.cmd(Command::CancelOffer {
+                        call_id: call_id.to_owned(),
+                        agent: agent.clone(),
+                    });
+                    self.cmd(Command::CancelTimer {
+                        timer: TimerId::RingNoAnswer {
+                            call_id: call_id.to_owned(),
+                            agent: agent.clone(),
+                            seq,
+                        },
+                    });
+                    if let Some(q) = &queue {
+                        self.qlog(now_ms, call_id, q, Some(&agent), QueueLogKind::Abandon);
+                    }
+                    self.agent_back(now_ms, &agent);
+                }
+                self.end_call(
+                    now_ms,
+                    call_id,
+                    Disposition::AbandonedRinging,
+                    "caller hung up while the agent's phone rang".into(),
+                );
+            }
+            CallState::Connected { agent } => {
+                if by_caller {
+                    self.cmd(Command::HangUpAgent {
+                        call_id: call_id.to_owned(),
+                        agent: agent.clone(),
+                    });
+                } else {
+                    self.cmd(Command::HangUpCaller {
+                        call_id: call_id.to_owned(),
+                    });
+                }
+                if let Some(q) = &queue {
+                    self.qlog(now_ms, call_id, q, Some(&agent), QueueLogKind::Complete);
+                }
+                let who = if by_caller { "caller" } else { "agent" };
+                self.end_call(
+                    now_ms,
+                    call_id,
+                    Disposition::Answered,
+                    format!("{who} hung up"),
+                );
+                self.agent_done(now_ms, &agent, queue.as_deref());
+            }
+        }
+    }
+
+    fn failed(&mut self, now_ms: u64, call_id: &str, reason: &str) {
+        let Some(c) = self.calls.get(call_id) else {
+            return;
+        };
+        let (state, queue) = (c.state.clone(), c.queue.clone());
+        if let Some(q) = &queue
+            && let Some(qq) = self.queues.get_mut(q)
+        {
+            qq.remove(call_id);
+        }
+        match state {
+            CallState::Ringing { agents } => {
+                for (agent, seq) in agents {
+                    self.cmd(Command::CancelOffer {
+                        call_id: call_id.to_owned(),
+                        agent: agent.clone(),
+                    });
+                    self.cmd(Command::CancelTimer {
+                        timer: TimerId::RingNoAnswer {
+                            call_id: call_id.to_owned(),
+                            agent: agent.clone(),
+                            seq,
+                        },
+                    });
+                    self.agent_back(now_ms, &agent);
+                }
+            }
+            CallState::Connected { agent } => {
+                self.cmd(Command::HangUpAgent {
+                    call_id: call_id.to_owned(),
+                    agent: agent.clone(),
+                });
+                self.agent_done(now_ms, &agent, queue.as_deref());
+            }
+            _ => {}
+        }
+        self.cmd(Command::HangUpCaller {
+            call_id: call_id.to_owned(),
+        });
+        self.end_call(now_ms, call_id, Disposition::Failed, reason.to_owned());
+    }
+
+    fn timer(&mut self, now_ms: u64, timer: TimerId) {
+        match timer {
+            TimerId::MaxWait { ref call_id, .. } => {
+                let Some(c) = self.calls.get(call_id) else {
+                    return;
+                };
+                if c.max_wait_timer.as_ref() != Some(&timer)
+                    || !matches!(c.state, CallState::Queued | CallState::Ranking)
+                {
+                    return;
+                }
+                let Some(queue) = c.queue.clone() else { return };
+                if let Some(q) = self.queues.get_mut(&queue) {
+                    q.remove(call_id);
+                }
+                if let Some(c) = self.calls.get_mut(call_id) {
+                    c.max_wait_timer = None;
+                }
+                self.overflow(now_ms, call_id, &queue, "max wait reached");
+            }
+            TimerId::RingNoAnswer {
+                call_id,
+                agent,
+                seq,
+            } => {
+                self.offer_lost(
+                    now_ms,
+                    &call_id,
+                    &agent,
+                    "ring-no-answer",
+                    QueueLogKind::RingNoAnswer,
+                    Some(seq),
+                );
+            }
+            TimerId::WrapUp { agent, seq } => {
+                if self
+                    .agents
+                    .get(&agent)
+                    .is_some_and(|a| a.state == AgentState::WrapUp && a.wrap_up_seq == seq)
+                {
+                    self.agent_to_ready(now_ms, &agent, false);
+                }
+            }
+        }
+    }
+
+    fn logout(&mut self, now_ms: u64, agent: &str) {
+        let Some(a) = self.agents.get(agent) else {
+            return;
+        };
+        match a.state.clone() {
+            AgentState::OnCall { call_id } => {
+                self.warn(
+                    Some(&call_id),
+                    format!("agent {agent} cannot log out during a call"),
+                );
+                return;
+            }
+            AgentState::Ringing { call_id } => {
+                self.offer_lost(
+                    now_ms,
+                    &call_id,
+                    agent,
+                    "logged-out",
+                    QueueLogKind::OfferFailed,
+                    None,
+                );
+            }
+            _ => {}
+        }
+        self.set_agent(agent, AgentState::LoggedOut);
+        // Queues left with nobody send their callers on, where configured.
+        let queues: Vec<String> = self
+            .queues
+            .values()
+            .filter(|q| {
+                q.config.leave_when_empty
+                    && self
+                        .agents
+                        .get(agent)
+                        .is_some_and(|a| a.in_queue(&q.config.name))
+            })
+            .map(|q| q.config.name.clone())
+            .collect();
+        for q in queues {
+            if self
+                .agents
+                .values()
+                .any(|a| a.in_queue(&q) && a.logged_in())
+            {
+                continue;
+            }
+            let waiting: Vec<CallId> = self
+                .queues
+                .get_mut(&q)
+                .map(|qq| qq.waiting.drain(..).map(|w| w.call_id).collect())
+                .unwrap_or_default();
+            for call_id in waiting {
+                self.overflow(now_ms, &call_id, &q, "no agent logged in");
+            }
+        }
+    }
+
+    /// The agent's part in a call ended: wrap-up, then ready (or not ready).
+    fn agent_done(&mut self, now_ms: u64, agent: &str, queue: Option<&str>) {
+        let wrap = queue
+            .and_then(|q| self.queues.get(q))
+            .map(|q| q.config.wrap_up_secs)
+            .unwrap_or(0);
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.idle_since_ms = now_ms;
+        }
+        if wrap == 0 {
+            self.agent_to_ready(now_ms, agent, false);
+            return;
+        }
+        let seq = self.next_seq();
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.wrap_up_seq = seq;
+        }
+        self.set_agent(agent, AgentState::WrapUp);
+        self.cmd(Command::StartTimer {
+            timer: TimerId::WrapUp {
+                agent: agent.to_owned(),
+                seq,
+            },
+            at_ms: now_ms + wrap as u64 * 1000,
+        });
+    }
+
+    /// An agent that rang for a call someone else took (or the caller left): free again.
+    fn agent_back(&mut self, now_ms: u64, agent: &str) {
+        self.agent_to_ready(now_ms, agent, false);
+    }
+
+    fn agent_to_ready(&mut self, now_ms: u64, agent: &str, login: bool) {
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
+        if let Some(reason) = a.pending_not_ready.take() {
+            self.set_agent(agent, AgentState::NotReady { reason });
+            return;
+        }
+        if login || a.idle_since_ms == 0 {
+            a.idle_since_ms = now_ms;
+        }
+        self.set_agent(agent, AgentState::Ready);
+        let queues: Vec<String> = self
+            .agents
+            .get(agent)
+            .map(|a| a.config.queues.keys().cloned().collect())
+            .unwrap_or_default();
+        // Serve the queue with the longest-waiting caller first.
+        let mut queues: Vec<(u64, String)> = queues
+            .into_iter()
+            .map(|q| {
+                (
+                    self.queues
+                        .get(&q)
+                        .and_then(|qq| qq.waiting.first().map(|w| w.entered_ms))
+                        .unwrap_or(u64::MAX),
+                    q,
+                )
+            })
+            .collect();
+        queues.sort();
+        for (_, q) in queues {
+            if self
+                .agents
+                .get(agent)
+                .is_none_or(|a| a.state != AgentState::Ready)
+            {
+                break;
+            }
+            self.dispatch(now_ms, &q);
+        }
+    }
+
+    fn end_call(&mut self, now_ms: u64, call_id: &str, disposition: Disposition, cause: String) {
+        let Some(c) = self.calls.remove(call_id) else {
+            return;
+        };
+        if let Some(t) = c.max_wait_timer.clone() {
+            self.cmd(Command::CancelTimer { timer: t });
+        }
+        if let Some(q) = c.queue.as_ref().and_then(|q| self.queues.get_mut(q)) {
+            q.remove(call_id);
+        }
+        let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1000.0;
+        let record = CallRecord {
+            wait_secs: c
+                .queued_ms
+                .map(|q| secs(q, c.answered_ms.unwrap_or(now_ms)))
+                .unwrap_or(0.0),
+            talk_secs: c.answered_ms.map(|a| secs(a, now_ms)).unwrap_or(0.0),
+            call_id: c.id,
+            caller: c.caller,
+            dialed: c.dialed,
+            trunk: c.trunk,
+            arrived_ms: c.arrived_ms,
+            queued_ms: c.queued_ms,
+            offered_ms: c.offered_ms,
+            answered_ms: c.answered_ms,
+            ended_ms: now_ms,
+            queue: c.queue,
+            agent: c.agent,
+            disposition,
+            overflowed_from: c.overflowed_from,
+            plugin_versions: c.plugin_versions,
+            cause,
+        };
+        self.event(AcdEvent::CallEnded(Box::new(record)));
+    }
+}
+
+impl QueueTarget {
+    /// A plain queue decision, for tests and fallbacks.
+    pub fn plain(queue: &str) -> Self {
+        Self {
+            queue: queue.to_owned(),
+            priority: 0,
+            skills: vec![],
+            max_wait_secs: None,
+            overflow: None,
+        }
+    }
+}

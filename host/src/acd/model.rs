@@ -1,0 +1,291 @@
+//! What goes into and out of the ACD.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plugins::bindings::{AgentCandidate, CallInfo, IvrStep, RouteDecision};
+
+pub type CallId = String;
+pub type AgentId = String;
+
+/// Why an agent's phone did not take an offered call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OfferFailure {
+    /// 486 Busy Here.
+    Busy,
+    /// 480 Temporarily Unavailable / 408 Request Timeout: the phone is not reachable.
+    Unavailable,
+    /// 603 Decline: the agent refused.
+    Declined,
+    /// Any other failure of the agent leg.
+    Failed,
+}
+
+/// Something that happened, fed to [`super::Acd::handle`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallEvent {
+    /// A new inbound call.
+    Arrived {
+        call_id: CallId,
+        caller: String,
+        dialed: String,
+        trunk: String,
+        attributes: Vec<(String, String)>,
+    },
+    /// The router plugin answered (`plugin_version` goes into the call record).
+    RouteDecided {
+        call_id: CallId,
+        decision: RouteDecision,
+        plugin: String,
+        plugin_version: String,
+    },
+    /// The router ranked the candidates of a queued call (best first; empty =
+    /// no opinion).
+    AgentsRanked {
+        call_id: CallId,
+        ranking: Vec<AgentId>,
+    },
+    /// An IVR step ended with these digits.
+    DigitsCollected {
+        call_id: CallId,
+        step: String,
+        digits: String,
+    },
+    /// The agent's phone answered the offered call.
+    AgentAnswered {
+        call_id: CallId,
+        agent: AgentId,
+    },
+    /// The agent's phone refused or failed the offered call.
+    OfferFailed {
+        call_id: CallId,
+        agent: AgentId,
+        failure: OfferFailure,
+    },
+    CallerHungUp {
+        call_id: CallId,
+    },
+    AgentHungUp {
+        call_id: CallId,
+    },
+    /// The call could not go on (media or transport failure).
+    CallFailed {
+        call_id: CallId,
+        reason: String,
+    },
+    TimerFired {
+        timer: TimerId,
+    },
+    AgentLogin {
+        agent: AgentId,
+    },
+    AgentLogout {
+        agent: AgentId,
+    },
+    AgentReady {
+        agent: AgentId,
+    },
+    AgentNotReady {
+        agent: AgentId,
+        reason: String,
+    },
+    /// The agent finished after-call work early.
+    WrapUpDone {
+        agent: AgentId,
+    },
+    /// Change a waiting call's priority (it moves in the queue at once).
+    SetPriority {
+        call_id: CallId,
+        priority: i32,
+    },
+}
+
+/// Timers the ACD asks the driver to run; a timer that fires after it stopped
+/// mattering is ignored, so the driver need not cancel reliably.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TimerId {
+    MaxWait {
+        call_id: CallId,
+        seq: u64,
+    },
+    RingNoAnswer {
+        call_id: CallId,
+        agent: AgentId,
+        seq: u64,
+    },
+    WrapUp {
+        agent: AgentId,
+        seq: u64,
+    },
+}
+
+/// What the ACD wants done by the adapters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Ask the router plugin for a decision; answer with `RouteDecided`.
+    AskRouter {
+        call_id: CallId,
+        info: Box<CallInfo>,
+    },
+    /// Ask the router plugin to rank candidates; answer with `AgentsRanked`.
+    AskRanking {
+        call_id: CallId,
+        queue: String,
+        info: Box<CallInfo>,
+        candidates: Vec<AgentCandidate>,
+    },
+    /// Play a prompt and collect digits; answer with `DigitsCollected`.
+    RunIvr {
+        call_id: CallId,
+        step: IvrStep,
+    },
+    /// Ring the agent's phone with the call.
+    Offer {
+        call_id: CallId,
+        agent: AgentId,
+        sip_user: String,
+    },
+    /// Stop ringing that agent (the call went elsewhere or the caller left).
+    CancelOffer {
+        call_id: CallId,
+        agent: AgentId,
+    },
+    /// Connect the caller with the agent who answered.
+    Bridge {
+        call_id: CallId,
+        agent: AgentId,
+    },
+    /// Send the call outside the center.
+    Forward {
+        call_id: CallId,
+        target: String,
+    },
+    /// Refuse the call.
+    Reject {
+        call_id: CallId,
+        code: u16,
+        reason: String,
+    },
+    /// End the caller's leg (the agent hung up, or the call failed).
+    HangUpCaller {
+        call_id: CallId,
+    },
+    /// End the agent's leg (the caller hung up).
+    HangUpAgent {
+        call_id: CallId,
+        agent: AgentId,
+    },
+    StartTimer {
+        timer: TimerId,
+        at_ms: u64,
+    },
+    CancelTimer {
+        timer: TimerId,
+    },
+}
+
+/// How a call ended, as the call record says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Disposition {
+    Answered,
+    AbandonedInQueue,
+    AbandonedRinging,
+    /// The caller hung up before reaching a queue (routing, IVR).
+    AbandonedInIvr,
+    Rejected,
+    Overflowed,
+    Forwarded,
+    Failed,
+}
+
+/// One record per call (CDR).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub call_id: CallId,
+    pub caller: String,
+    pub dialed: String,
+    pub trunk: String,
+    pub arrived_ms: u64,
+    pub queued_ms: Option<u64>,
+    pub offered_ms: Option<u64>,
+    pub answered_ms: Option<u64>,
+    pub ended_ms: u64,
+    /// The last queue the call waited in.
+    pub queue: Option<String>,
+    pub agent: Option<AgentId>,
+    pub disposition: Disposition,
+    /// Seconds from entering the first queue to answer (or to the end).
+    pub wait_secs: f64,
+    pub talk_secs: f64,
+    /// Queues the call overflowed from, in order.
+    pub overflowed_from: Vec<String>,
+    /// Plugin name -> content hash of every plugin version that decided something.
+    pub plugin_versions: BTreeMap<String, String>,
+    /// Why it ended, in words (reject reason, failure).
+    pub cause: String,
+}
+
+/// Queue events, as the queue log keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueLogKind {
+    EnterQueue,
+    Offered,
+    RingNoAnswer,
+    OfferFailed,
+    Connect,
+    Abandon,
+    Overflow,
+    Complete,
+}
+
+/// What the ACD tells the outside world.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcdEvent {
+    CallArrived {
+        call_id: CallId,
+        caller: String,
+        dialed: String,
+    },
+    CallQueued {
+        call_id: CallId,
+        queue: String,
+        position: usize,
+    },
+    CallOffered {
+        call_id: CallId,
+        agent: AgentId,
+        queue: Option<String>,
+    },
+    CallConnected {
+        call_id: CallId,
+        agent: AgentId,
+    },
+    CallEnded(Box<CallRecord>),
+    AgentStateChanged {
+        agent: AgentId,
+        state: super::AgentState,
+    },
+    QueueLog {
+        at_ms: u64,
+        call_id: CallId,
+        queue: String,
+        agent: Option<AgentId>,
+        kind: QueueLogKind,
+    },
+    /// A rule could not be applied as asked (unknown queue, IVR loop, ...).
+    Warning {
+        call_id: Option<CallId>,
+        message: String,
+    },
+}
+
+/// Everything [`super::Acd::handle`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Command(Command),
+    Event(AcdEvent),
+}

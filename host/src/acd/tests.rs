@@ -1,0 +1,764 @@
+//! The ACD's rules, driven event by event with no network.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::plugins::bindings::{IvrStep, QueueTarget, Rejection, RouteDecision};
+
+fn agent(id: &str, queues: &[(&str, u32)], skills: &[(&str, u8)]) -> AgentConfig {
+    AgentConfig {
+        id: id.into(),
+        name: id.into(),
+        sip_user: format!("sip-{id}"),
+        skills: skills
+            .iter()
+            .map(|(s, l)| (s.to_string(), *l))
+            .collect::<BTreeMap<_, _>>(),
+        queues: queues.iter().map(|(q, w)| (q.to_string(), *w)).collect(),
+    }
+}
+
+struct Sim {
+    acd: Acd,
+    now: u64,
+    out: Vec<Output>,
+}
+
+impl Sim {
+    fn new(queues: Vec<QueueConfig>, agents: Vec<AgentConfig>) -> Self {
+        Self {
+            acd: Acd::new(AcdSettings::default(), queues, agents),
+            now: 1_000_000,
+            out: vec![],
+        }
+    }
+
+    fn at(&mut self, secs: u64) -> &mut Self {
+        self.now = 1_000_000 + secs * 1000;
+        self
+    }
+
+    fn ev(&mut self, e: CallEvent) -> Vec<Output> {
+        let o = self.acd.handle(self.now, e);
+        self.out.extend(o.clone());
+        o
+    }
+
+    fn login(&mut self, a: &str) {
+        self.ev(CallEvent::AgentLogin { agent: a.into() });
+    }
+
+    /// A call arrives and the router sends it to `q`.
+    fn call(&mut self, id: &str, q: QueueTarget) -> Vec<Output> {
+        let o = self.ev(CallEvent::Arrived {
+            call_id: id.into(),
+            caller: "+8613800000000".into(),
+            dialed: "95588".into(),
+            trunk: "pstn".into(),
+            attributes: vec![],
+        });
+        assert!(o.iter().any(
+            |x| matches!(x, Output::Command(Command::AskRouter { call_id, .. }) if call_id == id)
+        ));
+        self.ev(CallEvent::RouteDecided {
+            call_id: id.into(),
+            decision: RouteDecision::Queue(q),
+            plugin: "router".into(),
+            plugin_version: "abc123".into(),
+        })
+    }
+
+    fn state(&self, a: &str) -> AgentState {
+        self.acd.agent_state(a).cloned().unwrap()
+    }
+
+    fn record(&self, id: &str) -> CallRecord {
+        self.out
+            .iter()
+            .find_map(|o| match o {
+                Output::Event(AcdEvent::CallEnded(r)) if r.call_id == id => Some((**r).clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no record for {id}"))
+    }
+
+    fn qlog(&self, id: &str) -> Vec<(QueueLogKind, Option<String>)> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(AcdEvent::QueueLog {
+                    call_id,
+                    kind,
+                    agent,
+                    ..
+                }) if call_id == id => Some((*kind, agent.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn offers(o: &[Output]) -> Vec<(String, String)> {
+    o.iter()
+        .filter_map(|x| match x {
+            Output::Command(Command::Offer { call_id, agent, .. }) => {
+                Some((call_id.clone(), agent.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn timer(o: &[Output], f: impl Fn(&TimerId) -> bool) -> TimerId {
+    o.iter()
+        .find_map(|x| match x {
+            Output::Command(Command::StartTimer { timer, .. }) if f(timer) => Some(timer.clone()),
+            _ => None,
+        })
+        .expect("timer started")
+}
+
+fn has(o: &[Output], c: &Command) -> bool {
+    o.iter().any(|x| x == &Output::Command(c.clone()))
+}
+
+#[test]
+fn answered_call_with_wrap_up_and_record() {
+    let mut q = QueueConfig::named("cards");
+    q.wrap_up_secs = 10;
+    let mut s = Sim::new(vec![q], vec![agent("1001", &[("cards", 1)], &[])]);
+    s.login("1001");
+    let o = s.call("c1", QueueTarget::plain("cards"));
+    assert_eq!(offers(&o), [("c1".into(), "1001".into())]);
+    assert_eq!(
+        s.state("1001"),
+        AgentState::Ringing {
+            call_id: "c1".into()
+        }
+    );
+    s.at(4);
+    let o = s.ev(CallEvent::AgentAnswered {
+        call_id: "c1".into(),
+        agent: "1001".into(),
+    });
+    assert!(has(
+        &o,
+        &Command::Bridge {
+            call_id: "c1".into(),
+            agent: "1001".into()
+        }
+    ));
+    s.at(64);
+    let o = s.ev(CallEvent::CallerHungUp {
+        call_id: "c1".into(),
+    });
+    assert!(has(
+        &o,
+        &Command::HangUpAgent {
+            call_id: "c1".into(),
+            agent: "1001".into()
+        }
+    ));
+    assert_eq!(s.state("1001"), AgentState::WrapUp);
+    let r = s.record("c1");
+    assert_eq!(r.disposition, Disposition::Answered);
+    assert_eq!((r.wait_secs, r.talk_secs), (4.0, 60.0));
+    assert_eq!(
+        (r.queue.as_deref(), r.agent.as_deref()),
+        (Some("cards"), Some("1001"))
+    );
+    assert_eq!(
+        r.plugin_versions.get("router").map(String::as_str),
+        Some("abc123")
+    );
+    assert_eq!(
+        s.qlog("c1").iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        [
+            QueueLogKind::EnterQueue,
+            QueueLogKind::Offered,
+            QueueLogKind::Connect,
+            QueueLogKind::Complete
+        ]
+    );
+    let wrap = timer(&o, |t| matches!(t, TimerId::WrapUp { .. }));
+    s.at(74);
+    s.ev(CallEvent::TimerFired { timer: wrap });
+    assert_eq!(s.state("1001"), AgentState::Ready);
+}
+
+#[test]
+fn abandon_in_queue_and_while_ringing() {
+    let mut s = Sim::new(
+        vec![QueueConfig::named("q")],
+        vec![agent("a", &[("q", 1)], &[])],
+    );
+    s.call("waits", QueueTarget::plain("q"));
+    s.at(30);
+    s.ev(CallEvent::CallerHungUp {
+        call_id: "waits".into(),
+    });
+    let r = s.record("waits");
+    assert_eq!(
+        (r.disposition, r.wait_secs),
+        (Disposition::AbandonedInQueue, 30.0)
+    );
+    assert_eq!(
+        s.qlog("waits").iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        [QueueLogKind::EnterQueue, QueueLogKind::Abandon]
+    );
+
+    s.login("a");
+    s.call("rings", QueueTarget::plain("q"));
+    let o = s.ev(CallEvent::CallerHungUp {
+        call_id: "rings".into(),
+    });
+    assert!(has(
+        &o,
+        &Command::CancelOffer {
+            call_id: "rings".into(),
+            agent: "a".into()
+        }
+    ));
+    assert_eq!(s.record("rings").disposition, Disposition::AbandonedRinging);
+    assert_eq!(s.state("a"), AgentState::Ready);
+    assert_eq!(s.acd.live_calls(), 0);
+}
+
+#[test]
+fn ring_no_answer_requeues_at_original_place_and_next_agent_answers() {
+    let mut s = Sim::new(
+        vec![QueueConfig::named("q")],
+        vec![agent("a", &[("q", 1)], &[]), agent("b", &[("q", 1)], &[])],
+    );
+    s.login("a");
+    s.at(5);
+    s.login("b");
+    // Both agents take a call, then two more callers wait.
+    s.call("x", QueueTarget::plain("q"));
+    s.call("y", QueueTarget::plain("q"));
+    s.ev(CallEvent::AgentAnswered {
+        call_id: "x".into(),
+        agent: "a".into(),
+    });
+    s.ev(CallEvent::AgentAnswered {
+        call_id: "y".into(),
+        agent: "b".into(),
+    });
+    s.at(10);
+    s.call("first", QueueTarget::plain("q"));
+    s.at(11);
+    s.call("second", QueueTarget::plain("q"));
+    assert_eq!(s.acd.waiting("q"), ["first", "second"]);
+    s.at(20);
+    let o = s.ev(CallEvent::AgentHungUp {
+        call_id: "x".into(),
+    });
+    assert_eq!(offers(&o), [("first".into(), "a".into())]);
+    let rna = timer(&o, |t| matches!(t, TimerId::RingNoAnswer { .. }));
+    s.at(35);
+    let o = s.ev(CallEvent::TimerFired { timer: rna.clone() });
+    assert!(has(
+        &o,
+        &Command::CancelOffer {
+            call_id: "first".into(),
+            agent: "a".into()
+        }
+    ));
+    assert_eq!(
+        s.state("a"),
+        AgentState::NotReady {
+            reason: "ring-no-answer".into()
+        }
+    );
+    // Back ahead of "second", where it was.
+    assert_eq!(s.acd.waiting("q"), ["first", "second"]);
+    // The same timer firing again changes nothing.
+    assert!(offers(&s.ev(CallEvent::TimerFired { timer: rna })).is_empty());
+    let o = s.ev(CallEvent::AgentHungUp {
+        call_id: "y".into(),
+    });
+    assert_eq!(offers(&o), [("first".into(), "b".into())]);
+    s.ev(CallEvent::AgentAnswered {
+        call_id: "first".into(),
+        agent: "b".into(),
+    });
+    assert!(
+        s.qlog("first")
+            .contains(&(QueueLogKind::RingNoAnswer, Some("a".into())))
+    );
+}
+
+#[test]
+fn agent_rejections_become_not_ready_and_requeue() {
+    for (failure, reason) in [
+        (OfferFailure::Busy, "busy"),
+        (OfferFailure::Unavailable, "unavailable"),
+        (OfferFailure::Declined, "declined"),
+    ] {
+        let mut s = Sim::new(
+            vec![QueueConfig::named("q")],
+            vec![agent("a", &[("q", 1)], &[])],
+        );
+        s.login("a");
+        s.call("c", QueueTarget::plain("q"));
+        s.ev(CallEvent::OfferFailed {
+            call_id: "c".into(),
+            agent: "a".into(),
+            failure,
+        });
+        assert_eq!(
+            s.state("a"),
+            AgentState::NotReady {
+                reason: reason.into()
+            }
+        );
+        assert_eq!(s.acd.waiting("q"), ["c"]);
+        let o = s.ev(CallEvent::AgentReady { agent: "a".into() });
+        assert_eq!(offers(&o), [("c".into(), "a".into())]);
+    }
+}
+
+#[test]
+fn priority_jumps_ahead_and_can_change_while_waiting() {
+    let mut s = Sim::new(
+        vec![QueueConfig::named("q")],
+        vec![agent("a", &[("q", 1)], &[])],
+    );
+    s.call("normal", QueueTarget::plain("q"));
+    s.call("late", QueueTarget::plain("q"));
+    s.call(
+        "vip",
+        QueueTarget {
+            priority: 10,
+            ..QueueTarget::plain("q")
+        },
+    );
+    assert_eq!(s.acd.waiting("q"), ["vip", "normal", "late"]);
+    s.ev(CallEvent::SetPriority {
+        call_id: "late".into(),
+        priority: 20,
+    });
+    assert_eq!(s.acd.waiting("q"), ["late", "vip", "normal"]);
+    let o = s.ev(CallEvent::AgentLogin { agent: "a".into() });
+    assert_eq!(offers(&o), [("late".into(), "a".into())]);
+}
+
+#[test]
+fn max_wait_overflows_to_queue_then_to_number() {
+    let mut a = QueueConfig::named("a");
+    a.max_wait_secs = Some(30);
+    a.overflow = Some("queue:b".into());
+    let mut b = QueueConfig::named("b");
+    b.max_wait_secs = Some(60);
+    b.overflow = Some("+861095588".into());
+    let mut s = Sim::new(vec![a, b], vec![]);
+    let o = s.call("c", QueueTarget::plain("a"));
+    let t = timer(&o, |t| matches!(t, TimerId::MaxWait { .. }));
+    s.at(30);
+    let o = s.ev(CallEvent::TimerFired { timer: t });
+    assert_eq!(s.acd.waiting("b"), ["c"]);
+    let t = timer(&o, |t| matches!(t, TimerId::MaxWait { .. }));
+    s.at(90);
+    let o = s.ev(CallEvent::TimerFired { timer: t });
+    assert!(has(
+        &o,
+        &Command::Forward {
+            call_id: "c".into(),
+            target: "+861095588".into()
+        }
+    ));
+    let r = s.record("c");
+    assert_eq!(
+        (r.disposition, r.overflowed_from.clone(), r.wait_secs),
+        (
+            Disposition::Overflowed,
+            vec!["a".to_string(), "b".to_string()],
+            90.0
+        )
+    );
+}
+
+#[test]
+fn router_overflow_target_and_max_wait_win_over_the_queue() {
+    let mut s = Sim::new(
+        vec![QueueConfig::named("q"), QueueConfig::named("backup")],
+        vec![],
+    );
+    let o = s.call(
+        "c",
+        QueueTarget {
+            max_wait_secs: Some(5),
+            overflow: Some("queue:backup".into()),
+            ..QueueTarget::plain("q")
+        },
+    );
+    let t = timer(&o, |t| matches!(t, TimerId::MaxWait { .. }));
+    assert!(o.iter().any(
+        |x| matches!(x, Output::Command(Command::StartTimer { at_ms, .. }) if *at_ms == 1_005_000)
+    ));
+    s.at(5);
+    s.ev(CallEvent::TimerFired { timer: t });
+    assert_eq!(s.acd.waiting("backup"), ["c"]);
+}
+
+#[test]
+fn max_length_and_join_empty() {
+    let mut full = QueueConfig::named("full");
+    full.max_length = Some(1);
+    let mut empty = QueueConfig::named("empty");
+    empty.join_empty = false;
+    let mut s = Sim::new(vec![full, empty], vec![agent("a", &[("empty", 1)], &[])]);
+    s.call("one", QueueTarget::plain("full"));
+    let o = s.call("two", QueueTarget::plain("full"));
+    assert!(has(
+        &o,
+        &Command::Reject {
+            call_id: "two".into(),
+            code: 486,
+            reason: "Busy Here".into()
+        }
+    ));
+    assert_eq!(s.record("two").disposition, Disposition::Rejected);
+    let o = s.call("three", QueueTarget::plain("empty"));
+    assert!(has(
+        &o,
+        &Command::Reject {
+            call_id: "three".into(),
+            code: 480,
+            reason: "Temporarily Unavailable".into()
+        }
+    ));
+}
+
+#[test]
+fn leave_when_empty_sends_waiting_callers_on() {
+    let mut q = QueueConfig::named("q");
+    q.leave_when_empty = true;
+    q.overflow = Some("queue:night".into());
+    let mut s = Sim::new(
+        vec![q, QueueConfig::named("night")],
+        vec![agent("a", &[("q", 1)], &[])],
+    );
+    s.login("a");
+    s.ev(CallEvent::AgentNotReady {
+        agent: "a".into(),
+        reason: "lunch".into(),
+    });
+    s.call("c", QueueTarget::plain("q"));
+    s.ev(CallEvent::AgentLogout { agent: "a".into() });
+    assert_eq!(s.acd.waiting("night"), ["c"]);
+}
+
+#[test]
+fn strategies_pick_the_right_agent() {
+    let run = |strategy: Strategy, prep: &dyn Fn(&mut Sim)| -> Vec<(String, String)> {
+        let mut q = QueueConfig::named("q");
+        q.strategy = strategy;
+        let agents = vec![
+            agent("a", &[("q", 1)], &[("cards", 20)]),
+            agent("b", &[("q", 5)], &[("cards", 90)]),
+            agent("c", &[("q", 1)], &[("cards", 90)]),
+        ];
+        let mut s = Sim::new(vec![q], agents);
+        s.login("b");
+        s.at(1);
+        s.login("a");
+        s.at(2);
+        s.login("c");
+        prep(&mut s);
+        s.at(100);
+        offers(&s.call(
+            "z",
+            QueueTarget {
+                skills: vec!["cards".into()],
+                ..QueueTarget::plain("q")
+            },
+        ))
+    };
+    let to = |a: &str| vec![("z".to_string(), a.to_string())];
+    assert_eq!(run(Strategy::LongestIdle, &|_| {}), to("b"));
+    assert_eq!(
+        run(Strategy::SkillsWeighted, &|_| {}),
+        to("b"),
+        "b and c share the level; b's queue weight is higher"
+    );
+    assert_eq!(
+        run(Strategy::FewestCalls, &|s| {
+            s.call("w", QueueTarget::plain("q"));
+            s.ev(CallEvent::AgentAnswered {
+                call_id: "w".into(),
+                agent: "b".into(),
+            });
+            s.ev(CallEvent::AgentHungUp {
+                call_id: "w".into(),
+            });
+        }),
+        to("a")
+    );
+    assert_eq!(
+        run(Strategy::RoundRobin, &|s| {
+            for w in ["w1", "w2"] {
+                s.call(w, QueueTarget::plain("q"));
+                s.ev(CallEvent::CallerHungUp { call_id: w.into() });
+            }
+        }),
+        to("c"),
+        "a, then b, then c"
+    );
+    let all = run(Strategy::RingAll, &|_| {});
+    assert_eq!(all.len(), 3);
+}
+
+#[test]
+fn ring_all_first_answer_takes_the_call() {
+    let mut q = QueueConfig::named("q");
+    q.strategy = Strategy::RingAll;
+    let mut s = Sim::new(
+        vec![q],
+        vec![agent("a", &[("q", 1)], &[]), agent("b", &[("q", 1)], &[])],
+    );
+    s.login("a");
+    s.login("b");
+    s.call("c", QueueTarget::plain("q"));
+    let o = s.ev(CallEvent::AgentAnswered {
+        call_id: "c".into(),
+        agent: "b".into(),
+    });
+    assert!(has(
+        &o,
+        &Command::CancelOffer {
+            call_id: "c".into(),
+            agent: "a".into()
+        }
+    ));
+    assert_eq!(s.state("a"), AgentState::Ready);
+    assert_eq!(
+        s.state("b"),
+        AgentState::OnCall {
+            call_id: "c".into()
+        }
+    );
+    // A late answer from a loses: its leg is cancelled, the call stays with b.
+    let o = s.ev(CallEvent::AgentAnswered {
+        call_id: "c".into(),
+        agent: "a".into(),
+    });
+    assert!(has(
+        &o,
+        &Command::CancelOffer {
+            call_id: "c".into(),
+            agent: "a".into()
+        }
+    ));
+}
+
+#[test]
+fn router_ranking_orders_the_offer() {
+    let mut q = QueueConfig::named("q");
+    q.plugin_ranking = true;
+    let mut s = Sim::new(
+        vec![q],
+        vec![agent("a", &[("q", 1)], &[]), agent("b", &[("q", 1)], &[])],
+    );
+    s.login("a");
+    s.login("b");
+    let o = s.call("c", QueueTarget::plain("q"));
+    let cands = o
+        .iter()
+        .find_map(|x| match x {
+            Output::Command(Command::AskRanking { candidates, .. }) => Some(candidates.clone()),
+            _ => None,
+        })
+        .expect("ranking asked");
+    assert_eq!(cands.len(), 2);
+    assert!(offers(&o).is_empty());
+    let o = s.ev(CallEvent::AgentsRanked {
+        call_id: "c".into(),
+        ranking: vec!["b".into()],
+    });
+    assert_eq!(offers(&o), [("c".into(), "b".into())]);
+}
+
+#[test]
+fn reject_forward_and_direct_agent_decisions() {
+    let mut s = Sim::new(
+        vec![QueueConfig::named("q")],
+        vec![agent("a", &[("q", 1)], &[])],
+    );
+    s.ev(CallEvent::Arrived {
+        call_id: "r".into(),
+        caller: "x".into(),
+        dialed: "y".into(),
+        trunk: "t".into(),
+        attributes: vec![],
+    });
+    let o = s.ev(CallEvent::RouteDecided {
+        call_id: "r".into(),
+        decision: RouteDecision::Reject(Rejection {
+            code: 603,
+            reason: "Decline".into(),
+        }),
+        plugin: "router".into(),
+        plugin_version: "v".into(),
+    });
+    assert!(has(
+        &o,
+        &Command::Reject {
+            call_id: "r".into(),
+            code: 603,
+            reason: "Decline".into()
+        }
+    ));
+    assert_eq!(s.record("r").cause, "603 Decline");
+
+    s.ev(CallEvent::Arrived {
+        call_id: "f".into(),
+        caller: "x".into(),
+        dialed: "y".into(),
+        trunk: "t".into(),
+        attributes: vec![],
+    });
+    s.ev(CallEvent::RouteDecided {
+        call_id: "f".into(),
+        decision: RouteDecision::Forward("+8610".into()),
+        plugin: "router".into(),
+        plugin_version: "v".into(),
+    });
+    assert_eq!(s.record("f").disposition, Disposition::Forwarded);
+
+    s.login("a");
+    s.ev(CallEvent::Arrived {
+        call_id: "d".into(),
+        caller: "x".into(),
+        dialed: "y".into(),
+        trunk: "t".into(),
+        attributes: vec![],
+    });
+    let o = s.ev(CallEvent::RouteDecided {
+        call_id: "d".into(),
+        decision: RouteDecision::Agent("a".into()),
+        plugin: "router".into(),
+        plugin_version: "v".into(),
+    });
+    assert_eq!(offers(&o), [("d".into(), "a".into())]);
+}
+
+#[test]
+fn ivr_without_media_asks_the_router_again_with_no_digits_and_stops_loops() {
+    let mut s = Sim::new(vec![QueueConfig::named("q")], vec![]);
+    s.ev(CallEvent::Arrived {
+        call_id: "c".into(),
+        caller: "x".into(),
+        dialed: "95588".into(),
+        trunk: "t".into(),
+        attributes: vec![],
+    });
+    let step = IvrStep {
+        name: "main-menu".into(),
+        prompt: "main-menu".into(),
+        max_digits: 1,
+        terminator: None,
+        inter_digit_timeout_ms: 5000,
+        sensitive: false,
+    };
+    let mut asked = 0;
+    loop {
+        let o = s.ev(CallEvent::RouteDecided {
+            call_id: "c".into(),
+            decision: RouteDecision::Ivr(step.clone()),
+            plugin: "router".into(),
+            plugin_version: "v".into(),
+        });
+        match o.iter().find_map(|x| match x {
+            Output::Command(Command::AskRouter { info, .. }) => Some(info.clone()),
+            _ => None,
+        }) {
+            Some(info) => {
+                asked += 1;
+                assert_eq!(info.ivr.len(), asked);
+                assert_eq!(info.ivr[0].digits, "");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(asked, 8);
+    assert_eq!(s.record("c").disposition, Disposition::Failed);
+}
+
+#[test]
+fn not_ready_during_a_call_applies_after_it() {
+    let mut s = Sim::new(
+        vec![QueueConfig::named("q")],
+        vec![agent("a", &[("q", 1)], &[])],
+    );
+    s.login("a");
+    s.call("c", QueueTarget::plain("q"));
+    s.ev(CallEvent::AgentAnswered {
+        call_id: "c".into(),
+        agent: "a".into(),
+    });
+    s.ev(CallEvent::AgentNotReady {
+        agent: "a".into(),
+        reason: "break".into(),
+    });
+    assert_eq!(
+        s.state("a"),
+        AgentState::OnCall {
+            call_id: "c".into()
+        }
+    );
+    s.call("next", QueueTarget::plain("q"));
+    let o = s.ev(CallEvent::CallerHungUp {
+        call_id: "c".into(),
+    });
+    assert_eq!(
+        s.state("a"),
+        AgentState::NotReady {
+            reason: "break".into()
+        }
+    );
+    assert!(
+        offers(&o).is_empty(),
+        "no call offered to an agent going on break"
+    );
+}
+
+#[test]
+fn queue_stats_reach_the_router() {
+    let mut s = Sim::new(
+        vec![QueueConfig::named("q")],
+        vec![agent("a", &[("q", 1)], &[]), agent("b", &[("q", 1)], &[])],
+    );
+    s.login("a");
+    s.ev(CallEvent::AgentNotReady {
+        agent: "a".into(),
+        reason: "x".into(),
+    });
+    s.call("w1", QueueTarget::plain("q"));
+    s.at(40);
+    let o = s.ev(CallEvent::Arrived {
+        call_id: "n".into(),
+        caller: "x".into(),
+        dialed: "y".into(),
+        trunk: "t".into(),
+        attributes: vec![],
+    });
+    let info = o
+        .iter()
+        .find_map(|x| match x {
+            Output::Command(Command::AskRouter { info, .. }) => Some(info.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let q = &info.queues[0];
+    assert_eq!(
+        (
+            q.waiting,
+            q.longest_wait_secs,
+            q.agents_ready,
+            q.agents_logged_in
+        ),
+        (1, 40, 0, 1)
+    );
+    assert!(q.estimated_wait_secs > 0);
+}
