@@ -261,6 +261,15 @@ fn run_serves_admin_api_to_the_cli() {
         "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret-token\"\n[plugins]\ndir = \"plugins.d\"\nwatch = false\n",
     )
     .unwrap();
+    // Records already in the store (the telephony core writes them in production).
+    {
+        let store = ctihost::store::Store::open(&dir.path().join("data").join("db")).unwrap();
+        for (i, id) in ["first-call", "second-call"].iter().enumerate() {
+            store
+                .record_call(&sample_record(id, 1_796_000_000_000 + i as u64 * 60_000))
+                .unwrap();
+        }
+    }
     let server = start_server(&config);
 
     let o = admin(&server, "s3cret-token", &["list"]);
@@ -359,6 +368,55 @@ fn run_serves_admin_api_to_the_cli() {
             ("cli", "rolled-back")
         ]
     );
+
+    // Call records through the CLI: CSV, JSON, table, and a time filter.
+    let cdr = |args: &[&str]| {
+        let mut all = vec!["cdr"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &server.url, "--token", "s3cret-token"]);
+        ctihost(&all)
+    };
+    let o = cdr(&["export", "--since", "0", "--format", "csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[1].starts_with("first-call,+8613800000000,95588,pstn,"),
+        "{csv}"
+    );
+    assert!(lines[1].contains(",abandoned-in-queue,80.000,"), "{csv}");
+    let o = cdr(&["list", "--since", "1796000030000", "--format", "json"]);
+    let j = stdout_json(&o);
+    assert_eq!(j.as_array().unwrap().len(), 1);
+    assert_eq!(j[0]["call_id"], "second-call");
+    let o = cdr(&["list", "--since", "2026-01-01T00:00:00Z"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("abandoned-in-queue"));
+    let o = cdr(&["list", "--since", "last tuesday"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+fn sample_record(id: &str, ended_ms: u64) -> ctihost::acd::CallRecord {
+    ctihost::acd::CallRecord {
+        call_id: id.into(),
+        caller: "+8613800000000".into(),
+        dialed: "95588".into(),
+        trunk: "pstn".into(),
+        arrived_ms: ended_ms - 90_000,
+        queued_ms: Some(ended_ms - 80_000),
+        offered_ms: None,
+        answered_ms: None,
+        ended_ms,
+        queue: Some("general".into()),
+        agent: None,
+        disposition: ctihost::acd::Disposition::AbandonedInQueue,
+        wait_secs: 80.0,
+        talk_secs: 0.0,
+        overflowed_from: vec![],
+        plugin_versions: Default::default(),
+        cause: "caller hung up while queued".into(),
+    }
 }
 
 /// The smallest blocking HTTP GET, to check the unauthenticated answer.

@@ -37,6 +37,33 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Call records of a running host.
+    Cdr {
+        #[command(subcommand)]
+        command: CdrCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CdrCommand {
+    /// Show call records (table by default).
+    List {
+        #[command(flatten)]
+        query: admin_client::CdrArgs,
+        #[arg(long, default_value = "table")]
+        format: String,
+        #[command(flatten)]
+        admin: admin_client::AdminArgs,
+    },
+    /// Export call records as JSON or CSV.
+    Export {
+        #[command(flatten)]
+        query: admin_client::CdrArgs,
+        #[arg(long, default_value = "csv")]
+        format: String,
+        #[command(flatten)]
+        admin: admin_client::AdminArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,7 +130,7 @@ impl Cli {
     pub fn default_log_level(&self) -> &'static str {
         match self.command {
             Command::Run { .. } => "info,cranelift=warn,wasmtime=warn",
-            Command::Plugin { .. } => "error",
+            Command::Plugin { .. } | Command::Cdr { .. } => "error",
         }
     }
 }
@@ -124,6 +151,18 @@ pub fn init_tracing(json: bool, default: &str) {
 pub async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config).await,
+        Command::Cdr { command } => match command {
+            CdrCommand::List {
+                query,
+                format,
+                admin,
+            }
+            | CdrCommand::Export {
+                query,
+                format,
+                admin,
+            } => admin_client::cdr(&admin, &query, &format).await,
+        },
         Command::Plugin { command } => match command {
             PluginCommand::Check { file, kind } => {
                 plugin_offline::check(&file, kind.as_deref()).await

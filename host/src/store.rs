@@ -1,9 +1,13 @@
-//! The embedded store (sled): plugin version history and plugin key-value data.
-//! Call records join here with the telephony core.
+//! The embedded store (sled): call records, the queue log, plugin version
+//! history and plugin key-value data.
+
+pub mod export;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::acd::{CallRecord, QueueLogKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,6 +37,18 @@ pub struct HistoryEntry {
 pub struct Store {
     db: sled::Db,
     history: sled::Tree,
+    cdr: sled::Tree,
+    queue_log: sled::Tree,
+}
+
+/// One line of the queue log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueLogEntry {
+    pub at_ms: u64,
+    pub call_id: String,
+    pub queue: String,
+    pub agent: Option<String>,
+    pub kind: QueueLogKind,
 }
 
 impl Store {
@@ -54,7 +70,14 @@ impl Store {
 
     fn from_db(db: sled::Db) -> Result<Self, StoreError> {
         let history = db.open_tree("plugin_history")?;
-        Ok(Self { db, history })
+        let cdr = db.open_tree("cdr")?;
+        let queue_log = db.open_tree("queue_log")?;
+        Ok(Self {
+            db,
+            history,
+            cdr,
+            queue_log,
+        })
     }
 
     pub fn record_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
@@ -86,8 +109,142 @@ impl Store {
         Ok(out)
     }
 
+    /// Store a finished call's record. It is on disk when this returns, so it
+    /// survives a `kill -9` of the host at any later moment.
+    pub fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
+        let mut key = record.ended_ms.to_be_bytes().to_vec();
+        key.extend_from_slice(record.call_id.as_bytes());
+        self.cdr.insert(key, serde_json::to_vec(record)?)?;
+        self.cdr.flush()?;
+        Ok(())
+    }
+
+    /// Call records of calls that ended at or after `since_ms`, oldest first.
+    pub fn calls_since(&self, since_ms: u64, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.cdr.range(since_ms.to_be_bytes()..).take(limit) {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Append to the queue log (flushed with the call's record, or by sled's
+    /// own periodic flush).
+    pub fn log_queue_event(&self, entry: &QueueLogEntry) -> Result<(), StoreError> {
+        let mut key = entry.at_ms.to_be_bytes().to_vec();
+        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        self.queue_log.insert(key, serde_json::to_vec(entry)?)?;
+        Ok(())
+    }
+
+    pub fn queue_log_since(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<QueueLogEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.queue_log.range(since_ms.to_be_bytes()..).take(limit) {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
+    }
+
     /// The key-value namespace of one plugin.
     pub fn plugin_kv(&self, plugin: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(format!("kv/{plugin}"))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::acd::Disposition;
+
+    fn record(id: &str, ended_ms: u64) -> CallRecord {
+        CallRecord {
+            call_id: id.into(),
+            caller: "+8613800000000".into(),
+            dialed: "95588".into(),
+            trunk: "pstn".into(),
+            arrived_ms: ended_ms - 60_000,
+            queued_ms: Some(ended_ms - 50_000),
+            offered_ms: Some(ended_ms - 45_000),
+            answered_ms: Some(ended_ms - 40_000),
+            ended_ms,
+            queue: Some("cards".into()),
+            agent: Some("1001".into()),
+            disposition: Disposition::Answered,
+            wait_secs: 10.0,
+            talk_secs: 40.0,
+            overflowed_from: vec![],
+            plugin_versions: BTreeMap::from([(
+                "skills-router".to_string(),
+                "f4bb5d64".to_string(),
+            )]),
+            cause: "caller hung up".into(),
+        }
+    }
+
+    #[test]
+    fn records_come_back_by_end_time() {
+        let s = Store::temporary().unwrap();
+        s.record_call(&record("b", 2_000_000)).unwrap();
+        s.record_call(&record("a", 1_000_000)).unwrap();
+        s.record_call(&record("c", 3_000_000)).unwrap();
+        let ids: Vec<String> = s
+            .calls_since(1_500_000, 100)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.call_id)
+            .collect();
+        assert_eq!(ids, ["b", "c"]);
+        let csv = export::to_csv(&s.calls_since(0, 100).unwrap()).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].starts_with("call_id,caller,dialed"));
+        assert!(
+            lines[1].starts_with("a,+8613800000000,95588,pstn,1970-01-01T00:15:40.000Z"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[1].contains(",answered,10.000,40.000,,skills-router=f4bb5d64,caller hung up"),
+            "{}",
+            lines[1]
+        );
+    }
+
+    /// A child process writes records and dies without any clean-up (abort);
+    /// the parent then finds every record it wrote.
+    #[test]
+    fn finished_calls_survive_a_crash() {
+        if let Ok(dir) = std::env::var("CTIHOST_CRASH_CHILD_DIR") {
+            let s = Store::open(Path::new(&dir)).unwrap();
+            for i in 0..50 {
+                s.record_call(&record(&format!("call-{i}"), 1_000_000 + i))
+                    .unwrap();
+            }
+            std::process::abort();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::tests::finished_calls_survive_a_crash",
+                "--nocapture",
+            ])
+            .env("CTIHOST_CRASH_CHILD_DIR", dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "the child crashed as planned");
+        let s = Store::open(dir.path()).unwrap();
+        let got = s.calls_since(0, 1000).unwrap();
+        assert_eq!(got.len(), 50);
+        assert_eq!(got[49].call_id, "call-49");
     }
 }

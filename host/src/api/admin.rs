@@ -40,6 +40,7 @@ pub fn router(host: PluginHost, token: AdminToken) -> axum::Router {
         .route("/admin/plugins/{name}/reload", post(reload))
         .route("/admin/plugins/{name}/rollback", post(rollback))
         .route("/admin/plugins/{name}/history", get(history))
+        .route("/admin/cdr", get(cdr))
         .layer(axum::middleware::from_fn_with_state(token, require_admin))
         .with_state(host)
 }
@@ -97,5 +98,39 @@ async fn all_history(State(host): State<PluginHost>, Query(l): Query<Limit>) -> 
     match host.history_of(None, l.limit.unwrap_or(100)) {
         Ok(h) => Json(h).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CdrQuery {
+    /// Calls that ended at or after this time, ms since the epoch.
+    since_ms: Option<u64>,
+    limit: Option<usize>,
+    /// json (default) or csv.
+    format: Option<String>,
+}
+
+async fn cdr(State(host): State<PluginHost>, Query(q): Query<CdrQuery>) -> Response {
+    let records = match host
+        .store()
+        .calls_since(q.since_ms.unwrap_or(0), q.limit.unwrap_or(10_000))
+    {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Json(records).into_response(),
+        "csv" => match crate::store::export::to_csv(&records) {
+            Ok(text) => (
+                [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+                text,
+            )
+                .into_response(),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        },
+        other => error(
+            StatusCode::BAD_REQUEST,
+            format!("format {other:?} is not json or csv"),
+        ),
     }
 }

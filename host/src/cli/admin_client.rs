@@ -19,7 +19,81 @@ pub struct AdminArgs {
     token_file: PathBuf,
 }
 
-pub async fn call(args: &AdminArgs, method: reqwest::Method, path: &str) -> ExitCode {
+#[derive(clap::Args)]
+pub struct CdrArgs {
+    /// Calls that ended since: a duration back from now ("24h", "7d", "90m"),
+    /// an RFC 3339 time ("2026-11-29T00:00:00Z"), or ms since the epoch.
+    #[arg(long, default_value = "24h")]
+    since: String,
+    #[arg(long, default_value_t = 10_000)]
+    limit: usize,
+}
+
+/// Parse `--since` into ms since the epoch.
+pub fn since_ms(s: &str, now_ms: u64) -> Result<u64, String> {
+    if let Ok(ms) = s.parse::<u64>() {
+        return Ok(ms);
+    }
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(now_ms.saturating_sub(d.as_millis() as u64));
+    }
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|_| {
+            format!(
+                "--since {s:?}: expected a duration (24h), an RFC 3339 time or ms since the epoch"
+            )
+        })
+        .and_then(|t| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .map_err(|e| e.to_string())
+        })
+}
+
+pub async fn cdr(args: &AdminArgs, q: &CdrArgs, format: &str) -> ExitCode {
+    let since = match since_ms(&q.since, ctihost::clock::now_ms()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let wire = if format == "csv" { "csv" } else { "json" };
+    let path = format!(
+        "/admin/cdr?since_ms={since}&limit={}&format={wire}",
+        q.limit
+    );
+    let (status, body) = match fetch(args, reqwest::Method::GET, &path).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if !status.is_success() {
+        eprintln!("error: {status}: {body}");
+        return ExitCode::from(1);
+    }
+    match format {
+        "csv" => print!("{body}"),
+        "json" => println!("{body}"),
+        "table" => match serde_json::from_str::<Vec<ctihost::acd::CallRecord>>(&body) {
+            Ok(records) => print!("{}", ctihost::store::export::to_table(&records)),
+            Err(e) => {
+                eprintln!("error: unexpected answer: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        other => {
+            eprintln!("error: --format {other:?}: expected table, json or csv");
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn fetch(
+    args: &AdminArgs,
+    method: reqwest::Method,
+    path: &str,
+) -> Result<(reqwest::StatusCode, String), ExitCode> {
     let token = match &args.token {
         Some(t) => t.clone(),
         None => match std::fs::read_to_string(&args.token_file) {
@@ -29,35 +103,60 @@ pub async fn call(args: &AdminArgs, method: reqwest::Method, path: &str) -> Exit
                     "error: no --token and cannot read {}: {e}",
                     args.token_file.display()
                 );
-                return ExitCode::from(2);
+                return Err(ExitCode::from(2));
             }
         },
     };
     let url = format!("{}{}", args.url.trim_end_matches('/'), path);
-    let resp = reqwest::Client::new()
+    match reqwest::Client::new()
         .request(method, &url)
         .bearer_auth(token)
         .send()
-        .await;
-    match resp {
+        .await
+    {
         Ok(r) => {
             let status = r.status();
-            let body = r.text().await.unwrap_or_default();
-            let pretty = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| serde_json::to_string_pretty(&v).ok())
-                .unwrap_or(body);
-            if status.is_success() {
-                println!("{pretty}");
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("error: {status}: {pretty}");
-                ExitCode::from(1)
-            }
+            Ok((status, r.text().await.unwrap_or_default()))
         }
         Err(e) => {
             eprintln!("error: cannot reach {url}: {e}");
-            ExitCode::from(2)
+            Err(ExitCode::from(2))
         }
+    }
+}
+
+pub async fn call(args: &AdminArgs, method: reqwest::Method, path: &str) -> ExitCode {
+    let (status, body) = match fetch(args, method, path).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let pretty = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(body);
+    if status.is_success() {
+        println!("{pretty}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: {status}: {pretty}");
+        ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::since_ms;
+
+    #[test]
+    fn since_accepts_durations_times_and_ms() {
+        let now = 1_800_000_000_000;
+        assert_eq!(since_ms("24h", now), Ok(now - 86_400_000));
+        assert_eq!(since_ms("1700000000000", now), Ok(1_700_000_000_000));
+        assert_eq!(since_ms("2026-11-29T00:00:00Z", now), Ok(1_795_910_400_000));
+        assert!(
+            since_ms("yesterday-ish", now)
+                .unwrap_err()
+                .contains("--since")
+        );
     }
 }
