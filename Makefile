@@ -11,6 +11,8 @@ run: deps
 lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	cd plugins && cargo fmt --all -- --check
+	cd plugins && cargo clippy --workspace --release --target wasm32-wasip2 --target-dir ../target/wasm -- -D warnings
 
 test: lint
 	cargo test --workspace

@@ -53,8 +53,8 @@ fn main() {
         .expect("cannot run cargo to build the stock plugins");
     if !status.success() {
         panic!(
-            "building the stock plugins failed. Is the wasm32-wasip2 target installed? \
-             Run `rustup target add wasm32-wasip2` (rust-toolchain.toml lists it)."
+            "building the stock plugins failed (cargo's output above says why). If it cannot \
+             find the target, run `rustup target add wasm32-wasip2` (rust-toolchain.toml lists it)."
         );
     }
     for (_, file) in STOCK {

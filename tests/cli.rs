@@ -116,7 +116,8 @@ fn plugin_invoke_prints_decision_with_version_and_time() {
     assert!(o.status.success(), "{}", stderr(&o));
     let j = stdout_json(&o);
     assert_eq!(j["outcome"], "ok");
-    assert_eq!(j["output"]["Queue"]["queue"], "cards");
+    assert_eq!(j["output"]["Queue"]["queue"], "general");
+    assert_eq!(j["output"]["Queue"]["skills"][0], "cards");
     assert_eq!(j["version"].as_str().unwrap().len(), 64);
     assert!(j["elapsed_us"].as_f64().unwrap() > 0.0);
 

@@ -75,19 +75,26 @@ async fn skills_router_menu_vip_and_after_hours() {
         }
         other => panic!("expected the main menu, got {other:?}"),
     }
-    // Digit 2 -> loans queue with the loans skill.
+    // Digit 2 -> the general queue, asking for the loans skill.
     match route(&t, answered(first.clone(), "main-menu", "2")).await {
         RouteDecision::Queue(q) => {
-            assert_eq!(q.queue, "loans");
+            assert_eq!(q.queue, "general");
             assert_eq!(q.skills, vec!["loans".to_string()]);
         }
-        other => panic!("expected the loans queue, got {other:?}"),
+        other => panic!("expected the general queue, got {other:?}"),
     }
-    // Digit 3 -> wealth with priority 2.
+    // Digit 3 -> wealth skill with priority 2.
     match route(&t, answered(first.clone(), "main-menu", "3")).await {
-        RouteDecision::Queue(q) => assert_eq!((q.queue.as_str(), q.priority), ("wealth", 2)),
+        RouteDecision::Queue(q) => assert_eq!(
+            (q.skills.clone(), q.priority),
+            (vec!["wealth".to_string()], 2)
+        ),
         other => panic!("{other:?}"),
     }
+    // The English line has no menu: general queue, English skill.
+    let mut en = call("+8613700000009", "95588-en");
+    en.arrived_at_ms = MONDAY_10H;
+    assert!(matches!(route(&t, en).await, RouteDecision::Queue(q) if q.skills == ["english"]));
     // An invalid digit repeats the menu once with the "invalid" prompt, then gives up to general.
     let once = answered(first.clone(), "main-menu", "9");
     match route(&t, once.clone()).await {
@@ -123,7 +130,7 @@ async fn skills_router_menu_vip_and_after_hours() {
     assert!(matches!(route(&t, other).await, RouteDecision::Queue(q) if q.queue == "general"));
     assert!(crm.hits() >= 5, "the router looked callers up in the CRM");
 
-    // Ranking: the agent with the best skill level for the queue first.
+    // Ranking: the best level in the skill the caller chose (cards) first.
     let cands = vec![
         AgentCandidate {
             id: "a".into(),
@@ -149,8 +156,8 @@ async fn skills_router_menu_vip_and_after_hours() {
         .invoke(
             "skills-router",
             HookCall::RankAgents {
-                call: first,
-                queue: "cards".into(),
+                call: answered(first, "main-menu", "1"),
+                queue: "general".into(),
                 candidates: cands,
             },
         )

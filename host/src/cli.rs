@@ -217,7 +217,13 @@ async fn run(config_path: Option<PathBuf>) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        None => Config::default(),
+        None => match Config::default_center() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();

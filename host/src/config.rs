@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::acd::{AgentConfig, QueueConfig};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -13,6 +15,78 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub admin: AdminConfig,
     pub plugins: PluginsConfig,
+    pub sip: SipConfig,
+    pub trunks: Vec<TrunkConfig>,
+    pub queues: Vec<QueueConfig>,
+    pub agents: Vec<AgentEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    /// Digest realm of the registrar.
+    pub realm: String,
+    /// Larger requests get 513 Message Too Large.
+    pub max_message_bytes: usize,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        let local = SocketAddr::from(([127, 0, 0, 1], 5060));
+        Self {
+            udp: vec![local],
+            tcp: vec![local],
+            realm: "ctihost".into(),
+            max_message_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Where calls come in from: by source address (and optionally a credential).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    pub name: String,
+    /// Source IP addresses this trunk's INVITEs come from.
+    #[serde(default)]
+    pub addresses: Vec<std::net::IpAddr>,
+    /// A trunk that authenticates instead (digest), by user name.
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// An agent as configured: the ACD's view plus the phone's SIP credential.
+/// The password is hashed at load (HA1, MD5 and SHA-256) and not kept.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentEntry {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    pub sip_user: String,
+    pub password: Option<String>,
+    /// Precomputed HA1 = MD5(user:realm:password), hex, instead of `password`.
+    pub ha1_md5: Option<String>,
+    /// Precomputed HA1 = SHA-256(user:realm:password), hex (RFC 8760).
+    pub ha1_sha256: Option<String>,
+    #[serde(default)]
+    pub skills: std::collections::BTreeMap<String, u8>,
+    #[serde(default)]
+    pub queues: std::collections::BTreeMap<String, u32>,
+}
+
+impl AgentEntry {
+    pub fn acd(&self) -> AgentConfig {
+        AgentConfig {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            sip_user: self.sip_user.clone(),
+            skills: self.skills.clone(),
+            queues: self.queues.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,9 +124,17 @@ impl Default for Config {
             data_dir: PathBuf::from("ctihost-data"),
             admin: AdminConfig::default(),
             plugins: PluginsConfig::default(),
+            sip: SipConfig::default(),
+            trunks: vec![],
+            queues: vec![],
+            agents: vec![],
         }
     }
 }
+
+/// The center `ctihost run` serves with no config file: a loopback trunk, two
+/// queues (skills decide within them) and three demo agents.
+pub const DEFAULT_CENTER: &str = include_str!("default_center.toml");
 
 impl Default for AdminConfig {
     fn default() -> Self {
@@ -88,6 +170,12 @@ pub enum ConfigError {
     },
     #[error("config {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("config {path} line {line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 }
 
 impl Config {
@@ -111,16 +199,113 @@ impl Config {
 
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
         // toml's messages name the line, column and key.
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        c.validate(text, origin)?;
+        Ok(c)
     }
+
+    /// The default center.
+    pub fn default_center() -> Result<Self, ConfigError> {
+        Self::parse(DEFAULT_CENTER, Path::new("<default center>"))
+    }
+
+    /// Checks across sections; errors name the line of the offending value.
+    fn validate(&self, text: &str, origin: &Path) -> Result<(), ConfigError> {
+        let invalid = |needle: &str, message: String| ConfigError::Invalid {
+            path: origin.to_owned(),
+            line: line_of(text, needle),
+            message,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for q in &self.queues {
+            if !seen.insert(q.name.as_str()) {
+                return Err(invalid(
+                    &format!("\"{}\"", q.name),
+                    format!("queue {:?} is defined twice", q.name),
+                ));
+            }
+            if let Some(next) = q.overflow.as_deref().and_then(|o| o.strip_prefix("queue:"))
+                && !self.queues.iter().any(|o| o.name == next)
+            {
+                return Err(invalid(
+                    &format!("queue:{next}"),
+                    format!("queue {:?} overflows to unknown queue {next:?}", q.name),
+                ));
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        let mut users = std::collections::BTreeSet::new();
+        for a in &self.agents {
+            if !ids.insert(a.id.as_str()) {
+                return Err(invalid(
+                    &format!("\"{}\"", a.id),
+                    format!("agent id {:?} is used twice", a.id),
+                ));
+            }
+            if !users.insert(a.sip_user.as_str()) {
+                return Err(invalid(
+                    &format!("\"{}\"", a.sip_user),
+                    format!("sip_user {:?} is used twice", a.sip_user),
+                ));
+            }
+            if a.password.is_none() && (a.ha1_md5.is_none() || a.ha1_sha256.is_none()) {
+                return Err(invalid(
+                    &format!("\"{}\"", a.id),
+                    format!(
+                        "agent {:?} needs password, or both ha1_md5 and ha1_sha256",
+                        a.id
+                    ),
+                ));
+            }
+            for q in a.queues.keys() {
+                if !self.queues.iter().any(|c| &c.name == q) {
+                    return Err(invalid(
+                        q,
+                        format!("agent {:?} is in unknown queue {q:?}", a.id),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line of the first occurrence of `needle` (1 when absent).
+fn line_of(text: &str, needle: &str) -> usize {
+    text.find(needle)
+        .map(|i| text[..i].matches('\n').count() + 1)
+        .unwrap_or(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_center_is_valid() {
+        let c = Config::default_center().unwrap();
+        assert_eq!(c.queues.len(), 2);
+        assert!(c.agents.len() >= 3);
+        assert_eq!(
+            c.trunks[0].addresses,
+            vec![std::net::IpAddr::from([127, 0, 0, 1])]
+        );
+    }
+
+    #[test]
+    fn unknown_queue_of_an_agent_names_its_line() {
+        let text = "[[queues]]\nname = \"general\"\n\n[[agents]]\nid = \"1001\"\nsip_user = \"1001\"\npassword = \"x\"\nqueues = { cardz = 1 }\n";
+        let err = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "config c.toml line 8: agent \"1001\" is in unknown queue \"cardz\""
+        );
+    }
 
     #[test]
     fn unknown_key_names_line() {

@@ -47,8 +47,8 @@ struct Hours {
 struct Service {
     number: String,
     menu: Option<Menu>,
-    /// Queue when the service has no menu.
-    queue: Option<String>,
+    /// Where calls go when the service has no menu.
+    route: Option<Target>,
 }
 
 #[derive(Deserialize)]
@@ -171,10 +171,12 @@ pub fn decide(cfg: &Config, call: &CallInfo) -> (RouteDecision, Option<Outcome>)
         return (queue(&cfg.default_queue).into(), None);
     };
     let Some(menu) = &service.menu else {
-        return (
-            queue(service.queue.as_deref().unwrap_or(&cfg.default_queue)).into(),
-            None,
-        );
+        let decision = service
+            .route
+            .as_ref()
+            .map(Target::decision)
+            .unwrap_or_else(|| queue(&cfg.default_queue).into());
+        return (decision, None);
     };
     let attempts = call.ivr.iter().filter(|e| e.step == menu.name).count();
     let choice = call.digits(&menu.name).and_then(|d| menu.options.get(d));
@@ -240,14 +242,25 @@ impl Guest for SkillsRouter {
         queue: String,
         mut candidates: Vec<AgentCandidate>,
     ) -> Vec<String> {
-        // Best skill for this queue first; among equals, the longest idle.
-        let level = |c: &AgentCandidate| {
-            c.skills
-                .iter()
-                .find(|(s, _)| *s == queue)
-                .map(|(_, l)| *l)
-                .unwrap_or(0)
+        // Rank by the skills this router asks of the call (the menu choice);
+        // with none, by a skill named like the queue.
+        let skills = match host::config().map(|cfg: Config| decide(&cfg, &call).0) {
+            Ok(RouteDecision::Queue(q)) if !q.skills.is_empty() => q.skills,
+            _ => vec![queue],
         };
+        let level = |c: &AgentCandidate| -> u32 {
+            skills
+                .iter()
+                .map(|s| {
+                    c.skills
+                        .iter()
+                        .find(|(k, _)| k == s)
+                        .map(|(_, l)| *l as u32)
+                        .unwrap_or(0)
+                })
+                .sum()
+        };
+        // Best level first; among equals, the longest idle.
         candidates.sort_by(|a, b| level(b).cmp(&level(a)).then(b.idle_secs.cmp(&a.idle_secs)));
         if !call.is_vip() && candidates.iter().all(|c| level(c) == level(&candidates[0])) {
             return vec![]; // nothing to add to the queue's own strategy
