@@ -9,4 +9,5 @@ pub mod clock;
 pub mod config;
 pub mod plugins;
 pub mod server;
+pub mod sip;
 pub mod store;
