@@ -297,11 +297,13 @@ pub fn response(
     }
     for name in ["From", "To", "Call-ID", "CSeq"] {
         if let Some(v) = req.header(name) {
-            if name == "To" && param(v, "tag").is_none() && code > 100 {
-                if let Some(tag) = to_tag {
-                    let _ = write!(s, "To: {v};tag={tag}\r\n");
-                    continue;
-                }
+            if name == "To"
+                && param(v, "tag").is_none()
+                && code > 100
+                && let Some(tag) = to_tag
+            {
+                let _ = write!(s, "To: {v};tag={tag}\r\n");
+                continue;
             }
             let _ = write!(s, "{name}: {v}\r\n");
         }
