@@ -4,10 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use support::*;
 
@@ -177,57 +174,7 @@ fn plugin_invoke_prints_decision_with_version_and_time() {
     assert_eq!(stdout_json(&o)["output"], "Keep");
 }
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `ctihost run` and wait for its "ready" log line.
-fn start_server(config: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ctihost"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("ctihost ready") {
-                let _ = tx.send(line.clone());
-            }
-            if line.contains("error") {
-                eprintln!("server: {line}");
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server became ready");
-    let addr = line
-        .split("addr=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap()
-        .trim_matches('"')
-        .to_owned();
-    Server {
-        child,
-        url: format!("http://{addr}"),
-    }
-}
-
-fn admin(server: &Server, token: &str, args: &[&str]) -> Output {
+fn admin(server: &server::Server, token: &str, args: &[&str]) -> Output {
     let mut all: Vec<&str> = vec!["plugin"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--url", &server.url, "--token", token]);
@@ -259,7 +206,7 @@ fn run_serves_admin_api_to_the_cli() {
     let config = dir.path().join("ctihost.toml");
     std::fs::write(
         &config,
-        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret-token\"\n[plugins]\ndir = \"plugins.d\"\nwatch = false\n",
+        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret-token\"\n[plugins]\ndir = \"plugins.d\"\nwatch = false\n[sip]\nudp = []\ntcp = []\n",
     )
     .unwrap();
     // Records already in the store (the telephony core writes them in production).
@@ -271,7 +218,7 @@ fn run_serves_admin_api_to_the_cli() {
                 .unwrap();
         }
     }
-    let server = start_server(&config);
+    let server = server::start(&config);
 
     let o = admin(&server, "s3cret-token", &["list"]);
     assert!(o.status.success(), "{}", stderr(&o));

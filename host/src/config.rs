@@ -30,6 +30,10 @@ pub struct SipConfig {
     pub realm: String,
     /// Larger requests get 513 Message Too Large.
     pub max_message_bytes: usize,
+    /// Digest challenges offered, most preferred first (RFC 8760). Phones take
+    /// the first they support; many (and SIPp) support only MD5 and give up if
+    /// it is not first.
+    pub digest_algorithms: Vec<crate::sip::digest::Algorithm>,
 }
 
 impl Default for SipConfig {
@@ -40,6 +44,10 @@ impl Default for SipConfig {
             tcp: vec![local],
             realm: "ctihost".into(),
             max_message_bytes: 16 * 1024,
+            digest_algorithms: vec![
+                crate::sip::digest::Algorithm::Sha256,
+                crate::sip::digest::Algorithm::Md5,
+            ],
         }
     }
 }

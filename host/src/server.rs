@@ -1,8 +1,10 @@
 //! `ctihost run`: wires store, plugins and API together and waits for shutdown.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::auth::AdminToken;
@@ -10,6 +12,9 @@ use crate::config::Config;
 use crate::plugins::embedded::STOCK;
 use crate::plugins::engine::EngineSettings;
 use crate::plugins::{HostSettings, PluginHost, Trigger, watcher};
+use crate::sip::digest::Credential;
+use crate::sip::endpoint::SipEndpoint;
+use crate::sip::registrar::Registrar;
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +39,74 @@ pub enum ServerError {
     },
     #[error("admin server: {0}")]
     Serve(std::io::Error),
+    #[error("cannot listen for SIP on {transport} {addr}: {source}")]
+    SipListen {
+        transport: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Bind the SIP transports and serve the registrar; `None` when no address is configured.
+pub async fn start_sip(config: &Config) -> Result<Option<Arc<SipEndpoint>>, ServerError> {
+    if config.sip.udp.is_empty() && config.sip.tcp.is_empty() {
+        return Ok(None);
+    }
+    let mut creds = HashMap::new();
+    for a in &config.agents {
+        let cred = match (&a.password, &a.ha1_md5, &a.ha1_sha256) {
+            (_, Some(md5), Some(sha)) => Credential {
+                ha1_md5: md5.to_ascii_lowercase(),
+                ha1_sha256: sha.to_ascii_lowercase(),
+            },
+            (Some(pw), _, _) => Credential::from_password(&a.sip_user, &config.sip.realm, pw),
+            _ => continue, // config validation already refused this
+        };
+        creds.insert(a.sip_user.clone(), cred);
+    }
+    let mut secret = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut secret))
+        .map_err(|e| ServerError::Token(format!("no randomness for SIP nonces: {e}")))?;
+    let ep = Arc::new(SipEndpoint::new(
+        Registrar::new(
+            config.sip.realm.clone(),
+            config.sip.digest_algorithms.clone(),
+            creds,
+            secret,
+        ),
+        config.sip.max_message_bytes,
+    ));
+    for addr in &config.sip.udp {
+        let sock =
+            tokio::net::UdpSocket::bind(addr)
+                .await
+                .map_err(|source| ServerError::SipListen {
+                    transport: "udp",
+                    addr: *addr,
+                    source,
+                })?;
+        let local = sock.local_addr().map_err(ServerError::Serve)?;
+        tracing::info!(%local, "SIP listening on UDP");
+        tokio::spawn(crate::sip::transport::serve_udp(sock, ep.clone()));
+    }
+    for addr in &config.sip.tcp {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::SipListen {
+                transport: "tcp",
+                addr: *addr,
+                source,
+            })?;
+        let local = l.local_addr().map_err(ServerError::Serve)?;
+        tracing::info!(%local, "SIP listening on TCP");
+        tokio::spawn(crate::sip::transport::serve_tcp(
+            l,
+            ep.clone(),
+            config.sip.max_message_bytes,
+        ));
+    }
+    Ok(Some(ep))
 }
 
 /// Build the plugin host from the config and load embedded and directory plugins.
@@ -140,8 +213,15 @@ pub async fn run(
         },
         _ => None,
     };
+    let sip = start_sip(&config).await?;
     let token = AdminToken::new(&admin_token(&config)?);
-    let app = crate::api::admin_router(host.clone(), token);
+    let app = crate::api::admin_router(
+        crate::api::admin::AdminState {
+            plugins: host.clone(),
+            sip: sip.clone(),
+        },
+        token,
+    );
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .map_err(|source| ServerError::Listen {

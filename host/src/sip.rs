@@ -2,4 +2,7 @@
 //! registrar. (The B2BUA that turns INVITEs into ACD calls joins here.)
 
 pub mod digest;
+pub mod endpoint;
+pub mod registrar;
+pub mod transport;
 pub mod wire;

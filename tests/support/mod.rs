@@ -2,6 +2,8 @@
 //! real HTTP servers on loopback, the real binary.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod server;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -10,6 +10,14 @@ use serde_json::json;
 
 use super::auth::{AdminToken, require_admin};
 use crate::plugins::{PluginHost, Trigger};
+use crate::sip::endpoint::SipEndpoint;
+
+/// What the admin endpoints reach.
+#[derive(Clone)]
+pub struct AdminState {
+    pub plugins: PluginHost,
+    pub sip: Option<std::sync::Arc<SipEndpoint>>,
+}
 
 #[derive(Deserialize)]
 struct By {
@@ -33,7 +41,7 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     (status, Json(json!({"error": message.to_string()}))).into_response()
 }
 
-pub fn router(host: PluginHost, token: AdminToken) -> axum::Router {
+pub fn router(state: AdminState, token: AdminToken) -> axum::Router {
     axum::Router::new()
         .route("/admin/plugins", get(list))
         .route("/admin/plugins/history", get(all_history))
@@ -41,16 +49,17 @@ pub fn router(host: PluginHost, token: AdminToken) -> axum::Router {
         .route("/admin/plugins/{name}/rollback", post(rollback))
         .route("/admin/plugins/{name}/history", get(history))
         .route("/admin/cdr", get(cdr))
+        .route("/admin/sip/registrations", get(registrations))
         .layer(axum::middleware::from_fn_with_state(token, require_admin))
-        .with_state(host)
+        .with_state(state)
 }
 
-async fn list(State(host): State<PluginHost>) -> Response {
+async fn list(State(AdminState { plugins: host, .. }): State<AdminState>) -> Response {
     Json(host.list()).into_response()
 }
 
 async fn reload(
-    State(host): State<PluginHost>,
+    State(AdminState { plugins: host, .. }): State<AdminState>,
     Path(name): Path<String>,
     Query(by): Query<By>,
 ) -> Response {
@@ -67,7 +76,7 @@ async fn reload(
 }
 
 async fn rollback(
-    State(host): State<PluginHost>,
+    State(AdminState { plugins: host, .. }): State<AdminState>,
     Path(name): Path<String>,
     Query(by): Query<By>,
 ) -> Response {
@@ -84,7 +93,7 @@ async fn rollback(
 }
 
 async fn history(
-    State(host): State<PluginHost>,
+    State(AdminState { plugins: host, .. }): State<AdminState>,
     Path(name): Path<String>,
     Query(l): Query<Limit>,
 ) -> Response {
@@ -94,7 +103,10 @@ async fn history(
     }
 }
 
-async fn all_history(State(host): State<PluginHost>, Query(l): Query<Limit>) -> Response {
+async fn all_history(
+    State(AdminState { plugins: host, .. }): State<AdminState>,
+    Query(l): Query<Limit>,
+) -> Response {
     match host.history_of(None, l.limit.unwrap_or(100)) {
         Ok(h) => Json(h).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -110,7 +122,10 @@ struct CdrQuery {
     format: Option<String>,
 }
 
-async fn cdr(State(host): State<PluginHost>, Query(q): Query<CdrQuery>) -> Response {
+async fn cdr(
+    State(AdminState { plugins: host, .. }): State<AdminState>,
+    Query(q): Query<CdrQuery>,
+) -> Response {
     let records = match host
         .store()
         .calls_since(q.since_ms.unwrap_or(0), q.limit.unwrap_or(10_000))
@@ -132,5 +147,12 @@ async fn cdr(State(host): State<PluginHost>, Query(q): Query<CdrQuery>) -> Respo
             StatusCode::BAD_REQUEST,
             format!("format {other:?} is not json or csv"),
         ),
+    }
+}
+
+async fn registrations(State(state): State<AdminState>) -> Response {
+    match &state.sip {
+        Some(ep) => Json(ep.registrar.snapshot(crate::clock::now_ms())).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "SIP is not running"),
     }
 }

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub enum Algorithm {
+    #[serde(rename = "MD5")]
     Md5,
+    #[serde(rename = "SHA-256")]
     Sha256,
 }
 
@@ -205,11 +207,18 @@ impl Nonces {
         Ok(())
     }
 
-    /// WWW-Authenticate values: SHA-256 first (preferred), then MD5 for older phones.
-    pub fn challenges(&self, realm: &str, now_secs: u64, stale: bool) -> Vec<String> {
+    /// WWW-Authenticate values, one per algorithm in order of preference
+    /// (RFC 8760: clients take the first they support).
+    pub fn challenges(
+        &self,
+        realm: &str,
+        algorithms: &[Algorithm],
+        now_secs: u64,
+        stale: bool,
+    ) -> Vec<String> {
         let nonce = self.issue(now_secs);
         let stale = if stale { ", stale=true" } else { "" };
-        [Algorithm::Sha256, Algorithm::Md5]
+        algorithms
             .iter()
             .map(|a| format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"{stale}", a.name()))
             .collect()

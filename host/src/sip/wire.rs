@@ -85,6 +85,16 @@ fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
 
 impl RawMessage {
     pub fn parse(buf: &[u8]) -> Result<Self, WireError> {
+        Self::parse_inner(buf, true)
+    }
+
+    /// The start line and headers only (to answer a message whose body is
+    /// not, or will never be, all here).
+    pub fn parse_head(buf: &[u8]) -> Result<Self, WireError> {
+        Self::parse_inner(buf, false)
+    }
+
+    fn parse_inner(buf: &[u8], with_body: bool) -> Result<Self, WireError> {
         let buf = trim_leading_newlines(buf);
         if buf.is_empty() {
             return Err(WireError::Empty);
@@ -125,6 +135,9 @@ impl RawMessage {
             headers,
             body: Vec::new(),
         };
+        if !with_body {
+            return Ok(msg);
+        }
         let rest = &buf[body_start..];
         let len = match msg.header("Content-Length") {
             Some(v) => v

@@ -1,0 +1,220 @@
+//! Registrar: agents' phones REGISTER with digest authentication; bindings
+//! live in memory with their expiry. A request that fails authentication
+//! changes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use super::digest::{Algorithm, Credential, DigestResponse, Nonces};
+use super::wire::{RawMessage, addr_uri, param, response, uri_user};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Binding {
+    /// The Contact URI to send requests to.
+    pub contact: String,
+    pub expires_at_ms: u64,
+    /// Where the REGISTER came from (used when the Contact is not reachable).
+    pub source: SocketAddr,
+    pub transport: Transport,
+    /// The `+sip.instance` of the device, when it sent one (RFC 5626).
+    pub instance: Option<String>,
+}
+
+pub struct Registrar {
+    realm: String,
+    algorithms: Vec<Algorithm>,
+    credentials: HashMap<String, Credential>,
+    nonces: Nonces,
+    bindings: Mutex<HashMap<String, Vec<Binding>>>,
+    min_expires: u64,
+    max_expires: u64,
+}
+
+const DEFAULT_EXPIRES: u64 = 3600;
+
+impl Registrar {
+    pub fn new(
+        realm: String,
+        algorithms: Vec<Algorithm>,
+        credentials: HashMap<String, Credential>,
+        nonce_secret: [u8; 32],
+    ) -> Self {
+        Self {
+            realm,
+            algorithms,
+            credentials,
+            nonces: Nonces::new(nonce_secret, 300),
+            bindings: Mutex::new(HashMap::new()),
+            min_expires: 60,
+            max_expires: 7200,
+        }
+    }
+
+    /// Live bindings of a user.
+    pub fn lookup(&self, user: &str, now_ms: u64) -> Vec<Binding> {
+        self.bindings
+            .lock()
+            .get(user)
+            .map(|b| {
+                b.iter()
+                    .filter(|b| b.expires_at_ms > now_ms)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn snapshot(&self, now_ms: u64) -> BTreeMap<String, Vec<Binding>> {
+        let mut map = self.bindings.lock();
+        map.retain(|_, b| {
+            b.retain(|b| b.expires_at_ms > now_ms);
+            !b.is_empty()
+        });
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    pub fn handle(
+        &self,
+        req: &RawMessage,
+        source: SocketAddr,
+        transport: Transport,
+        now_ms: u64,
+    ) -> Vec<u8> {
+        let tag = format!("r{:x}", now_ms);
+        let reply = |code: u16, reason: &str, extra: &[(&str, String)]| {
+            response(req, code, reason, Some(&tag), extra)
+        };
+        let Some(user) = req
+            .header("To")
+            .map(addr_uri)
+            .and_then(uri_user)
+            .map(str::to_owned)
+        else {
+            return reply(400, "Bad Request - To has no user", &[]);
+        };
+        let now_secs = now_ms / 1000;
+        let challenge = |stale: bool| -> Vec<u8> {
+            let extra: Vec<(&str, String)> = self
+                .nonces
+                .challenges(&self.realm, &self.algorithms, now_secs, stale)
+                .into_iter()
+                .map(|c| ("WWW-Authenticate", c))
+                .collect();
+            reply(401, "Unauthorized", &extra)
+        };
+        let Some(auth) = req.header("Authorization").and_then(DigestResponse::parse) else {
+            return challenge(false);
+        };
+        if auth.get("realm") != Some(self.realm.as_str()) {
+            return challenge(false);
+        }
+        match self.nonces.check(auth.get("nonce").unwrap_or(""), now_secs) {
+            Ok(()) => {}
+            Err(stale) => return challenge(stale),
+        }
+        let username = auth.get("username").unwrap_or("");
+        let Some(cred) = self.credentials.get(username) else {
+            tracing::warn!(user = username, %source, "REGISTER for an unknown user");
+            return reply(403, "Forbidden", &[]);
+        };
+        if username != user || !auth.verify("REGISTER", cred) {
+            tracing::warn!(user = username, %source, "REGISTER with wrong credentials");
+            return reply(403, "Forbidden", &[]);
+        }
+        let default_expires = req
+            .header("Expires")
+            .and_then(|e| e.trim().parse::<u64>().ok())
+            .unwrap_or(DEFAULT_EXPIRES);
+        let contacts: Vec<&str> = req.all("Contact").flat_map(split_contacts).collect();
+        let mut map = self.bindings.lock();
+        let list = map.entry(user.clone()).or_default();
+        list.retain(|b| b.expires_at_ms > now_ms);
+        if contacts.iter().any(|c| c.trim() == "*") {
+            if default_expires != 0 || contacts.len() != 1 {
+                return reply(400, "Bad Request - wildcard Contact needs Expires: 0", &[]);
+            }
+            list.clear();
+        }
+        for c in contacts.iter().filter(|c| c.trim() != "*") {
+            let expires = param(c, "expires")
+                .and_then(|e| e.parse::<u64>().ok())
+                .unwrap_or(default_expires);
+            if expires > 0 && expires < self.min_expires {
+                return reply(
+                    423,
+                    "Interval Too Brief",
+                    &[("Min-Expires", self.min_expires.to_string())],
+                );
+            }
+            let uri = addr_uri(c).to_owned();
+            list.retain(|b| b.contact != uri);
+            if expires > 0 {
+                list.push(Binding {
+                    contact: uri,
+                    expires_at_ms: now_ms + expires.min(self.max_expires) * 1000,
+                    source,
+                    transport,
+                    instance: param(c, "+sip.instance")
+                        .map(|s| s.trim_matches(|c| c == '<' || c == '>').to_owned()),
+                });
+            }
+        }
+        let current: Vec<(&str, String)> = list
+            .iter()
+            .map(|b| {
+                (
+                    "Contact",
+                    format!(
+                        "<{}>;expires={}",
+                        b.contact,
+                        (b.expires_at_ms - now_ms) / 1000
+                    ),
+                )
+            })
+            .collect();
+        tracing::info!(user, bindings = list.len(), %source, "registered");
+        reply(200, "OK", &current)
+    }
+}
+
+/// Split a Contact header value on commas outside `<>` and quotes.
+fn split_contacts(v: &str) -> Vec<&str> {
+    let (mut out, mut start, mut depth, mut quoted) = (Vec::new(), 0, 0i32, false);
+    for (i, ch) in v.char_indices() {
+        match ch {
+            '"' => quoted = !quoted,
+            '<' if !quoted => depth += 1,
+            '>' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                out.push(v[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(v[start..].trim());
+    out.into_iter().filter(|s| !s.is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_split_outside_brackets() {
+        assert_eq!(
+            split_contacts("<sip:a@b;x=1,2>;expires=5, \"Q, R\" <sip:c@d>"),
+            ["<sip:a@b;x=1,2>;expires=5", "\"Q, R\" <sip:c@d>"]
+        );
+    }
+}

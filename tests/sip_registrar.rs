@@ -1,0 +1,291 @@
+//! The SIP endpoint of the real binary, against SIPp (Debian's sip-tester)
+//! and raw sockets: digest REGISTER, OPTIONS, and bad input answered with the
+//! right status while the host keeps serving.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use support::server::{self, Server};
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn center(dir: &std::path::Path, algorithms: &str) -> Server {
+    let config = dir.join("ctihost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"data_dir = "data"
+[admin]
+listen = "127.0.0.1:0"
+token = "t0k"
+[plugins]
+watch = false
+[sip]
+udp = ["127.0.0.1:0"]
+tcp = ["127.0.0.1:0"]
+realm = "bank.test"
+max_message_bytes = 4096
+digest_algorithms = {algorithms}
+[[queues]]
+name = "general"
+[[agents]]
+id = "1001"
+sip_user = "1001"
+password = "demo-1001"
+queues = {{ general = 1 }}
+"#
+        ),
+    )
+    .unwrap();
+    server::start(&config)
+}
+
+fn scenario(name: &str) -> PathBuf {
+    support::root().join("tests").join("sipp").join(name)
+}
+
+/// Run one SIPp call of `scenario` against `target`; true when it passed.
+fn sipp(scenario_file: &str, target: SocketAddr, transport: &str, extra: &[&str]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("sipp")
+        .current_dir(dir.path())
+        .args([
+            "-sf",
+            scenario(scenario_file).to_str().unwrap(),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+        ])
+        .args([
+            "-p",
+            &free_port().to_string(),
+            "-t",
+            transport,
+            "-timeout",
+            "10",
+            "-timeout_error",
+            "-nostdin",
+        ])
+        .args(extra)
+        .arg(target.to_string())
+        .output()
+        .expect("sipp is installed (Debian package sip-tester)");
+    if !out.status.success() {
+        eprintln!(
+            "sipp {scenario_file} failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    out.status.success()
+}
+
+fn registrations(s: &Server) -> serde_json::Value {
+    let rest = s.url.strip_prefix("http://").unwrap();
+    use std::io::{Read, Write};
+    let mut c = TcpStream::connect(rest).unwrap();
+    write!(c, "GET /admin/sip/registrations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buf = String::new();
+    c.read_to_string(&mut buf).unwrap();
+    serde_json::from_str(buf.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+}
+
+#[test]
+fn register_without_wrong_and_right_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), r#"["MD5", "SHA-256"]"#);
+    let (udp, tcp) = (s.sip_udp.unwrap(), s.sip_tcp.unwrap());
+    // No credentials: 401 offering both algorithms; nothing registered.
+    assert!(sipp("register_noauth.xml", udp, "u1", &["-s", "1001"]));
+    // Wrong password: 403, nothing registered.
+    assert!(sipp(
+        "register_wrong.xml",
+        udp,
+        "u1",
+        &["-s", "1001", "-au", "1001", "-ap", "not-the-password"]
+    ));
+    // Unknown user: 403.
+    assert!(sipp(
+        "register_wrong.xml",
+        udp,
+        "u1",
+        &["-s", "9999", "-au", "9999", "-ap", "whatever"]
+    ));
+    assert_eq!(registrations(&s), serde_json::json!({}));
+    // Right password over UDP, then over TCP: two bindings with the device's instance id.
+    assert!(sipp(
+        "register_ok.xml",
+        udp,
+        "u1",
+        &["-s", "1001", "-au", "1001", "-ap", "demo-1001"]
+    ));
+    assert!(sipp(
+        "register_ok.xml",
+        tcp,
+        "t1",
+        &["-s", "1001", "-au", "1001", "-ap", "demo-1001"]
+    ));
+    let r = registrations(&s);
+    let b = r["1001"].as_array().unwrap();
+    assert_eq!(b.len(), 2, "{r}");
+    assert_eq!(b[0]["transport"], "udp");
+    assert_eq!(b[1]["transport"], "tcp");
+    assert_eq!(
+        b[0]["instance"],
+        "urn:uuid:00000000-0000-1000-8000-000A95A0E128"
+    );
+}
+
+/// RFC 8760 SHA-256 digest, computed here independently of the host's code
+/// (SIPp only speaks MD5).
+#[test]
+fn register_with_sha256_digest() {
+    use sha2::{Digest, Sha256};
+    let h = |s: String| hex::encode(Sha256::digest(s.as_bytes()));
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), r#"["SHA-256", "MD5"]"#);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let reg = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:bank.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-sha-{cseq}\r\nFrom: <sip:1001@bank.test>;tag=x\r\nTo: <sip:1001@bank.test>\r\nCall-ID: sha256-test\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@{me}>\r\n{auth}Expires: 120\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let ask = |msg: String| -> String {
+        sock.send_to(msg.as_bytes(), s.sip_udp.unwrap()).unwrap();
+        let mut buf = [0u8; 4096];
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let challenge = ask(reg(1, ""));
+    assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+    let first = challenge
+        .lines()
+        .find(|l| l.starts_with("WWW-Authenticate:"))
+        .unwrap();
+    assert!(
+        first.contains("algorithm=SHA-256"),
+        "SHA-256 is offered first: {first}"
+    );
+    let nonce = first
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let ha1 = h("1001:bank.test:demo-1001".into());
+    let ha2 = h("REGISTER:sip:bank.test".into());
+    let response = h(format!("{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}"));
+    let auth = format!(
+        "Authorization: Digest username=\"1001\", realm=\"bank.test\", nonce=\"{nonce}\", uri=\"sip:bank.test\", response=\"{response}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c0ffee\"\r\n"
+    );
+    let ok = ask(reg(2, &auth));
+    assert!(ok.starts_with("SIP/2.0 200 OK"), "{ok}");
+    assert!(
+        ok.contains(&format!("Contact: <sip:1001@{me}>;expires=120")),
+        "{ok}"
+    );
+    // Unregister with the same credentials: Expires 0 removes the binding.
+    let bye = ask(reg(3, &auth).replace("Expires: 120", "Expires: 0"));
+    assert!(bye.starts_with("SIP/2.0 200 OK"), "{bye}");
+    assert_eq!(registrations(&s), serde_json::json!({}));
+}
+
+#[test]
+fn bad_requests_get_the_right_answers_and_the_host_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), r#"["MD5"]"#);
+    let udp = s.sip_udp.unwrap();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let ask = |msg: &str| -> String {
+        sock.send_to(msg.as_bytes(), udp).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let head = |method: &str, branch: &str| {
+        format!(
+            "{method} sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{branch}\r\nFrom: <sip:t@x>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: bad-{branch}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n"
+        )
+    };
+    // Unknown method: 501 Not Implemented, with Allow.
+    let r = ask(
+        &format!("{}Content-Length: 0\r\n\r\n", head("FROBNICATE", "a"))
+            .replace("CSeq: 1 FROBNICATE", "CSeq: 1 FROBNICATE"),
+    );
+    assert!(r.starts_with("SIP/2.0 501 Not Implemented\r\n"), "{r}");
+    assert!(r.contains("Allow: REGISTER, OPTIONS"));
+    // Missing Call-ID: 400 naming it.
+    let r = ask(
+        &format!("{}Content-Length: 0\r\n\r\n", head("OPTIONS", "b"))
+            .replace("Call-ID: bad-b\r\n", ""),
+    );
+    assert!(
+        r.starts_with("SIP/2.0 400 Bad Request - missing Call-ID\r\n"),
+        "{r}"
+    );
+    // CSeq method not matching the request: 400.
+    let r = ask(
+        &format!("{}Content-Length: 0\r\n\r\n", head("OPTIONS", "c"))
+            .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"),
+    );
+    assert!(r.starts_with("SIP/2.0 400 Bad Request - bad CSeq"), "{r}");
+    // Oversized (limit 4096 in this config): 513.
+    let big = format!(
+        "{}X-Padding: {}\r\nContent-Length: 0\r\n\r\n",
+        head("OPTIONS", "d"),
+        "p".repeat(6000)
+    );
+    let r = ask(&big);
+    assert!(r.starts_with("SIP/2.0 513 Message Too Large\r\n"), "{r}");
+    // LF-only line endings and compact names are understood: 200.
+    let lf = format!(
+        "{}l: 0\r\n\r\n",
+        head("OPTIONS", "e")
+            .replace("Call-ID:", "i:")
+            .replace("From:", "f:")
+    )
+    .replace("\r\n", "\n");
+    let r = ask(&lf);
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    // A retransmitted request gets the very same answer (absorbed, not redone).
+    let opt = format!("{}Content-Length: 0\r\n\r\n", head("OPTIONS", "f"));
+    assert_eq!(ask(&opt), ask(&opt));
+    // Garbage gets no answer and breaks nothing; then a normal OPTIONS works.
+    sock.send_to(b"\x00\x01garbage\xff\r\n\r\n", udp).unwrap();
+    sock.send_to(b"INVITE\r\n\r\n", udp).unwrap();
+    // Over TCP, a Content-Length beyond the cap gets 513 and the connection closes.
+    {
+        use std::io::{Read, Write};
+        let mut c = TcpStream::connect(s.sip_tcp.unwrap()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(format!("{}Content-Length: 999999\r\n\r\n", head("OPTIONS", "g")).as_bytes())
+            .unwrap();
+        let mut buf = String::new();
+        let _ = c.read_to_string(&mut buf);
+        assert!(buf.starts_with("SIP/2.0 513"), "{buf}");
+    }
+    // Still serving, over UDP with SIPp (compact headers) and over TCP.
+    assert!(sipp("options.xml", udp, "u1", &[]));
+    assert!(sipp("options.xml", s.sip_tcp.unwrap(), "t1", &[]));
+}
