@@ -10,14 +10,18 @@ use parking_lot::Mutex;
 use super::registrar::{Registrar, Transport};
 use super::wire::{KNOWN_METHODS, RawMessage, response};
 
+/// A server transaction: top Via branch and method.
+type TxKey = (String, String);
+/// The final response sent, and when to forget it (Timer J).
+type Answered = (Vec<u8>, u64);
+
 /// Timer J for unreliable transports: 64 * T1.
 const TIMER_J_MS: u64 = 32_000;
 
 pub struct SipEndpoint {
     pub registrar: Registrar,
     max_bytes: usize,
-    /// (branch, method) -> (final response, forget after).
-    answered: Mutex<HashMap<(String, String), (Vec<u8>, u64)>>,
+    answered: Mutex<HashMap<TxKey, Answered>>,
 }
 
 impl SipEndpoint {
