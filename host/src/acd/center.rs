@@ -853,18 +853,7 @@ impl Acd {
             },
         });
         for (other, oseq) in others {
-            self.cmd(Command::CancelOffer {
-                call_id: call_id.to_owned(),
-                agent: other.clone(),
-            });
-            self.cmd(Command::CancelTimer {
-                timer: TimerId::RingNoAnswer {
-                    call_id: call_id.to_owned(),
-                    agent: other.clone(),
-                    seq: oseq,
-                },
-            });
-            self.agent_back(now_ms, &other);
+            self.withdraw_offer(now_ms, call_id, &other, oseq);
         }
         self.cancel_max_wait(call_id);
         if let Some(a) = self.agents.get_mut(agent) {
@@ -1033,21 +1022,10 @@ impl Acd {
             }
             CallState::Ringing { agents } => {
                 for (agent, seq) in agents {
-                    self.cmd(Command::CancelOffer {
-                        call_id: call_id.to_owned(),
-                        agent: agent.clone(),
-                    });
-                    self.cmd(Command::CancelTimer {
-                        timer: TimerId::RingNoAnswer {
-                            call_id: call_id.to_owned(),
-                            agent: agent.clone(),
-                            seq,
-                        },
-                    });
                     if let Some(q) = &queue {
                         self.qlog(now_ms, call_id, q, Some(&agent), QueueLogKind::Abandon);
                     }
-                    self.agent_back(now_ms, &agent);
+                    self.withdraw_offer(now_ms, call_id, &agent, seq);
                 }
                 self.end_call(
                     now_ms,
@@ -1095,18 +1073,7 @@ impl Acd {
         match state {
             CallState::Ringing { agents } => {
                 for (agent, seq) in agents {
-                    self.cmd(Command::CancelOffer {
-                        call_id: call_id.to_owned(),
-                        agent: agent.clone(),
-                    });
-                    self.cmd(Command::CancelTimer {
-                        timer: TimerId::RingNoAnswer {
-                            call_id: call_id.to_owned(),
-                            agent: agent.clone(),
-                            seq,
-                        },
-                    });
-                    self.agent_back(now_ms, &agent);
+                    self.withdraw_offer(now_ms, call_id, &agent, seq);
                 }
             }
             CallState::Connected { agent } => {
@@ -1254,8 +1221,20 @@ impl Acd {
         });
     }
 
-    /// An agent that rang for a call someone else took (or the caller left): free again.
-    fn agent_back(&mut self, now_ms: u64, agent: &str) {
+    /// Stop ringing `agent` for the call (someone else took it, or the caller
+    /// left): cancel the offer and its timer; the agent is free again.
+    fn withdraw_offer(&mut self, now_ms: u64, call_id: &str, agent: &str, seq: u64) {
+        self.cmd(Command::CancelOffer {
+            call_id: call_id.to_owned(),
+            agent: agent.to_owned(),
+        });
+        self.cmd(Command::CancelTimer {
+            timer: TimerId::RingNoAnswer {
+                call_id: call_id.to_owned(),
+                agent: agent.to_owned(),
+                seq,
+            },
+        });
         self.agent_to_ready(now_ms, agent, false);
     }
 
