@@ -15,6 +15,10 @@ type TxKey = (String, String);
 /// The final response sent, and when to forget it (Timer J).
 type Answered = (Vec<u8>, u64);
 
+/// Answers remembered at most; beyond it a flood of fresh branches is answered
+/// but not remembered, so memory stays bounded.
+const MAX_REMEMBERED: usize = 100_000;
+
 /// Timer J for unreliable transports: 64 * T1.
 const TIMER_J_MS: u64 = 32_000;
 
