@@ -134,10 +134,9 @@ impl SipEndpoint {
             } else {
                 0
             };
-            if ttl > 0 {
-                self.answered
-                    .lock()
-                    .insert(key, (resp.clone(), now_ms + ttl));
+            let mut answered = self.answered.lock();
+            if ttl > 0 && answered.len() < MAX_REMEMBERED {
+                answered.insert(key, (resp.clone(), now_ms + ttl));
             }
         }
         Some(resp)
