@@ -142,7 +142,10 @@ pub struct LoadReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct Invocation {
     pub plugin: String,
+    /// Short content hash (logs).
     pub version: String,
+    /// Full sha256 of the component that answered (call records).
+    pub hash: String,
     pub hook: &'static str,
     pub output: HookOutput,
     /// Set when the plugin failed and `output` is the fallback.
@@ -669,6 +672,7 @@ fn invoke<'a>(
         Ok(Invocation {
             plugin: name.to_owned(),
             version: version.short().to_owned(),
+            hash: version.hash.clone(),
             hook: call.name(),
             output,
             failure,

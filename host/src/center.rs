@@ -1,0 +1,183 @@
+//! Runs the ACD: feeds it events one at a time, executes its plugin and timer
+//! commands, records what it reports, and hands call-control commands (offer,
+//! bridge, hang up...) to the SIP adapter through a channel.
+
+use std::collections::HashMap;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::AbortHandle;
+
+use crate::acd::{Acd, AcdEvent, CallEvent, Command, Output, TimerId};
+use crate::clock::now_ms;
+use crate::plugins::bindings::RouteDecision;
+use crate::plugins::{HookCall, HookOutput, PluginHost};
+use crate::store::{QueueLogEntry, Store};
+
+/// Talks to a running center.
+#[derive(Clone)]
+pub struct CenterHandle {
+    tx: mpsc::UnboundedSender<CallEvent>,
+    events: broadcast::Sender<AcdEvent>,
+}
+
+impl CenterHandle {
+    /// Feed an event (from SIP, media, the agent API...).
+    pub fn send(&self, event: CallEvent) {
+        if self.tx.send(event).is_err() {
+            tracing::error!("call center loop has stopped; event dropped");
+        }
+    }
+
+    /// What the center reports (for the API's event stream).
+    pub fn subscribe(&self) -> broadcast::Receiver<AcdEvent> {
+        self.events.subscribe()
+    }
+}
+
+/// Start the center's loop. `calls` receives the commands the SIP adapter must
+/// carry out; `router` names the router plugin asked for every decision.
+pub fn spawn(
+    mut acd: Acd,
+    plugins: PluginHost,
+    store: Store,
+    router: String,
+    calls: mpsc::UnboundedSender<Command>,
+) -> CenterHandle {
+    let (tx, mut rx) = mpsc::unbounded_channel::<CallEvent>();
+    let (events, _) = broadcast::channel(1024);
+    let handle = CenterHandle {
+        tx: tx.clone(),
+        events: events.clone(),
+    };
+    tokio::spawn(async move {
+        let mut timers: HashMap<TimerId, AbortHandle> = HashMap::new();
+        while let Some(event) = rx.recv().await {
+            if let CallEvent::TimerFired { timer } = &event {
+                timers.remove(timer);
+            }
+            for out in acd.handle(now_ms(), event) {
+                match out {
+                    Output::Command(cmd) => {
+                        execute(cmd, &plugins, &router, &tx, &calls, &mut timers)
+                    }
+                    Output::Event(e) => {
+                        record(&store, &e);
+                        let _ = events.send(e);
+                    }
+                }
+            }
+        }
+    });
+    handle
+}
+
+fn execute(
+    cmd: Command,
+    plugins: &PluginHost,
+    router: &str,
+    tx: &mpsc::UnboundedSender<CallEvent>,
+    calls: &mpsc::UnboundedSender<Command>,
+    timers: &mut HashMap<TimerId, AbortHandle>,
+) {
+    match cmd {
+        Command::AskRouter { call_id, info } => {
+            let (plugins, router, tx) = (plugins.clone(), router.to_owned(), tx.clone());
+            tokio::spawn(async move {
+                let event = match plugins.route(&router, *info).await {
+                    Ok((decision, inv)) => CallEvent::RouteDecided {
+                        call_id,
+                        decision,
+                        plugin: router,
+                        plugin_version: inv.hash,
+                    },
+                    // No such router at all: the call cannot be placed.
+                    Err(e) => CallEvent::RouteDecided {
+                        call_id,
+                        decision: RouteDecision::Reject(crate::plugins::bindings::Rejection {
+                            code: 503,
+                            reason: "Service Unavailable".into(),
+                        }),
+                        plugin: router,
+                        plugin_version: format!("unavailable: {e}"),
+                    },
+                };
+                let _ = tx.send(event);
+            });
+        }
+        Command::AskRanking {
+            call_id,
+            queue,
+            info,
+            candidates,
+        } => {
+            let (plugins, router, tx) = (plugins.clone(), router.to_owned(), tx.clone());
+            tokio::spawn(async move {
+                let ranking = match plugins
+                    .invoke(
+                        &router,
+                        HookCall::RankAgents {
+                            call: *info,
+                            queue,
+                            candidates,
+                        },
+                    )
+                    .await
+                {
+                    Ok(inv) => match inv.output {
+                        HookOutput::RankAgents(r) => r,
+                        _ => vec![],
+                    },
+                    Err(_) => vec![],
+                };
+                let _ = tx.send(CallEvent::AgentsRanked { call_id, ranking });
+            });
+        }
+        Command::StartTimer { timer, at_ms } => {
+            let tx = tx.clone();
+            let fire = timer.clone();
+            let delay = std::time::Duration::from_millis(at_ms.saturating_sub(now_ms()));
+            let task = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(CallEvent::TimerFired { timer: fire });
+            });
+            timers.insert(timer, task.abort_handle());
+        }
+        Command::CancelTimer { timer } => {
+            if let Some(t) = timers.remove(&timer) {
+                t.abort();
+            }
+        }
+        other => {
+            if calls.send(other).is_err() {
+                tracing::error!("SIP adapter is gone; call command dropped");
+            }
+        }
+    }
+}
+
+fn record(store: &Store, e: &AcdEvent) {
+    let result = match e {
+        AcdEvent::CallEnded(r) => store.record_call(r),
+        AcdEvent::QueueLog {
+            at_ms,
+            call_id,
+            queue,
+            agent,
+            kind,
+        } => store.log_queue_event(&QueueLogEntry {
+            at_ms: *at_ms,
+            call_id: call_id.clone(),
+            queue: queue.clone(),
+            agent: agent.clone(),
+            kind: *kind,
+        }),
+        AcdEvent::Warning { call_id, message } => {
+            tracing::warn!(call_id = call_id.as_deref().unwrap_or("-"), "{message}");
+            Ok(())
+        }
+        _ => Ok(()),
+    };
+    if let Err(err) = result {
+        tracing::error!(error = %err, "cannot store call center record");
+    }
+}
