@@ -1,5 +1,5 @@
-//! HTTP API. For now: the admin endpoints for plugins; the CTI API and agent
-//! desktop join here with the telephony issues.
+//! HTTP API. For now the admin endpoints (plugins, call records, SIP
+//! registrations); the CTI API, event stream and agent desktop join here.
 
 pub mod admin;
 pub mod auth;
