@@ -119,6 +119,8 @@ pub struct PluginsConfig {
     pub debounce_ms: u64,
     /// crm-connector plugin linked to routers and screen-pops.
     pub crm_connector: Option<String>,
+    /// The router plugin that decides every call.
+    pub router: String,
     pub pooling: bool,
     /// Largest memory any plugin may be granted (pool slot size), MiB.
     pub max_memory_mb: u32,
@@ -162,6 +164,7 @@ impl Default for PluginsConfig {
             watch: true,
             debounce_ms: 300,
             crm_connector: None,
+            router: "skills-router".into(),
             pooling: true,
             max_memory_mb: 256,
             max_instances: 256,

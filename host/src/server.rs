@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::acd::{Acd, AcdSettings};
 use crate::api::auth::AdminToken;
 use crate::config::Config;
 use crate::plugins::embedded::STOCK;
 use crate::plugins::engine::EngineSettings;
 use crate::plugins::{HostSettings, PluginHost, Trigger, watcher};
+use crate::sip::b2bua::B2bua;
 use crate::sip::digest::Credential;
 use crate::sip::endpoint::SipEndpoint;
 use crate::sip::registrar::Registrar;
@@ -47,8 +49,12 @@ pub enum ServerError {
     },
 }
 
-/// Bind the SIP transports and serve the registrar; `None` when no address is configured.
-pub async fn start_sip(config: &Config) -> Result<Option<Arc<SipEndpoint>>, ServerError> {
+/// Bind the SIP transports, serve the registrar and, over UDP, the B2BUA that
+/// hands calls to the call center; `None` when no address is configured.
+pub async fn start_sip(
+    config: &Config,
+    plugins: &PluginHost,
+) -> Result<Option<Arc<SipEndpoint>>, ServerError> {
     if config.sip.udp.is_empty() && config.sip.tcp.is_empty() {
         return Ok(None);
     }
@@ -68,15 +74,17 @@ pub async fn start_sip(config: &Config) -> Result<Option<Arc<SipEndpoint>>, Serv
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut secret))
         .map_err(|e| ServerError::Token(format!("no randomness for SIP nonces: {e}")))?;
+    let registrar = Arc::new(Registrar::new(
+        config.sip.realm.clone(),
+        config.sip.digest_algorithms.clone(),
+        creds,
+        secret,
+    ));
     let ep = Arc::new(SipEndpoint::new(
-        Registrar::new(
-            config.sip.realm.clone(),
-            config.sip.digest_algorithms.clone(),
-            creds,
-            secret,
-        ),
+        registrar.clone(),
         config.sip.max_message_bytes,
     ));
+    let mut first_udp = None;
     for addr in &config.sip.udp {
         let sock =
             tokio::net::UdpSocket::bind(addr)
@@ -88,6 +96,8 @@ pub async fn start_sip(config: &Config) -> Result<Option<Arc<SipEndpoint>>, Serv
                 })?;
         let local = sock.local_addr().map_err(ServerError::Serve)?;
         tracing::info!(%local, "SIP listening on UDP");
+        let sock = Arc::new(sock);
+        first_udp.get_or_insert((sock.clone(), local));
         tokio::spawn(crate::sip::transport::serve_udp(sock, ep.clone()));
     }
     for addr in &config.sip.tcp {
@@ -105,6 +115,38 @@ pub async fn start_sip(config: &Config) -> Result<Option<Arc<SipEndpoint>>, Serv
             ep.clone(),
             config.sip.max_message_bytes,
         ));
+    }
+    if let Some((sock, local)) = first_udp {
+        let acd = Acd::new(
+            AcdSettings::default(),
+            config.queues.clone(),
+            config.agents.iter().map(|a| a.acd()).collect(),
+        );
+        let (calls_tx, mut calls_rx) = tokio::sync::mpsc::unbounded_channel();
+        let center = crate::center::spawn(
+            acd,
+            plugins.clone(),
+            plugins.store().clone(),
+            config.plugins.router.clone(),
+            calls_tx,
+        );
+        let trunks = config
+            .trunks
+            .iter()
+            .map(|t| (t.name.clone(), t.addresses.clone()))
+            .collect();
+        let agents = config
+            .agents
+            .iter()
+            .map(|a| (a.sip_user.clone(), a.id.clone()))
+            .collect();
+        let b2bua = Arc::new(B2bua::new(sock, local, registrar, center, trunks, agents));
+        ep.attach_b2bua(b2bua.clone());
+        tokio::spawn(async move {
+            while let Some(cmd) = calls_rx.recv().await {
+                b2bua.execute(cmd);
+            }
+        });
     }
     Ok(Some(ep))
 }
@@ -213,7 +255,7 @@ pub async fn run(
         },
         _ => None,
     };
-    let sip = start_sip(&config).await?;
+    let sip = start_sip(&config, &host).await?;
     let token = AdminToken::new(&admin_token(&config)?);
     let app = crate::api::admin_router(
         crate::api::admin::AdminState {

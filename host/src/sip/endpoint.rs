@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
+use super::b2bua::B2bua;
 use super::registrar::{Registrar, Transport};
-use super::wire::{KNOWN_METHODS, RawMessage, response};
+use super::wire::{KNOWN_METHODS, RawMessage, addr_uri, response, uri_user};
 
 /// A server transaction: top Via branch and method.
 type TxKey = (String, String);
@@ -23,18 +25,25 @@ const MAX_REMEMBERED: usize = 100_000;
 const TIMER_J_MS: u64 = 32_000;
 
 pub struct SipEndpoint {
-    pub registrar: Registrar,
+    pub registrar: Arc<Registrar>,
+    b2bua: OnceLock<Arc<B2bua>>,
     max_bytes: usize,
     answered: Mutex<HashMap<TxKey, Answered>>,
 }
 
 impl SipEndpoint {
-    pub fn new(registrar: Registrar, max_bytes: usize) -> Self {
+    pub fn new(registrar: Arc<Registrar>, max_bytes: usize) -> Self {
         Self {
             registrar,
+            b2bua: OnceLock::new(),
             max_bytes,
             answered: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Calls (INVITE, BYE, CANCEL) are handled once the B2BUA is attached.
+    pub fn attach_b2bua(&self, b: Arc<B2bua>) {
+        let _ = self.b2bua.set(b);
     }
 
     /// One message from the network; returns the response to send back, if any.
@@ -53,7 +62,10 @@ impl SipEndpoint {
             }
         };
         if !msg.is_request() {
-            return None; // responses belong to client transactions (B2BUA)
+            if let Some(b) = self.b2bua.get() {
+                b.on_response(&msg);
+            }
+            return None;
         }
         if bytes.len() > self.max_bytes {
             return Some(response(&msg, 513, "Message Too Large", None, &[]));
@@ -85,6 +97,9 @@ impl SipEndpoint {
             ));
         }
         if method == "ACK" {
+            if let Some(b) = self.b2bua.get() {
+                b.on_request(&msg, source);
+            }
             return None;
         }
         let key = (msg.branch().unwrap_or("").to_owned(), method.clone());
@@ -108,7 +123,23 @@ impl SipEndpoint {
             return Some(response(&msg, 400, &reason, None, &[]));
         }
         let resp = match method.as_str() {
-            "REGISTER" => self.registrar.handle(&msg, source, transport, now_ms),
+            "REGISTER" => {
+                let r = self.registrar.handle(&msg, source, transport, now_ms);
+                if r.starts_with(b"SIP/2.0 200")
+                    && let (Some(b), Some(user)) = (
+                        self.b2bua.get(),
+                        msg.header("To").map(addr_uri).and_then(uri_user),
+                    )
+                {
+                    b.registration_changed(user);
+                }
+                r
+            }
+            "INVITE" | "BYE" | "CANCEL"
+                if self.b2bua.get().is_some() && transport == Transport::Udp =>
+            {
+                self.b2bua.get().and_then(|b| b.on_request(&msg, source))?
+            }
             "OPTIONS" => response(
                 &msg,
                 200,
@@ -119,7 +150,7 @@ impl SipEndpoint {
                     ("Accept", "application/sdp".into()),
                 ],
             ),
-            // INVITE, BYE, CANCEL... arrive with the B2BUA.
+            // Calls over TCP and the remaining methods come later.
             _ => response(
                 &msg,
                 501,
@@ -143,4 +174,4 @@ impl SipEndpoint {
     }
 }
 
-const ALLOW: &str = "REGISTER, OPTIONS";
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS";

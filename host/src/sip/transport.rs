@@ -10,7 +10,7 @@ use super::registrar::Transport;
 use super::wire::{Frame, RawMessage, frame, response};
 use crate::clock::now_ms;
 
-pub async fn serve_udp(socket: UdpSocket, ep: Arc<SipEndpoint>) {
+pub async fn serve_udp(socket: Arc<UdpSocket>, ep: Arc<SipEndpoint>) {
     let mut buf = vec![0u8; 65_535];
     loop {
         let (n, src) = match socket.recv_from(&mut buf).await {

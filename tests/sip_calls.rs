@@ -1,0 +1,206 @@
+//! Calls through the real binary: SIPp as the trunk's caller and as agents'
+//! phones, the stock router deciding, call records read back from the host.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::server::{self, Server};
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn center(dir: &std::path::Path, ring_timeout_secs: u32) -> Server {
+    let config = dir.join("ctihost.toml");
+    let agent = |id: &str| {
+        format!(
+            "[[agents]]\nid = \"{id}\"\nsip_user = \"{id}\"\npassword = \"pw-{id}\"\nqueues = {{ general = 1 }}\n"
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n\
+             [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = []\ndigest_algorithms = [\"MD5\"]\n\
+             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n\
+             [[queues]]\nname = \"general\"\nring_timeout_secs = {ring_timeout_secs}\n[[queues]]\nname = \"vip\"\n{}{}",
+            agent("1001"),
+            agent("1002")
+        ),
+    )
+    .unwrap();
+    server::start(&config)
+}
+
+fn sipp_cmd(scenario: &str, target: SocketAddr, port: u16, extra: &[&str]) -> Command {
+    let mut c = Command::new("sipp");
+    let path = support::root().join("tests").join("sipp").join(scenario);
+    c.args([
+        "-sf",
+        path.to_str().unwrap(),
+        "-m",
+        "1",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-t",
+        "u1",
+    ])
+    .args(["-timeout", "30", "-timeout_error", "-nostdin"])
+    .args(extra)
+    .arg(target.to_string())
+    .current_dir(std::env::temp_dir())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    c
+}
+
+/// Register `agent` from `port`, then leave a phone there running `scenario`.
+fn phone(s: &Server, agent: &str, scenario: &str) -> Child {
+    let port = free_port();
+    let target = s.sip_udp.unwrap();
+    let ok = sipp_cmd(
+        "register_ok.xml",
+        target,
+        port,
+        &["-s", agent, "-au", agent, "-ap", &format!("pw-{agent}")],
+    )
+    .status()
+    .unwrap();
+    assert!(ok.success(), "agent {agent} registered");
+    sipp_cmd(scenario, target, port, &["-s", agent])
+        .spawn()
+        .unwrap()
+}
+
+fn caller(s: &Server, scenario_args: &[&str]) -> bool {
+    sipp_cmd(
+        scenario_args[0],
+        s.sip_udp.unwrap(),
+        free_port(),
+        &scenario_args[1..],
+    )
+    .status()
+    .unwrap()
+    .success()
+}
+
+fn finished(mut child: Child) -> bool {
+    let until = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.success();
+        }
+        assert!(Instant::now() < until, "phone scenario did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn records(s: &Server, n: usize) -> Vec<serde_json::Value> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rest = s.url.strip_prefix("http://").unwrap();
+        use std::io::{Read, Write};
+        let mut c = TcpStream::connect(rest).unwrap();
+        write!(c, "GET /admin/cdr HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\nConnection: close\r\n\r\n").unwrap();
+        let mut buf = String::new();
+        c.read_to_string(&mut buf).unwrap();
+        let v: Vec<serde_json::Value> =
+            serde_json::from_str(buf.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        if v.len() >= n || Instant::now() > until {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn answered_calls_end_from_either_side_with_correct_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), 15);
+    // Caller hangs up (INVITE, ACK, 1 s of talk, BYE).
+    let agent = phone(&s, "1001", "agent_answer.xml");
+    assert!(caller(&s, &["caller_uac.xml", "-s", "95588", "-d", "1000"]));
+    assert!(finished(agent));
+    // Agent hangs up.
+    let agent = phone(&s, "1001", "agent_answer_bye.xml");
+    assert!(caller(&s, &["caller_wait_bye.xml", "-s", "95588"]));
+    assert!(finished(agent));
+    let r = records(&s, 2);
+    assert_eq!(r.len(), 2, "{r:?}");
+    for (rec, cause) in r.iter().zip(["caller hung up", "agent hung up"]) {
+        assert_eq!(rec["disposition"], "answered", "{rec}");
+        assert_eq!(rec["agent"], "1001");
+        assert_eq!(rec["queue"], "general");
+        assert_eq!(rec["trunk"], "pstn");
+        assert_eq!(rec["dialed"], "95588");
+        assert_eq!(rec["cause"], cause);
+        assert!(rec["talk_secs"].as_f64().unwrap() >= 0.9, "{rec}");
+        assert_eq!(
+            rec["plugin_versions"]["skills-router"]
+                .as_str()
+                .unwrap()
+                .len(),
+            64
+        );
+    }
+}
+
+#[test]
+fn caller_abandons_while_the_agent_rings() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), 15);
+    let agent = phone(&s, "1001", "agent_ring_cancel.xml");
+    assert!(caller(&s, &["caller_cancel.xml", "-s", "95588"]));
+    assert!(finished(agent), "the agent's phone saw the CANCEL");
+    let r = records(&s, 1);
+    assert_eq!(r[0]["disposition"], "abandoned-ringing", "{r:?}");
+    // The agent is free again: the next call reaches the same phone.
+    let agent = phone(&s, "1001", "agent_answer_bye.xml");
+    assert!(caller(&s, &["caller_wait_bye.xml", "-s", "95588"]));
+    assert!(finished(agent));
+    assert_eq!(records(&s, 2)[1]["disposition"], "answered");
+}
+
+#[test]
+fn unanswered_agent_goes_not_ready_and_the_next_agent_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), 2);
+    // 1001 registers first, so it has idled longest and rings first; it never answers.
+    let silent = phone(&s, "1001", "agent_ring_cancel.xml");
+    let answering = phone(&s, "1002", "agent_answer.xml");
+    assert!(caller(&s, &["caller_uac.xml", "-s", "95588", "-d", "1000"]));
+    assert!(finished(silent), "ring-no-answer cancelled 1001's phone");
+    assert!(finished(answering));
+    let r = records(&s, 1);
+    assert_eq!(r[0]["disposition"], "answered", "{r:?}");
+    assert_eq!(r[0]["agent"], "1002");
+    assert!(r[0]["wait_secs"].as_f64().unwrap() >= 2.0, "{r:?}");
+}
+
+#[test]
+fn invite_from_an_address_that_is_no_trunk_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), 15);
+    let sock = UdpSocket::bind("127.0.0.2:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:95588@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-x1\r\nFrom: <sip:intruder@{me}>;tag=1\r\nTo: <sip:95588@127.0.0.1>\r\nCall-ID: intruder-1\r\nCSeq: 1 INVITE\r\nContact: <sip:intruder@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(invite.as_bytes(), s.sip_udp.unwrap()).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let r = String::from_utf8_lossy(&buf[..n]);
+    assert!(r.starts_with("SIP/2.0 403 Forbidden - not a trunk"), "{r}");
+    assert!(records(&s, 0).is_empty());
+}
