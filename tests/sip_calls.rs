@@ -66,20 +66,25 @@ fn sipp_cmd(scenario: &str, target: SocketAddr, port: u16, extra: &[&str]) -> Co
 
 /// Register `agent` from `port`, then leave a phone there running `scenario`.
 fn phone(s: &Server, agent: &str, scenario: &str) -> Child {
+    phone_with(s, agent, scenario, &[])
+}
+
+fn phone_with(s: &Server, agent: &str, scenario: &str, extra: &[&str]) -> Child {
     let port = free_port();
     let target = s.sip_udp.unwrap();
+    let password = format!("pw-{agent}");
     let ok = sipp_cmd(
         "register_ok.xml",
         target,
         port,
-        &["-s", agent, "-au", agent, "-ap", &format!("pw-{agent}")],
+        &["-s", agent, "-au", agent, "-ap", &password],
     )
     .status()
     .unwrap();
     assert!(ok.success(), "agent {agent} registered");
-    sipp_cmd(scenario, target, port, &["-s", agent])
-        .spawn()
-        .unwrap()
+    let mut args = vec!["-s", agent];
+    args.extend_from_slice(extra);
+    sipp_cmd(scenario, target, port, &args).spawn().unwrap()
 }
 
 fn caller(s: &Server, scenario_args: &[&str]) -> bool {
@@ -203,4 +208,31 @@ fn invite_from_an_address_that_is_no_trunk_is_refused() {
     let r = String::from_utf8_lossy(&buf[..n]);
     assert!(r.starts_with("SIP/2.0 403 Forbidden - not a trunk"), "{r}");
     assert!(records(&s, 0).is_empty());
+}
+
+/// 10% of the SIP packets of both phones are lost; retransmissions on both
+/// sides still complete every call.
+#[test]
+fn calls_complete_through_packet_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), 15);
+    let agent = phone_with(&s, "1001", "agent_answer.xml", &["-m", "3", "-lost", "10"]);
+    assert!(caller(
+        &s,
+        &[
+            "caller_uac.xml",
+            "-s",
+            "95588",
+            "-d",
+            "200",
+            "-m",
+            "3",
+            "-lost",
+            "10"
+        ]
+    ));
+    assert!(finished(agent));
+    let r = records(&s, 3);
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(r.iter().all(|c| c["disposition"] == "answered"), "{r:?}");
 }

@@ -73,6 +73,8 @@ pub struct B2bua {
     calls: Mutex<HashMap<String, Call>>,
     /// Agent leg Call-ID -> (caller's Call-ID, leg).
     legs: Mutex<HashMap<String, (String, AgentLeg)>>,
+    /// Our BYE and CANCEL requests awaiting a response, by Via branch (Timer E).
+    pending: Mutex<HashMap<String, AbortHandle>>,
 }
 
 fn token() -> String {
@@ -102,6 +104,7 @@ impl B2bua {
             agents,
             calls: Mutex::new(HashMap::new()),
             legs: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
         }
     }
 
@@ -140,6 +143,17 @@ impl B2bua {
             }
         })
         .abort_handle()
+    }
+
+    /// Send a non-INVITE request of ours, retransmitted until a response (Timer E/F).
+    fn send_request(&self, bytes: Vec<u8>, to: SocketAddr) {
+        let branch = RawMessage::parse_head(&bytes)
+            .ok()
+            .and_then(|m| m.branch().map(str::to_owned));
+        let handle = self.send_retransmitting(bytes, to, None);
+        if let Some(b) = branch {
+            self.pending.lock().insert(b, handle);
+        }
     }
 
     /// Called when a REGISTER succeeded or expired: phones that register log their agent in.
@@ -211,7 +225,7 @@ impl B2bua {
                 self.send(&ok, src);
                 let terminated =
                     response(&c.invite, 487, "Request Terminated", Some(&c.to_tag), &[]);
-                self.send(&terminated, c.src);
+                c.retransmit = Some(self.send_retransmitting(terminated.clone(), c.src, None));
                 c.final_sent = Some(terminated);
                 c.forget_at_ms = Some(now_ms() + TIMER_B.as_millis() as u64);
                 self.center.send(CallEvent::CallerHungUp {
@@ -304,6 +318,12 @@ impl B2bua {
             .unwrap_or(0);
         let is_invite = msg.header("CSeq").is_some_and(|c| c.ends_with("INVITE"));
         if !is_invite {
+            // A response to our BYE or CANCEL ends its retransmissions.
+            if code >= 200
+                && let Some(h) = msg.branch().and_then(|b| self.pending.lock().remove(b))
+            {
+                h.abort();
+            }
             return;
         }
         let mut legs = self.legs.lock();
@@ -343,7 +363,7 @@ impl B2bua {
                 if leg.state == LegState::Cancelling {
                     // Answered after we gave up on it: end it at once.
                     let bye = self.leg_request(leg, "BYE", 2, true);
-                    self.send(&bye, leg.dest);
+                    self.send_request(bye, leg.dest);
                     let id = call_id.to_owned();
                     legs.remove(&id);
                     return;
@@ -425,13 +445,13 @@ impl B2bua {
                     match leg.state {
                         LegState::Answered => {
                             let bye = self.leg_request(leg, "BYE", 2, true);
-                            self.send(&bye, leg.dest);
+                            self.send_request(bye, leg.dest);
                             legs.remove(&key);
                         }
                         _ => {
                             leg.state = LegState::Cancelling;
                             let cancel = self.leg_request(leg, "CANCEL", 1, false);
-                            self.send(&cancel, leg.dest);
+                            self.send_request(cancel, leg.dest);
                         }
                     }
                 }
@@ -490,28 +510,28 @@ impl B2bua {
                 );
             }
             Command::HangUpCaller { call_id } => {
-                let Some(mut c) = self.calls.lock().remove(&call_id) else {
-                    return;
-                };
-                if let Some(r) = c.retransmit.take() {
-                    r.abort();
-                }
-                if c.final_sent
-                    .as_ref()
-                    .is_some_and(|f| f.starts_with(b"SIP/2.0 2"))
-                {
-                    c.cseq += 1;
-                    let bye = self.caller_bye(&c);
-                    self.send(&bye, c.src);
-                } else if c.final_sent.is_none() {
-                    let busy = response(
-                        &c.invite,
-                        480,
-                        "Temporarily Unavailable",
-                        Some(&c.to_tag),
-                        &[],
-                    );
-                    self.send(&busy, c.src);
+                let answered = self
+                    .calls
+                    .lock()
+                    .get(&call_id)
+                    .map(|c| c.final_sent.as_ref().map(|f| f.starts_with(b"SIP/2.0 2")));
+                match answered {
+                    Some(Some(true)) => {
+                        let Some(mut c) = self.calls.lock().remove(&call_id) else {
+                            return;
+                        };
+                        if let Some(r) = c.retransmit.take() {
+                            r.abort();
+                        }
+                        c.cseq += 1;
+                        let bye = self.caller_bye(&c);
+                        self.send_request(bye, c.src);
+                    }
+                    // Not answered yet: refuse it, and keep it for the ACK.
+                    Some(None) => {
+                        self.final_to_caller(&call_id, 480, "Temporarily Unavailable", &[])
+                    }
+                    _ => {}
                 }
             }
             Command::HangUpAgent { call_id, agent } => {
@@ -522,7 +542,7 @@ impl B2bua {
                     .map(|(k, _)| k.clone());
                 if let Some((_, leg)) = key.and_then(|k| legs.remove(&k)) {
                     let bye = self.leg_request(&leg, "BYE", 2, true);
-                    self.send(&bye, leg.dest);
+                    self.send_request(bye, leg.dest);
                 }
             }
             _ => {}
@@ -535,7 +555,8 @@ impl B2bua {
             return;
         };
         let resp = response(&c.invite, code, reason, Some(&c.to_tag), extra);
-        self.send(&resp, c.src);
+        // Repeated until the caller's ACK (Timer G), forgotten after Timer H.
+        c.retransmit = Some(self.send_retransmitting(resp.clone(), c.src, None));
         c.final_sent = Some(resp);
         c.forget_at_ms = Some(now_ms() + TIMER_B.as_millis() as u64);
     }
