@@ -4,19 +4,11 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::server::{self, Server};
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::server::{self, Server, free_port};
 
 fn center(dir: &std::path::Path, ring_timeout_secs: u32) -> Server {
     let config = dir.join("ctihost.toml");
@@ -113,14 +105,11 @@ fn finished(mut child: Child) -> bool {
 fn records(s: &Server, n: usize) -> Vec<serde_json::Value> {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
-        let rest = s.url.strip_prefix("http://").unwrap();
-        use std::io::{Read, Write};
-        let mut c = TcpStream::connect(rest).unwrap();
-        write!(c, "GET /admin/cdr HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\nConnection: close\r\n\r\n").unwrap();
-        let mut buf = String::new();
-        c.read_to_string(&mut buf).unwrap();
-        let v: Vec<serde_json::Value> =
-            serde_json::from_str(buf.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let v = s
+            .admin_json("/admin/cdr", "t0k")
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if v.len() >= n || Instant::now() > until {
             return v;
         }

@@ -10,15 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use support::server::{self, Server};
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::server::{self, Server, free_port};
 
 fn center(dir: &std::path::Path, algorithms: &str) -> Server {
     let config = dir.join("ctihost.toml");
@@ -97,13 +89,7 @@ fn sipp(scenario_file: &str, target: SocketAddr, transport: &str, extra: &[&str]
 }
 
 fn registrations(s: &Server) -> serde_json::Value {
-    let rest = s.url.strip_prefix("http://").unwrap();
-    use std::io::{Read, Write};
-    let mut c = TcpStream::connect(rest).unwrap();
-    write!(c, "GET /admin/sip/registrations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\nConnection: close\r\n\r\n").unwrap();
-    let mut buf = String::new();
-    c.read_to_string(&mut buf).unwrap();
-    serde_json::from_str(buf.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+    s.admin_json("/admin/sip/registrations", "t0k")
 }
 
 #[test]

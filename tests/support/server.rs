@@ -22,6 +22,28 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// GET an admin endpoint with `token` and parse the JSON body.
+    pub fn admin_json(&self, path: &str, token: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let host = self.url.strip_prefix("http://").unwrap();
+        let mut c = std::net::TcpStream::connect(host).unwrap();
+        write!(c, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut buf = String::new();
+        c.read_to_string(&mut buf).unwrap();
+        serde_json::from_str(buf.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap()
+    }
+}
+
+/// A port free on loopback right now (for a SIPp peer's local port).
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn field(line: &str, key: &str) -> Option<String> {
     line.split(key)
         .nth(1)

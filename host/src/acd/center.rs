@@ -395,17 +395,14 @@ impl Acd {
                     return;
                 };
                 if c.ivr.len() as u32 >= self.settings.max_ivr_steps {
-                    self.end_call(
+                    self.refuse(
                         now_ms,
                         call_id,
+                        500,
+                        "Routing Loop",
                         Disposition::Failed,
                         "router kept asking for IVR steps".into(),
                     );
-                    self.cmd(Command::Reject {
-                        call_id: call_id.to_owned(),
-                        code: 500,
-                        reason: "Routing Loop".into(),
-                    });
                     return;
                 }
                 if self.settings.ivr_supported {
@@ -443,14 +440,11 @@ impl Acd {
                     }
                     self.offer(now_ms, call_id, None, vec![agent]);
                 } else {
-                    self.cmd(Command::Reject {
-                        call_id: call_id.to_owned(),
-                        code: 486,
-                        reason: "Busy Here".into(),
-                    });
-                    self.end_call(
+                    self.refuse(
                         now_ms,
                         call_id,
+                        486,
+                        "Busy Here",
                         Disposition::Rejected,
                         format!("agent {agent} not available"),
                     );
@@ -469,14 +463,11 @@ impl Acd {
                 );
             }
             RouteDecision::Reject(r) => {
-                self.cmd(Command::Reject {
-                    call_id: call_id.to_owned(),
-                    code: r.code,
-                    reason: r.reason.clone(),
-                });
-                self.end_call(
+                self.refuse(
                     now_ms,
                     call_id,
+                    r.code,
+                    r.reason.clone(),
                     Disposition::Rejected,
                     format!("{} {}", r.code, r.reason),
                 );
@@ -490,14 +481,11 @@ impl Acd {
                 Some(call_id),
                 format!("router chose unknown queue {queue:?}"),
             );
-            self.cmd(Command::Reject {
-                call_id: call_id.to_owned(),
-                code: 480,
-                reason: "Temporarily Unavailable".into(),
-            });
-            self.end_call(
+            self.refuse(
                 now_ms,
                 call_id,
+                480,
+                "Temporarily Unavailable",
                 Disposition::Failed,
                 format!("unknown queue {queue}"),
             );
@@ -575,14 +563,11 @@ impl Acd {
             } else {
                 (480, "Temporarily Unavailable")
             };
-            self.cmd(Command::Reject {
-                call_id: call_id.to_owned(),
-                code,
-                reason: reason.into(),
-            });
-            self.end_call(
+            self.refuse(
                 now_ms,
                 call_id,
+                code,
+                reason,
                 Disposition::Rejected,
                 format!("{why} in {from}"),
             );
@@ -596,14 +581,11 @@ impl Acd {
         match target.strip_prefix("queue:") {
             Some(next) if c.overflowed_from.iter().any(|q| q == next) || next == from => {
                 self.warn(Some(call_id), format!("overflow loop {from} -> {next}"));
-                self.cmd(Command::Reject {
-                    call_id: call_id.to_owned(),
-                    code: 480,
-                    reason: "Temporarily Unavailable".into(),
-                });
-                self.end_call(
+                self.refuse(
                     now_ms,
                     call_id,
+                    480,
+                    "Temporarily Unavailable",
                     Disposition::Overflowed,
                     format!("overflow loop after {why}"),
                 );
@@ -934,14 +916,11 @@ impl Acd {
                 Some(q) => self.requeue(now_ms, call_id, &q),
                 None => {
                     // A direct offer to one agent: nowhere to go back to.
-                    self.cmd(Command::Reject {
-                        call_id: call_id.to_owned(),
-                        code: 480,
-                        reason: "Temporarily Unavailable".into(),
-                    });
-                    self.end_call(
+                    self.refuse(
                         now_ms,
                         call_id,
+                        480,
+                        "Temporarily Unavailable",
                         Disposition::Rejected,
                         format!("agent {agent} did not answer"),
                     );
@@ -1279,6 +1258,24 @@ impl Acd {
             }
             self.dispatch(now_ms, &q);
         }
+    }
+
+    /// Refuse the caller with a SIP status and end the call with `disposition`.
+    fn refuse(
+        &mut self,
+        now_ms: u64,
+        call_id: &str,
+        code: u16,
+        reason: impl Into<String>,
+        disposition: Disposition,
+        cause: String,
+    ) {
+        self.cmd(Command::Reject {
+            call_id: call_id.to_owned(),
+            code,
+            reason: reason.into(),
+        });
+        self.end_call(now_ms, call_id, disposition, cause);
     }
 
     fn end_call(&mut self, now_ms: u64, call_id: &str, disposition: Disposition, cause: String) {
