@@ -11,6 +11,11 @@ use std::time::{Duration, Instant};
 use support::server::{self, Server, free_port};
 
 fn center(dir: &std::path::Path, ring_timeout_secs: u32) -> Server {
+    center_with(dir, ring_timeout_secs, "")
+}
+
+/// `plugins` is added to the `[plugins]` table.
+fn center_with(dir: &std::path::Path, ring_timeout_secs: u32, plugins: &str) -> Server {
     let config = dir.join("ctihost.toml");
     let agent = |id: &str| {
         format!(
@@ -20,7 +25,7 @@ fn center(dir: &std::path::Path, ring_timeout_secs: u32) -> Server {
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n\
+            "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n{plugins}\n\
              [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = []\ndigest_algorithms = [\"MD5\"]\n\
              [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n\
              [[queues]]\nname = \"general\"\nring_timeout_secs = {ring_timeout_secs}\n[[queues]]\nname = \"vip\"\n{}{}",
@@ -224,4 +229,77 @@ fn calls_complete_through_packet_loss() {
     let r = records(&s, 3);
     assert_eq!(r.len(), 3, "{r:?}");
     assert!(r.iter().all(|c| c["disposition"] == "answered"), "{r:?}");
+}
+
+/// The router is hot-reloaded four times while twelve calls flow: none fails,
+/// and the records show the versions that decided them.
+#[test]
+fn router_hot_reload_while_calls_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins.d");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let router = std::fs::read(support::wasm("test_router")).unwrap();
+    let install = |tag: &str| {
+        std::fs::write(plugins.join("r.wasm"), support::variant_of(&router, tag)).unwrap();
+        std::fs::write(
+            plugins.join("skills-router.toml"),
+            "name = \"skills-router\"\nkind = \"router\"\nfile = \"r.wasm\"\n[config]\nmode = \"ok\"\nqueue = \"general\"\n",
+        )
+        .unwrap();
+    };
+    install("v0");
+    let s = center_with(dir.path(), 15, "dir = \"plugins.d\"");
+    let agent = phone_with(&s, "1001", "agent_answer.xml", &["-m", "12"]);
+    let mut calls = sipp_cmd(
+        "caller_uac.xml",
+        s.sip_udp.unwrap(),
+        free_port(),
+        &["-s", "95588", "-d", "200", "-m", "12", "-r", "4"],
+    )
+    .spawn()
+    .unwrap();
+    for i in 1..=4 {
+        // Swap while calls are in progress: after every second finished call.
+        let done = records(&s, 2 * i).len();
+        assert!(done >= 2 * i, "calls progressing");
+        install(&format!("v{i}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_ctihost"))
+            .args([
+                "plugin",
+                "reload",
+                "skills-router",
+                "--url",
+                &s.url,
+                "--token",
+                "t0k",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let until = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = calls.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < until, "calls finished");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "every call succeeded");
+    assert!(finished(agent));
+    let r = records(&s, 12);
+    assert_eq!(r.len(), 12);
+    assert!(r.iter().all(|c| c["disposition"] == "answered"), "{r:?}");
+    let versions: std::collections::BTreeSet<&str> = r
+        .iter()
+        .map(|c| c["plugin_versions"]["skills-router"].as_str().unwrap())
+        .collect();
+    assert!(
+        versions.len() >= 3,
+        "several router versions decided calls: {versions:?}"
+    );
 }
