@@ -16,6 +16,16 @@ fn center(dir: &std::path::Path, ring_timeout_secs: u32) -> Server {
 
 /// `plugins` is added to the `[plugins]` table.
 fn center_with(dir: &std::path::Path, ring_timeout_secs: u32, plugins: &str) -> Server {
+    center_full(dir, ring_timeout_secs, plugins, "")
+}
+
+/// `queue` is added to the general queue's table.
+fn center_full(
+    dir: &std::path::Path,
+    ring_timeout_secs: u32,
+    plugins: &str,
+    queue: &str,
+) -> Server {
     let config = dir.join("ctihost.toml");
     let agent = |id: &str| {
         format!(
@@ -28,7 +38,7 @@ fn center_with(dir: &std::path::Path, ring_timeout_secs: u32, plugins: &str) -> 
             "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n{plugins}\n\
              [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = []\ndigest_algorithms = [\"MD5\"]\n\
              [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n\
-             [[queues]]\nname = \"general\"\nring_timeout_secs = {ring_timeout_secs}\n[[queues]]\nname = \"vip\"\n{}{}",
+             [[queues]]\nname = \"general\"\nring_timeout_secs = {ring_timeout_secs}\n{queue}\n[[queues]]\nname = \"vip\"\n{}{}",
             agent("1001"),
             agent("1002")
         ),
@@ -302,4 +312,70 @@ fn router_hot_reload_while_calls_flow() {
         versions.len() >= 3,
         "several router versions decided calls: {versions:?}"
     );
+}
+
+/// A raw INVITE from the trunk address; returns the final response after
+/// ACKing it.
+fn invite_for_final(s: &Server, call_id: &str) -> String {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let me = sock.local_addr().unwrap();
+    let head = |method: &str| {
+        format!(
+            "{method} sip:95588@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}\r\nFrom: <sip:+8613900000009@{me}>;tag=c1\r\nTo: <sip:95588@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    sock.send_to(head("INVITE").as_bytes(), s.sip_udp.unwrap())
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        let r = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let code: u16 = r.split_whitespace().nth(1).unwrap().parse().unwrap();
+        if code >= 200 {
+            sock.send_to(head("ACK").as_bytes(), s.sip_udp.unwrap())
+                .unwrap();
+            return r;
+        }
+    }
+}
+
+#[test]
+fn router_rejects_with_its_chosen_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins.d");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(support::wasm("test_router"), plugins.join("r.wasm")).unwrap();
+    std::fs::write(
+        plugins.join("skills-router.toml"),
+        "name = \"skills-router\"\nkind = \"router\"\nfile = \"r.wasm\"\n[config]\nmode = \"reject\"\ncode = \"486\"\nreason = \"Busy Here\"\n",
+    )
+    .unwrap();
+    let s = center_with(dir.path(), 15, "dir = \"plugins.d\"");
+    let r = invite_for_final(&s, "reject-1");
+    assert!(r.starts_with("SIP/2.0 486 Busy Here\r\n"), "{r}");
+    let rec = &records(&s, 1)[0];
+    assert_eq!(rec["disposition"], "rejected");
+    assert_eq!(rec["cause"], "486 Busy Here");
+}
+
+#[test]
+fn queue_timeout_overflows_to_the_configured_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center_full(
+        dir.path(),
+        15,
+        "",
+        "max_wait_secs = 1\noverflow = \"+861095588\"",
+    );
+    // No agent is registered: the caller waits a second, then is sent on.
+    let started = Instant::now();
+    let r = invite_for_final(&s, "overflow-1");
+    assert!(r.starts_with("SIP/2.0 302 Moved Temporarily\r\n"), "{r}");
+    assert!(r.contains("Contact: <sip:+861095588@127.0.0.1>"), "{r}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let rec = &records(&s, 1)[0];
+    assert_eq!(rec["disposition"], "overflowed", "{rec}");
+    assert!(rec["wait_secs"].as_f64().unwrap() >= 1.0);
 }

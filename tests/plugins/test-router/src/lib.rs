@@ -40,6 +40,15 @@ impl Guest for TestRouter {
             "trap" => panic!("test router told to trap"),
             "huge-output" => RouteDecision::Forward("9".repeat(8 << 20)),
             "bad-decision" => reject(200, "OK is not a rejection"),
+            "reject" => {
+                let code = host::config_get("code")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(603);
+                reject(
+                    code,
+                    &host::config_get("reason").unwrap_or_else(|| "Decline".into()),
+                )
+            }
             "read-file" => match std::fs::read_to_string("/etc/passwd") {
                 Ok(text) => RouteDecision::Forward(format!("leaked:{}", text.len())),
                 Err(e) => panic!("file system closed: {e}"),
