@@ -61,6 +61,9 @@ struct Call {
     forget_at_ms: Option<u64>,
 }
 
+/// An ACK we sent, its destination, and when to forget it.
+type SentAck = (Vec<u8>, SocketAddr, u64);
+
 pub struct B2bua {
     socket: Arc<UdpSocket>,
     local: SocketAddr,
@@ -75,6 +78,9 @@ pub struct B2bua {
     legs: Mutex<HashMap<String, (String, AgentLeg)>>,
     /// Our BYE and CANCEL requests awaiting a response, by Via branch (Timer E).
     pending: Mutex<HashMap<String, AbortHandle>>,
+    /// ACKs of answered agent legs, to answer 2xx retransmissions even after
+    /// the leg ended: leg Call-ID -> (ACK, destination, forget after).
+    acks: Mutex<HashMap<String, SentAck>>,
 }
 
 fn token() -> String {
@@ -105,6 +111,7 @@ impl B2bua {
             calls: Mutex::new(HashMap::new()),
             legs: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
+            acks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -187,7 +194,10 @@ impl B2bua {
                 None
             }
             "BYE" => {
-                if self.calls.lock().remove(&call_id).is_some() {
+                if let Some(mut c) = self.calls.lock().remove(&call_id) {
+                    if let Some(r) = c.retransmit.take() {
+                        r.abort(); // the 200 to the caller, if its ACK never came
+                    }
                     self.center.send(CallEvent::CallerHungUp { call_id });
                     return Some(response(msg, 200, "OK", None, &[]));
                 }
@@ -328,6 +338,12 @@ impl B2bua {
         }
         let mut legs = self.legs.lock();
         let Some((caller, leg)) = legs.get_mut(call_id) else {
+            // A 2xx retransmitted after the leg ended (our ACK was lost): ACK it again.
+            if (200..300).contains(&code)
+                && let Some((ack, dest, _)) = self.acks.lock().get(call_id)
+            {
+                self.send(ack, *dest);
+            }
             return;
         };
         if code >= 100
@@ -360,6 +376,15 @@ impl B2bua {
                 leg.content_type = msg.header("Content-Type").map(str::to_owned);
                 let ack = self.leg_request(leg, "ACK", 1, true);
                 self.send(&ack, leg.dest);
+                {
+                    let now = now_ms();
+                    let mut acks = self.acks.lock();
+                    acks.retain(|_, (_, _, until)| *until > now);
+                    acks.insert(
+                        call_id.to_owned(),
+                        (ack, leg.dest, now + TIMER_B.as_millis() as u64),
+                    );
+                }
                 if leg.state == LegState::Cancelling {
                     // Answered after we gave up on it: end it at once.
                     let bye = self.leg_request(leg, "BYE", 2, true);
