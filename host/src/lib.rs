@@ -9,6 +9,7 @@ pub mod center;
 pub mod clock;
 pub mod config;
 pub mod plugins;
+pub mod random;
 pub mod server;
 pub mod sip;
 pub mod store;

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,10 +69,8 @@ pub async fn start_sip(
         };
         creds.insert(a.sip_user.clone(), cred);
     }
-    let mut secret = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut secret))
-        .map_err(|e| ServerError::Token(format!("no randomness for SIP nonces: {e}")))?;
+    let secret =
+        crate::random::bytes::<32>().map_err(|e| ServerError::Token(format!("SIP nonces: {e}")))?;
     let registrar = Arc::new(Registrar::new(
         config.sip.realm.clone(),
         config.sip.digest_algorithms.clone(),
@@ -215,10 +212,8 @@ pub fn admin_token(config: &Config) -> Result<String, ServerError> {
     Ok(token)
 }
 
-fn random_token() -> std::io::Result<String> {
-    let mut b = [0u8; 24];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    Ok(hex::encode(b))
+fn random_token() -> Result<String, crate::random::NoRandomness> {
+    crate::random::bytes::<24>().map(hex::encode)
 }
 
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {

@@ -451,13 +451,10 @@ impl Acd {
                 }
             }
             RouteDecision::Forward(target) => {
-                self.cmd(Command::Forward {
-                    call_id: call_id.to_owned(),
-                    target: target.clone(),
-                });
-                self.end_call(
+                self.send_on(
                     now_ms,
                     call_id,
+                    &target,
                     Disposition::Forwarded,
                     format!("forwarded to {target}"),
                 );
@@ -595,13 +592,10 @@ impl Acd {
                 self.enqueue(now_ms, call_id, &next, None);
             }
             None => {
-                self.cmd(Command::Forward {
-                    call_id: call_id.to_owned(),
-                    target: target.clone(),
-                });
-                self.end_call(
+                self.send_on(
                     now_ms,
                     call_id,
+                    &target,
                     Disposition::Overflowed,
                     format!("{why}: forwarded to {target}"),
                 );
@@ -1258,6 +1252,22 @@ impl Acd {
             }
             self.dispatch(now_ms, &q);
         }
+    }
+
+    /// Send the call outside the center and end it with `disposition`.
+    fn send_on(
+        &mut self,
+        now_ms: u64,
+        call_id: &str,
+        target: &str,
+        disposition: Disposition,
+        cause: String,
+    ) {
+        self.cmd(Command::Forward {
+            call_id: call_id.to_owned(),
+            target: target.to_owned(),
+        });
+        self.end_call(now_ms, call_id, disposition, cause);
     }
 
     /// Refuse the caller with a SIP status and end the call with `disposition`.

@@ -84,12 +84,7 @@ pub struct B2bua {
 }
 
 fn token() -> String {
-    let mut b = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    hex::encode(b)
+    crate::random::hex_token::<8>()
 }
 
 impl B2bua {
