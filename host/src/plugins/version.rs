@@ -71,7 +71,7 @@ pub struct VersionStats {
     pub total_ns: AtomicU64,
 }
 
-/// A live instance kept for reuse (large components only).
+/// A live instance kept for reuse (when `limits.instance_reuse` allows it).
 pub struct Warm {
     store: Store<InvocationState>,
     instance: Instance,
