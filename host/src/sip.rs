@@ -4,6 +4,8 @@
 pub mod b2bua;
 pub mod digest;
 pub mod endpoint;
+pub mod flow;
 pub mod registrar;
+pub mod transaction;
 pub mod transport;
 pub mod wire;

@@ -8,15 +8,10 @@ use std::net::SocketAddr;
 use parking_lot::Mutex;
 use serde::Serialize;
 
+pub use super::flow::Transport;
+
 use super::digest::{Algorithm, Credential, DigestResponse, Nonces};
 use super::wire::{RawMessage, addr_uri, param, response, uri_user};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Binding {
