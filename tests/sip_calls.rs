@@ -36,7 +36,7 @@ fn center_full(
         &config,
         format!(
             "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n{plugins}\n\
-             [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = []\ndigest_algorithms = [\"MD5\"]\n\
+             [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\ndigest_algorithms = [\"MD5\"]\n\
              [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n\
              [[queues]]\nname = \"general\"\nring_timeout_secs = {ring_timeout_secs}\n{queue}\n[[queues]]\nname = \"vip\"\n{}{}",
             agent("1001"),
@@ -57,9 +57,12 @@ fn sipp_cmd(scenario: &str, target: SocketAddr, port: u16, extra: &[&str]) -> Co
         "127.0.0.1",
         "-p",
         &port.to_string(),
-        "-t",
-        "u1",
     ])
+    .args(if extra.contains(&"-t") {
+        &[][..]
+    } else {
+        &["-t", "u1"][..]
+    })
     .args(["-timeout", "30", "-timeout_error", "-nostdin"])
     .args(extra)
     .args(if extra.contains(&"-m") {
@@ -83,18 +86,26 @@ fn phone(s: &Server, agent: &str, scenario: &str) -> Child {
     phone_with(s, agent, scenario, &[])
 }
 
+/// The host's address for the transport SIPp is told to use (`-t t1`: TCP).
+fn target(s: &Server, sipp_args: &[&str]) -> SocketAddr {
+    if sipp_args.contains(&"t1") {
+        s.sip_tcp.unwrap()
+    } else {
+        s.sip_udp.unwrap()
+    }
+}
+
 fn phone_with(s: &Server, agent: &str, scenario: &str, extra: &[&str]) -> Child {
     let port = free_port();
-    let target = s.sip_udp.unwrap();
+    let target = target(s, extra);
     let password = format!("pw-{agent}");
-    let ok = sipp_cmd(
-        "register_ok.xml",
-        target,
-        port,
-        &["-s", agent, "-au", agent, "-ap", &password],
-    )
-    .status()
-    .unwrap();
+    let mut register = vec!["-s", agent, "-au", agent, "-ap", &password];
+    if extra.contains(&"t1") {
+        register.extend(["-t", "t1"]);
+    }
+    let ok = sipp_cmd("register_ok.xml", target, port, &register)
+        .status()
+        .unwrap();
     assert!(ok.success(), "agent {agent} registered");
     let mut args = vec!["-s", agent];
     args.extend_from_slice(extra);
@@ -104,7 +115,7 @@ fn phone_with(s: &Server, agent: &str, scenario: &str, extra: &[&str]) -> Child 
 fn caller(s: &Server, scenario_args: &[&str]) -> bool {
     sipp_cmd(
         scenario_args[0],
-        s.sip_udp.unwrap(),
+        target(s, scenario_args),
         free_port(),
         &scenario_args[1..],
     )
@@ -171,6 +182,39 @@ fn answered_calls_end_from_either_side_with_correct_records() {
     }
 }
 
+/// The same over TCP: the caller's and the agent's legs each on their own connection.
+#[test]
+fn answered_calls_over_tcp_end_from_either_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), 15);
+    let tcp = ["-t", "t1"];
+    let agent = phone_with(&s, "1001", "agent_answer.xml", &tcp);
+    assert!(caller(
+        &s,
+        &["caller_uac.xml", "-s", "95588", "-d", "1000", "-t", "t1"]
+    ));
+    assert!(finished(agent));
+    let agent = phone_with(&s, "1002", "agent_answer_bye.xml", &tcp);
+    assert!(caller(
+        &s,
+        &["caller_wait_bye.xml", "-s", "95588", "-t", "t1"]
+    ));
+    assert!(finished(agent));
+    let r = records(&s, 2);
+    assert_eq!(r.len(), 2, "{r:?}");
+    for (rec, (agent, cause)) in r
+        .iter()
+        .zip([("1001", "caller hung up"), ("1002", "agent hung up")])
+    {
+        assert_eq!(rec["disposition"], "answered", "{rec}");
+        assert_eq!(rec["agent"], agent);
+        assert_eq!(rec["cause"], cause);
+        assert!(rec["talk_secs"].as_f64().unwrap() >= 0.9 || cause == "agent hung up");
+    }
+    let regs = s.admin_json("/admin/sip/registrations", "t0k");
+    assert_eq!(regs["1001"][0]["transport"], "tcp", "{regs}");
+}
+
 #[test]
 fn caller_abandons_while_the_agent_rings() {
     let dir = tempfile::tempdir().unwrap();
@@ -215,6 +259,9 @@ fn invite_from_an_address_that_is_no_trunk_is_refused() {
     );
     sock.send_to(invite.as_bytes(), s.sip_udp.unwrap()).unwrap();
     let mut buf = [0u8; 2048];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let r = String::from_utf8_lossy(&buf[..n]);
+    assert!(r.starts_with("SIP/2.0 100 Trying"), "{r}");
     let (n, _) = sock.recv_from(&mut buf).unwrap();
     let r = String::from_utf8_lossy(&buf[..n]);
     assert!(r.starts_with("SIP/2.0 403 Forbidden - not a trunk"), "{r}");

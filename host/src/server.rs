@@ -46,10 +46,12 @@ pub enum ServerError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("at most 256 UDP listen addresses")]
+    TooManyListeners,
 }
 
-/// Bind the SIP transports, serve the registrar and, over UDP, the B2BUA that
-/// hands calls to the call center; `None` when no address is configured.
+/// Bind the SIP transports, serve the registrar and the B2BUA that hands
+/// calls to the call center; `None` when no address is configured.
 pub async fn start_sip(
     config: &Config,
     plugins: &PluginHost,
@@ -77,11 +79,7 @@ pub async fn start_sip(
         creds,
         secret,
     ));
-    let ep = Arc::new(SipEndpoint::new(
-        registrar.clone(),
-        config.sip.max_message_bytes,
-    ));
-    let mut first_udp = None;
+    let mut udp = Vec::new();
     for addr in &config.sip.udp {
         let sock =
             tokio::net::UdpSocket::bind(addr)
@@ -93,10 +91,9 @@ pub async fn start_sip(
                 })?;
         let local = sock.local_addr().map_err(ServerError::Serve)?;
         tracing::info!(%local, "SIP listening on UDP");
-        let sock = Arc::new(sock);
-        first_udp.get_or_insert((sock.clone(), local));
-        tokio::spawn(crate::sip::transport::serve_udp(sock, ep.clone()));
+        udp.push((Arc::new(sock), local));
     }
+    let mut tcp = Vec::new();
     for addr in &config.sip.tcp {
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -107,44 +104,66 @@ pub async fn start_sip(
             })?;
         let local = l.local_addr().map_err(ServerError::Serve)?;
         tracing::info!(%local, "SIP listening on TCP");
-        tokio::spawn(crate::sip::transport::serve_tcp(
-            l,
-            ep.clone(),
-            config.sip.max_message_bytes,
-        ));
+        tcp.push(l);
     }
-    if let Some((sock, local)) = first_udp {
-        let acd = Acd::new(
-            AcdSettings::default(),
-            config.queues.clone(),
-            config.agents.iter().map(|a| a.acd()).collect(),
-        );
-        let (calls_tx, mut calls_rx) = tokio::sync::mpsc::unbounded_channel();
-        let center = crate::center::spawn(
-            acd,
-            plugins.clone(),
-            plugins.store().clone(),
-            config.plugins.router.clone(),
-            calls_tx,
-        );
-        let trunks = config
-            .trunks
-            .iter()
-            .map(|t| (t.name.clone(), t.addresses.clone()))
-            .collect();
-        let agents = config
-            .agents
-            .iter()
-            .map(|a| (a.sip_user.clone(), a.id.clone()))
-            .collect();
-        let b2bua = Arc::new(B2bua::new(sock, local, registrar, center, trunks, agents));
-        ep.attach_b2bua(b2bua.clone());
+    let ep = Arc::new(SipEndpoint::new(
+        registrar.clone(),
+        config.sip.max_message_bytes,
+        udp.clone(),
+        tcp.first().and_then(|l| l.local_addr().ok()),
+    ));
+    for (i, (sock, _)) in udp.into_iter().enumerate() {
+        let index = u8::try_from(i).map_err(|_| ServerError::TooManyListeners)?;
+        tokio::spawn(crate::sip::transport::serve_udp(sock, index, ep.clone()));
+    }
+    for l in tcp {
+        tokio::spawn(crate::sip::transport::serve_tcp(l, ep.clone()));
+    }
+    tokio::spawn(ep.clone().run_timers());
+    let acd = Acd::new(
+        AcdSettings::default(),
+        config.queues.clone(),
+        config.agents.iter().map(|a| a.acd()).collect(),
+    );
+    let (calls_tx, mut calls_rx) = tokio::sync::mpsc::unbounded_channel();
+    let center = crate::center::spawn(
+        acd,
+        plugins.clone(),
+        plugins.store().clone(),
+        config.plugins.router.clone(),
+        calls_tx,
+    );
+    let trunks = config
+        .trunks
+        .iter()
+        .map(|t| (t.name.clone(), t.addresses.clone()))
+        .collect();
+    let agents = config
+        .agents
+        .iter()
+        .map(|a| (a.sip_user.clone(), a.id.clone()))
+        .collect();
+    let b2bua = Arc::new(B2bua::new(&ep, registrar.clone(), center, trunks, agents));
+    ep.attach_b2bua(b2bua.clone());
+    {
+        let b2bua = b2bua.clone();
         tokio::spawn(async move {
             while let Some(cmd) = calls_rx.recv().await {
                 b2bua.execute(cmd);
             }
         });
     }
+    // A phone that stops refreshing its registration logs its agent out.
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            for user in registrar.expire(crate::clock::now_ms()) {
+                tracing::info!(user, "registration expired");
+                b2bua.registration_changed(&user);
+            }
+        }
+    });
     Ok(Some(ep))
 }
 

@@ -1,43 +1,53 @@
-//! The SIP endpoint: checks each request, absorbs retransmissions of
-//! non-INVITE requests (RFC 3261 17.2.2), and hands it to the registrar or
-//! answers it.
+//! The SIP endpoint: checks each message, runs it through the transaction
+//! layer and hands what comes out to the registrar or the B2BUA. It owns the
+//! sockets' send side and the tokio task that drives the transaction timers.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::net::UdpSocket;
+use tokio::sync::Notify;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use super::b2bua::B2bua;
-use super::registrar::{Registrar, Transport};
+use super::flow::{Peer, Transport};
+use super::registrar::Registrar;
+use super::transaction::{Output, Side, Timers, TransactionLayer, TxKey};
 use super::wire::{KNOWN_METHODS, RawMessage, addr_uri, response, uri_user};
-
-/// A server transaction: top Via branch and method.
-type TxKey = (String, String);
-/// The final response sent, and when to forget it (Timer J).
-type Answered = (Vec<u8>, u64);
-
-/// Answers remembered at most; beyond it a flood of fresh branches is answered
-/// but not remembered, so memory stays bounded.
-const MAX_REMEMBERED: usize = 100_000;
-
-/// Timer J for unreliable transports: 64 * T1.
-const TIMER_J_MS: u64 = 32_000;
+use crate::clock::now_ms;
 
 pub struct SipEndpoint {
     pub registrar: Arc<Registrar>,
     b2bua: OnceLock<Arc<B2bua>>,
     max_bytes: usize,
-    answered: Mutex<HashMap<TxKey, Answered>>,
+    layer: Mutex<TransactionLayer>,
+    udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
+    tcp_local: Option<SocketAddr>,
+    /// Open TCP connections by remote address: the writer task's queue.
+    tcp: Mutex<HashMap<SocketAddr, UnboundedSender<Vec<u8>>>>,
+    /// Wakes the timer task when a transaction may have armed an earlier timer.
+    wake: Notify,
 }
 
 impl SipEndpoint {
-    pub fn new(registrar: Arc<Registrar>, max_bytes: usize) -> Self {
+    pub fn new(
+        registrar: Arc<Registrar>,
+        max_bytes: usize,
+        udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
+        tcp_local: Option<SocketAddr>,
+    ) -> Self {
         Self {
             registrar,
             b2bua: OnceLock::new(),
             max_bytes,
-            answered: Mutex::new(HashMap::new()),
+            layer: Mutex::new(TransactionLayer::new(Timers::default())),
+            udp,
+            tcp_local,
+            tcp: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
         }
     }
 
@@ -46,132 +56,275 @@ impl SipEndpoint {
         let _ = self.b2bua.set(b);
     }
 
-    /// One message from the network; returns the response to send back, if any.
-    pub fn handle(
-        &self,
-        bytes: &[u8],
-        source: SocketAddr,
-        transport: Transport,
-        now_ms: u64,
-    ) -> Option<Vec<u8>> {
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// Our address as the peer sees it on that transport (for Via and Contact).
+    pub fn local_for(&self, peer: Peer) -> Option<SocketAddr> {
+        let udp = self.udp.get(peer.listener as usize).map(|(_, a)| *a);
+        match peer.transport {
+            Transport::Udp => udp,
+            Transport::Tcp => self.tcp_local.or(udp),
+        }
+    }
+
+    /// Transactions in progress (for tests and metrics).
+    pub fn transactions(&self) -> usize {
+        self.layer.lock().len()
+    }
+
+    pub fn connection_opened(&self, peer: SocketAddr, tx: UnboundedSender<Vec<u8>>) {
+        self.tcp.lock().insert(peer, tx);
+    }
+
+    pub fn has_connection(&self, peer: SocketAddr) -> bool {
+        self.tcp.lock().contains_key(&peer)
+    }
+
+    pub fn connection_closed(&self, peer: SocketAddr) {
+        self.tcp.lock().remove(&peer);
+    }
+
+    /// Put bytes on the wire; over TCP, on the open connection or a new one.
+    pub fn send(self: &Arc<Self>, peer: Peer, bytes: Vec<u8>) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let first = bytes
+                .split(|b| *b == b'\r')
+                .next()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            tracing::debug!(to = %peer.addr, transport = ?peer.transport, message = %first, "SIP out");
+        }
+        match peer.transport {
+            Transport::Udp => {
+                let Some((socket, _)) = self.udp.get(peer.listener as usize) else {
+                    tracing::warn!(to = %peer.addr, "no UDP socket to send on");
+                    return;
+                };
+                if let Err(e) = socket.try_send_to(&bytes, peer.addr) {
+                    tracing::warn!(to = %peer.addr, error = %e, "SIP UDP send failed");
+                }
+            }
+            Transport::Tcp => {
+                let mut conns = self.tcp.lock();
+                let bytes = match conns.get(&peer.addr) {
+                    Some(q) => match q.send(bytes) {
+                        Ok(()) => return,
+                        Err(e) => e.0, // the connection just closed: open a new one
+                    },
+                    None => bytes,
+                };
+                let (tx, rx) = unbounded_channel();
+                let _ = tx.send(bytes);
+                conns.insert(peer.addr, tx);
+                tokio::spawn(super::transport::connect(self.clone(), peer.addr, rx));
+            }
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, outputs: Vec<Output>) {
+        for o in outputs {
+            match o {
+                Output::Send { peer, bytes } => self.send(peer, bytes),
+                Output::Request { key, msg, peer } => self.on_request(key, msg, peer),
+                Output::Ack { msg, .. } => {
+                    if let Some(b) = self.b2bua.get() {
+                        b.on_ack(&msg);
+                    }
+                }
+                Output::Response { key, msg } => {
+                    if let Some(b) = self.b2bua.get() {
+                        b.on_response(&key, &msg);
+                    }
+                }
+                Output::Timeout { key, call_id } => {
+                    tracing::debug!(call_id, method = %key.method, side = ?key.side(), "SIP transaction timed out");
+                    if let Some(b) = self.b2bua.get()
+                        && key.side() == Side::Client
+                    {
+                        b.on_timeout(&key, &call_id);
+                    }
+                }
+                Output::Unacknowledged { call_id, .. } => {
+                    if let Some(b) = self.b2bua.get() {
+                        b.on_unacknowledged(&call_id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answer a server transaction.
+    pub fn respond(self: &Arc<Self>, key: &TxKey, bytes: Vec<u8>) {
+        let out = self.layer.lock().respond(key, bytes, now_ms());
+        match out {
+            Ok(out) => self.dispatch(out),
+            Err(e) => tracing::debug!(error = %e, method = %key.method, "response not sent"),
+        }
+        self.wake.notify_one();
+    }
+
+    /// Send a request in a new client transaction.
+    pub fn request(self: &Arc<Self>, bytes: Vec<u8>, peer: Peer) -> Option<TxKey> {
+        let out = self.layer.lock().send_request(bytes, peer, now_ms());
+        self.wake.notify_one();
+        match out {
+            Ok((key, out)) => {
+                self.dispatch(out);
+                Some(key)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, to = %peer.addr, "SIP request not sent");
+                None
+            }
+        }
+    }
+
+    /// Acknowledge a 2xx of one of our INVITEs.
+    pub fn ack_2xx(self: &Arc<Self>, key: &TxKey, ack: Vec<u8>, peer: Peer) {
+        let out = self.layer.lock().ack_2xx(key, ack, peer);
+        self.dispatch(out);
+    }
+
+    /// Drive the transaction timers; runs for the life of the endpoint.
+    pub async fn run_timers(self: Arc<Self>) {
+        loop {
+            let next = self.layer.lock().next_deadline();
+            let now = now_ms();
+            match next {
+                Some(at) if at <= now => {}
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(at - now)) => {}
+                        _ = self.wake.notified() => continue,
+                    }
+                }
+                None => {
+                    self.wake.notified().await;
+                    continue;
+                }
+            }
+            let out = self.layer.lock().poll_timers(now_ms());
+            self.dispatch(out);
+        }
+    }
+
+    /// One message from the network.
+    pub fn receive(self: &Arc<Self>, bytes: &[u8], peer: Peer) {
         let msg = match RawMessage::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
-                tracing::debug!(%source, error = %e, "unparseable SIP message dropped");
-                return None;
+                tracing::debug!(source = %peer.addr, error = %e, "unparseable SIP message dropped");
+                return;
             }
         };
         if !msg.is_request() {
-            if let Some(b) = self.b2bua.get() {
-                b.on_response(&msg);
+            let out = self.layer.lock().receive_response(msg, now_ms());
+            self.dispatch(out);
+            self.wake.notify_one();
+            return;
+        }
+        if let Some(resp) = self.refusal(&msg, bytes.len()) {
+            // An ACK is never answered: a bad one is just dropped.
+            if msg.method() != Some("ACK") {
+                self.send(peer, resp);
             }
-            return None;
+            return;
         }
-        if bytes.len() > self.max_bytes {
-            return Some(response(&msg, 513, "Message Too Large", None, &[]));
+        let out = self.layer.lock().receive_request(msg, peer, now_ms());
+        self.dispatch(out);
+        self.wake.notify_one();
+    }
+
+    /// A stateless answer for a request that cannot be processed.
+    fn refusal(&self, msg: &RawMessage, len: usize) -> Option<Vec<u8>> {
+        let method = msg.method().unwrap_or("");
+        if len > self.max_bytes {
+            return Some(response(msg, 513, "Message Too Large", None, &[]));
         }
-        let method = msg.method().unwrap_or("").to_owned();
         let missing = ["Via", "From", "To", "Call-ID", "CSeq"]
             .into_iter()
             .find(|h| msg.header(h).is_none());
         if let Some(h) = missing {
-            return (method != "ACK")
-                .then(|| response(&msg, 400, &format!("Bad Request - missing {h}"), None, &[]));
-        }
-        let cseq_ok = msg.header("CSeq").map(|c| {
-            let mut it = c.split_whitespace();
-            it.next().is_some_and(|n| n.parse::<u32>().is_ok())
-                && it.next() == Some(method.as_str())
-        });
-        if cseq_ok != Some(true) && KNOWN_METHODS.contains(&method.as_str()) {
-            return (method != "ACK")
-                .then(|| response(&msg, 400, "Bad Request - bad CSeq", None, &[]));
-        }
-        if !KNOWN_METHODS.contains(&method.as_str()) {
             return Some(response(
-                &msg,
-                501,
-                "Not Implemented",
+                msg,
+                400,
+                &format!("Bad Request - missing {h}"),
                 None,
-                &[("Allow", ALLOW.into())],
+                &[],
             ));
         }
-        if method == "ACK" {
-            if let Some(b) = self.b2bua.get() {
-                b.on_request(&msg, source);
-            }
-            return None;
+        if !KNOWN_METHODS.contains(&method) {
+            return Some(not_implemented(msg));
         }
-        let key = (msg.branch().unwrap_or("").to_owned(), method.clone());
-        {
-            let mut answered = self.answered.lock();
-            answered.retain(|_, (_, until)| *until > now_ms);
-            if let Some((resp, _)) = answered.get(&key) {
-                return Some(resp.clone()); // a retransmission: same answer, no new work
-            }
+        let cseq_ok = msg.header("CSeq").is_some_and(|c| {
+            let mut it = c.split_whitespace();
+            it.next().is_some_and(|n| n.parse::<u32>().is_ok()) && it.next() == Some(method)
+        });
+        if !cseq_ok {
+            return Some(response(msg, 400, "Bad Request - bad CSeq", None, &[]));
         }
         // rsip is the message model: a request it cannot read is refused here.
-        if let Err(e) = rsip::Request::try_from(msg.to_bytes().as_slice()) {
-            let reason = format!(
-                "Bad Request - {}",
-                e.to_string()
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(60)
-                    .collect::<String>()
-            );
-            return Some(response(&msg, 400, &reason, None, &[]));
-        }
-        let resp = match method.as_str() {
+        let reason = rsip::Request::try_from(msg.to_bytes().as_slice()).err()?;
+        let reason = format!(
+            "Bad Request - {}",
+            reason
+                .to_string()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(60)
+                .collect::<String>()
+        );
+        Some(response(msg, 400, &reason, None, &[]))
+    }
+
+    fn on_request(self: &Arc<Self>, key: TxKey, msg: RawMessage, peer: Peer) {
+        let method = msg.method().unwrap_or("").to_owned();
+        let b2bua = self.b2bua.get();
+        match method.as_str() {
             "REGISTER" => {
-                let r = self.registrar.handle(&msg, source, transport, now_ms);
-                if r.starts_with(b"SIP/2.0 200")
-                    && let (Some(b), Some(user)) = (
-                        self.b2bua.get(),
-                        msg.header("To").map(addr_uri).and_then(uri_user),
-                    )
+                let r = self.registrar.handle(&msg, peer, now_ms());
+                let ok = r.starts_with(b"SIP/2.0 200");
+                self.respond(&key, r);
+                if ok
+                    && let (Some(b), Some(user)) =
+                        (b2bua, msg.header("To").map(addr_uri).and_then(uri_user))
                 {
                     b.registration_changed(user);
                 }
-                r
             }
-            "INVITE" | "BYE" | "CANCEL"
-                if self.b2bua.get().is_some() && transport == Transport::Udp =>
-            {
-                self.b2bua.get().and_then(|b| b.on_request(&msg, source))?
-            }
-            "OPTIONS" => response(
-                &msg,
-                200,
-                "OK",
-                Some("o1"),
-                &[
-                    ("Allow", ALLOW.into()),
-                    ("Accept", "application/sdp".into()),
-                ],
+            "OPTIONS" => self.respond(
+                &key,
+                response(
+                    &msg,
+                    200,
+                    "OK",
+                    Some("o1"),
+                    &[
+                        ("Allow", ALLOW.into()),
+                        ("Accept", "application/sdp".into()),
+                    ],
+                ),
             ),
-            // Calls over TCP and the remaining methods come later.
-            _ => response(
-                &msg,
-                501,
-                "Not Implemented",
-                None,
-                &[("Allow", ALLOW.into())],
-            ),
-        };
-        if method != "INVITE" && !key.0.is_empty() {
-            let ttl = if transport == Transport::Udp {
-                TIMER_J_MS
-            } else {
-                0
-            };
-            let mut answered = self.answered.lock();
-            if ttl > 0 && answered.len() < MAX_REMEMBERED {
-                answered.insert(key, (resp.clone(), now_ms + ttl));
+            "INVITE" | "BYE" | "CANCEL" if b2bua.is_some() => {
+                if let Some(b) = b2bua {
+                    b.on_request(key, &msg, peer);
+                }
             }
+            _ => self.respond(&key, not_implemented(&msg)),
         }
-        Some(resp)
     }
 }
 
-const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS";
+fn not_implemented(msg: &RawMessage) -> Vec<u8> {
+    response(
+        msg,
+        501,
+        "Not Implemented",
+        None,
+        &[("Allow", ALLOW.into())],
+    )
+}
+
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS";

@@ -10,6 +10,8 @@ use serde::Serialize;
 
 pub use super::flow::Transport;
 
+use super::flow::Peer;
+
 use super::digest::{Algorithm, Credential, DigestResponse, Nonces};
 use super::wire::{RawMessage, addr_uri, param, response, uri_user};
 
@@ -21,8 +23,23 @@ pub struct Binding {
     /// Where the REGISTER came from (used when the Contact is not reachable).
     pub source: SocketAddr,
     pub transport: Transport,
+    /// The UDP listener it came in on: requests to the phone leave from there.
+    #[serde(skip)]
+    pub listener: u8,
     /// The `+sip.instance` of the device, when it sent one (RFC 5626).
     pub instance: Option<String>,
+}
+
+impl Binding {
+    /// Where requests to this phone go: the flow its REGISTER came on, which
+    /// also works behind NAT and over the phone's own TCP connection.
+    pub fn peer(&self) -> Peer {
+        Peer {
+            transport: self.transport,
+            addr: self.source,
+            listener: self.listener,
+        }
+    }
 }
 
 pub struct Registrar {
@@ -70,21 +87,37 @@ impl Registrar {
     }
 
     pub fn snapshot(&self, now_ms: u64) -> BTreeMap<String, Vec<Binding>> {
-        let mut map = self.bindings.lock();
-        map.retain(|_, b| {
-            b.retain(|b| b.expires_at_ms > now_ms);
-            !b.is_empty()
-        });
-        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.bindings
+            .lock()
+            .iter()
+            .map(|(k, v)| {
+                let live: Vec<Binding> = v
+                    .iter()
+                    .filter(|b| b.expires_at_ms > now_ms)
+                    .cloned()
+                    .collect();
+                (k.clone(), live)
+            })
+            .filter(|(_, v)| !v.is_empty())
+            .collect()
     }
 
-    pub fn handle(
-        &self,
-        req: &RawMessage,
-        source: SocketAddr,
-        transport: Transport,
-        now_ms: u64,
-    ) -> Vec<u8> {
+    /// Forget expired bindings; the users left with none (their phones are
+    /// gone, so their agents must be logged out).
+    pub fn expire(&self, now_ms: u64) -> Vec<String> {
+        let mut gone = Vec::new();
+        self.bindings.lock().retain(|user, b| {
+            b.retain(|b| b.expires_at_ms > now_ms);
+            if b.is_empty() {
+                gone.push(user.clone());
+            }
+            !b.is_empty()
+        });
+        gone
+    }
+
+    pub fn handle(&self, req: &RawMessage, peer: Peer, now_ms: u64) -> Vec<u8> {
+        let source = peer.addr;
         let tag = format!("r{:x}", now_ms);
         let reply = |code: u16, reason: &str, extra: &[(&str, String)]| {
             response(req, code, reason, Some(&tag), extra)
@@ -158,7 +191,8 @@ impl Registrar {
                     contact: uri,
                     expires_at_ms: now_ms + expires.min(self.max_expires) * 1000,
                     source,
-                    transport,
+                    transport: peer.transport,
+                    listener: peer.listener,
                     instance: param(c, "+sip.instance")
                         .map(|s| s.trim_matches(|c| c == '<' || c == '>').to_owned()),
                 });

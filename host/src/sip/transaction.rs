@@ -51,6 +51,14 @@ pub struct TxKey {
 }
 
 impl TxKey {
+    /// The same branch with another method: the INVITE a CANCEL names.
+    pub fn for_method(&self, method: &str) -> TxKey {
+        TxKey {
+            method: method.to_owned(),
+            ..self.clone()
+        }
+    }
+
     pub fn side(&self) -> Side {
         if self.server {
             Side::Server
@@ -148,10 +156,10 @@ pub enum TxError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    ClientInvite,
-    ClientNonInvite,
-    ServerInvite,
-    ServerNonInvite,
+    InviteClient,
+    NonInviteClient,
+    InviteServer,
+    NonInviteServer,
 }
 
 struct Tx {
@@ -322,7 +330,7 @@ impl TransactionLayer {
 
     fn remove(&mut self, key: &TxKey) -> Option<Tx> {
         let tx = self.txs.remove(key)?;
-        if tx.kind == Kind::ServerInvite
+        if tx.kind == Kind::InviteServer
             && let (Some(cid), Some((n, _))) = (tx.request.header("Call-ID"), cseq(&tx.request))
         {
             let k = (cid.to_owned(), n);
@@ -350,7 +358,7 @@ impl TransactionLayer {
         if let Some(tx) = self.txs.get_mut(&key) {
             if is_ack {
                 return match (tx.kind, tx.state) {
-                    (Kind::ServerInvite, State::Completed) => {
+                    (Kind::InviteServer, State::Completed) => {
                         tx.state = State::Confirmed;
                         disarm(tx, &[Timer::G, Timer::H]);
                         let wait = if peer.reliable() { 0 } else { t.t4 };
@@ -358,7 +366,7 @@ impl TransactionLayer {
                         vec![]
                     }
                     // Some phones reuse the INVITE's branch for the ACK of a 2xx.
-                    (Kind::ServerInvite, State::Accepted) => {
+                    (Kind::InviteServer, State::Accepted) => {
                         tx.acked = true;
                         disarm(tx, &[Timer::G]);
                         vec![Output::Ack { msg, peer }]
@@ -419,9 +427,9 @@ impl TransactionLayer {
             key.clone(),
             Tx {
                 kind: if invite {
-                    Kind::ServerInvite
+                    Kind::InviteServer
                 } else {
-                    Kind::ServerNonInvite
+                    Kind::NonInviteServer
                 },
                 state: if invite {
                     State::Proceeding
@@ -461,7 +469,7 @@ impl TransactionLayer {
             bytes: bytes.clone(),
         }];
         match (tx.kind, tx.state) {
-            (Kind::ServerInvite, State::Proceeding) => {
+            (Kind::InviteServer, State::Proceeding) => {
                 tx.last_sent = bytes;
                 match code {
                     100..=199 => {}
@@ -488,11 +496,11 @@ impl TransactionLayer {
                 }
                 Ok(out)
             }
-            (Kind::ServerInvite, State::Accepted) if (200..300).contains(&code) => {
+            (Kind::InviteServer, State::Accepted) if (200..300).contains(&code) => {
                 tx.last_sent = bytes;
                 Ok(out)
             }
-            (Kind::ServerNonInvite, State::Trying | State::Proceeding) => {
+            (Kind::NonInviteServer, State::Trying | State::Proceeding) => {
                 tx.last_sent = bytes;
                 if code < 200 {
                     tx.state = State::Proceeding;
@@ -527,9 +535,9 @@ impl TransactionLayer {
         let t = self.timers;
         let mut tx = Tx {
             kind: if invite {
-                Kind::ClientInvite
+                Kind::InviteClient
             } else {
-                Kind::ClientNonInvite
+                Kind::NonInviteClient
             },
             state: if invite {
                 State::Calling
@@ -588,7 +596,7 @@ impl TransactionLayer {
             None => vec![],
         };
         match (tx.kind, tx.state) {
-            (Kind::ClientInvite, State::Calling | State::Proceeding) => match code {
+            (Kind::InviteClient, State::Calling | State::Proceeding) => match code {
                 100..=199 => {
                     tx.state = State::Proceeding;
                     disarm(tx, &[Timer::A]);
@@ -613,9 +621,9 @@ impl TransactionLayer {
                     ]
                 }
             },
-            (Kind::ClientInvite, State::Accepted) if (200..300).contains(&code) => repeat_ack(tx),
-            (Kind::ClientInvite, State::Completed) if code >= 300 => repeat_ack(tx),
-            (Kind::ClientNonInvite, State::Trying | State::Proceeding) => {
+            (Kind::InviteClient, State::Accepted) if (200..300).contains(&code) => repeat_ack(tx),
+            (Kind::InviteClient, State::Completed) if code >= 300 => repeat_ack(tx),
+            (Kind::NonInviteClient, State::Trying | State::Proceeding) => {
                 if code < 200 {
                     tx.state = State::Proceeding;
                 } else {

@@ -1,49 +1,71 @@
-//! UDP and TCP transports on tokio.
+//! UDP and TCP transports on tokio. A TCP connection, accepted or opened by
+//! us, has one writer task fed by a channel, so any part of the host can send
+//! on it without holding the socket.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::endpoint::SipEndpoint;
-use super::registrar::Transport;
+use super::flow::Peer;
 use super::wire::{Frame, RawMessage, frame, response};
-use crate::clock::now_ms;
 
-pub async fn serve_udp(socket: Arc<UdpSocket>, ep: Arc<SipEndpoint>) {
+pub async fn serve_udp(socket: Arc<UdpSocket>, listener: u8, ep: Arc<SipEndpoint>) {
     let mut buf = vec![0u8; 65_535];
     loop {
-        let (n, src) = match socket.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "SIP UDP receive failed");
-                continue;
-            }
-        };
-        if let Some(resp) = ep.handle(&buf[..n], src, Transport::Udp, now_ms())
-            && let Err(e) = socket.send_to(&resp, src).await
-        {
-            tracing::warn!(%src, error = %e, "SIP UDP send failed");
+        match socket.recv_from(&mut buf).await {
+            Ok((n, src)) => ep.receive(&buf[..n], Peer::udp(src, listener)),
+            Err(e) => tracing::warn!(error = %e, "SIP UDP receive failed"),
         }
     }
 }
 
-pub async fn serve_tcp(listener: TcpListener, ep: Arc<SipEndpoint>, max_bytes: usize) {
+pub async fn serve_tcp(listener: TcpListener, ep: Arc<SipEndpoint>) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(connection(stream, ep.clone(), max_bytes));
+            Ok((stream, peer)) => {
+                let (tx, rx) = unbounded_channel();
+                ep.connection_opened(peer, tx);
+                tokio::spawn(connection(stream, peer, ep.clone(), rx));
             }
             Err(e) => tracing::warn!(error = %e, "SIP TCP accept failed"),
         }
     }
 }
 
-async fn connection(mut stream: TcpStream, ep: Arc<SipEndpoint>, max_bytes: usize) {
-    let Ok(peer) = stream.peer_addr() else { return };
+/// Open a connection for requests to a peer we have none with.
+pub async fn connect(ep: Arc<SipEndpoint>, peer: SocketAddr, rx: UnboundedReceiver<Vec<u8>>) {
+    match TcpStream::connect(peer).await {
+        Ok(stream) => connection(stream, peer, ep, rx).await,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "SIP TCP connect failed");
+            ep.connection_closed(peer);
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ep: Arc<SipEndpoint>,
+    mut rx: UnboundedReceiver<Vec<u8>>,
+) {
+    let (mut reader, mut writer) = stream.into_split();
+    // Ends when the endpoint forgets the connection and the queue is drained.
+    tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let max_bytes = ep.max_bytes();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
-    loop {
+    'read: loop {
         loop {
             match frame(&buf, max_bytes) {
                 Frame::Incomplete => break,
@@ -52,11 +74,7 @@ async fn connection(mut stream: TcpStream, ep: Arc<SipEndpoint>, max_bytes: usiz
                 }
                 Frame::Message(n) => {
                     let msg: Vec<u8> = buf.drain(..n).collect();
-                    if let Some(resp) = ep.handle(&msg, peer, Transport::Tcp, now_ms())
-                        && stream.write_all(&resp).await.is_err()
-                    {
-                        return;
-                    }
+                    ep.receive(&msg, Peer::tcp(peer));
                 }
                 Frame::TooLarge { head } => {
                     // Answer 513 from the head if there is one, then drop the connection:
@@ -64,18 +82,20 @@ async fn connection(mut stream: TcpStream, ep: Arc<SipEndpoint>, max_bytes: usiz
                     if let Some(h) = head
                         && let Ok(m) = RawMessage::parse_head(&buf[..h])
                     {
-                        let _ = stream
-                            .write_all(&response(&m, 513, "Message Too Large", None, &[]))
-                            .await;
+                        ep.send(
+                            Peer::tcp(peer),
+                            response(&m, 513, "Message Too Large", None, &[]),
+                        );
                     }
-                    return;
+                    break 'read;
                 }
-                Frame::Invalid => return,
+                Frame::Invalid => break 'read,
             }
         }
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+    ep.connection_closed(peer);
 }

@@ -212,6 +212,28 @@ fn trim_leading_newlines(buf: &[u8]) -> &[u8] {
     &buf[n..]
 }
 
+/// The address a SIP URI with an IP literal points at (port 5060 when none).
+pub fn uri_socket_addr(uri: &str) -> Option<std::net::SocketAddr> {
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = host.split([';', '?', '>']).next()?;
+    host.parse()
+        .ok()
+        .or_else(|| {
+            host.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| (ip, 5060).into())
+        })
+        .or_else(|| {
+            let ip = host.strip_prefix('[')?.strip_suffix(']')?;
+            ip.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| (ip, 5060).into())
+        })
+}
+
 /// A `;name=value` parameter of a header value (case-insensitive name).
 pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
     value.split(';').skip(1).find_map(|p| {
@@ -331,6 +353,19 @@ pub fn response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uri_addresses() {
+        let a = |s: &str| uri_socket_addr(s).map(|a| a.to_string());
+        assert_eq!(
+            a("sip:1001@127.0.0.1:5070;transport=tcp").as_deref(),
+            Some("127.0.0.1:5070")
+        );
+        assert_eq!(a("sip:10.0.0.1").as_deref(), Some("10.0.0.1:5060"));
+        assert_eq!(a("sip:a@[::1]:5080").as_deref(), Some("[::1]:5080"));
+        assert_eq!(a("sip:a@[::1]").as_deref(), Some("[::1]:5060"));
+        assert_eq!(a("sip:a@pbx.example.com"), None);
+    }
 
     const REG: &str = "REGISTER sip:127.0.0.1 SIP/2.0\r\nv: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\nf: <sip:1001@127.0.0.1>;tag=a\r\nt: <sip:1001@127.0.0.1>\r\ni: abc@x\r\nCSeq: 1 REGISTER\r\nm: <sip:1001@127.0.0.1:5070>;+sip.instance=\"<urn:uuid:1>\"\r\nl: 0\r\n\r\n";
 
