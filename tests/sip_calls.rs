@@ -434,3 +434,100 @@ fn queue_timeout_overflows_to_the_configured_target() {
     assert_eq!(rec["disposition"], "overflowed", "{rec}");
     assert!(rec["wait_secs"].as_f64().unwrap() >= 1.0);
 }
+
+/// A baresip process (a real softphone), killed when dropped.
+struct Baresip {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Baresip {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// baresip registered as `agent` over `transport` ("udp" or "tcp"), answering calls by itself.
+fn baresip(s: &Server, dir: &std::path::Path, agent: &str, transport: &str) -> Baresip {
+    let home = dir.join(format!("baresip-{agent}"));
+    std::fs::create_dir_all(&home).unwrap();
+    let port = free_port();
+    let rtp = 30_000 + (port % 1_000) * 20;
+    std::fs::write(
+        home.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{port}\naudio_player aufile,{heard}\n\
+             audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\nauplay_srate 48000\naudio_alert aufile,/dev/null\nrtp_ports {rtp}-{}\n\
+             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\n\
+             module aufile.so\nmodule menu.so\nmodule_app account.so\n",
+            rtp + 19,
+            heard = home.join("heard.wav").display(),
+        ),
+    )
+    .unwrap();
+    let host = match transport {
+        "tcp" => s.sip_tcp.unwrap(),
+        _ => s.sip_udp.unwrap(),
+    };
+    std::fs::write(
+        home.join("accounts"),
+        format!(
+            "<sip:{agent}@{host};transport={transport}>;auth_pass=pw-{agent};answermode=auto;regint=600\n"
+        ),
+    )
+    .unwrap();
+    let log = home.join("baresip.log");
+    let child = Command::new("baresip")
+        .arg("-f")
+        .arg(&home)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("baresip is installed (Debian package baresip-core)");
+    let phone = Baresip { child, log };
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let regs = s.admin_json("/admin/sip/registrations", "t0k");
+        if regs[agent][0]["transport"] == transport {
+            return phone;
+        }
+        assert!(
+            Instant::now() < until,
+            "baresip never registered {agent} over {transport}: {regs}\n{}",
+            phone.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// baresip as a real phone, over UDP and then over TCP: it registers with its
+/// digest credentials, rings, answers by itself and the caller's BYE ends the call.
+#[test]
+fn baresip_phones_answer_calls_over_udp_and_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), 15);
+    for (n, (agent, transport)) in [("1001", "udp"), ("1002", "tcp")].into_iter().enumerate() {
+        let phone = baresip(&s, dir.path(), agent, transport);
+        assert!(
+            caller(&s, &["caller_uac.xml", "-s", "95588", "-d", "1500"]),
+            "call to baresip over {transport}:\n{}",
+            phone.log()
+        );
+        let r = records(&s, n + 1);
+        let rec = &r[n];
+        assert_eq!(rec["disposition"], "answered", "{rec}\n{}", phone.log());
+        assert_eq!(rec["agent"], agent);
+        assert_eq!(rec["cause"], "caller hung up");
+        assert!(rec["talk_secs"].as_f64().unwrap() >= 1.4, "{rec}");
+        // 1001 stays registered but took the last call: longest-idle picks 1002 next.
+        drop(phone);
+    }
+}
