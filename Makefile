@@ -1,16 +1,19 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test deps lint bench
+.PHONY: run test deps test-deps lint bench
 
-# The stock plugins are built for wasm32-wasip2 by host/build.rs; the SIP
-# tests drive SIPp (Debian's sip-tester), installed here when missing (root).
+# The stock plugins are built for wasm32-wasip2 by host/build.rs.
 deps:
 	rustup target add wasm32-wasip2
-	command -v sipp >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester; }
+
+# The SIP tests drive SIPp (Debian's sip-tester) and baresip (a real
+# softphone), installed here when missing (needs root).
+test-deps: deps
+	command -v sipp >/dev/null && command -v baresip >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester baresip-core; }
 
 run: deps
 	cargo run --release -p ctihost -- run
 
-lint: deps
+lint: test-deps
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cd plugins && cargo fmt --all -- --check
@@ -19,5 +22,7 @@ lint: deps
 test: lint
 	cargo test --workspace
 
-bench: deps
-	cargo bench -p ctihost --bench plugins
+# The SIP benchmark compares with Kamailio when it is installed.
+bench: test-deps
+	command -v kamailio >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y kamailio || true
+	cargo bench -p ctihost

@@ -26,6 +26,23 @@ fn center_full(
     plugins: &str,
     queue: &str,
 ) -> Server {
+    center_trunks(
+        dir,
+        ring_timeout_secs,
+        plugins,
+        queue,
+        "[[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n",
+    )
+}
+
+/// `trunks`: the `[[trunks]]` tables.
+fn center_trunks(
+    dir: &std::path::Path,
+    ring_timeout_secs: u32,
+    plugins: &str,
+    queue: &str,
+    trunks: &str,
+) -> Server {
     let config = dir.join("ctihost.toml");
     let agent = |id: &str| {
         format!(
@@ -37,7 +54,7 @@ fn center_full(
         format!(
             "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n{plugins}\n\
              [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\ndigest_algorithms = [\"MD5\"]\n\
-             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n\
+             {trunks}\
              [[queues]]\nname = \"general\"\nring_timeout_secs = {ring_timeout_secs}\n{queue}\n[[queues]]\nname = \"vip\"\n{}{}",
             agent("1001"),
             agent("1002")
@@ -54,7 +71,7 @@ fn sipp_cmd(scenario: &str, target: SocketAddr, port: u16, extra: &[&str]) -> Co
         "-sf",
         path.to_str().unwrap(),
         "-i",
-        "127.0.0.1",
+        if target.is_ipv6() { "::1" } else { "127.0.0.1" },
         "-p",
         &port.to_string(),
     ])
@@ -215,6 +232,70 @@ fn answered_calls_over_tcp_end_from_either_side() {
     assert_eq!(regs["1001"][0]["transport"], "tcp", "{regs}");
 }
 
+/// The queue log's event kinds for one call, in order.
+fn queue_log_of(s: &Server, call_id: &str) -> Vec<String> {
+    s.admin_json("/admin/queue-log", "t0k")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["call_id"] == call_id)
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The only agent is busy; a second caller waits in the queue and gives up.
+#[test]
+fn caller_abandons_in_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), 15);
+    let agent = phone(&s, "1001", "agent_answer.xml");
+    let talking = sipp_cmd(
+        "caller_uac.xml",
+        target(&s, &[]),
+        free_port(),
+        &["-s", "95588", "-d", "4000"],
+    )
+    .spawn()
+    .unwrap();
+    // Wait until the first call is connected.
+    let until = Instant::now() + Duration::from_secs(10);
+    while !s
+        .admin_json("/admin/queue-log", "t0k")
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "connect")
+    {
+        assert!(Instant::now() < until, "first call connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(caller(&s, &["caller_cancel_queued.xml", "-s", "95588"]));
+    assert!(finished(talking));
+    assert!(finished(agent));
+    let r = records(&s, 2);
+    let abandoned = r
+        .iter()
+        .find(|c| c["disposition"] == "abandoned-in-queue")
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(abandoned["agent"].is_null(), "{abandoned}");
+    assert!(
+        abandoned["wait_secs"].as_f64().unwrap() >= 0.9,
+        "{abandoned}"
+    );
+    assert_eq!(
+        queue_log_of(&s, abandoned["call_id"].as_str().unwrap()),
+        ["enter-queue", "abandon"]
+    );
+    let answered = r
+        .iter()
+        .find(|c| c["disposition"] == "answered")
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert_eq!(
+        queue_log_of(&s, answered["call_id"].as_str().unwrap()),
+        ["enter-queue", "offered", "connect", "complete"]
+    );
+}
+
 #[test]
 fn caller_abandons_while_the_agent_rings() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,6 +305,10 @@ fn caller_abandons_while_the_agent_rings() {
     assert!(finished(agent), "the agent's phone saw the CANCEL");
     let r = records(&s, 1);
     assert_eq!(r[0]["disposition"], "abandoned-ringing", "{r:?}");
+    assert_eq!(
+        queue_log_of(&s, r[0]["call_id"].as_str().unwrap()),
+        ["enter-queue", "offered", "abandon"]
+    );
     // The agent is free again: the next call reaches the same phone.
     let agent = phone(&s, "1001", "agent_answer_bye.xml");
     assert!(caller(&s, &["caller_wait_bye.xml", "-s", "95588"]));
@@ -245,6 +330,90 @@ fn unanswered_agent_goes_not_ready_and_the_next_agent_answers() {
     assert_eq!(r[0]["disposition"], "answered", "{r:?}");
     assert_eq!(r[0]["agent"], "1002");
     assert!(r[0]["wait_secs"].as_f64().unwrap() >= 2.0, "{r:?}");
+}
+
+/// rsip cannot read IPv6 references; the host still serves phones and trunks over IPv6.
+#[test]
+fn a_call_over_ipv6() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ctihost.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n\
+         [sip]\nudp = [\"[::1]:0\"]\ntcp = []\ndigest_algorithms = [\"MD5\"]\n\
+         [[trunks]]\nname = \"pstn6\"\naddresses = [\"::1\"]\n\
+         [[queues]]\nname = \"general\"\n[[queues]]\nname = \"vip\"\n\
+         [[agents]]\nid = \"1001\"\nsip_user = \"1001\"\npassword = \"pw-1001\"\nqueues = { general = 1 }\n",
+    )
+    .unwrap();
+    let s = server::start(&config);
+    assert!(s.sip_udp.unwrap().is_ipv6());
+    let agent = phone(&s, "1001", "agent_answer.xml");
+    assert!(caller(&s, &["caller_uac.xml", "-s", "95588", "-d", "500"]));
+    assert!(finished(agent));
+    let r = records(&s, 1);
+    assert_eq!(r[0]["disposition"], "answered", "{r:?}");
+    assert_eq!(r[0]["trunk"], "pstn6");
+    let regs = s.admin_json("/admin/sip/registrations", "t0k");
+    assert!(
+        regs["1001"][0]["contact"]
+            .as_str()
+            .unwrap()
+            .contains("[::1]"),
+        "{regs}"
+    );
+}
+
+/// A trunk known by its digest credential rather than its address: 407, then
+/// the INVITE with Proxy-Authorization is a call of that trunk; a wrong
+/// password is refused and leaves no call behind.
+#[test]
+fn trunk_authenticates_with_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center_trunks(
+        dir.path(),
+        15,
+        "",
+        "",
+        "[[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.9\"]\n\
+         [[trunks]]\nname = \"carrier\"\nusername = \"carrier1\"\npassword = \"s3cret\"\n",
+    );
+    // Refused first: a wrong password, then no credentials at all (the plain
+    // caller gets the 407 and gives up).
+    assert!(!caller(
+        &s,
+        &[
+            "caller_uac_auth.xml",
+            "-s",
+            "95588",
+            "-au",
+            "carrier1",
+            "-ap",
+            "wrong"
+        ]
+    ));
+    assert!(!caller(&s, &["caller_uac.xml", "-s", "95588"]));
+    let agent = phone(&s, "1001", "agent_answer.xml");
+    assert!(caller(
+        &s,
+        &[
+            "caller_uac_auth.xml",
+            "-s",
+            "95588",
+            "-d",
+            "500",
+            "-au",
+            "carrier1",
+            "-ap",
+            "s3cret"
+        ]
+    ));
+    assert!(finished(agent));
+    // The center handles events in order: a record of a refused INVITE would come first.
+    let r = records(&s, 1);
+    assert_eq!(r.len(), 1, "refused INVITEs make no call records: {r:?}");
+    assert_eq!(r[0]["trunk"], "carrier");
+    assert_eq!(r[0]["disposition"], "answered");
 }
 
 #[test]

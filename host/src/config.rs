@@ -247,6 +247,27 @@ impl Config {
                 ));
             }
         }
+        for t in &self.trunks {
+            let named = format!("\"{}\"", t.name);
+            match (&t.username, &t.password) {
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(invalid(
+                        &named,
+                        format!("trunk {:?} needs both username and password", t.name),
+                    ));
+                }
+                (None, None) if t.addresses.is_empty() => {
+                    return Err(invalid(
+                        &named,
+                        format!(
+                            "trunk {:?} needs addresses, or a username and password",
+                            t.name
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
         let mut ids = std::collections::BTreeSet::new();
         let mut users = std::collections::BTreeSet::new();
         for a in &self.agents {
@@ -289,6 +310,36 @@ fn line_of(text: &str, needle: &str) -> usize {
     text.find(needle)
         .map(|i| text[..i].matches('\n').count() + 1)
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod trunk_tests {
+    use super::*;
+
+    #[test]
+    fn a_trunk_needs_an_address_or_a_full_credential() {
+        let e = Config::parse(
+            "[sip]\n\n[[trunks]]\nname = \"carrier\"\nusername = \"c1\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 4") && e.contains("both username and password"),
+            "{e}"
+        );
+        let e = Config::parse("[[trunks]]\nname = \"x\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs addresses"), "{e}");
+        assert!(
+            Config::parse(
+                "[[trunks]]\nname = \"x\"\nusername = \"u\"\npassword = \"p\"\n",
+                Path::new("c.toml")
+            )
+            .is_ok()
+        );
+    }
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::plugins::embedded::STOCK;
 use crate::plugins::engine::EngineSettings;
 use crate::plugins::{HostSettings, PluginHost, Trigger, watcher};
-use crate::sip::b2bua::B2bua;
-use crate::sip::digest::Credential;
+use crate::sip::b2bua::{B2bua, Trunks};
+use crate::sip::digest::{Authenticator, Credential};
 use crate::sip::endpoint::SipEndpoint;
 use crate::sip::registrar::Registrar;
 use crate::store::Store;
@@ -133,11 +133,33 @@ pub async fn start_sip(
         config.plugins.router.clone(),
         calls_tx,
     );
-    let trunks = config
-        .trunks
-        .iter()
-        .map(|t| (t.name.clone(), t.addresses.clone()))
-        .collect();
+    let mut trunk_users = HashMap::new();
+    let mut trunk_creds = HashMap::new();
+    for t in &config.trunks {
+        if let (Some(user), Some(pw)) = (&t.username, &t.password) {
+            trunk_users.insert(user.clone(), t.name.clone());
+            trunk_creds.insert(
+                user.clone(),
+                Credential::from_password(user, &config.sip.realm, pw),
+            );
+        }
+    }
+    let secret =
+        crate::random::bytes::<32>().map_err(|e| ServerError::Token(format!("SIP nonces: {e}")))?;
+    let trunks = Trunks {
+        by_address: config
+            .trunks
+            .iter()
+            .map(|t| (t.name.clone(), t.addresses.clone()))
+            .collect(),
+        by_user: trunk_users,
+        auth: Authenticator::new(
+            config.sip.realm.clone(),
+            config.sip.digest_algorithms.clone(),
+            trunk_creds,
+            secret,
+        ),
+    };
     let agents = config
         .agents
         .iter()

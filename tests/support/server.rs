@@ -23,6 +23,10 @@ impl Drop for Server {
 }
 
 impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// GET an admin endpoint with `token` and parse the JSON body.
     pub fn admin_json(&self, path: &str, token: &str) -> serde_json::Value {
         use std::io::{Read, Write};

@@ -49,6 +49,7 @@ pub fn router(state: AdminState, token: AdminToken) -> axum::Router {
         .route("/admin/plugins/{name}/rollback", post(rollback))
         .route("/admin/plugins/{name}/history", get(history))
         .route("/admin/cdr", get(cdr))
+        .route("/admin/queue-log", get(queue_log))
         .route("/admin/sip/registrations", get(registrations))
         .layer(axum::middleware::from_fn_with_state(token, require_admin))
         .with_state(state)
@@ -147,6 +148,27 @@ async fn cdr(
             StatusCode::BAD_REQUEST,
             format!("format {other:?} is not json or csv"),
         ),
+    }
+}
+
+#[derive(Deserialize)]
+struct SinceQuery {
+    /// Entries at or after this time, ms since the epoch.
+    since_ms: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// The queue event log: enter queue, offered, ring-no-answer, connect, abandon, complete.
+async fn queue_log(
+    State(AdminState { plugins: host, .. }): State<AdminState>,
+    Query(q): Query<SinceQuery>,
+) -> Response {
+    match host
+        .store()
+        .queue_log_since(q.since_ms.unwrap_or(0), q.limit.unwrap_or(10_000))
+    {
+        Ok(entries) => Json(entries).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
+use super::digest::{Authenticator, Verdict};
 use super::endpoint::SipEndpoint;
 use super::flow::Peer;
 use super::registrar::Registrar;
@@ -53,12 +54,20 @@ struct Call {
     cseq: u32,
 }
 
+/// How INVITEs are recognised as coming from a trunk.
+pub struct Trunks {
+    /// Trunk name by source address.
+    pub by_address: Vec<(String, Vec<IpAddr>)>,
+    /// Trunk name by digest user name, for trunks that authenticate instead.
+    pub by_user: HashMap<String, String>,
+    pub auth: Authenticator,
+}
+
 pub struct B2bua {
     ep: Weak<SipEndpoint>,
     registrar: Arc<Registrar>,
     center: CenterHandle,
-    /// Trunk name by source address.
-    trunks: Vec<(String, Vec<IpAddr>)>,
+    trunks: Trunks,
     /// Agent id by SIP user.
     agents: HashMap<String, String>,
     /// Caller legs by their Call-ID (the ACD's call id).
@@ -78,7 +87,7 @@ impl B2bua {
         ep: &Arc<SipEndpoint>,
         registrar: Arc<Registrar>,
         center: CenterHandle,
-        trunks: Vec<(String, Vec<IpAddr>)>,
+        trunks: Trunks,
         agents: HashMap<String, String>,
     ) -> Self {
         Self {
@@ -218,17 +227,9 @@ impl B2bua {
                 response(msg, 482, "Loop Detected", Some(&token()), &[]),
             );
         }
-        let Some(trunk) = self
-            .trunks
-            .iter()
-            .find(|(_, ips)| ips.contains(&peer.addr.ip()))
-            .map(|(n, _)| n.clone())
-        else {
-            tracing::warn!(source = %peer.addr, "INVITE from an address that is no trunk");
-            return self.respond(
-                &key,
-                response(msg, 403, "Forbidden - not a trunk", Some(&token()), &[]),
-            );
+        let trunk = match self.trunk_of(msg, peer) {
+            Ok(t) => t,
+            Err(refusal) => return self.respond(&key, refusal),
         };
         let caller = msg
             .header("From")
@@ -257,6 +258,54 @@ impl B2bua {
             trunk,
             attributes: vec![],
         });
+    }
+
+    /// Which trunk an INVITE comes from: by source address, else by digest
+    /// (407 challenge, then Proxy-Authorization). Err: the answer refusing it.
+    fn trunk_of(&self, msg: &RawMessage, peer: Peer) -> Result<String, Vec<u8>> {
+        let t = &self.trunks;
+        if let Some((name, _)) = t
+            .by_address
+            .iter()
+            .find(|(_, ips)| ips.contains(&peer.addr.ip()))
+        {
+            return Ok(name.clone());
+        }
+        let forbidden = |reason: &str| response(msg, 403, reason, Some(&token()), &[]);
+        if t.by_user.is_empty() {
+            tracing::warn!(source = %peer.addr, "INVITE from an address that is no trunk");
+            return Err(forbidden("Forbidden - not a trunk"));
+        }
+        let now_secs = now_ms() / 1000;
+        match t
+            .auth
+            .check(msg.header("Proxy-Authorization"), "INVITE", now_secs)
+        {
+            Verdict::Authenticated { user } => t
+                .by_user
+                .get(&user)
+                .cloned()
+                .ok_or_else(|| forbidden("Forbidden - not a trunk")),
+            Verdict::Challenge { stale } => {
+                let extra: Vec<(&str, String)> = t
+                    .auth
+                    .challenges(now_secs, stale)
+                    .into_iter()
+                    .map(|c| ("Proxy-Authenticate", c))
+                    .collect();
+                Err(response(
+                    msg,
+                    407,
+                    "Proxy Authentication Required",
+                    Some(&token()),
+                    &extra,
+                ))
+            }
+            Verdict::Forbidden { user, known } => {
+                tracing::warn!(user, known, source = %peer.addr, "INVITE with wrong trunk credentials");
+                Err(forbidden("Forbidden - wrong trunk credentials"))
+            }
+        }
     }
 
     /// The ACK of a 2xx (the transaction layer already stopped repeating the 2xx).

@@ -225,6 +225,76 @@ impl Nonces {
     }
 }
 
+/// The outcome of checking a request's digest credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// No usable credentials (none, other realm, old or forged nonce): challenge.
+    Challenge {
+        stale: bool,
+    },
+    /// Credentials for a user we do not know, or that do not verify.
+    Forbidden {
+        user: String,
+        known: bool,
+    },
+    Authenticated {
+        user: String,
+    },
+}
+
+/// Digest authentication against a set of users (phones, or trunks).
+pub struct Authenticator {
+    realm: String,
+    algorithms: Vec<Algorithm>,
+    credentials: std::collections::HashMap<String, Credential>,
+    nonces: Nonces,
+}
+
+impl Authenticator {
+    pub fn new(
+        realm: String,
+        algorithms: Vec<Algorithm>,
+        credentials: std::collections::HashMap<String, Credential>,
+        nonce_secret: [u8; 32],
+    ) -> Self {
+        Self {
+            realm,
+            algorithms,
+            credentials,
+            nonces: Nonces::new(nonce_secret, 300),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.credentials.is_empty()
+    }
+
+    /// `authorization`: the Authorization or Proxy-Authorization header value.
+    pub fn check(&self, authorization: Option<&str>, method: &str, now_secs: u64) -> Verdict {
+        let Some(auth) = authorization.and_then(DigestResponse::parse) else {
+            return Verdict::Challenge { stale: false };
+        };
+        if auth.get("realm") != Some(self.realm.as_str()) {
+            return Verdict::Challenge { stale: false };
+        }
+        if let Err(stale) = self.nonces.check(auth.get("nonce").unwrap_or(""), now_secs) {
+            return Verdict::Challenge { stale };
+        }
+        let user = auth.get("username").unwrap_or("").to_owned();
+        match self.credentials.get(&user) {
+            Some(cred) if auth.verify(method, cred) => Verdict::Authenticated { user },
+            Some(_) => Verdict::Forbidden { user, known: true },
+            None => Verdict::Forbidden { user, known: false },
+        }
+    }
+
+    /// Challenge header values, one per algorithm in order of preference.
+    pub fn challenges(&self, now_secs: u64, stale: bool) -> Vec<String> {
+        self.nonces
+            .challenges(&self.realm, &self.algorithms, now_secs, stale)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -266,7 +266,7 @@ impl SipEndpoint {
             return Some(response(msg, 400, "Bad Request - bad CSeq", None, &[]));
         }
         // rsip is the message model: a request it cannot read is refused here.
-        let reason = rsip::Request::try_from(msg.to_bytes().as_slice()).err()?;
+        let reason = rsip::Request::try_from(mask_ipv6(&msg.to_bytes()).as_slice()).err()?;
         let reason = format!(
             "Bad Request - {}",
             reason
@@ -317,6 +317,32 @@ impl SipEndpoint {
     }
 }
 
+/// rsip 0.4 cannot parse IPv6 references (`[2001:db8::1]:5060`) in Via, URIs
+/// or Contact; for its check they are replaced by a host name of the same role.
+fn mask_ipv6(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'[' {
+            let end = bytes[i + 1..]
+                .iter()
+                .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'%')))
+                .map(|n| i + 1 + n);
+            if let Some(e) = end
+                && bytes[e] == b']'
+                && bytes[i + 1..e].contains(&b':')
+            {
+                out.extend_from_slice(b"ipv6.invalid");
+                i = e + 1;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
 fn not_implemented(msg: &RawMessage) -> Vec<u8> {
     response(
         msg,
@@ -325,6 +351,24 @@ fn not_implemented(msg: &RawMessage) -> Vec<u8> {
         None,
         &[("Allow", ALLOW.into())],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_ipv6;
+
+    #[test]
+    fn ipv6_references_are_masked_for_rsip_only() {
+        let m = mask_ipv6(b"INVITE sip:95588@[::1]:5060 SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::7%25lo]:5070;branch=z\r\nX: [not v6]\r\n");
+        assert_eq!(
+            String::from_utf8(m).unwrap(),
+            "INVITE sip:95588@ipv6.invalid:5060 SIP/2.0\r\nVia: SIP/2.0/UDP ipv6.invalid:5070;branch=z\r\nX: [not v6]\r\n"
+        );
+        let r = rsip::Request::try_from(
+            mask_ipv6(b"OPTIONS sip:[::1]:5060 SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:5070;branch=z9hG4bK1\r\nFrom: <sip:a@[::1]>;tag=1\r\nTo: <sip:b@[::1]>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").as_slice(),
+        );
+        assert!(r.is_ok(), "{r:?}");
+    }
 }
 
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS";

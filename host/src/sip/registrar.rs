@@ -12,7 +12,7 @@ pub use super::flow::Transport;
 
 use super::flow::Peer;
 
-use super::digest::{Algorithm, Credential, DigestResponse, Nonces};
+use super::digest::{Algorithm, Authenticator, Credential, Verdict};
 use super::wire::{RawMessage, addr_uri, param, response, uri_user};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,10 +43,7 @@ impl Binding {
 }
 
 pub struct Registrar {
-    realm: String,
-    algorithms: Vec<Algorithm>,
-    credentials: HashMap<String, Credential>,
-    nonces: Nonces,
+    auth: Authenticator,
     bindings: Mutex<HashMap<String, Vec<Binding>>>,
     min_expires: u64,
     max_expires: u64,
@@ -62,10 +59,7 @@ impl Registrar {
         nonce_secret: [u8; 32],
     ) -> Self {
         Self {
-            realm,
-            algorithms,
-            credentials,
-            nonces: Nonces::new(nonce_secret, 300),
+            auth: Authenticator::new(realm, algorithms, credentials, nonce_secret),
             bindings: Mutex::new(HashMap::new()),
             min_expires: 60,
             max_expires: 7200,
@@ -131,33 +125,28 @@ impl Registrar {
             return reply(400, "Bad Request - To has no user", &[]);
         };
         let now_secs = now_ms / 1000;
-        let challenge = |stale: bool| -> Vec<u8> {
-            let extra: Vec<(&str, String)> = self
-                .nonces
-                .challenges(&self.realm, &self.algorithms, now_secs, stale)
-                .into_iter()
-                .map(|c| ("WWW-Authenticate", c))
-                .collect();
-            reply(401, "Unauthorized", &extra)
-        };
-        let Some(auth) = req.header("Authorization").and_then(DigestResponse::parse) else {
-            return challenge(false);
-        };
-        if auth.get("realm") != Some(self.realm.as_str()) {
-            return challenge(false);
-        }
-        match self.nonces.check(auth.get("nonce").unwrap_or(""), now_secs) {
-            Ok(()) => {}
-            Err(stale) => return challenge(stale),
-        }
-        let username = auth.get("username").unwrap_or("");
-        let Some(cred) = self.credentials.get(username) else {
-            tracing::warn!(user = username, %source, "REGISTER for an unknown user");
-            return reply(403, "Forbidden", &[]);
-        };
-        if username != user || !auth.verify("REGISTER", cred) {
-            tracing::warn!(user = username, %source, "REGISTER with wrong credentials");
-            return reply(403, "Forbidden", &[]);
+        match self
+            .auth
+            .check(req.header("Authorization"), "REGISTER", now_secs)
+        {
+            Verdict::Challenge { stale } => {
+                let extra: Vec<(&str, String)> = self
+                    .auth
+                    .challenges(now_secs, stale)
+                    .into_iter()
+                    .map(|c| ("WWW-Authenticate", c))
+                    .collect();
+                return reply(401, "Unauthorized", &extra);
+            }
+            Verdict::Forbidden { user, known } => {
+                tracing::warn!(user, known, %source, "REGISTER with wrong credentials");
+                return reply(403, "Forbidden", &[]);
+            }
+            Verdict::Authenticated { user: u } if u != user => {
+                tracing::warn!(user = u, to = user, %source, "REGISTER for another user");
+                return reply(403, "Forbidden", &[]);
+            }
+            Verdict::Authenticated { .. } => {}
         }
         let default_expires = req
             .header("Expires")

@@ -1,0 +1,369 @@
+//! Call throughput: `cargo bench -p ctihost --bench sip` (or `make bench`).
+//!
+//! SIPp callers place INVITE..BYE calls (`-sn uac`) and SIPp answers them
+//! (`-sn uas`), three ways in the same run on the same machine:
+//! 1. directly, caller -> answerer: the limit of this machine and of SIPp;
+//! 2. through ctihost: trunk INVITE, the stock router plugin decides, the ACD
+//!    offers the call to one of many registered agents (all bound to the one
+//!    answerer), the B2BUA bridges;
+//! 3. through Kamailio (Debian `kamailio`) as a stateful proxy, when installed.
+//!
+//! For each, the highest calls/s with zero failed calls (doubling, then
+//! bisecting), and for ctihost the resident memory per concurrent call.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::server::{self, free_port};
+
+/// Agents registered for the host run: the most calls the ACD can have connected at once.
+const AGENTS: usize = 500;
+/// Seconds of calls per rate step.
+const STEP_SECS: f64 = 4.0;
+const BUFF: &str = "4194304";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sipp(args: &[&str], dir: &Path) -> Command {
+    let mut c = Command::new("sipp");
+    c.args(["-i", "127.0.0.1", "-buff_size", BUFF, "-nostdin"])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+fn answerer(port: u16, dir: &Path) -> Killed {
+    Killed(
+        sipp(&["-sn", "uas", "-p", &port.to_string()], dir)
+            .spawn()
+            .expect("sipp is installed (Debian sip-tester)"),
+    )
+}
+
+/// Run `calls` calls at `rate`/s against `target`; Some(achieved calls/s) when none failed.
+fn run(target: SocketAddr, rate: u32, calls: u32, dir: &Path) -> Option<f64> {
+    let start = Instant::now();
+    let ok = sipp(
+        &[
+            "-sn",
+            "uac",
+            "-s",
+            "95588",
+            "-p",
+            &free_port().to_string(),
+            "-r",
+            &rate.to_string(),
+            "-m",
+            &calls.to_string(),
+            "-d",
+            "0",
+            "-timeout",
+            "60",
+            "-timeout_error",
+            &target.to_string(),
+        ],
+        dir,
+    )
+    .status()
+    .map(|s| s.success())
+    .unwrap_or(false);
+    let secs = start.elapsed().as_secs_f64();
+    ok.then_some(calls as f64 / secs)
+}
+
+/// The highest rate with no failed call that SIPp could actually hold (90% of the target).
+fn max_rate(target: SocketAddr, dir: &Path, label: &str) -> f64 {
+    max_rate_with(label, |rate, calls| run(target, rate, calls, dir))
+}
+
+fn max_rate_with(label: &str, step: impl Fn(u32, u32) -> Option<f64>) -> f64 {
+    let passes = |rate: u32| {
+        let calls = ((rate as f64 * STEP_SECS) as u32).max(100);
+        let r = step(rate, calls);
+        let ok = r.is_some_and(|achieved| achieved >= rate as f64 * 0.9);
+        eprintln!(
+            "  {label}: {rate:>5} calls/s target -> {}",
+            match r {
+                Some(a) => format!("{a:.0} achieved{}", if ok { "" } else { " (too slow)" }),
+                None => "failed calls".into(),
+            }
+        );
+        ok
+    };
+    let (mut good, mut bad) = (0u32, 0u32);
+    let mut rate = 50;
+    while rate <= 25_600 {
+        if passes(rate) {
+            good = rate;
+            rate *= 2;
+        } else {
+            bad = rate;
+            break;
+        }
+    }
+    if bad == 0 {
+        return good as f64;
+    }
+    for _ in 0..3 {
+        let mid = (good + bad) / 2;
+        if mid <= good || mid >= bad {
+            break;
+        }
+        if passes(mid) {
+            good = mid;
+        } else {
+            bad = mid;
+        }
+    }
+    good as f64
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn host_config(dir: &Path) -> std::path::PathBuf {
+    let mut cfg = String::from(
+        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n\
+         [plugins]\nwatch = false\n\
+         [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = []\ndigest_algorithms = [\"MD5\"]\n\
+         [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n\
+         [[queues]]\nname = \"general\"\nring_timeout_secs = 20\nmax_wait_secs = 60\n\
+         [[queues]]\nname = \"vip\"\n",
+    );
+    let mut users = String::from("SEQUENTIAL\n");
+    for i in 1..=AGENTS {
+        cfg.push_str(&format!(
+            "[[agents]]\nid = \"a{i:04}\"\nsip_user = \"a{i:04}\"\npassword = \"pw\"\nqueues = {{ general = 1 }}\n"
+        ));
+        users.push_str(&format!(
+            "a{i:04};[authentication username=a{i:04} password=pw]\n"
+        ));
+    }
+    std::fs::write(dir.join("users.csv"), users).unwrap();
+    let path = dir.join("ctihost.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+/// A center started from `config` with every agent registered at one SIPp answerer.
+fn fresh_center(config: &Path, dir: &Path) -> (server::Server, Killed) {
+    let s = server::start(config);
+    let phones = free_port();
+    let registered = sipp(
+        &[
+            "-sf",
+            support::root()
+                .join("benches/sipp/register_many.xml")
+                .to_str()
+                .unwrap(),
+            "-inf",
+            dir.join("users.csv").to_str().unwrap(),
+            "-p",
+            &phones.to_string(),
+            "-m",
+            &AGENTS.to_string(),
+            "-r",
+            "500",
+            "-timeout",
+            "60",
+            "-timeout_error",
+            &s.sip_udp.unwrap().to_string(),
+        ],
+        dir,
+    )
+    .status()
+    .unwrap();
+    assert!(registered.success(), "{AGENTS} agents registered");
+    let uas = answerer(phones, dir);
+    (s, uas)
+}
+
+fn kamailio(port: u16, uas: u16, dir: &Path) -> Option<Killed> {
+    let modules = [
+        "/usr/lib/x86_64-linux-gnu/kamailio/modules",
+        "/usr/lib/kamailio/modules",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).join("tm.so").exists())?;
+    let cfg = format!(
+        r#"#!KAMAILIO
+debug=0
+log_stderror=yes
+children=2
+auto_aliases=no
+listen=udp:127.0.0.1:{port}
+mpath="{modules}/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "maxfwd.so"
+loadmodule "siputils.so"
+loadmodule "pv.so"
+loadmodule "textops.so"
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK") && t_check_trans()) {{ t_relay(); }}
+        exit;
+    }}
+    if (is_method("CANCEL")) {{ if (t_check_trans()) {{ t_relay(); }} exit; }}
+    record_route();
+    $du = "sip:127.0.0.1:{uas}";
+    t_relay();
+}}
+"#
+    );
+    let path = dir.join("kamailio.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let bin = ["/usr/sbin/kamailio", "/usr/local/sbin/kamailio"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let child = Command::new(bin)
+        .args(["-f", path.to_str()?, "-DD", "-E", "-m", "256", "-M", "16"])
+        .arg("-P")
+        .arg(dir.join("kamailio.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let k = Killed(child);
+    // Ready once its UDP socket is bound.
+    let bound = format!("0100007F:{port:04X}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string("/proc/net/udp")
+        .unwrap_or_default()
+        .contains(&bound)
+    {
+        if Instant::now() > until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(k)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+
+    eprintln!("direct: SIPp caller -> SIPp answerer");
+    let uas_port = free_port();
+    let uas = answerer(uas_port, dir);
+    let direct = max_rate(SocketAddr::from(([127, 0, 0, 1], uas_port)), dir, "direct");
+    drop(uas);
+
+    eprintln!("kamailio: SIPp caller -> Kamailio (stateful, record-route) -> SIPp answerer");
+    let uas_port = free_port();
+    let kport = free_port();
+    let kam = {
+        let _uas = answerer(uas_port, dir);
+        kamailio(kport, uas_port, dir)
+            .map(|_k| max_rate(SocketAddr::from(([127, 0, 0, 1], kport)), dir, "kamailio"))
+    };
+    if kam.is_none() {
+        eprintln!("  kamailio not installed: skipped");
+    }
+
+    eprintln!(
+        "ctihost: SIPp caller -> ctihost (router plugin, ACD, B2BUA) -> {AGENTS} agents on one SIPp answerer"
+    );
+    let config = host_config(dir);
+
+    // Memory per concurrent call: hold AGENTS calls for a while, watch the RSS.
+    let (s, _uas) = fresh_center(&config, dir);
+    let host = s.sip_udp.unwrap();
+    let before = rss_kib(s.pid());
+    let hold = sipp(
+        &[
+            "-sn",
+            "uac",
+            "-s",
+            "95588",
+            "-p",
+            &free_port().to_string(),
+            "-r",
+            "200",
+            "-m",
+            &AGENTS.to_string(),
+            "-d",
+            "8000",
+            "-timeout",
+            "60",
+            "-timeout_error",
+            &host.to_string(),
+        ],
+        dir,
+    )
+    .spawn()
+    .unwrap();
+    let mut hold = Killed(hold);
+    let mut peak = before;
+    while hold.0.try_wait().unwrap().is_none() {
+        peak = peak.max(rss_kib(s.pid()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let held_ok = hold.0.wait().map(|s| s.success()).unwrap_or(false);
+    let per_call_kib = (peak.saturating_sub(before)) as f64 / AGENTS as f64;
+    drop(s);
+
+    // Every step on a fresh center, so a failed step (agents left not-ready) cannot spoil the next.
+    let through = max_rate_with("ctihost", |rate, calls| {
+        let (s, _uas) = fresh_center(&config, dir);
+        run(s.sip_udp.unwrap(), rate, calls, dir)
+    });
+
+    println!();
+    println!(
+        "calls/s with 0 failed calls (INVITE..BYE, {STEP_SECS} s per step, 2-core machine, all peers on it):"
+    );
+    println!("  SIPp -> SIPp directly       {direct:>7.0}   (the machine's limit, 1.00)");
+    match kam {
+        Some(k) => println!(
+            "  SIPp -> Kamailio -> SIPp    {k:>7.0}   ({:.2} of direct)",
+            k / direct
+        ),
+        None => println!("  SIPp -> Kamailio -> SIPp    not installed"),
+    }
+    println!(
+        "  SIPp -> ctihost -> SIPp     {through:>7.0}   ({:.2} of direct{})",
+        through / direct,
+        kam.map(|k| format!(", {:.2} of Kamailio", through / k))
+            .unwrap_or_default()
+    );
+    println!(
+        "ctihost memory: {before} KiB RSS idle with {AGENTS} registered agents, peak {peak} KiB with {AGENTS} calls connected{}: {per_call_kib:.1} KiB per concurrent call",
+        if held_ok {
+            ""
+        } else {
+            " (some held calls failed)"
+        }
+    );
+}
