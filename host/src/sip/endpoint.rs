@@ -353,6 +353,8 @@ fn not_implemented(msg: &RawMessage) -> Vec<u8> {
     )
 }
 
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS";
+
 #[cfg(test)]
 mod tests {
     use super::mask_ipv6;
@@ -370,5 +372,3 @@ mod tests {
         assert!(r.is_ok(), "{r:?}");
     }
 }
-
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS";
