@@ -44,6 +44,14 @@ fn center_trunks(
     trunks: &str,
 ) -> Server {
     let config = dir.join("ctihost.toml");
+    let plugins = if plugins.contains("dir =") {
+        plugins.to_owned()
+    } else {
+        format!(
+            "{plugins}\ndir = \"{}\"",
+            support::always_open_router(dir).display()
+        )
+    };
     let agent = |id: &str| {
         format!(
             "[[agents]]\nid = \"{id}\"\nsip_user = \"{id}\"\npassword = \"pw-{id}\"\nqueues = {{ general = 1 }}\n"
@@ -339,11 +347,11 @@ fn a_call_over_ipv6() {
     let config = dir.path().join("ctihost.toml");
     std::fs::write(
         &config,
-        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n\
+        format!("data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\ndir = \"{}\"\n\
          [sip]\nudp = [\"[::1]:0\"]\ntcp = []\ndigest_algorithms = [\"MD5\"]\n\
          [[trunks]]\nname = \"pstn6\"\naddresses = [\"::1\"]\n\
          [[queues]]\nname = \"general\"\n[[queues]]\nname = \"vip\"\n\
-         [[agents]]\nid = \"1001\"\nsip_user = \"1001\"\npassword = \"pw-1001\"\nqueues = { general = 1 }\n",
+         [[agents]]\nid = \"1001\"\nsip_user = \"1001\"\npassword = \"pw-1001\"\nqueues = {{ general = 1 }}\n", support::always_open_router(dir.path()).display()),
     )
     .unwrap();
     let s = server::start(&config);

@@ -1,6 +1,7 @@
 //! Command-line interface (clap). The only place that reads the environment.
 
 mod admin_client;
+mod plugin_new;
 mod plugin_offline;
 
 use std::path::PathBuf;
@@ -92,6 +93,21 @@ pub enum PluginCommand {
         #[arg(long, env = "CTIHOST_CACHE_DIR")]
         cache: Option<PathBuf>,
     },
+    /// Create a ready-to-build plugin project (source, manifest, sample input,
+    /// build.sh, test.sh and the WIT contract) from the templates in this binary.
+    New {
+        /// Plugin name: lowercase letters, digits and '-'.
+        name: String,
+        /// router, screen-pop, crm-connector or recording-policy.
+        #[arg(long)]
+        kind: String,
+        /// rust, python or js.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Directory to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Print a sample JSON input for a hook (edit it, then `plugin invoke --input`).
     SampleInput {
         #[arg(long)]
@@ -177,6 +193,29 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 plugin_offline::invoke(&file, &hook, input.as_deref(), crm.as_deref(), cache).await
             }
             PluginCommand::SampleInput { hook } => plugin_offline::sample_input(&hook),
+            PluginCommand::New {
+                name,
+                kind,
+                lang,
+                dir,
+            } => {
+                let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+                match plugin_new::create(&dir, &name, &kind, &lang) {
+                    Ok(files) => {
+                        println!(
+                            "created {} ({} files): cd {} && ./build.sh && ./test.sh",
+                            dir.display(),
+                            files.len(),
+                            dir.display()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(2)
+                    }
+                }
+            }
             PluginCommand::ExportStock { dir } => plugin_offline::export_stock(&dir),
             PluginCommand::List { admin } => {
                 admin_client::call(&admin, reqwest::Method::GET, "/admin/plugins").await

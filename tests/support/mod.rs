@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod server;
+pub mod toolchains;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -110,7 +111,10 @@ impl TestHost {
                     max_instances: 64,
                     ..EngineSettings::default()
                 },
-                cache_dir: Some(dir.path().join("artifacts")),
+                // Shared by every test: artifacts are keyed by component hash and
+                // engine fingerprint, written atomically, so sharing is safe and
+                // the 12-18 MB Python/JS components compile once per checkout.
+                cache_dir: Some(root().join("target").join("test-artifact-cache")),
                 crm_connector: None,
             },
             store,
@@ -283,4 +287,34 @@ pub async fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) ->
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// The stock skills router without its business hours, so that the tests do
+/// not depend on the time of day they run at.
+pub fn always_open_router(dir: &std::path::Path) -> std::path::PathBuf {
+    let plugins = dir.join("router.d");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(wasm("skills_router"), plugins.join("skills_router.wasm")).unwrap();
+    let manifest = without_hours(stock_manifest("skills-router"));
+    assert!(!manifest.contains("after_hours"), "{manifest}");
+    std::fs::write(plugins.join("skills-router.toml"), manifest).unwrap();
+    plugins
+}
+
+/// A skills-router-shaped manifest without its `[config.hours]` table.
+pub fn without_hours(manifest: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in manifest.lines() {
+        if line.starts_with("[config.hours]") {
+            skipping = true;
+        } else if skipping && line.starts_with('[') {
+            skipping = false;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }

@@ -217,17 +217,25 @@ fn sample(hook: &str) -> Option<HookCall> {
     self_test_calls(kind).into_iter().find(|c| c.name() == hook)
 }
 
-pub fn sample_input(hook: &str) -> ExitCode {
-    match sample(hook) {
-        Some(HookCall::Route { .. }) | Some(HookCall::OnConnect { .. }) => {
-            print_json(&sample_call());
-            ExitCode::SUCCESS
+/// The JSON a hook's `--input` takes, filled with a sample call.
+pub fn sample_input_value(hook: &str) -> Option<serde_json::Value> {
+    match sample(hook)? {
+        HookCall::Route { .. } | HookCall::OnConnect { .. } => {
+            serde_json::to_value(sample_call()).ok()
         }
-        Some(c) => {
-            let mut v = serde_json::to_value(&c).unwrap_or_default();
+        c => {
+            let mut v = serde_json::to_value(&c).ok()?;
             if let Some(o) = v.as_object_mut() {
                 o.remove("hook");
             }
+            Some(v)
+        }
+    }
+}
+
+pub fn sample_input(hook: &str) -> ExitCode {
+    match sample_input_value(hook) {
+        Some(v) => {
             print_json(&v);
             ExitCode::SUCCESS
         }
