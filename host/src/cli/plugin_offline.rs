@@ -18,6 +18,7 @@ fn offline_host(cache: Option<PathBuf>) -> Result<PluginHost, String> {
             // One-shot runs gain nothing from the pool's reservations.
             engine: EngineSettings {
                 pooling: false,
+                parallel_compilation: true,
                 ..EngineSettings::default()
             },
             cache_dir: cache,

@@ -21,6 +21,8 @@ pub struct EngineSettings {
     pub max_memory_mb: u32,
     /// Instances alive at once across all plugins (pool capacity).
     pub max_instances: u32,
+    /// Compile on every core: for one-shot CLI runs, never for a host serving calls.
+    pub parallel_compilation: bool,
 }
 
 impl Default for EngineSettings {
@@ -29,6 +31,7 @@ impl Default for EngineSettings {
             pooling: true,
             max_memory_mb: 256,
             max_instances: 256,
+            parallel_compilation: false,
         }
     }
 }
@@ -100,7 +103,7 @@ fn config(settings: &EngineSettings, pooling: bool) -> Config {
     c.wasm_component_model(true);
     // Compiles run on a blocking thread; keeping them single-threaded leaves
     // the other core to live calls (a parallel compile stalled calls 12-23 ms).
-    c.parallel_compilation(false);
+    c.parallel_compilation(settings.parallel_compilation);
     if pooling {
         let mut p = PoolingAllocationConfig::default();
         let n = settings.max_instances.max(8);
