@@ -6,9 +6,13 @@ deps:
 	rustup target add wasm32-wasip2
 
 # The SIP tests drive SIPp (Debian's sip-tester) and baresip (a real
-# softphone), installed here when missing (needs root).
+# softphone); the plugin-language tests build Python and JavaScript components
+# (componentize-py from PyPI into target/py-venv, jco from npm as locked in
+# examples/js-screenpop). Missing system packages are installed here (root).
 test-deps: deps
-	command -v sipp >/dev/null && command -v baresip >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester baresip-core; }
+	command -v sipp >/dev/null && command -v baresip >/dev/null && command -v npm >/dev/null \
+	  && python3 -c 'import venv, ensurepip' 2>/dev/null \
+	  || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester baresip-core nodejs npm python3-venv; }
 
 run: deps
 	cargo run --release -p ctihost -- run

@@ -80,12 +80,21 @@ fn stock_router_manifest(dir: &Path, limits: &str) -> std::path::PathBuf {
 }
 
 async fn wasm_decisions(h: &PluginHost, plugin: &str, expected: &RouteDecision) -> Stats {
+    wasm_decisions_n(h, plugin, expected, DECISIONS).await
+}
+
+async fn wasm_decisions_n(
+    h: &PluginHost,
+    plugin: &str,
+    expected: &RouteDecision,
+    n: usize,
+) -> Stats {
     let call = bench_call();
-    for _ in 0..500 {
+    for _ in 0..500.min(n) {
         h.route(plugin, call.clone()).await.unwrap();
     }
-    let mut us = Vec::with_capacity(DECISIONS);
-    for _ in 0..DECISIONS {
+    let mut us = Vec::with_capacity(n);
+    for _ in 0..n {
         let c = call.clone();
         let t = Instant::now();
         let (d, inv) = h.route(plugin, c).await.unwrap();
@@ -126,6 +135,50 @@ fn row(name: &str, s: &Stats, base: &Stats) {
     );
 }
 
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `ctihost plugin new NAME --kind router --lang LANG`, built by its own build.sh.
+fn template_router(dir: &Path, lang: &str) -> std::path::PathBuf {
+    let name = format!("tpl-{lang}");
+    let project = dir.join(&name);
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_ctihost"))
+        .args([
+            "plugin", "new", &name, "--kind", "router", "--lang", lang, "--dir",
+        ])
+        .arg(&project)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "plugin new {lang}");
+    if lang == "js" {
+        std::os::unix::fs::symlink(toolchains::node_modules(), project.join("node_modules"))
+            .unwrap();
+    }
+    let ok = std::process::Command::new(project.join("build.sh"))
+        .env("CARGO_TARGET_DIR", root().join("target/templates"))
+        .env(
+            "COMPONENTIZE_PY",
+            toolchains::py_venv().join("bin/componentize-py"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "template {lang} builds");
+    project.join("plugin.toml")
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -138,7 +191,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        // CTIHOST_BENCH=decision,overhead,compile,reload picks sections (default: all).
+        // CTIHOST_BENCH=decision,overhead,languages,compile,reload picks sections (default: all).
         let only = std::env::var("CTIHOST_BENCH").unwrap_or_default();
         let want = |s: &str| only.is_empty() || only.split(',').any(|x| x == s);
         let dir = tempfile::tempdir().unwrap();
@@ -181,6 +234,52 @@ fn main() {
             row(label, &s, &native);
         }
 
+        }
+        if want("languages") {
+        println!("\n== route decision by plugin language (fresh = instance_reuse 0; warm = the default for large components, reuse 100) ==");
+        let general = RouteDecision::Queue(QueueTarget { queue: "general".into(), priority: 0, skills: vec![], max_wait_secs: None, overflow: None });
+        let py_example = toolchains::build_example("python-router");
+        let mut plugins: Vec<(String, std::path::PathBuf, RouteDecision)> = vec![];
+        let sub = dir.path().join("lang-stock");
+        std::fs::create_dir_all(&sub).unwrap();
+        plugins.push(("stock router, Rust".into(), stock_router_manifest(&sub, ""), expected.clone()));
+        let sub = dir.path().join("lang-py");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::copy(py_example.join("python_router.wasm"), sub.join("python_router.wasm")).unwrap();
+        std::fs::copy(py_example.join("plugin.toml"), sub.join("python-router.toml")).unwrap();
+        plugins.push(("stock router ported, Python".into(), sub.join("python-router.toml"), expected.clone()));
+        for lang in ["rust", "python", "js"] {
+            plugins.push((format!("template router, {lang}"), template_router(dir.path(), lang), general.clone()));
+        }
+        for (label, manifest, want_decision) in plugins {
+            let name = Manifest::parse(&std::fs::read_to_string(&manifest).unwrap(), &manifest).unwrap().name;
+            let rss0 = rss_kib();
+            let h = host(true, &dir.path().join("artifacts"));
+            let t = Instant::now();
+            h.load(PluginSource::Manifest(manifest.clone()), Trigger::Startup).await.unwrap();
+            let first_load = t.elapsed();
+            let warm = wasm_decisions_n(&h, &name, &want_decision, 5_000).await;
+            let rss = rss_kib().saturating_sub(rss0);
+            row(&format!("{label}, warm"), &warm, &native);
+            // A fresh instance per call: the same manifest with reuse off.
+            let text = std::fs::read_to_string(&manifest).unwrap();
+            let fresh_manifest = manifest.with_extension("fresh.toml");
+            std::fs::write(&fresh_manifest, text.replace("[limits]\n", "[limits]\ninstance_reuse = 0\n")).unwrap();
+            let h2 = host(true, &dir.path().join("artifacts"));
+            let t = Instant::now();
+            h2.load(PluginSource::Manifest(fresh_manifest), Trigger::Startup).await.unwrap();
+            let cached_load = t.elapsed();
+            let fresh = wasm_decisions_n(&h2, &name, &want_decision, 1_000).await;
+            row(&format!("{label}, fresh"), &fresh, &native);
+            println!(
+                "{:<44} size {:>6} KB  first load (compile) {:>7.0} ms  cached load {:>6.1} ms  RSS growth, code + warm instance {:>6} KiB",
+                "",
+                std::fs::metadata(manifest.parent().unwrap().join(Manifest::parse(&text, &manifest).unwrap().file)).map(|m| m.len() / 1024).unwrap_or(0),
+                first_load.as_secs_f64() * 1e3,
+                cached_load.as_secs_f64() * 1e3,
+                rss
+            );
+        }
         }
         if want("compile") {
         println!("\n== compile vs cached artifact load (skills_router.wasm, {} KB) ==", std::fs::metadata(wasm("skills_router")).unwrap().len() / 1024);

@@ -655,7 +655,12 @@ fn invoke<'a>(
                 let consecutive = version.stats.consecutive_failures.load(Ordering::Relaxed);
                 if consecutive >= version.manifest.limits.rollback_after_failures.max(1)
                     && Arc::ptr_eq(&slot.current.load(), &version)
-                    && slot.previous.lock().is_some()
+                    // Rolling back to the same component (a manifest-only change) cannot help.
+                    && slot
+                        .previous
+                        .lock()
+                        .as_ref()
+                        .is_some_and(|p| p.hash != version.hash)
                 {
                     match rollback(inner, name, Trigger::AutoRollback) {
                         Ok(r) => {
