@@ -49,6 +49,7 @@ pub fn spawn(
         tx: tx.clone(),
         events: events.clone(),
     };
+    let recorder = spawn_recorder(store);
     tokio::spawn(async move {
         let mut timers: HashMap<TimerId, AbortHandle> = HashMap::new();
         while let Some(event) = rx.recv().await {
@@ -61,7 +62,14 @@ pub fn spawn(
                         execute(cmd, &plugins, &router, &tx, &calls, &mut timers)
                     }
                     Output::Event(e) => {
-                        record(&store, &e);
+                        if matches!(e, AcdEvent::CallEnded(_) | AcdEvent::QueueLog { .. })
+                            && recorder.send(e.clone()).is_err()
+                        {
+                            tracing::error!("call record writer is gone; record dropped");
+                        }
+                        if let AcdEvent::Warning { call_id, message } = &e {
+                            tracing::warn!(call_id = call_id.as_deref().unwrap_or("-"), "{message}");
+                        }
                         let _ = events.send(e);
                     }
                 }
@@ -155,29 +163,52 @@ fn execute(
     }
 }
 
-fn record(store: &Store, e: &AcdEvent) {
-    let result = match e {
-        AcdEvent::CallEnded(r) => store.record_call(r),
-        AcdEvent::QueueLog {
-            at_ms,
-            call_id,
-            queue,
-            agent,
-            kind,
-        } => store.log_queue_event(&QueueLogEntry {
-            at_ms: *at_ms,
-            call_id: call_id.clone(),
-            queue: queue.clone(),
-            agent: agent.clone(),
-            kind: *kind,
-        }),
-        AcdEvent::Warning { call_id, message } => {
-            tracing::warn!(call_id = call_id.as_deref().unwrap_or("-"), "{message}");
-            Ok(())
-        }
-        _ => Ok(()),
-    };
-    if let Err(err) = result {
-        tracing::error!(error = %err, "cannot store call center record");
+/// Call records and the queue log are written by their own thread: a
+/// flush (fsync) per call on the center's task would stall every call behind
+/// the disk. The thread takes everything queued, writes it and flushes once
+/// (group commit), so a record is durable a few milliseconds after its call
+/// ended, and the center never waits.
+fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<AcdEvent> {
+    let (tx, rx) = std::sync::mpsc::channel::<AcdEvent>();
+    let spawned = std::thread::Builder::new()
+        .name("call-records".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut ended = 0;
+                for e in std::iter::once(first).chain(rx.try_iter()) {
+                    let result = match &e {
+                        AcdEvent::CallEnded(r) => {
+                            ended += 1;
+                            store.insert_call(r)
+                        }
+                        AcdEvent::QueueLog {
+                            at_ms,
+                            call_id,
+                            queue,
+                            agent,
+                            kind,
+                        } => store.log_queue_event(&QueueLogEntry {
+                            at_ms: *at_ms,
+                            call_id: call_id.clone(),
+                            queue: queue.clone(),
+                            agent: agent.clone(),
+                            kind: *kind,
+                        }),
+                        _ => Ok(()),
+                    };
+                    if let Err(err) = result {
+                        tracing::error!(error = %err, "cannot store call center record");
+                    }
+                }
+                if ended > 0
+                    && let Err(err) = store.flush_calls()
+                {
+                    tracing::error!(error = %err, "cannot flush call records");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the call record writer");
     }
+    tx
 }

@@ -112,9 +112,20 @@ impl Store {
     /// Store a finished call's record. It is on disk when this returns, so it
     /// survives a `kill -9` of the host at any later moment.
     pub fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
+        self.insert_call(record)?;
+        self.flush_calls()
+    }
+
+    /// Store a record without waiting for the disk; [`Store::flush_calls`]
+    /// makes every record inserted so far durable (group commit).
+    pub fn insert_call(&self, record: &CallRecord) -> Result<(), StoreError> {
         let mut key = record.ended_ms.to_be_bytes().to_vec();
         key.extend_from_slice(record.call_id.as_bytes());
         self.cdr.insert(key, serde_json::to_vec(record)?)?;
+        Ok(())
+    }
+
+    pub fn flush_calls(&self) -> Result<(), StoreError> {
         self.cdr.flush()?;
         Ok(())
     }

@@ -331,20 +331,23 @@ impl Acd {
     /// The call as plugins see it, with live queue figures.
     pub fn call_info(&self, now_ms: u64, call_id: &str) -> Option<CallInfo> {
         let c = self.calls.get(call_id)?;
+        // One pass over the agents for every queue's figures: (logged in, ready).
+        let mut staffed: HashMap<&str, (u32, u32)> = HashMap::new();
+        for a in self.agents.values().filter(|a| a.logged_in()) {
+            for q in a.config.queues.keys() {
+                let e = staffed.entry(q.as_str()).or_default();
+                e.0 += 1;
+                e.1 += u32::from(a.state == AgentState::Ready);
+            }
+        }
         let queues = self
             .queues
             .values()
             .map(|q| {
-                let members: Vec<&Agent> = self
-                    .agents
-                    .values()
-                    .filter(|a| a.in_queue(&q.config.name))
-                    .collect();
-                let logged_in = members.iter().filter(|a| a.logged_in()).count() as u32;
-                let ready = members
-                    .iter()
-                    .filter(|a| a.state == AgentState::Ready)
-                    .count() as u32;
+                let (logged_in, ready) = staffed
+                    .get(q.config.name.as_str())
+                    .copied()
+                    .unwrap_or_default();
                 let waiting = q.waiting.len() as u32;
                 let longest = q
                     .waiting
@@ -628,6 +631,11 @@ impl Acd {
                 return;
             };
             let mut pick = None;
+            // Free agents once per pass, not once per waiting call (W x A string lookups).
+            let ready = self.candidates(queue, &[]);
+            if ready.is_empty() {
+                return;
+            }
             for w in &q.waiting {
                 if self
                     .calls
@@ -636,7 +644,11 @@ impl Acd {
                 {
                     continue;
                 }
-                let free = self.candidates(queue, &w.skills);
+                let free: Vec<&Agent> = ready
+                    .iter()
+                    .copied()
+                    .filter(|a| a.has_skills(&w.skills))
+                    .collect();
                 if free.is_empty() {
                     continue;
                 }
