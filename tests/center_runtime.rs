@@ -61,6 +61,7 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
         t.host.store().clone(),
         "skills-router".into(),
         calls_tx,
+        std::sync::Arc::new(ctihost::metrics::Metrics::default()),
     );
     let mut events = center.subscribe();
     center.send(CallEvent::AgentLogin { agent: "a".into() });

@@ -708,3 +708,97 @@ fn baresip_phones_answer_calls_over_udp_and_tcp() {
         drop(phone);
     }
 }
+
+/// Parse Prometheus text format strictly enough to catch a malformed page:
+/// (metric name with labels) -> value.
+fn prometheus(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut w = rest.split_whitespace();
+            let kind = w.next().unwrap();
+            assert!(kind == "HELP" || kind == "TYPE", "bad comment: {line}");
+            if kind == "TYPE" {
+                w.next().unwrap();
+                let t = w.next().unwrap();
+                assert!(
+                    ["counter", "gauge", "summary", "histogram", "untyped"].contains(&t),
+                    "{line}"
+                );
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "bad labels: {line}");
+            for pair in series[name_end + 1..series.len() - 1].split("\",") {
+                let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("{line}"));
+                assert!(!k.is_empty() && !v.contains('\n'), "{line}");
+            }
+        }
+        out.insert(
+            series.to_owned(),
+            value.parse::<f64>().unwrap_or_else(|_| panic!("{line}")),
+        );
+    }
+    out
+}
+
+/// `/metrics` parses as Prometheus text and its counters move with calls.
+#[test]
+fn metrics_move_with_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), 15);
+    assert!(
+        s.admin_text("/metrics", "wrong").contains("error"),
+        "the admin token is required"
+    );
+    let before = prometheus(&s.admin_text("/metrics", "t0k"));
+    let answered = "ctihost_calls_total{disposition=\"answered\"}";
+    assert_eq!(before.get(answered), None);
+    let agent = phone(&s, "1001", "agent_answer.xml");
+    assert!(caller(&s, &["caller_uac.xml", "-s", "95588", "-d", "200"]));
+    assert!(finished(agent));
+    records(&s, 1);
+    let after = prometheus(&s.admin_text("/metrics", "t0k"));
+    assert_eq!(after.get(answered), Some(&1.0), "{after:?}");
+    let get = |k: &str| after.get(k).copied().unwrap_or(0.0);
+    assert!(get("ctihost_sip_requests_total{direction=\"in\",method=\"INVITE\"}") >= 1.0);
+    assert!(get("ctihost_sip_requests_total{direction=\"in\",method=\"REGISTER\"}") >= 2.0);
+    assert!(get("ctihost_sip_responses_total{direction=\"out\",status=\"200\"}") >= 1.0);
+    assert!(get("ctihost_sip_requests_total{direction=\"out\",method=\"INVITE\"}") >= 1.0);
+    assert_eq!(get("ctihost_queue_waiting{queue=\"general\"}"), 0.0);
+    assert_eq!(
+        get("ctihost_agents{state=\"ready\"}"),
+        1.0,
+        "1001 back to ready"
+    );
+    assert_eq!(
+        get("ctihost_agents{state=\"logged-out\"}"),
+        1.0,
+        "1002 never registered"
+    );
+    let invocations: f64 = after
+        .iter()
+        .filter(|(k, _)| k.starts_with("ctihost_plugin_invocations_total{plugin=\"skills-router\""))
+        .map(|(_, v)| v)
+        .sum();
+    let invocations_before: f64 = before
+        .iter()
+        .filter(|(k, _)| k.starts_with("ctihost_plugin_invocations_total{plugin=\"skills-router\""))
+        .map(|(_, v)| v)
+        .sum();
+    assert!(
+        invocations > invocations_before,
+        "the router was invoked for the call"
+    );
+}

@@ -3,12 +3,14 @@
 //! bridge, hang up...) to the SIP adapter through a channel.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
-use crate::acd::{Acd, AcdEvent, CallEvent, Command, Output, TimerId};
+use crate::acd::{Acd, AcdEvent, AcdSnapshot, CallEvent, Command, Output, TimerId};
 use crate::clock::now_ms;
+use crate::metrics::Metrics;
 use crate::plugins::bindings::RouteDecision;
 use crate::plugins::{HookCall, HookOutput, PluginHost};
 use crate::store::{QueueLogEntry, Store};
@@ -18,6 +20,7 @@ use crate::store::{QueueLogEntry, Store};
 pub struct CenterHandle {
     tx: mpsc::UnboundedSender<CallEvent>,
     events: broadcast::Sender<AcdEvent>,
+    queries: mpsc::UnboundedSender<tokio::sync::oneshot::Sender<AcdSnapshot>>,
 }
 
 impl CenterHandle {
@@ -26,6 +29,13 @@ impl CenterHandle {
         if self.tx.send(event).is_err() {
             tracing::error!("call center loop has stopped; event dropped");
         }
+    }
+
+    /// Queues and agents as they are now (None if the center has stopped).
+    pub async fn snapshot(&self) -> Option<AcdSnapshot> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queries.send(tx).ok()?;
+        rx.await.ok()
     }
 
     /// What the center reports (for the API's event stream).
@@ -42,17 +52,30 @@ pub fn spawn(
     store: Store,
     router: String,
     calls: mpsc::UnboundedSender<Command>,
+    metrics: Arc<Metrics>,
 ) -> CenterHandle {
     let (tx, mut rx) = mpsc::unbounded_channel::<CallEvent>();
+    let (queries, mut query_rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(1024);
     let handle = CenterHandle {
         tx: tx.clone(),
         events: events.clone(),
+        queries,
     };
     let recorder = spawn_recorder(store);
     tokio::spawn(async move {
         let mut timers: HashMap<TimerId, AbortHandle> = HashMap::new();
-        while let Some(event) = rx.recv().await {
+        loop {
+            let event = tokio::select! {
+                e = rx.recv() => match e {
+                    Some(e) => e,
+                    None => break,
+                },
+                Some(reply) = query_rx.recv() => {
+                    let _ = reply.send(acd.snapshot(now_ms()));
+                    continue;
+                }
+            };
             if let CallEvent::TimerFired { timer } = &event {
                 timers.remove(timer);
             }
@@ -62,13 +85,19 @@ pub fn spawn(
                         execute(cmd, &plugins, &router, &tx, &calls, &mut timers)
                     }
                     Output::Event(e) => {
+                        if let AcdEvent::CallEnded(r) = &e {
+                            metrics.call_ended(r.disposition.as_str());
+                        }
                         if matches!(e, AcdEvent::CallEnded(_) | AcdEvent::QueueLog { .. })
                             && recorder.send(e.clone()).is_err()
                         {
                             tracing::error!("call record writer is gone; record dropped");
                         }
                         if let AcdEvent::Warning { call_id, message } = &e {
-                            tracing::warn!(call_id = call_id.as_deref().unwrap_or("-"), "{message}");
+                            tracing::warn!(
+                                call_id = call_id.as_deref().unwrap_or("-"),
+                                "{message}"
+                            );
                         }
                         let _ = events.send(e);
                     }

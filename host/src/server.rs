@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crate::acd::{Acd, AcdSettings};
 use crate::api::auth::AdminToken;
+use crate::center::CenterHandle;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::plugins::embedded::STOCK;
 use crate::plugins::engine::EngineSettings;
 use crate::plugins::{HostSettings, PluginHost, Trigger, watcher};
@@ -55,7 +57,8 @@ pub enum ServerError {
 pub async fn start_sip(
     config: &Config,
     plugins: &PluginHost,
-) -> Result<Option<Arc<SipEndpoint>>, ServerError> {
+    metrics: Arc<Metrics>,
+) -> Result<Option<(Arc<SipEndpoint>, CenterHandle)>, ServerError> {
     if config.sip.udp.is_empty() && config.sip.tcp.is_empty() {
         return Ok(None);
     }
@@ -111,6 +114,7 @@ pub async fn start_sip(
         config.sip.max_message_bytes,
         udp.clone(),
         tcp.first().and_then(|l| l.local_addr().ok()),
+        metrics.clone(),
     ));
     for (i, (sock, _)) in udp.into_iter().enumerate() {
         let index = u8::try_from(i).map_err(|_| ServerError::TooManyListeners)?;
@@ -132,6 +136,7 @@ pub async fn start_sip(
         plugins.store().clone(),
         config.plugins.router.clone(),
         calls_tx,
+        metrics,
     );
     let mut trunk_users = HashMap::new();
     let mut trunk_creds = HashMap::new();
@@ -165,7 +170,13 @@ pub async fn start_sip(
         .iter()
         .map(|a| (a.sip_user.clone(), a.id.clone()))
         .collect();
-    let b2bua = Arc::new(B2bua::new(&ep, registrar.clone(), center, trunks, agents));
+    let b2bua = Arc::new(B2bua::new(
+        &ep,
+        registrar.clone(),
+        center.clone(),
+        trunks,
+        agents,
+    ));
     ep.attach_b2bua(b2bua.clone());
     {
         let b2bua = b2bua.clone();
@@ -186,7 +197,7 @@ pub async fn start_sip(
             }
         }
     });
-    Ok(Some(ep))
+    Ok(Some((ep, center)))
 }
 
 /// Build the plugin host from the config and load embedded and directory plugins.
@@ -292,12 +303,15 @@ pub async fn run(
         },
         _ => None,
     };
-    let sip = start_sip(&config, &host).await?;
+    let metrics = Arc::new(Metrics::default());
+    let sip = start_sip(&config, &host, metrics.clone()).await?;
     let token = AdminToken::new(&admin_token(&config)?);
     let app = crate::api::admin_router(
         crate::api::admin::AdminState {
             plugins: host.clone(),
-            sip: sip.clone(),
+            sip: sip.as_ref().map(|(ep, _)| ep.clone()),
+            center: sip.map(|(_, c)| c),
+            metrics,
         },
         token,
     );

@@ -27,6 +27,19 @@ impl Server {
         self.child.id()
     }
 
+    /// GET an admin endpoint with `token`; the body as text.
+    pub fn admin_text(&self, path: &str, token: &str) -> String {
+        use std::io::{Read, Write};
+        let host = self.url.strip_prefix("http://").unwrap();
+        let mut c = std::net::TcpStream::connect(host).unwrap();
+        write!(c, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut buf = String::new();
+        c.read_to_string(&mut buf).unwrap();
+        buf.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default()
+    }
+
     /// GET an admin endpoint with `token` and parse the JSON body.
     pub fn admin_json(&self, path: &str, token: &str) -> serde_json::Value {
         use std::io::{Read, Write};

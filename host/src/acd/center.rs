@@ -328,6 +328,39 @@ impl Acd {
         self.ask_router(now_ms, &call_id);
     }
 
+    /// Queues and agents as they are now.
+    pub fn snapshot(&self, now_ms: u64) -> AcdSnapshot {
+        let mut agents_by_state = BTreeMap::new();
+        for a in self.agents.values() {
+            let state = match a.state {
+                AgentState::LoggedOut => "logged-out",
+                AgentState::Ready => "ready",
+                AgentState::NotReady { .. } => "not-ready",
+                AgentState::Ringing { .. } => "ringing",
+                AgentState::OnCall { .. } => "on-call",
+                AgentState::WrapUp => "wrap-up",
+            };
+            *agents_by_state.entry(state).or_default() += 1;
+        }
+        AcdSnapshot {
+            queues: self
+                .queues
+                .values()
+                .map(|q| QueueSnapshot {
+                    name: q.config.name.clone(),
+                    waiting: q.waiting.len() as u32,
+                    longest_wait_ms: q
+                        .waiting
+                        .iter()
+                        .map(|w| now_ms.saturating_sub(w.entered_ms))
+                        .max()
+                        .unwrap_or(0),
+                })
+                .collect(),
+            agents_by_state,
+        }
+    }
+
     /// The call as plugins see it, with live queue figures.
     pub fn call_info(&self, now_ms: u64, call_id: &str) -> Option<CallInfo> {
         let c = self.calls.get(call_id)?;

@@ -201,6 +201,22 @@ pub enum Disposition {
     Failed,
 }
 
+impl Disposition {
+    /// The name used in call records and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Disposition::Answered => "answered",
+            Disposition::AbandonedInQueue => "abandoned-in-queue",
+            Disposition::AbandonedRinging => "abandoned-ringing",
+            Disposition::AbandonedInIvr => "abandoned-in-ivr",
+            Disposition::Rejected => "rejected",
+            Disposition::Overflowed => "overflowed",
+            Disposition::Forwarded => "forwarded",
+            Disposition::Failed => "failed",
+        }
+    }
+}
+
 /// One record per call (CDR).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
@@ -288,4 +304,19 @@ pub enum AcdEvent {
 pub enum Output {
     Command(Command),
     Event(AcdEvent),
+}
+
+/// Live figures of the center, for metrics and the supervisor's views.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AcdSnapshot {
+    pub queues: Vec<QueueSnapshot>,
+    /// Agent state name ("ready", "on-call", ...) -> agents in it.
+    pub agents_by_state: BTreeMap<&'static str, u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueSnapshot {
+    pub name: String,
+    pub waiting: u32,
+    pub longest_wait_ms: u64,
 }

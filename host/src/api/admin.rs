@@ -17,6 +17,8 @@ use crate::sip::endpoint::SipEndpoint;
 pub struct AdminState {
     pub plugins: PluginHost,
     pub sip: Option<std::sync::Arc<SipEndpoint>>,
+    pub center: Option<crate::center::CenterHandle>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +52,7 @@ pub fn router(state: AdminState, token: AdminToken) -> axum::Router {
         .route("/admin/plugins/{name}/history", get(history))
         .route("/admin/cdr", get(cdr))
         .route("/admin/queue-log", get(queue_log))
+        .route("/metrics", get(metrics))
         .route("/admin/sip/registrations", get(registrations))
         .layer(axum::middleware::from_fn_with_state(token, require_admin))
         .with_state(state)
@@ -170,6 +173,23 @@ async fn queue_log(
         Ok(entries) => Json(entries).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+/// Prometheus text format; behind the admin token like every endpoint.
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let acd = match &state.center {
+        Some(c) => c.snapshot().await,
+        None => None,
+    };
+    let text = state.metrics.render(acd.as_ref(), &state.plugins.list());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn registrations(State(state): State<AdminState>) -> Response {

@@ -18,6 +18,7 @@ use super::registrar::Registrar;
 use super::transaction::{Output, Side, Timers, TransactionLayer, TxKey};
 use super::wire::{KNOWN_METHODS, RawMessage, addr_uri, response, uri_user};
 use crate::clock::now_ms;
+use crate::metrics::Metrics;
 
 pub struct SipEndpoint {
     pub registrar: Arc<Registrar>,
@@ -30,6 +31,7 @@ pub struct SipEndpoint {
     tcp: Mutex<HashMap<SocketAddr, UnboundedSender<Vec<u8>>>>,
     /// Wakes the timer task when a transaction may have armed an earlier timer.
     wake: Notify,
+    metrics: Arc<Metrics>,
 }
 
 impl SipEndpoint {
@@ -38,6 +40,7 @@ impl SipEndpoint {
         max_bytes: usize,
         udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
         tcp_local: Option<SocketAddr>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             registrar,
@@ -48,6 +51,7 @@ impl SipEndpoint {
             tcp_local,
             tcp: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            metrics,
         }
     }
 
@@ -88,12 +92,10 @@ impl SipEndpoint {
 
     /// Put bytes on the wire; over TCP, on the open connection or a new one.
     pub fn send(self: &Arc<Self>, peer: Peer, bytes: Vec<u8>) {
+        let first = bytes.split(|b| *b == b'\r').next().unwrap_or_default();
+        self.metrics.sip_message("out", first);
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let first = bytes
-                .split(|b| *b == b'\r')
-                .next()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
+            let first = String::from_utf8_lossy(first);
             tracing::debug!(to = %peer.addr, transport = ?peer.transport, message = %first, "SIP out");
         }
         match peer.transport {
@@ -219,6 +221,7 @@ impl SipEndpoint {
                 return;
             }
         };
+        self.metrics.sip_message("in", msg.start.as_bytes());
         if !msg.is_request() {
             let out = self.layer.lock().receive_response(msg, now_ms());
             self.dispatch(out);

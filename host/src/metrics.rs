@@ -1,0 +1,178 @@
+//! Counters for Prometheus (`GET /metrics`): calls by disposition and SIP
+//! messages by method and status, kept here; queue and agent gauges come from
+//! the ACD and plugin figures from the plugin host when the page is rendered.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use parking_lot::Mutex;
+
+use crate::acd::AcdSnapshot;
+use crate::plugins::PluginStatus;
+
+#[derive(Default)]
+pub struct Metrics {
+    calls: Mutex<BTreeMap<String, u64>>,
+    /// (direction, method or status) -> count.
+    sip: Mutex<BTreeMap<(&'static str, String), u64>>,
+}
+
+impl Metrics {
+    pub fn call_ended(&self, disposition: &str) {
+        *self.calls.lock().entry(disposition.to_owned()).or_default() += 1;
+    }
+
+    /// A SIP message seen on the wire: `first_line` is its start line.
+    pub fn sip_message(&self, direction: &'static str, first_line: &[u8]) {
+        let line = String::from_utf8_lossy(first_line);
+        let key = match line.strip_prefix("SIP/2.0 ") {
+            Some(rest) => format!("status:{}", rest.split_whitespace().next().unwrap_or("")),
+            None => format!("method:{}", line.split_whitespace().next().unwrap_or("")),
+        };
+        // Unknown methods from the network are not allowed to create label values.
+        let key = if key.len() > 24 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            "method:other".to_owned()
+        } else {
+            key
+        };
+        *self.sip.lock().entry((direction, key)).or_default() += 1;
+    }
+
+    /// The Prometheus text exposition (version 0.0.4).
+    pub fn render(&self, acd: Option<&AcdSnapshot>, plugins: &[PluginStatus]) -> String {
+        let mut s = String::new();
+        s.push_str("# HELP ctihost_calls_total Calls ended, by disposition.\n# TYPE ctihost_calls_total counter\n");
+        for (d, n) in self.calls.lock().iter() {
+            let _ = writeln!(s, "ctihost_calls_total{{disposition=\"{}\"}} {n}", esc(d));
+        }
+        s.push_str("# HELP ctihost_sip_requests_total SIP requests, by direction and method.\n# TYPE ctihost_sip_requests_total counter\n");
+        let sip = self.sip.lock().clone();
+        for ((dir, key), n) in sip.iter() {
+            if let Some(m) = key.strip_prefix("method:") {
+                let _ = writeln!(
+                    s,
+                    "ctihost_sip_requests_total{{direction=\"{dir}\",method=\"{}\"}} {n}",
+                    esc(m)
+                );
+            }
+        }
+        s.push_str("# HELP ctihost_sip_responses_total SIP responses, by direction and status code.\n# TYPE ctihost_sip_responses_total counter\n");
+        for ((dir, key), n) in sip.iter() {
+            if let Some(code) = key.strip_prefix("status:") {
+                let _ = writeln!(
+                    s,
+                    "ctihost_sip_responses_total{{direction=\"{dir}\",status=\"{}\"}} {n}",
+                    esc(code)
+                );
+            }
+        }
+        if let Some(a) = acd {
+            s.push_str("# HELP ctihost_queue_waiting Calls waiting in the queue now.\n# TYPE ctihost_queue_waiting gauge\n");
+            for q in &a.queues {
+                let _ = writeln!(
+                    s,
+                    "ctihost_queue_waiting{{queue=\"{}\"}} {}",
+                    esc(&q.name),
+                    q.waiting
+                );
+            }
+            s.push_str("# HELP ctihost_queue_longest_wait_seconds Wait of the oldest waiting call.\n# TYPE ctihost_queue_longest_wait_seconds gauge\n");
+            for q in &a.queues {
+                let _ = writeln!(
+                    s,
+                    "ctihost_queue_longest_wait_seconds{{queue=\"{}\"}} {:.3}",
+                    esc(&q.name),
+                    q.longest_wait_ms as f64 / 1000.0
+                );
+            }
+            s.push_str("# HELP ctihost_agents Agents, by state.\n# TYPE ctihost_agents gauge\n");
+            for (state, n) in &a.agents_by_state {
+                let _ = writeln!(s, "ctihost_agents{{state=\"{state}\"}} {n}");
+            }
+        }
+        s.push_str("# HELP ctihost_plugin_invocations_total Hook invocations, by plugin and version.\n# TYPE ctihost_plugin_invocations_total counter\n");
+        for p in plugins {
+            let _ = writeln!(
+                s,
+                "ctihost_plugin_invocations_total{{plugin=\"{}\",version=\"{}\"}} {}",
+                esc(&p.name),
+                esc(&p.version),
+                p.invocations
+            );
+        }
+        s.push_str("# HELP ctihost_plugin_failures_total Failed invocations (fallback used), by plugin and version.\n# TYPE ctihost_plugin_failures_total counter\n");
+        for p in plugins {
+            let _ = writeln!(
+                s,
+                "ctihost_plugin_failures_total{{plugin=\"{}\",version=\"{}\"}} {}",
+                esc(&p.name),
+                esc(&p.version),
+                p.failures
+            );
+        }
+        s.push_str("# HELP ctihost_plugin_latency_seconds Invocation latency, by plugin and version.\n# TYPE ctihost_plugin_latency_seconds summary\n");
+        for p in plugins {
+            let labels = format!(
+                "plugin=\"{}\",version=\"{}\"",
+                esc(&p.name),
+                esc(&p.version)
+            );
+            let _ = writeln!(
+                s,
+                "ctihost_plugin_latency_seconds_sum{{{labels}}} {:.6}\nctihost_plugin_latency_seconds_count{{{labels}}} {}",
+                p.mean_us * p.invocations as f64 / 1e6,
+                p.invocations
+            );
+        }
+        s
+    }
+}
+
+/// Label values escape backslash, quote and newline.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disposition_names_match_the_call_records() {
+        use crate::acd::Disposition::*;
+        for d in [
+            Answered,
+            AbandonedInQueue,
+            AbandonedRinging,
+            AbandonedInIvr,
+            Rejected,
+            Overflowed,
+            Forwarded,
+            Failed,
+        ] {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+        }
+    }
+
+    #[test]
+    fn counts_render_as_prometheus_text() {
+        let m = Metrics::default();
+        m.call_ended("answered");
+        m.call_ended("answered");
+        m.sip_message("in", b"INVITE sip:95588@h SIP/2.0");
+        m.sip_message("out", b"SIP/2.0 200 OK");
+        m.sip_message("in", b"X\x01Y sip:a SIP/2.0");
+        let text = m.render(None, &[]);
+        assert!(
+            text.contains("ctihost_calls_total{disposition=\"answered\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ctihost_sip_requests_total{direction=\"in\",method=\"INVITE\"} 1\n")
+        );
+        assert!(text.contains("ctihost_sip_responses_total{direction=\"out\",status=\"200\"} 1\n"));
+        assert!(text.contains("method=\"other\"} 1\n"), "{text}");
+    }
+}
