@@ -384,3 +384,86 @@ mod raw_http {
         buf.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 }
+
+/// `ctihost report` on a scripted day of call records (threshold 20 s): the
+/// figures computed by hand. 09:00 UTC: answered after 5 s (talk 100 s),
+/// answered after 30 s (talk 200 s), abandoned in queue after 10 s,
+/// abandoned ringing after 60 s; 14:00: answered after 15 s (talk 60 s).
+#[test]
+fn report_gives_the_hand_computed_service_levels() {
+    use ctihost::acd::{CallRecord, Disposition};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let day = 1_796_000_000_000 - 1_796_000_000_000 % 86_400_000;
+    {
+        let store = ctihost::store::Store::open(&data.join("db")).unwrap();
+        let rec = |id: &str, hour: u64, d: Disposition, wait: f64, talk: f64| {
+            let at = day + hour * 3_600_000;
+            CallRecord {
+                call_id: id.into(),
+                queue: Some("general".into()),
+                agent: (d == Disposition::Answered).then(|| "1001".into()),
+                arrived_ms: at,
+                queued_ms: Some(at),
+                ended_ms: at + ((wait + talk) * 1000.0) as u64,
+                disposition: d,
+                wait_secs: wait,
+                talk_secs: talk,
+                ..sample_record(id, at)
+            }
+        };
+        for r in [
+            rec("a", 9, Disposition::Answered, 5.0, 100.0),
+            rec("b", 9, Disposition::Answered, 30.0, 200.0),
+            rec("c", 9, Disposition::AbandonedInQueue, 10.0, 0.0),
+            rec("d", 9, Disposition::AbandonedRinging, 60.0, 0.0),
+            rec("e", 14, Disposition::Answered, 15.0, 60.0),
+        ] {
+            store.record_call(&r).unwrap();
+        }
+    }
+    let config = dir.path().join("ctihost.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n\
+         [sip]\nudp = []\ntcp = []\n[[queues]]\nname = \"general\"\nservice_level_secs = 20\n[[queues]]\nname = \"vip\"\n",
+    )
+    .unwrap();
+    let s = server::start(&config);
+    let since = day.to_string();
+    let report = |args: &[&str]| {
+        let mut all = vec!["report"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &s.url, "--token", "t0k"]);
+        ctihost(&all)
+    };
+    let o = report(&["--since", &since, "--interval", "1d", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = stdout_json(&o);
+    let q = &r["queues"][0];
+    assert_eq!(q["queue"], "general");
+    assert_eq!(
+        (
+            q["offered"].as_u64(),
+            q["answered"].as_u64(),
+            q["abandoned"].as_u64()
+        ),
+        (Some(5), Some(3), Some(2))
+    );
+    let f = |k: &str| q[k].as_f64().unwrap();
+    assert!((f("service_level") - 2.0 / 3.0).abs() < 1e-9, "SL {q}");
+    assert!((f("service_level_2") - 3.0 / 5.0).abs() < 1e-9, "SL2 {q}");
+    assert!((f("asa_secs") - 50.0 / 3.0).abs() < 1e-9, "ASA {q}");
+    assert!((f("abandon_rate") - 2.0 / 5.0).abs() < 1e-9, "abandon {q}");
+    assert_eq!(r["agents"][0]["answered"], 3);
+    // Hourly, as a table for people, and bad input named.
+    let o = report(&["--since", &since, "--queue", "general"]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success() && table.contains("50.0%") && table.contains("100.0%"),
+        "{table}"
+    );
+    let o = report(&["--since", &since, "--interval", "2h"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("15m, 1h or 1d"), "{}", stderr(&o));
+}

@@ -43,6 +43,24 @@ pub enum Command {
         #[command(subcommand)]
         command: CdrCommand,
     },
+    /// Queue and agent report per interval (offered, answered, abandoned, SL,
+    /// SL2, ASA, AHT, abandon rate) from a running host's call records.
+    Report {
+        /// Calls since: a duration back from now ("24h"), an RFC 3339 time, or ms.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// One queue only.
+        #[arg(long)]
+        queue: Option<String>,
+        /// 15m, 1h or 1d.
+        #[arg(long, default_value = "1h")]
+        interval: String,
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+        #[command(flatten)]
+        admin: admin_client::AdminArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -146,7 +164,7 @@ impl Cli {
     pub fn default_log_level(&self) -> &'static str {
         match self.command {
             Command::Run { .. } => "info,cranelift=warn,wasmtime=warn",
-            Command::Plugin { .. } | Command::Cdr { .. } => "error",
+            Command::Plugin { .. } | Command::Cdr { .. } | Command::Report { .. } => "error",
         }
     }
 }
@@ -167,6 +185,13 @@ pub fn init_tracing(json: bool, default: &str) {
 pub async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config).await,
+        Command::Report {
+            since,
+            queue,
+            interval,
+            format,
+            admin,
+        } => admin_client::report(&admin, &since, queue.as_deref(), &interval, &format).await,
         Command::Cdr { command } => match command {
             CdrCommand::List {
                 query,

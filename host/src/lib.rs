@@ -11,6 +11,7 @@ pub mod config;
 pub mod metrics;
 pub mod plugins;
 pub mod random;
+pub mod reports;
 pub mod server;
 pub mod sip;
 pub mod store;

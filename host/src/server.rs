@@ -312,6 +312,11 @@ pub async fn run(
             sip: sip.as_ref().map(|(ep, _)| ep.clone()),
             center: sip.map(|(_, c)| c),
             metrics,
+            thresholds: config
+                .queues
+                .iter()
+                .map(|q| (q.name.clone(), q.service_level_secs))
+                .collect(),
         },
         token,
     );

@@ -19,6 +19,8 @@ pub struct AdminState {
     pub sip: Option<std::sync::Arc<SipEndpoint>>,
     pub center: Option<crate::center::CenterHandle>,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Service-level threshold seconds by queue (reports).
+    pub thresholds: std::collections::HashMap<String, u32>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +55,7 @@ pub fn router(state: AdminState, token: AdminToken) -> axum::Router {
         .route("/admin/cdr", get(cdr))
         .route("/admin/queue-log", get(queue_log))
         .route("/metrics", get(metrics))
+        .route("/admin/reports", get(reports))
         .route("/admin/sip/registrations", get(registrations))
         .layer(axum::middleware::from_fn_with_state(token, require_admin))
         .with_state(state)
@@ -172,6 +175,52 @@ async fn queue_log(
     {
         Ok(entries) => Json(entries).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    since_ms: Option<u64>,
+    until_ms: Option<u64>,
+    /// 15m, 1h (default) or 1d.
+    interval: Option<String>,
+    queue: Option<String>,
+    /// json (default) or csv (queue rows).
+    format: Option<String>,
+}
+
+/// Queue and agent figures per interval, computed from the call records.
+async fn reports(State(state): State<AdminState>, Query(q): Query<ReportQuery>) -> Response {
+    let Some(interval) = crate::reports::Interval::parse(q.interval.as_deref().unwrap_or("1h"))
+    else {
+        return error(StatusCode::BAD_REQUEST, "interval must be 15m, 1h or 1d");
+    };
+    let mut records = match state
+        .plugins
+        .store()
+        .calls_since(q.since_ms.unwrap_or(0), usize::MAX)
+    {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    if let Some(until) = q.until_ms {
+        records.retain(|r| r.ended_ms < until);
+    }
+    let report = crate::reports::report(&records, &state.thresholds, interval, q.queue.as_deref());
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Json(report).into_response(),
+        "csv" => match crate::reports::to_csv(&report) {
+            Ok(text) => (
+                [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+                text,
+            )
+                .into_response(),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        },
+        other => error(
+            StatusCode::BAD_REQUEST,
+            format!("format {other:?} is not json or csv"),
+        ),
     }
 }
 

@@ -89,6 +89,60 @@ pub async fn cdr(args: &AdminArgs, q: &CdrArgs, format: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+pub async fn report(
+    args: &AdminArgs,
+    since: &str,
+    queue: Option<&str>,
+    interval: &str,
+    format: &str,
+) -> ExitCode {
+    let since = match since_ms(since, ctihost::clock::now_ms()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !["table", "json", "csv"].contains(&format) {
+        eprintln!("error: --format {format:?}: expected table, json or csv");
+        return ExitCode::from(2);
+    }
+    let wire = if format == "csv" { "csv" } else { "json" };
+    let mut path = format!("/admin/reports?since_ms={since}&interval={interval}&format={wire}");
+    if let Some(q) = queue {
+        let q: String = q
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        path.push_str(&format!("&queue={q}"));
+    }
+    let (status, body) = match fetch(args, reqwest::Method::GET, &path).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if !status.is_success() {
+        eprintln!("error: {status}: {body}");
+        return ExitCode::from(if status.is_client_error() { 2 } else { 1 });
+    }
+    match format {
+        "table" => match serde_json::from_str::<ctihost::reports::Report>(&body) {
+            Ok(r) => print!("{}", ctihost::reports::to_table(&r)),
+            Err(e) => {
+                eprintln!("error: unexpected answer: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        "csv" => print!("{body}"),
+        _ => println!("{body}"),
+    }
+    ExitCode::SUCCESS
+}
+
 async fn fetch(
     args: &AdminArgs,
     method: reqwest::Method,
