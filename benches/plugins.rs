@@ -135,18 +135,6 @@ fn row(name: &str, s: &Stats, base: &Stats) {
     );
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// `ctihost plugin new NAME --kind router --lang LANG`, built by its own build.sh.
 fn template_router(dir: &Path, lang: &str) -> std::path::PathBuf {
     let name = format!("tpl-{lang}");
@@ -253,13 +241,13 @@ fn main() {
         }
         for (label, manifest, want_decision) in plugins {
             let name = Manifest::parse(&std::fs::read_to_string(&manifest).unwrap(), &manifest).unwrap().name;
-            let rss0 = rss_kib();
+            let rss0 = rss_kib(std::process::id());
             let h = host(true, &dir.path().join("artifacts"));
             let t = Instant::now();
             h.load(PluginSource::Manifest(manifest.clone()), Trigger::Startup).await.unwrap();
             let first_load = t.elapsed();
             let warm = wasm_decisions_n(&h, &name, &want_decision, 5_000).await;
-            let rss = rss_kib().saturating_sub(rss0);
+            let rss = rss_kib(std::process::id()).saturating_sub(rss0);
             row(&format!("{label}, warm"), &warm, &native);
             // A fresh instance per call: the same manifest with reuse off.
             let text = std::fs::read_to_string(&manifest).unwrap();

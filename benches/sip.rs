@@ -55,10 +55,9 @@ fn answerer(port: u16, dir: &Path) -> Killed {
     )
 }
 
-/// Run `calls` calls at `rate`/s against `target`; Some(seconds taken) when none failed.
-fn run(target: SocketAddr, rate: u32, calls: u32, dir: &Path) -> Option<f64> {
-    let start = Instant::now();
-    let ok = sipp(
+/// SIPp's built-in caller: `calls` calls at `rate`/s, each talking `talk_ms`.
+fn callers(target: SocketAddr, rate: u32, calls: u32, talk_ms: u32, dir: &Path) -> Command {
+    sipp(
         &[
             "-sn",
             "uac",
@@ -71,7 +70,7 @@ fn run(target: SocketAddr, rate: u32, calls: u32, dir: &Path) -> Option<f64> {
             "-m",
             &calls.to_string(),
             "-d",
-            "0",
+            &talk_ms.to_string(),
             "-timeout",
             "60",
             "-timeout_error",
@@ -79,9 +78,15 @@ fn run(target: SocketAddr, rate: u32, calls: u32, dir: &Path) -> Option<f64> {
         ],
         dir,
     )
-    .status()
-    .map(|s| s.success())
-    .unwrap_or(false);
+}
+
+/// Run `calls` calls at `rate`/s against `target`; Some(seconds taken) when none failed.
+fn run(target: SocketAddr, rate: u32, calls: u32, dir: &Path) -> Option<f64> {
+    let start = Instant::now();
+    let ok = callers(target, rate, calls, 0, dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     let secs = start.elapsed().as_secs_f64();
     ok.then_some(secs)
 }
@@ -137,18 +142,6 @@ fn max_rate_with(label: &str, step: impl Fn(u32, u32) -> Option<f64>) -> f64 {
         }
     }
     good as f64
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn host_config(dir: &Path) -> std::path::PathBuf {
@@ -309,34 +302,14 @@ fn main() {
     // Memory per concurrent call: hold AGENTS calls for a while, watch the RSS.
     let (s, _uas) = fresh_center(&config, dir);
     let host = s.sip_udp.unwrap();
-    let before = rss_kib(s.pid());
-    let hold = sipp(
-        &[
-            "-sn",
-            "uac",
-            "-s",
-            "95588-en",
-            "-p",
-            &free_port().to_string(),
-            "-r",
-            "200",
-            "-m",
-            &AGENTS.to_string(),
-            "-d",
-            "8000",
-            "-timeout",
-            "60",
-            "-timeout_error",
-            &host.to_string(),
-        ],
-        dir,
-    )
-    .spawn()
-    .unwrap();
+    let before = support::rss_kib(s.pid());
+    let hold = callers(host, 200, AGENTS as u32, 8000, dir)
+        .spawn()
+        .unwrap();
     let mut hold = Killed(hold);
     let mut peak = before;
     while hold.0.try_wait().unwrap().is_none() {
-        peak = peak.max(rss_kib(s.pid()));
+        peak = peak.max(support::rss_kib(s.pid()));
         std::thread::sleep(Duration::from_millis(100));
     }
     let held_ok = hold.0.wait().map(|s| s.success()).unwrap_or(false);

@@ -45,14 +45,6 @@ async fn load_example(t: &TestHost, dir: &Path, file: &str) {
     assert!(report.is_ok(), "{file} loads: {report:?}");
 }
 
-async fn load_stock(t: &TestHost, name: &str, file: &str) {
-    let d = t.plugin_dir();
-    std::fs::copy(wasm(file.trim_end_matches(".wasm")), d.join(file)).unwrap();
-    let manifest = d.join(format!("{name}.toml"));
-    std::fs::write(&manifest, stock_manifest(name)).unwrap();
-    t.load(&manifest, Trigger::Startup).await.unwrap();
-}
-
 fn with_ivr(mut c: CallInfo, answers: &[&str]) -> CallInfo {
     for a in answers {
         c.ivr.push(IvrEntry {

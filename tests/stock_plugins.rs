@@ -9,15 +9,6 @@ use ctihost::plugins::{HookCall, HookOutput, Trigger};
 use serde_json::json;
 use support::*;
 
-/// Load a stock plugin from its shipped manifest and the component built from source.
-async fn load_stock(t: &TestHost, name: &str, file: &str) {
-    let d = t.plugin_dir();
-    std::fs::copy(wasm(file.trim_end_matches(".wasm")), d.join(file)).unwrap();
-    let manifest = d.join(format!("{name}.toml"));
-    std::fs::write(&manifest, stock_manifest(name)).unwrap();
-    t.load(&manifest, Trigger::Startup).await.unwrap();
-}
-
 async fn center(crm: &Crm) -> TestHost {
     let t = TestHost::new();
     let url = format!("http://{}", crm.addr);

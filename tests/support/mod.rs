@@ -318,3 +318,25 @@ pub fn without_hours(manifest: &str) -> String {
     }
     out
 }
+
+/// Resident memory of a process, KiB (0 when unknown).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Load a stock plugin from its shipped manifest and the component built from source.
+pub async fn load_stock(t: &TestHost, name: &str, file: &str) {
+    let d = t.plugin_dir();
+    std::fs::copy(wasm(file.trim_end_matches(".wasm")), d.join(file)).unwrap();
+    let manifest = d.join(format!("{name}.toml"));
+    std::fs::write(&manifest, stock_manifest(name)).unwrap();
+    t.load(&manifest, Trigger::Startup).await.unwrap();
+}

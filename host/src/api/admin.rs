@@ -140,9 +140,20 @@ async fn cdr(
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    match q.format.as_deref().unwrap_or("json") {
-        "json" => Json(records).into_response(),
-        "csv" => match crate::store::export::to_csv(&records) {
+    json_or_csv(q.format.as_deref(), &records, |r| {
+        crate::store::export::to_csv(r)
+    })
+}
+
+/// `format=json` (the default) or `format=csv`, for endpoints that offer both.
+fn json_or_csv<T: serde::Serialize>(
+    format: Option<&str>,
+    value: &T,
+    to_csv: impl FnOnce(&T) -> Result<String, csv::Error>,
+) -> Response {
+    match format.unwrap_or("json") {
+        "json" => Json(value).into_response(),
+        "csv" => match to_csv(value) {
             Ok(text) => (
                 [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
                 text,
@@ -207,21 +218,7 @@ async fn reports(State(state): State<AdminState>, Query(q): Query<ReportQuery>) 
         records.retain(|r| r.ended_ms < until);
     }
     let report = crate::reports::report(&records, &state.thresholds, interval, q.queue.as_deref());
-    match q.format.as_deref().unwrap_or("json") {
-        "json" => Json(report).into_response(),
-        "csv" => match crate::reports::to_csv(&report) {
-            Ok(text) => (
-                [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-                text,
-            )
-                .into_response(),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-        },
-        other => error(
-            StatusCode::BAD_REQUEST,
-            format!("format {other:?} is not json or csv"),
-        ),
-    }
+    json_or_csv(q.format.as_deref(), &report, crate::reports::to_csv)
 }
 
 /// Prometheus text format; behind the admin token like every endpoint.

@@ -73,11 +73,6 @@ impl SipEndpoint {
         }
     }
 
-    /// Transactions in progress (for tests and metrics).
-    pub fn transactions(&self) -> usize {
-        self.layer.lock().len()
-    }
-
     pub fn connection_opened(&self, peer: SocketAddr, tx: UnboundedSender<Vec<u8>>) {
         self.tcp.lock().insert(peer, tx);
     }
