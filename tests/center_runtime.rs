@@ -59,7 +59,10 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
         acd,
         t.host.clone(),
         t.host.store().clone(),
-        "skills-router".into(),
+        ctihost::center::CenterPlugins {
+            router: "skills-router".into(),
+            screen_pop: Some("crm-screen-pop".into()),
+        },
         calls_tx,
         std::sync::Arc::new(ctihost::metrics::Metrics::default()),
     );

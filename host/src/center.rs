@@ -8,19 +8,58 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
-use crate::acd::{Acd, AcdEvent, AcdSnapshot, CallEvent, Command, Output, TimerId};
-use crate::clock::now_ms;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::acd::{
+    Acd, AcdEvent, AcdSnapshot, CallEvent, CallId, Command, Output, Refusal, TimerId,
+};
+use crate::clock::{now_ms, now_us};
 use crate::metrics::Metrics;
-use crate::plugins::bindings::RouteDecision;
+use crate::plugins::bindings::{AgentInfo, CallInfo, Card, CardField, RouteDecision};
 use crate::plugins::{HookCall, HookOutput, PluginHost};
 use crate::store::{QueueLogEntry, Store};
+
+/// What the center tells its listeners (the API's event stream).
+#[derive(Debug, Clone)]
+pub enum Published {
+    Acd(AcdEvent),
+    Card(Box<ScreenPop>),
+}
+
+/// A screen-pop card for the agent a call is offered to. The first one is
+/// built by the host from what it knows (`provisional`) and sent before the
+/// phone rings; the screen-pop plugin's card replaces it when it is ready.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScreenPop {
+    pub call_id: CallId,
+    pub agent: String,
+    pub provisional: bool,
+    pub card: Card,
+    /// The plugin failed and `card` is its fallback (why, in words).
+    pub failure: Option<String>,
+    /// Plugin that built the card, and its content hash (absent if provisional).
+    pub plugin: Option<String>,
+    pub plugin_version: Option<String>,
+    /// When the call's INVITE reached the center, microseconds since the epoch
+    /// (latency of the card = arrival on the desktop - this).
+    pub call_arrived_us: u64,
+}
+
+type ControlRequest = (CallEvent, oneshot::Sender<Result<(), Refusal>>);
+
+enum Query {
+    Snapshot(oneshot::Sender<AcdSnapshot>),
+    CallInfo(CallId, oneshot::Sender<Option<CallInfo>>),
+}
 
 /// Talks to a running center.
 #[derive(Clone)]
 pub struct CenterHandle {
     tx: mpsc::UnboundedSender<CallEvent>,
-    events: broadcast::Sender<AcdEvent>,
-    queries: mpsc::UnboundedSender<tokio::sync::oneshot::Sender<AcdSnapshot>>,
+    events: broadcast::Sender<Published>,
+    queries: mpsc::UnboundedSender<Query>,
+    control: mpsc::UnboundedSender<ControlRequest>,
 }
 
 impl CenterHandle {
@@ -33,15 +72,42 @@ impl CenterHandle {
 
     /// Queues and agents as they are now (None if the center has stopped).
     pub async fn snapshot(&self) -> Option<AcdSnapshot> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.queries.send(tx).ok()?;
+        let (tx, rx) = oneshot::channel();
+        self.queries.send(Query::Snapshot(tx)).ok()?;
         rx.await.ok()
     }
 
+    /// A live call as plugins see it (None: no such call, or stopped).
+    pub async fn call_info(&self, call_id: &str) -> Option<CallInfo> {
+        let (tx, rx) = oneshot::channel();
+        self.queries
+            .send(Query::CallInfo(call_id.to_owned(), tx))
+            .ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Apply a request of the API if the center's state allows it; the
+    /// refusal says why not.
+    pub async fn control(&self, event: CallEvent) -> Result<(), Refusal> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send((event, tx))
+            .map_err(|_| Refusal::Stopped)?;
+        rx.await.map_err(|_| Refusal::Stopped)?
+    }
+
     /// What the center reports (for the API's event stream).
-    pub fn subscribe(&self) -> broadcast::Receiver<AcdEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.events.subscribe()
     }
+}
+
+/// Plugins the center asks besides the router.
+#[derive(Debug, Clone, Default)]
+pub struct CenterPlugins {
+    pub router: String,
+    /// Builds the screen-pop card; None: the host's provisional card only.
+    pub screen_pop: Option<String>,
 }
 
 /// Start the center's loop. `calls` receives the commands the SIP adapter must
@@ -50,34 +116,64 @@ pub fn spawn(
     mut acd: Acd,
     plugins: PluginHost,
     store: Store,
-    router: String,
+    which: CenterPlugins,
     calls: mpsc::UnboundedSender<Command>,
     metrics: Arc<Metrics>,
 ) -> CenterHandle {
     let (tx, mut rx) = mpsc::unbounded_channel::<CallEvent>();
     let (queries, mut query_rx) = mpsc::unbounded_channel();
-    let (events, _) = broadcast::channel(1024);
+    let (control, mut control_rx) = mpsc::unbounded_channel::<ControlRequest>();
+    let (events, _) = broadcast::channel(4096);
     let handle = CenterHandle {
         tx: tx.clone(),
         events: events.clone(),
         queries,
+        control,
     };
     let recorder = spawn_recorder(store);
+    let router = which.router.clone();
     tokio::spawn(async move {
         let mut timers: HashMap<TimerId, AbortHandle> = HashMap::new();
+        // When each live call's INVITE reached the center (screen-pop latency).
+        let mut arrivals: HashMap<CallId, u64> = HashMap::new();
         loop {
             let event = tokio::select! {
                 e = rx.recv() => match e {
                     Some(e) => e,
                     None => break,
                 },
-                Some(reply) = query_rx.recv() => {
-                    let _ = reply.send(acd.snapshot(now_ms()));
+                Some(query) = query_rx.recv() => {
+                    match query {
+                        Query::Snapshot(reply) => {
+                            let _ = reply.send(acd.snapshot(now_ms()));
+                        }
+                        Query::CallInfo(call_id, reply) => {
+                            let _ = reply.send(acd.call_info(now_ms(), &call_id));
+                        }
+                    }
                     continue;
                 }
+                Some((event, reply)) = control_rx.recv() => {
+                    match acd.check(&event) {
+                        Ok(()) => {
+                            let _ = reply.send(Ok(()));
+                            event
+                        }
+                        Err(refusal) => {
+                            let _ = reply.send(Err(refusal));
+                            continue;
+                        }
+                    }
+                }
             };
-            if let CallEvent::TimerFired { timer } = &event {
-                timers.remove(timer);
+            match &event {
+                CallEvent::TimerFired { timer } => {
+                    timers.remove(timer);
+                }
+                CallEvent::Arrived { call_id, .. } => {
+                    arrivals.insert(call_id.clone(), now_us());
+                }
+                _ => {}
             }
             for out in acd.handle(now_ms(), event) {
                 match out {
@@ -87,9 +183,14 @@ pub fn spawn(
                     Output::Event(e) => {
                         if let AcdEvent::CallEnded(r) = &e {
                             metrics.call_ended(r.disposition.as_str());
+                            arrivals.remove(&r.call_id);
                         }
-                        if matches!(e, AcdEvent::CallEnded(_) | AcdEvent::QueueLog { .. })
-                            && recorder.send(e.clone()).is_err()
+                        if matches!(
+                            e,
+                            AcdEvent::CallEnded(_)
+                                | AcdEvent::QueueLog { .. }
+                                | AcdEvent::AgentStateChanged { .. }
+                        ) && recorder.send((now_ms(), e.clone())).is_err()
                         {
                             tracing::error!("call record writer is gone; record dropped");
                         }
@@ -99,13 +200,119 @@ pub fn spawn(
                                 "{message}"
                             );
                         }
-                        let _ = events.send(e);
+                        let offered = match &e {
+                            AcdEvent::CallOffered {
+                                call_id,
+                                agent,
+                                call,
+                                agent_info,
+                                ..
+                            } => Some((
+                                call_id.clone(),
+                                agent.clone(),
+                                call.clone(),
+                                agent_info.clone(),
+                            )),
+                            _ => None,
+                        };
+                        let _ = events.send(Published::Acd(e));
+                        if let Some((call_id, agent, call, agent_info)) = offered {
+                            let arrived = arrivals.get(&call_id).copied().unwrap_or_else(now_us);
+                            screen_pop(
+                                &plugins,
+                                which.screen_pop.as_deref(),
+                                &events,
+                                ScreenPop {
+                                    call_id,
+                                    agent,
+                                    provisional: true,
+                                    card: provisional_card(&call),
+                                    failure: None,
+                                    plugin: None,
+                                    plugin_version: None,
+                                    call_arrived_us: arrived,
+                                },
+                                *call,
+                                agent_info,
+                            );
+                        }
                     }
                 }
             }
         }
     });
     handle
+}
+
+/// Send the provisional card now and ask the screen-pop plugin for the full
+/// one; it follows as an update (within the plugin's deadline, or its fallback).
+fn screen_pop(
+    plugins: &PluginHost,
+    plugin: Option<&str>,
+    events: &broadcast::Sender<Published>,
+    provisional: ScreenPop,
+    call: CallInfo,
+    agent: AgentInfo,
+) {
+    let _ = events.send(Published::Card(Box::new(provisional.clone())));
+    let Some(name) = plugin else { return };
+    let (plugins, name, events) = (plugins.clone(), name.to_owned(), events.clone());
+    tokio::spawn(async move {
+        let inv = plugins
+            .invoke(&name, HookCall::BuildCard { call, agent })
+            .await;
+        let (card, failure, version) = match inv {
+            Ok(inv) => match inv.output {
+                HookOutput::BuildCard(card) => {
+                    (card, inv.failure.map(|f| f.message), Some(inv.hash))
+                }
+                _ => return,
+            },
+            Err(e) => {
+                tracing::warn!(call_id = provisional.call_id, plugin = name, error = %e, "no screen-pop card");
+                return;
+            }
+        };
+        let _ = events.send(Published::Card(Box::new(ScreenPop {
+            provisional: false,
+            card,
+            failure,
+            plugin: Some(name),
+            plugin_version: version,
+            ..provisional
+        })));
+    });
+}
+
+/// The card the host can build at once, with no CRM: who calls, for what.
+fn provisional_card(call: &CallInfo) -> Card {
+    let mut fields = vec![CardField {
+        label: "Caller".into(),
+        value: call.caller.clone(),
+    }];
+    fields.push(CardField {
+        label: "Dialed".into(),
+        value: call.dialed.clone(),
+    });
+    for step in call
+        .ivr
+        .iter()
+        .filter(|s| !s.sensitive && !s.digits.is_empty())
+    {
+        fields.push(CardField {
+            label: format!("IVR {}", step.step),
+            value: step.digits.clone(),
+        });
+    }
+    Card {
+        title: match &call.customer {
+            Some(c) => c.name.clone(),
+            None => format!("Call from {}", call.caller),
+        },
+        fields,
+        links: vec![],
+        notes: vec!["Looking the caller up...".into()],
+    }
 }
 
 fn execute(
@@ -197,15 +404,22 @@ fn execute(
 /// the disk. The thread takes everything queued, writes it and flushes once
 /// (group commit), so a record is durable a few milliseconds after its call
 /// ended, and the center never waits.
-fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<AcdEvent> {
-    let (tx, rx) = std::sync::mpsc::channel::<AcdEvent>();
+fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<(u64, AcdEvent)> {
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, AcdEvent)>();
     let spawned = std::thread::Builder::new()
         .name("call-records".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
                 let mut ended = 0;
-                for e in std::iter::once(first).chain(rx.try_iter()) {
+                for (at_ms, e) in std::iter::once(first).chain(rx.try_iter()) {
                     let result = match &e {
+                        AcdEvent::AgentStateChanged { agent, state } => {
+                            store.log_agent_state(&crate::store::AgentStateEntry {
+                                at_ms,
+                                agent: agent.clone(),
+                                state: state.name().to_owned(),
+                            })
+                        }
                         AcdEvent::CallEnded(r) => {
                             ended += 1;
                             store.insert_call(r)

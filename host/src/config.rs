@@ -19,6 +19,21 @@ pub struct Config {
     pub trunks: Vec<TrunkConfig>,
     pub queues: Vec<QueueConfig>,
     pub agents: Vec<AgentEntry>,
+    /// People who watch the wallboard and may act on any call.
+    pub supervisors: Vec<SupervisorEntry>,
+}
+
+/// A supervisor's desktop login.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorEntry {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// Desktop password in clear (hashed with argon2 at start, not kept).
+    pub desktop_password: Option<String>,
+    /// Or its argon2 hash (PHC string, from `ctihost hash-password`).
+    pub desktop_password_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +94,11 @@ pub struct AgentEntry {
     pub ha1_md5: Option<String>,
     /// Precomputed HA1 = SHA-256(user:realm:password), hex (RFC 8760).
     pub ha1_sha256: Option<String>,
+    /// Desktop password in clear (hashed with argon2 at start, not kept);
+    /// without it or its hash the agent cannot log into the desktop.
+    pub desktop_password: Option<String>,
+    /// Or its argon2 hash (PHC string, from `ctihost hash-password`).
+    pub desktop_password_hash: Option<String>,
     #[serde(default)]
     pub skills: std::collections::BTreeMap<String, u8>,
     #[serde(default)]
@@ -105,6 +125,8 @@ pub struct AdminConfig {
     /// is set, a random token is generated into `<data_dir>/admin.token`.
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// A desktop session ends after this long without a request.
+    pub session_idle_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,6 +143,11 @@ pub struct PluginsConfig {
     pub crm_connector: Option<String>,
     /// The router plugin that decides every call.
     pub router: String,
+    /// The screen-pop plugin that builds agents' cards (none: the host's
+    /// provisional card only).
+    pub screen_pop: Option<String>,
+    /// The recording-policy plugin asked on the agent's secure pause.
+    pub recording_policy: Option<String>,
     pub pooling: bool,
     /// Largest memory any plugin may be granted (pool slot size), MiB.
     pub max_memory_mb: u32,
@@ -138,6 +165,7 @@ impl Default for Config {
             trunks: vec![],
             queues: vec![],
             agents: vec![],
+            supervisors: vec![],
         }
     }
 }
@@ -152,6 +180,7 @@ impl Default for AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8089)),
             token: None,
             token_file: None,
+            session_idle_secs: 8 * 3600,
         }
     }
 }
@@ -165,6 +194,8 @@ impl Default for PluginsConfig {
             debounce_ms: 300,
             crm_connector: None,
             router: "skills-router".into(),
+            screen_pop: Some("crm-screen-pop".into()),
+            recording_policy: Some("pci-recording".into()),
             pooling: true,
             max_memory_mb: 256,
             max_instances: 256,
@@ -292,6 +323,17 @@ impl Config {
                     ),
                 ));
             }
+            if let Some(h) = &a.desktop_password_hash
+                && crate::api::password::check_phc(h).is_err()
+            {
+                return Err(invalid(
+                    h,
+                    format!(
+                        "agent {:?}: desktop_password_hash is no argon2 PHC string",
+                        a.id
+                    ),
+                ));
+            }
             for q in a.queues.keys() {
                 if !self.queues.iter().any(|c| &c.name == q) {
                     return Err(invalid(
@@ -299,6 +341,38 @@ impl Config {
                         format!("agent {:?} is in unknown queue {q:?}", a.id),
                     ));
                 }
+            }
+        }
+        for s in &self.supervisors {
+            if !ids.insert(s.id.as_str()) {
+                return Err(invalid(
+                    &format!("\"{}\"", s.id),
+                    format!(
+                        "id {:?} is used twice (agents and supervisors share ids)",
+                        s.id
+                    ),
+                ));
+            }
+            match &s.desktop_password_hash {
+                Some(h) if crate::api::password::check_phc(h).is_err() => {
+                    return Err(invalid(
+                        h,
+                        format!(
+                            "supervisor {:?}: desktop_password_hash is no argon2 PHC string",
+                            s.id
+                        ),
+                    ));
+                }
+                None if s.desktop_password.is_none() => {
+                    return Err(invalid(
+                        &format!("\"{}\"", s.id),
+                        format!(
+                            "supervisor {:?} needs desktop_password or desktop_password_hash",
+                            s.id
+                        ),
+                    ));
+                }
+                _ => {}
             }
         }
         Ok(())

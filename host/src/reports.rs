@@ -40,7 +40,7 @@ impl Interval {
         }
     }
 
-    fn start_of(self, at_ms: u64) -> u64 {
+    pub fn start_of(self, at_ms: u64) -> u64 {
         at_ms - at_ms % self.ms()
     }
 }
@@ -82,56 +82,38 @@ fn ratio(n: u32, d: u32) -> Option<f64> {
     (d > 0).then(|| n as f64 / d as f64)
 }
 
-/// The report of `records`; `thresholds` maps queue -> SL threshold seconds
-/// (20 when absent); `queue` keeps one queue only.
-pub fn report(
-    records: &[CallRecord],
-    thresholds: &HashMap<String, u32>,
-    interval: Interval,
-    queue: Option<&str>,
-) -> Report {
-    let mut queues: BTreeMap<(String, u64), (QueueRow, f64, f64)> = BTreeMap::new();
-    let mut agents: BTreeMap<(String, u64), AgentRow> = BTreeMap::new();
-    for r in records {
-        let Some(q) = r.queue.as_deref() else {
-            continue;
-        };
-        if queue.is_some_and(|only| only != q) {
-            continue;
+/// One queue's figures for one interval, as records come in.
+#[derive(Debug, Clone, Default)]
+pub struct QueueTally {
+    row: QueueRow,
+    wait_sum: f64,
+    talk_sum: f64,
+}
+
+impl QueueTally {
+    pub fn new(queue: &str, interval_start_ms: u64, threshold_secs: u32) -> Self {
+        Self {
+            row: QueueRow {
+                queue: queue.to_owned(),
+                interval_start_ms,
+                threshold_secs,
+                ..QueueRow::default()
+            },
+            ..Self::default()
         }
-        let start = interval.start_of(r.queued_ms.unwrap_or(r.arrived_ms));
-        let threshold = thresholds.get(q).copied().unwrap_or(20);
-        let within = r.wait_secs <= threshold as f64;
-        let (row, wait_sum, talk_sum) = queues.entry((q.to_owned(), start)).or_insert_with(|| {
-            (
-                QueueRow {
-                    queue: q.to_owned(),
-                    interval_start_ms: start,
-                    threshold_secs: threshold,
-                    ..QueueRow::default()
-                },
-                0.0,
-                0.0,
-            )
-        });
+    }
+
+    /// Count one call that waited in this queue.
+    pub fn add(&mut self, r: &CallRecord) {
+        let row = &mut self.row;
+        let within = r.wait_secs <= row.threshold_secs as f64;
         row.offered += 1;
         match r.disposition {
             Disposition::Answered => {
                 row.answered += 1;
                 row.answered_within += u32::from(within);
-                *wait_sum += r.wait_secs;
-                *talk_sum += r.talk_secs;
-                if let Some(a) = &r.agent {
-                    let ar = agents
-                        .entry((a.clone(), start))
-                        .or_insert_with(|| AgentRow {
-                            agent: a.clone(),
-                            interval_start_ms: start,
-                            ..AgentRow::default()
-                        });
-                    ar.answered += 1;
-                    ar.talk_secs += r.talk_secs;
-                }
+                self.wait_sum += r.wait_secs;
+                self.talk_sum += r.talk_secs;
             }
             Disposition::AbandonedInQueue | Disposition::AbandonedRinging => {
                 row.abandoned += 1;
@@ -140,21 +122,66 @@ pub fn report(
             _ => {}
         }
     }
+
+    /// The row with its ratios.
+    pub fn row(&self) -> QueueRow {
+        let mut row = self.row.clone();
+        row.service_level = ratio(row.answered_within, row.answered);
+        row.service_level_2 = ratio(
+            row.answered_within + row.abandoned_within,
+            row.answered + row.abandoned,
+        );
+        row.asa_secs = (row.answered > 0).then(|| self.wait_sum / row.answered as f64);
+        row.aht_secs = (row.answered > 0).then(|| self.talk_sum / row.answered as f64);
+        row.abandon_rate = ratio(row.abandoned, row.offered);
+        row
+    }
+}
+
+/// Start of the interval of a record (when it entered a queue).
+pub fn interval_of(r: &CallRecord, interval: Interval) -> u64 {
+    interval.start_of(r.queued_ms.unwrap_or(r.arrived_ms))
+}
+
+/// The report of `records`; `thresholds` maps queue -> SL threshold seconds
+/// (20 when absent); `queue` keeps one queue only.
+pub fn report(
+    records: &[CallRecord],
+    thresholds: &HashMap<String, u32>,
+    interval: Interval,
+    queue: Option<&str>,
+) -> Report {
+    let mut queues: BTreeMap<(String, u64), QueueTally> = BTreeMap::new();
+    let mut agents: BTreeMap<(String, u64), AgentRow> = BTreeMap::new();
+    for r in records {
+        let Some(q) = r.queue.as_deref() else {
+            continue;
+        };
+        if queue.is_some_and(|only| only != q) {
+            continue;
+        }
+        let start = interval_of(r, interval);
+        let threshold = thresholds.get(q).copied().unwrap_or(20);
+        queues
+            .entry((q.to_owned(), start))
+            .or_insert_with(|| QueueTally::new(q, start, threshold))
+            .add(r);
+        if r.disposition == Disposition::Answered
+            && let Some(a) = &r.agent
+        {
+            let ar = agents
+                .entry((a.clone(), start))
+                .or_insert_with(|| AgentRow {
+                    agent: a.clone(),
+                    interval_start_ms: start,
+                    ..AgentRow::default()
+                });
+            ar.answered += 1;
+            ar.talk_secs += r.talk_secs;
+        }
+    }
     Report {
-        queues: queues
-            .into_values()
-            .map(|(mut row, wait_sum, talk_sum)| {
-                row.service_level = ratio(row.answered_within, row.answered);
-                row.service_level_2 = ratio(
-                    row.answered_within + row.abandoned_within,
-                    row.answered + row.abandoned,
-                );
-                row.asa_secs = (row.answered > 0).then(|| wait_sum / row.answered as f64);
-                row.aht_secs = (row.answered > 0).then(|| talk_sum / row.answered as f64);
-                row.abandon_rate = ratio(row.abandoned, row.offered);
-                row
-            })
-            .collect(),
+        queues: queues.values().map(QueueTally::row).collect(),
         agents: agents
             .into_values()
             .map(|mut a| {

@@ -134,7 +134,10 @@ pub async fn start_sip(
         acd,
         plugins.clone(),
         plugins.store().clone(),
-        config.plugins.router.clone(),
+        crate::center::CenterPlugins {
+            router: config.plugins.router.clone(),
+            screen_pop: config.plugins.screen_pop.clone(),
+        },
         calls_tx,
         metrics,
     );
@@ -283,6 +286,62 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     o.open(path)?.write_all(content.as_bytes())
 }
 
+/// Desktop accounts from the agents and supervisors of the config; clear
+/// passwords are hashed here and dropped.
+fn desktop_sessions(
+    config: &Config,
+    admin: AdminToken,
+) -> Result<crate::api::session::Sessions, ServerError> {
+    use crate::api::session::{Account, Role};
+    let hash =
+        |clear: &Option<String>, phc: &Option<String>| -> Result<Option<String>, ServerError> {
+            match (phc, clear) {
+                (Some(h), _) => Ok(Some(h.clone())),
+                (None, Some(pw)) => crate::api::password::hash(pw)
+                    .map(Some)
+                    .map_err(|e| ServerError::Token(format!("desktop password: {e}"))),
+                (None, None) => Ok(None),
+            }
+        };
+    let mut accounts = Vec::new();
+    for a in &config.agents {
+        accounts.push(Account {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            role: Role::Agent,
+            password_hash: hash(&a.desktop_password, &a.desktop_password_hash)?,
+        });
+    }
+    for s in &config.supervisors {
+        accounts.push(Account {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            role: Role::Supervisor,
+            password_hash: hash(&s.desktop_password, &s.desktop_password_hash)?,
+        });
+    }
+    crate::api::session::Sessions::new(accounts, config.admin.session_idle_secs, admin)
+        .map_err(|e| ServerError::Token(format!("desktop sessions: {e}")))
+}
+
+/// A call's secure-pause flag goes with the call.
+fn forget_paused_calls(cti: &crate::api::cti::ApiState) {
+    let Some(center) = &cti.center else { return };
+    let mut events = center.subscribe();
+    let paused = cti.paused.clone();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(crate::center::Published::Acd(crate::acd::AcdEvent::CallEnded(r))) => {
+                    paused.lock().remove(&r.call_id);
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
 /// Serve until `shutdown` resolves.
 pub async fn run(
     config: Config,
@@ -306,20 +365,48 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let sip = start_sip(&config, &host, metrics.clone()).await?;
     let token = AdminToken::new(&admin_token(&config)?);
+    let center = sip.as_ref().map(|(_, c)| c.clone());
+    let thresholds: HashMap<String, u32> = config
+        .queues
+        .iter()
+        .map(|q| (q.name.clone(), q.service_level_secs))
+        .collect();
+    let sessions = Arc::new(desktop_sessions(&config, token.clone())?);
+    {
+        let sessions = sessions.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                sessions.sweep(crate::clock::now_ms());
+            }
+        });
+    }
+    let cti = crate::api::cti::ApiState {
+        sessions,
+        center: center.clone(),
+        plugins: host.clone(),
+        recording_policy: config.plugins.recording_policy.clone(),
+        paused: Default::default(),
+        wallboard: crate::api::wallboard::spawn(
+            center.clone(),
+            host.store().clone(),
+            thresholds.clone(),
+        ),
+    };
+    forget_paused_calls(&cti);
     let app = crate::api::admin_router(
         crate::api::admin::AdminState {
             plugins: host.clone(),
             sip: sip.as_ref().map(|(ep, _)| ep.clone()),
-            center: sip.map(|(_, c)| c),
+            center,
             metrics,
-            thresholds: config
-                .queues
-                .iter()
-                .map(|q| (q.name.clone(), q.service_level_secs))
-                .collect(),
+            thresholds,
         },
         token,
-    );
+    )
+    .merge(crate::api::cti::router(cti))
+    .merge(crate::api::pages::router());
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .map_err(|source| ServerError::Listen {

@@ -39,6 +39,30 @@ pub struct Store {
     history: sled::Tree,
     cdr: sled::Tree,
     queue_log: sled::Tree,
+    audit: sled::Tree,
+    agent_log: sled::Tree,
+}
+
+/// Something a person did through the API that the bank must be able to
+/// account for (secure pause, hang-up, transfer, logins).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at_ms: u64,
+    /// "agent:1001", "supervisor:9001" or "admin".
+    pub who: String,
+    pub action: String,
+    pub call_id: Option<String>,
+    /// What happened, in words (the plugin's answer, the refusal...).
+    pub outcome: String,
+}
+
+/// An agent's state change, for occupancy and time-in-state reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStateEntry {
+    pub at_ms: u64,
+    pub agent: String,
+    /// The state's name ("ready", "on-call", ...).
+    pub state: String,
 }
 
 /// One line of the queue log.
@@ -72,11 +96,15 @@ impl Store {
         let history = db.open_tree("plugin_history")?;
         let cdr = db.open_tree("cdr")?;
         let queue_log = db.open_tree("queue_log")?;
+        let audit = db.open_tree("audit")?;
+        let agent_log = db.open_tree("agent_log")?;
         Ok(Self {
             db,
             history,
             cdr,
             queue_log,
+            audit,
+            agent_log,
         })
     }
 
@@ -156,6 +184,45 @@ impl Store {
     ) -> Result<Vec<QueueLogEntry>, StoreError> {
         let mut out = Vec::new();
         for item in self.queue_log.range(since_ms.to_be_bytes()..).take(limit) {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Append to the audit log; on disk when this returns.
+    pub fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut key = entry.at_ms.to_be_bytes().to_vec();
+        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        self.audit.insert(key, serde_json::to_vec(entry)?)?;
+        self.audit.flush()?;
+        Ok(())
+    }
+
+    pub fn audit_since(&self, since_ms: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.audit.range(since_ms.to_be_bytes()..).take(limit) {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Append an agent state change (flushed with the call records).
+    pub fn log_agent_state(&self, entry: &AgentStateEntry) -> Result<(), StoreError> {
+        let mut key = entry.at_ms.to_be_bytes().to_vec();
+        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        self.agent_log.insert(key, serde_json::to_vec(entry)?)?;
+        Ok(())
+    }
+
+    pub fn agent_log_since(
+        &self,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<AgentStateEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.agent_log.range(since_ms.to_be_bytes()..).take(limit) {
             let (_, v) = item?;
             out.push(serde_json::from_slice(&v)?);
         }

@@ -41,10 +41,26 @@ pub enum AgentState {
     WrapUp,
 }
 
+impl AgentState {
+    /// The state's name in metrics and the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AgentState::LoggedOut => "logged-out",
+            AgentState::Ready => "ready",
+            AgentState::NotReady { .. } => "not-ready",
+            AgentState::Ringing { .. } => "ringing",
+            AgentState::OnCall { .. } => "on-call",
+            AgentState::WrapUp => "wrap-up",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Agent {
     pub config: AgentConfig,
     pub state: AgentState,
+    /// When the agent entered `state`.
+    pub state_since_ms: u64,
     /// When the agent last became free (ready or end of a call), for longest-idle.
     pub idle_since_ms: u64,
     pub calls_today: u32,
@@ -58,6 +74,7 @@ impl Agent {
         Self {
             config,
             state: AgentState::LoggedOut,
+            state_since_ms: 0,
             idle_since_ms: 0,
             calls_today: 0,
             pending_not_ready: None,

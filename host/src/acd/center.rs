@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::plugins::bindings::{
-    AgentCandidate, CallInfo, IvrEntry, IvrStep, QueueStats, QueueTarget, RouteDecision,
+    AgentCandidate, AgentInfo, CallInfo, IvrEntry, IvrStep, QueueStats, QueueTarget, RouteDecision,
 };
 
 use super::agent::{Agent, AgentConfig, AgentState};
@@ -32,6 +32,8 @@ impl Default for AcdSettings {
     }
 }
 
+mod control;
+
 #[derive(Debug, Clone, PartialEq)]
 enum CallState {
     Routing,
@@ -45,6 +47,18 @@ enum CallState {
     Connected {
         agent: AgentId,
     },
+}
+
+impl CallState {
+    fn name(&self) -> &'static str {
+        match self {
+            CallState::Routing => "routing",
+            CallState::Ivr => "ivr",
+            CallState::Queued | CallState::Ranking => "queued",
+            CallState::Ringing { .. } => "ringing",
+            CallState::Connected { .. } => "connected",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +94,8 @@ pub struct Acd {
     calls: HashMap<CallId, Call>,
     seq: u64,
     out: Vec<Output>,
+    /// Time of the event being handled.
+    now_ms: u64,
 }
 
 impl Acd {
@@ -97,6 +113,7 @@ impl Acd {
             calls: HashMap::new(),
             seq: 0,
             out: Vec::new(),
+            now_ms: 0,
         }
     }
 
@@ -118,6 +135,7 @@ impl Acd {
 
     /// Apply one event at time `now_ms`; returns what must happen next.
     pub fn handle(&mut self, now_ms: u64, event: CallEvent) -> Vec<Output> {
+        self.now_ms = now_ms;
         match event {
             CallEvent::Arrived {
                 call_id,
@@ -181,7 +199,9 @@ impl Acd {
             }
             CallEvent::CallerHungUp { call_id } => self.hung_up(now_ms, &call_id, true),
             CallEvent::AgentHungUp { call_id } => self.hung_up(now_ms, &call_id, false),
-            CallEvent::CallFailed { call_id, reason } => self.failed(now_ms, &call_id, &reason),
+            CallEvent::CallFailed { call_id, reason } => {
+                self.end_by_host(now_ms, &call_id, &reason, true)
+            }
             CallEvent::TimerFired { timer } => self.timer(now_ms, timer),
             CallEvent::AgentLogin { agent } => {
                 if self.agents.get(&agent).is_some_and(|a| !a.logged_in()) {
@@ -224,6 +244,14 @@ impl Acd {
             CallEvent::SetPriority { call_id, priority } => {
                 self.set_priority(now_ms, &call_id, priority)
             }
+            CallEvent::HangUp { call_id, by } => {
+                self.end_by_host(now_ms, &call_id, &format!("ended by {by}"), false)
+            }
+            CallEvent::Transfer {
+                call_id,
+                target,
+                by,
+            } => self.transfer(now_ms, &call_id, target, by),
         }
         self.drain()
     }
@@ -274,6 +302,7 @@ impl Acd {
             && a.state != state
         {
             a.state = state.clone();
+            a.state_since_ms = self.now_ms;
             self.event(AcdEvent::AgentStateChanged {
                 agent: agent.to_owned(),
                 state,
@@ -328,36 +357,92 @@ impl Acd {
         self.ask_router(now_ms, &call_id);
     }
 
-    /// Queues and agents as they are now.
+    /// Queues, agents and calls as they are now.
     pub fn snapshot(&self, now_ms: u64) -> AcdSnapshot {
         let mut agents_by_state = BTreeMap::new();
+        let mut staffed: HashMap<&str, (u32, u32)> = HashMap::new();
         for a in self.agents.values() {
-            let state = match a.state {
-                AgentState::LoggedOut => "logged-out",
-                AgentState::Ready => "ready",
-                AgentState::NotReady { .. } => "not-ready",
-                AgentState::Ringing { .. } => "ringing",
-                AgentState::OnCall { .. } => "on-call",
-                AgentState::WrapUp => "wrap-up",
-            };
-            *agents_by_state.entry(state).or_default() += 1;
+            *agents_by_state.entry(a.state.name()).or_default() += 1;
+            if a.logged_in() {
+                for q in a.config.queues.keys() {
+                    let e = staffed.entry(q.as_str()).or_default();
+                    e.0 += 1;
+                    e.1 += u32::from(a.state == AgentState::Ready);
+                }
+            }
         }
+        let caller = |id: &str| {
+            self.calls
+                .get(id)
+                .map(|c| c.caller.clone())
+                .unwrap_or_default()
+        };
         AcdSnapshot {
+            at_ms: now_ms,
             queues: self
                 .queues
                 .values()
-                .map(|q| QueueSnapshot {
-                    name: q.config.name.clone(),
-                    waiting: q.waiting.len() as u32,
-                    longest_wait_ms: q
-                        .waiting
-                        .iter()
-                        .map(|w| now_ms.saturating_sub(w.entered_ms))
-                        .max()
-                        .unwrap_or(0),
+                .map(|q| {
+                    let (logged_in, ready) = staffed
+                        .get(q.config.name.as_str())
+                        .copied()
+                        .unwrap_or_default();
+                    QueueSnapshot {
+                        name: q.config.name.clone(),
+                        waiting: q.waiting.len() as u32,
+                        longest_wait_ms: q
+                            .waiting
+                            .iter()
+                            .map(|w| now_ms.saturating_sub(w.entered_ms))
+                            .max()
+                            .unwrap_or(0),
+                        agents_logged_in: logged_in,
+                        agents_ready: ready,
+                        calls: q
+                            .waiting
+                            .iter()
+                            .map(|w| WaitingCall {
+                                call_id: w.call_id.clone(),
+                                caller: caller(&w.call_id),
+                                priority: w.priority,
+                                wait_ms: now_ms.saturating_sub(w.entered_ms),
+                            })
+                            .collect(),
+                    }
                 })
                 .collect(),
             agents_by_state,
+            agents: self
+                .agents
+                .values()
+                .map(|a| AgentSnapshot {
+                    id: a.config.id.clone(),
+                    name: a.config.name.clone(),
+                    state: a.state.clone(),
+                    since_ms: a.state_since_ms,
+                    calls_today: a.calls_today,
+                    queues: a.config.queues.keys().cloned().collect(),
+                })
+                .collect(),
+            calls: self
+                .calls
+                .values()
+                .map(|c| CallSnapshot {
+                    call_id: c.id.clone(),
+                    caller: c.caller.clone(),
+                    dialed: c.dialed.clone(),
+                    trunk: c.trunk.clone(),
+                    state: c.state.name(),
+                    queue: c.queue.clone(),
+                    agent: match &c.state {
+                        CallState::Connected { agent } => Some(agent.clone()),
+                        _ => None,
+                    },
+                    priority: c.priority,
+                    arrived_ms: c.arrived_ms,
+                    answered_ms: c.answered_ms,
+                })
+                .collect(),
         }
     }
 
@@ -800,6 +885,29 @@ impl Acd {
                     call_id: call_id.to_owned(),
                 },
             );
+            // The event goes first: the desktop's card must not trail the ring.
+            if let Some(info) = self.call_info(now_ms, call_id) {
+                let agent_info = self
+                    .agents
+                    .get(&agent)
+                    .map(|a| AgentInfo {
+                        id: agent.clone(),
+                        name: a.config.name.clone(),
+                        skills: a.config.skills.keys().cloned().collect(),
+                    })
+                    .unwrap_or_else(|| AgentInfo {
+                        id: agent.clone(),
+                        name: String::new(),
+                        skills: vec![],
+                    });
+                self.event(AcdEvent::CallOffered {
+                    call_id: call_id.to_owned(),
+                    agent: agent.clone(),
+                    queue: queue.map(str::to_owned),
+                    call: Box::new(info),
+                    agent_info,
+                });
+            }
             let seq = self.next_seq();
             self.cmd(Command::Offer {
                 call_id: call_id.to_owned(),
@@ -813,11 +921,6 @@ impl Acd {
                     seq,
                 },
                 at_ms: now_ms + ring_secs as u64 * 1000,
-            });
-            self.event(AcdEvent::CallOffered {
-                call_id: call_id.to_owned(),
-                agent: agent.clone(),
-                queue: queue.map(str::to_owned),
             });
             if let Some(q) = queue {
                 self.qlog(now_ms, call_id, q, Some(&agent), QueueLogKind::Offered);
@@ -863,7 +966,8 @@ impl Acd {
         c.state = CallState::Connected {
             agent: agent.to_owned(),
         };
-        c.answered_ms = Some(now_ms);
+        // A transferred call keeps its first answer (talk time runs from it).
+        c.answered_ms.get_or_insert(now_ms);
         c.agent = Some(agent.to_owned());
         let queue = c.queue.clone();
         self.cmd(Command::CancelTimer {
@@ -1078,7 +1182,8 @@ impl Acd {
         }
     }
 
-    fn failed(&mut self, now_ms: u64, call_id: &str, reason: &str) {
+    /// The host ends the call: on a failure (`failed`), or because the API asked.
+    fn end_by_host(&mut self, now_ms: u64, call_id: &str, reason: &str, failed: bool) {
         let Some(c) = self.calls.get(call_id) else {
             return;
         };
@@ -1088,6 +1193,11 @@ impl Acd {
         {
             qq.remove(call_id);
         }
+        let mut disposition = if failed {
+            Disposition::Failed
+        } else {
+            Disposition::Rejected
+        };
         match state {
             CallState::Ringing { agents } => {
                 for (agent, seq) in agents {
@@ -1099,6 +1209,12 @@ impl Acd {
                     call_id: call_id.to_owned(),
                     agent: agent.clone(),
                 });
+                if !failed {
+                    disposition = Disposition::Answered;
+                    if let Some(q) = &queue {
+                        self.qlog(now_ms, call_id, q, Some(&agent), QueueLogKind::Complete);
+                    }
+                }
                 self.agent_done(now_ms, &agent, queue.as_deref());
             }
             _ => {}
@@ -1106,7 +1222,7 @@ impl Acd {
         self.cmd(Command::HangUpCaller {
             call_id: call_id.to_owned(),
         });
-        self.end_call(now_ms, call_id, Disposition::Failed, reason.to_owned());
+        self.end_call(now_ms, call_id, disposition, reason.to_owned());
     }
 
     fn timer(&mut self, now_ms: u64, timer: TimerId) {

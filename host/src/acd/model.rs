@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plugins::bindings::{AgentCandidate, CallInfo, IvrStep, RouteDecision};
+use crate::plugins::bindings::{AgentCandidate, AgentInfo, CallInfo, IvrStep, RouteDecision};
 
 pub type CallId = String;
 pub type AgentId = String;
@@ -100,6 +100,51 @@ pub enum CallEvent {
         call_id: CallId,
         priority: i32,
     },
+    /// End the call from the API (`by`: who asked, for the record).
+    HangUp {
+        call_id: CallId,
+        by: String,
+    },
+    /// Blind transfer from the API: the call leaves its agent or queue for `target`.
+    Transfer {
+        call_id: CallId,
+        target: TransferTarget,
+        by: String,
+    },
+}
+
+/// Where a blind transfer sends a call. JSON: `{"queue": "vip"}`,
+/// `{"agent": "1002"}` or `{"number": "95588"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum TransferTarget {
+    Queue(String),
+    Agent(AgentId),
+    Number(String),
+}
+
+impl std::fmt::Display for TransferTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransferTarget::Queue(q) => write!(f, "queue {q}"),
+            TransferTarget::Agent(a) => write!(f, "agent {a}"),
+            TransferTarget::Number(n) => write!(f, "number {n}"),
+        }
+    }
+}
+
+/// Why the center refused a request of the API (checked before it is applied).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    NotFound(String),
+    /// The request does not fit the state things are in now.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the call center is not running")]
+    Stopped,
 }
 
 /// Timers the ACD asks the driver to run; a timer that fires after it stopped
@@ -271,10 +316,18 @@ pub enum AcdEvent {
         queue: String,
         position: usize,
     },
+    /// Sent before the agent's phone is rung, with what the screen-pop needs.
     CallOffered {
         call_id: CallId,
         agent: AgentId,
         queue: Option<String>,
+        call: Box<CallInfo>,
+        agent_info: AgentInfo,
+    },
+    CallTransferred {
+        call_id: CallId,
+        target: TransferTarget,
+        by: String,
     },
     CallConnected {
         call_id: CallId,
@@ -306,12 +359,15 @@ pub enum Output {
     Event(AcdEvent),
 }
 
-/// Live figures of the center, for metrics and the supervisor's views.
+/// Live state of the center, for metrics, the API and the supervisor's views.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AcdSnapshot {
+    pub at_ms: u64,
     pub queues: Vec<QueueSnapshot>,
     /// Agent state name ("ready", "on-call", ...) -> agents in it.
     pub agents_by_state: BTreeMap<&'static str, u32>,
+    pub agents: Vec<AgentSnapshot>,
+    pub calls: Vec<CallSnapshot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -319,4 +375,43 @@ pub struct QueueSnapshot {
     pub name: String,
     pub waiting: u32,
     pub longest_wait_ms: u64,
+    pub agents_logged_in: u32,
+    pub agents_ready: u32,
+    /// Waiting calls in serving order.
+    pub calls: Vec<WaitingCall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WaitingCall {
+    pub call_id: CallId,
+    pub caller: String,
+    pub priority: i32,
+    pub wait_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentSnapshot {
+    pub id: AgentId,
+    pub name: String,
+    #[serde(flatten)]
+    pub state: super::AgentState,
+    /// When the agent entered this state (ms since the epoch).
+    pub since_ms: u64,
+    pub calls_today: u32,
+    pub queues: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallSnapshot {
+    pub call_id: CallId,
+    pub caller: String,
+    pub dialed: String,
+    pub trunk: String,
+    /// "routing", "ivr", "queued", "ringing" or "connected".
+    pub state: &'static str,
+    pub queue: Option<String>,
+    pub agent: Option<AgentId>,
+    pub priority: i32,
+    pub arrived_ms: u64,
+    pub answered_ms: Option<u64>,
 }

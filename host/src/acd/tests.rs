@@ -762,3 +762,200 @@ fn queue_stats_reach_the_router() {
     );
     assert!(q.estimated_wait_secs > 0);
 }
+
+#[test]
+fn the_offer_event_comes_before_the_ring_and_carries_the_call() {
+    let mut s = Sim::new(
+        vec![QueueConfig::named("cards")],
+        vec![agent("1001", &[("cards", 1)], &[("cards", 50)])],
+    );
+    s.login("1001");
+    let o = s.call("c1", QueueTarget::plain("cards"));
+    let offered = o
+        .iter()
+        .position(|x| matches!(x, Output::Event(AcdEvent::CallOffered { .. })))
+        .expect("offered event");
+    let ring = o
+        .iter()
+        .position(|x| matches!(x, Output::Command(Command::Offer { .. })))
+        .expect("offer command");
+    assert!(offered < ring, "{o:?}");
+    let Output::Event(AcdEvent::CallOffered {
+        call, agent_info, ..
+    }) = &o[offered]
+    else {
+        unreachable!()
+    };
+    assert_eq!(call.caller, "+8613800000000");
+    assert_eq!(agent_info.skills, vec!["cards".to_string()]);
+}
+
+#[test]
+fn api_requests_are_checked_against_the_live_state() {
+    let mut q = QueueConfig::named("cards");
+    q.wrap_up_secs = 30;
+    let mut s = Sim::new(
+        vec![q, QueueConfig::named("vip")],
+        vec![
+            agent("1001", &[("cards", 1)], &[]),
+            agent("1002", &[("vip", 1)], &[]),
+        ],
+    );
+    let refusal = |s: &Sim, e: CallEvent| s.acd.check(&e).unwrap_err();
+    assert!(matches!(
+        refusal(
+            &s,
+            CallEvent::AgentReady {
+                agent: "nobody".into()
+            }
+        ),
+        Refusal::NotFound(_)
+    ));
+    assert!(matches!(
+        refusal(
+            &s,
+            CallEvent::AgentNotReady {
+                agent: "1001".into(),
+                reason: "break".into()
+            }
+        ),
+        Refusal::Conflict(_)
+    ));
+    assert!(matches!(
+        refusal(
+            &s,
+            CallEvent::WrapUpDone {
+                agent: "1001".into()
+            }
+        ),
+        Refusal::Conflict(_)
+    ));
+    s.login("1001");
+    s.call("c1", QueueTarget::plain("cards"));
+    s.ev(CallEvent::AgentAnswered {
+        call_id: "c1".into(),
+        agent: "1001".into(),
+    });
+    let transfer = |target| CallEvent::Transfer {
+        call_id: "c1".into(),
+        target,
+        by: "agent:1001".into(),
+    };
+    assert!(matches!(
+        refusal(&s, transfer(TransferTarget::Queue("nope".into()))),
+        Refusal::NotFound(_)
+    ));
+    assert!(matches!(
+        refusal(&s, transfer(TransferTarget::Agent("1002".into()))),
+        Refusal::Conflict(_)
+    ));
+    assert!(matches!(
+        refusal(&s, transfer(TransferTarget::Number("95588".into()))),
+        Refusal::Conflict(_)
+    ));
+    assert!(matches!(
+        refusal(&s, transfer(TransferTarget::Number("<script>".into()))),
+        Refusal::Invalid(_)
+    ));
+    assert!(matches!(
+        refusal(
+            &s,
+            CallEvent::HangUp {
+                call_id: "c9".into(),
+                by: "x".into()
+            }
+        ),
+        Refusal::NotFound(_)
+    ));
+    assert!(
+        s.acd
+            .check(&transfer(TransferTarget::Queue("vip".into())))
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_connected_call_transferred_to_a_queue_rings_the_next_agent() {
+    let mut cards = QueueConfig::named("cards");
+    cards.wrap_up_secs = 30;
+    let mut s = Sim::new(
+        vec![cards, QueueConfig::named("vip")],
+        vec![
+            agent("1001", &[("cards", 1)], &[]),
+            agent("1002", &[("vip", 1)], &[]),
+        ],
+    );
+    s.login("1001");
+    s.login("1002");
+    s.call("c1", QueueTarget::plain("cards"));
+    s.at(5).ev(CallEvent::AgentAnswered {
+        call_id: "c1".into(),
+        agent: "1001".into(),
+    });
+    let o = s.at(65).ev(CallEvent::Transfer {
+        call_id: "c1".into(),
+        target: TransferTarget::Queue("vip".into()),
+        by: "agent:1001".into(),
+    });
+    assert!(has(
+        &o,
+        &Command::HangUpAgent {
+            call_id: "c1".into(),
+            agent: "1001".into()
+        }
+    ));
+    assert_eq!(offers(&o), vec![("c1".into(), "1002".into())]);
+    assert_eq!(s.state("1001"), AgentState::WrapUp);
+    s.at(70).ev(CallEvent::AgentAnswered {
+        call_id: "c1".into(),
+        agent: "1002".into(),
+    });
+    s.at(100).ev(CallEvent::CallerHungUp {
+        call_id: "c1".into(),
+    });
+    let r = s.record("c1");
+    assert_eq!(r.disposition, Disposition::Answered);
+    assert_eq!(r.agent.as_deref(), Some("1002"));
+    assert_eq!(r.queue.as_deref(), Some("vip"));
+    // Talk time runs from the first answer.
+    assert_eq!(r.talk_secs, 95.0);
+}
+
+#[test]
+fn hang_up_from_the_api_ends_a_queued_or_connected_call() {
+    let mut s = Sim::new(
+        vec![QueueConfig::named("cards")],
+        vec![agent("1001", &[("cards", 1)], &[])],
+    );
+    s.call("c1", QueueTarget::plain("cards"));
+    let o = s.ev(CallEvent::HangUp {
+        call_id: "c1".into(),
+        by: "supervisor:9001".into(),
+    });
+    assert!(has(
+        &o,
+        &Command::HangUpCaller {
+            call_id: "c1".into()
+        }
+    ));
+    assert_eq!(s.record("c1").disposition, Disposition::Rejected);
+    assert_eq!(s.record("c1").cause, "ended by supervisor:9001");
+    s.login("1001");
+    s.call("c2", QueueTarget::plain("cards"));
+    s.ev(CallEvent::AgentAnswered {
+        call_id: "c2".into(),
+        agent: "1001".into(),
+    });
+    let o = s.ev(CallEvent::HangUp {
+        call_id: "c2".into(),
+        by: "agent:1001".into(),
+    });
+    assert!(has(
+        &o,
+        &Command::HangUpAgent {
+            call_id: "c2".into(),
+            agent: "1001".into()
+        }
+    ));
+    assert_eq!(s.record("c2").disposition, Disposition::Answered);
+}

@@ -354,6 +354,9 @@ impl B2bua {
         if key.method != "INVITE" {
             return; // BYE and CANCEL answers: the transaction layer is done with them
         }
+        if self.calls.lock().contains_key(call_id) {
+            return self.on_caller_reinvite_response(key, call_id, code);
+        }
         let mut legs = self.legs.lock();
         let Some((caller, leg)) = legs.get_mut(call_id) else {
             return;
@@ -483,11 +486,15 @@ impl B2bua {
                         .and_then(|k| legs.get(&k))
                         .map(|(_, l)| (l.sdp.clone(), l.content_type.clone()))
                 };
+                let (body, ctype) = sdp.unwrap_or_default();
+                let answered = self.calls.lock().get(&call_id).map(|c| c.answered);
+                if answered == Some(true) {
+                    return self.reinvite_caller(&call_id, &body, ctype.as_deref());
+                }
                 let mut calls = self.calls.lock();
                 let Some(c) = calls.get_mut(&call_id) else {
                     return;
                 };
-                let (body, ctype) = sdp.unwrap_or_default();
                 let contact = self.contact(c.peer);
                 let mut ok = String::from_utf8_lossy(&response(
                     &c.invite,
@@ -572,6 +579,18 @@ impl B2bua {
 
     fn bye_caller(&self, mut c: Call) {
         c.cseq += 1;
+        let bye = self.caller_request(&c, "BYE", c.cseq, None);
+        self.send_request(bye, c.peer);
+    }
+
+    /// An in-dialog request of ours towards the caller (BYE, re-INVITE, ACK).
+    fn caller_request(
+        &self,
+        c: &Call,
+        method: &str,
+        cseq: u32,
+        body: Option<(&[u8], Option<&str>)>,
+    ) -> Vec<u8> {
         let target = c
             .invite
             .header("Contact")
@@ -581,14 +600,66 @@ impl B2bua {
         let to = c.invite.header("From").unwrap_or("").to_owned();
         let from = format!("{};tag={}", c.invite.header("To").unwrap_or(""), c.to_tag);
         let (local, t) = self.local(c.peer);
-        let bye = format!(
-            "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch=z9hG4bK{b};rport\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n",
+        let mut head = format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch=z9hG4bK{b};rport\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\n",
             b = token(),
             cid = c.invite.header("Call-ID").unwrap_or(""),
-            cseq = c.cseq,
-        )
-        .into_bytes();
-        self.send_request(bye, c.peer);
+        );
+        let (body, ctype) = body.unwrap_or((&[], None));
+        if method == "INVITE" {
+            head.push_str(&format!("Contact: {}\r\n", self.contact(c.peer)));
+        }
+        if let Some(t) = ctype {
+            head.push_str(&format!("Content-Type: {t}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    /// The caller was answered before (a transferred call): the new agent's
+    /// media reaches it by a re-INVITE carrying the agent's SDP.
+    fn reinvite_caller(&self, call_id: &str, body: &[u8], ctype: Option<&str>) {
+        let mut calls = self.calls.lock();
+        let Some(c) = calls.get_mut(call_id) else {
+            return;
+        };
+        c.cseq += 1;
+        let invite = self.caller_request(c, "INVITE", c.cseq, Some((body, ctype)));
+        let peer = c.peer;
+        drop(calls);
+        tracing::info!(call_id, "re-INVITE to the caller for the new agent's media");
+        self.send_request(invite, peer);
+    }
+
+    /// The answer to our re-INVITE of a caller: ACK a 2xx; an error ends the call.
+    fn on_caller_reinvite_response(&self, key: &TxKey, call_id: &str, code: u16) {
+        let calls = self.calls.lock();
+        let Some(c) = calls.get(call_id) else { return };
+        match code {
+            200..=299 => {
+                let ack = self.caller_request(c, "ACK", c.cseq, None);
+                let peer = c.peer;
+                drop(calls);
+                if let Some(ep) = self.ep() {
+                    ep.ack_2xx(key, ack, peer);
+                }
+            }
+            300..=699 => {
+                drop(calls);
+                tracing::warn!(
+                    call_id,
+                    code,
+                    "caller refused the re-INVITE; ending the call"
+                );
+                self.center.send(CallEvent::CallFailed {
+                    call_id: call_id.to_owned(),
+                    reason: format!("caller refused the transfer's re-INVITE with {code}"),
+                });
+            }
+            _ => {}
+        }
     }
 
     fn offer(&self, call_id: String, agent: String, sip_user: &str) {

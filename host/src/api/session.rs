@@ -1,0 +1,254 @@
+//! Desktop accounts and their sessions: who may log in (agents and
+//! supervisors with an argon2 password hash), the bearer tokens handed out,
+//! idle expiry, and a brake on password guessing.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::auth::AdminToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Agent,
+    Supervisor,
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// argon2 PHC string; None: this account cannot log into the desktop.
+    pub password_hash: Option<String>,
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The admin token.
+    Admin,
+    Agent(String),
+    Supervisor(String),
+}
+
+impl Principal {
+    /// For the audit log and call records: "agent:1001".
+    pub fn label(&self) -> String {
+        match self {
+            Principal::Admin => "admin".into(),
+            Principal::Agent(id) => format!("agent:{id}"),
+            Principal::Supervisor(id) => format!("supervisor:{id}"),
+        }
+    }
+
+    /// Supervisors and the admin see and act on everything.
+    pub fn oversees(&self) -> bool {
+        matches!(self, Principal::Admin | Principal::Supervisor(_))
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LoginError {
+    /// Unknown id and wrong password read the same, so ids cannot be probed.
+    #[error("wrong id or password")]
+    Wrong,
+    #[error("account {0} has no desktop password configured")]
+    NoPassword(String),
+    #[error("too many failed logins; try again in {0} s")]
+    Throttled(u64),
+}
+
+struct Session {
+    principal: Principal,
+    last_seen_ms: u64,
+}
+
+/// Failed logins per account within a window.
+const MAX_FAILURES: u32 = 5;
+const FAILURE_WINDOW_MS: u64 = 5 * 60 * 1000;
+
+pub struct Sessions {
+    accounts: HashMap<String, Account>,
+    sessions: Mutex<HashMap<[u8; 32], Session>>,
+    failures: Mutex<HashMap<String, (u32, u64)>>,
+    idle_ms: u64,
+    admin: AdminToken,
+    /// Verified against when the id is unknown, so both cost the same time.
+    decoy: String,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Sessions {
+    pub fn new(
+        accounts: Vec<Account>,
+        idle_secs: u64,
+        admin: AdminToken,
+    ) -> Result<Self, super::password::PasswordError> {
+        Ok(Self {
+            accounts: accounts.into_iter().map(|a| (a.id.clone(), a)).collect(),
+            sessions: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            idle_ms: idle_secs.saturating_mul(1000),
+            admin,
+            decoy: super::password::hash("decoy")?,
+        })
+    }
+
+    pub fn account(&self, id: &str) -> Option<&Account> {
+        self.accounts.get(id)
+    }
+
+    /// Check the password (argon2: call from a blocking thread) and open a
+    /// session; returns its token.
+    pub fn login(&self, id: &str, password: &str, now_ms: u64) -> Result<String, LoginError> {
+        if let Some(&(n, since)) = self.failures.lock().get(id)
+            && n >= MAX_FAILURES
+            && now_ms < since + FAILURE_WINDOW_MS
+        {
+            return Err(LoginError::Throttled(
+                (since + FAILURE_WINDOW_MS - now_ms).div_ceil(1000),
+            ));
+        }
+        let account = self.accounts.get(id);
+        let hash = account.and_then(|a| a.password_hash.as_deref());
+        let ok = super::password::verify(hash.unwrap_or(&self.decoy), password);
+        let account = match account {
+            Some(a) if ok && hash.is_some() => a,
+            Some(a) if a.password_hash.is_none() => {
+                return Err(LoginError::NoPassword(a.id.clone()));
+            }
+            _ => {
+                let mut f = self.failures.lock();
+                let e = f.entry(id.to_owned()).or_insert((0, now_ms));
+                if now_ms >= e.1 + FAILURE_WINDOW_MS {
+                    *e = (0, now_ms);
+                }
+                e.0 += 1;
+                return Err(LoginError::Wrong);
+            }
+        };
+        self.failures.lock().remove(id);
+        let token = crate::random::bytes::<32>()
+            .map(hex::encode)
+            .map_err(|_| LoginError::Wrong)?;
+        let principal = match account.role {
+            Role::Agent => Principal::Agent(account.id.clone()),
+            Role::Supervisor => Principal::Supervisor(account.id.clone()),
+        };
+        self.sessions.lock().insert(
+            digest(&token),
+            Session {
+                principal,
+                last_seen_ms: now_ms,
+            },
+        );
+        Ok(token)
+    }
+
+    pub fn logout(&self, token: &str) -> Option<Principal> {
+        self.sessions
+            .lock()
+            .remove(&digest(token))
+            .map(|s| s.principal)
+    }
+
+    /// The admin token, or a live session (which this request keeps alive).
+    pub fn authenticate(&self, token: &str, now_ms: u64) -> Option<Principal> {
+        if self.admin.matches(token) {
+            return Some(Principal::Admin);
+        }
+        let mut sessions = self.sessions.lock();
+        let key = digest(token);
+        let s = sessions.get_mut(&key)?;
+        if now_ms > s.last_seen_ms + self.idle_ms {
+            sessions.remove(&key);
+            return None;
+        }
+        s.last_seen_ms = now_ms;
+        Some(s.principal.clone())
+    }
+
+    /// Drop expired sessions (called now and then).
+    pub fn sweep(&self, now_ms: u64) {
+        self.sessions
+            .lock()
+            .retain(|_, s| now_ms <= s.last_seen_ms + self.idle_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sessions() -> Sessions {
+        Sessions::new(
+            vec![
+                Account {
+                    id: "1001".into(),
+                    name: "Zhang Wei".into(),
+                    role: Role::Agent,
+                    password_hash: Some(super::super::password::hash("pw").unwrap()),
+                },
+                Account {
+                    id: "1002".into(),
+                    name: "Li Na".into(),
+                    role: Role::Agent,
+                    password_hash: None,
+                },
+            ],
+            60,
+            AdminToken::new("admin"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn login_gives_a_token_that_expires_when_idle() {
+        let s = sessions();
+        let t = s.login("1001", "pw", 1000).unwrap();
+        assert_eq!(
+            s.authenticate(&t, 30_000),
+            Some(Principal::Agent("1001".into()))
+        );
+        assert_eq!(
+            s.authenticate(&t, 89_000),
+            Some(Principal::Agent("1001".into()))
+        );
+        assert_eq!(s.authenticate(&t, 150_000), None);
+        assert_eq!(s.authenticate("admin", 0), Some(Principal::Admin));
+    }
+
+    #[test]
+    fn wrong_and_unknown_read_the_same_and_guessing_is_throttled() {
+        let s = sessions();
+        assert_eq!(s.login("1001", "nope", 0), Err(LoginError::Wrong));
+        assert_eq!(s.login("9999", "pw", 0), Err(LoginError::Wrong));
+        assert_eq!(
+            s.login("1002", "x", 0),
+            Err(LoginError::NoPassword("1002".into()))
+        );
+        for _ in 0..4 {
+            let _ = s.login("1001", "nope", 10);
+        }
+        assert!(matches!(
+            s.login("1001", "pw", 20),
+            Err(LoginError::Throttled(_))
+        ));
+        assert!(s.login("1001", "pw", FAILURE_WINDOW_MS + 1).is_ok());
+    }
+
+    #[test]
+    fn logout_ends_the_session() {
+        let s = sessions();
+        let t = s.login("1001", "pw", 0).unwrap();
+        assert_eq!(s.logout(&t), Some(Principal::Agent("1001".into())));
+        assert_eq!(s.authenticate(&t, 1), None);
+    }
+}
