@@ -8,6 +8,7 @@ mod support;
 use std::time::Duration;
 
 use ctihost::acd::*;
+use ctihost::center::Published;
 use ctihost::plugins::Trigger;
 use ctihost::plugins::embedded::STOCK;
 use support::*;
@@ -43,7 +44,7 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
     let t = TestHost::new();
     for p in STOCK
         .iter()
-        .filter(|p| p.name == "skills-router" || p.name == "crm-http")
+        .filter(|p| ["skills-router", "crm-http", "crm-screen-pop"].contains(&p.name))
     {
         t.host.load(p.source(), Trigger::Startup).await.unwrap();
     }
@@ -165,14 +166,27 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
     );
     // The agent who did not answer is not ready; the event stream said so.
     let mut saw = false;
+    let mut cards = vec![];
     while let Ok(e) = events.try_recv() {
-        if let AcdEvent::AgentStateChanged {
-            agent,
-            state: AgentState::NotReady { reason },
-        } = e
-        {
-            saw |= agent == first_agent && reason == "ring-no-answer";
+        match e {
+            Published::Acd(AcdEvent::AgentStateChanged {
+                agent,
+                state: AgentState::NotReady { reason },
+            }) => saw |= agent == first_agent && reason == "ring-no-answer",
+            Published::Card(c) => cards.push(c),
+            _ => {}
         }
     }
     assert!(saw);
+    // Each offer got the host's card at once and then the screen-pop plugin's.
+    for agent in [&first_agent, &second_agent] {
+        let mine: Vec<_> = cards.iter().filter(|c| &c.agent == agent).collect();
+        assert!(mine[0].provisional, "{mine:?}");
+        assert!(
+            mine.iter().any(|c| !c.provisional
+                && c.plugin.as_deref() == Some("crm-screen-pop")
+                && c.plugin_version.as_ref().is_some_and(|v| v.len() == 64)),
+            "{mine:?}"
+        );
+    }
 }

@@ -4,11 +4,12 @@
 
 mod support;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::server::{self, Server, free_port};
+use support::sipp::{caller, finished, phone, phone_with, sipp_cmd, target};
 
 fn center(dir: &std::path::Path, ring_timeout_secs: u32) -> Server {
     center_with(dir, ring_timeout_secs, "")
@@ -70,94 +71,6 @@ fn center_trunks(
     )
     .unwrap();
     server::start(&config)
-}
-
-fn sipp_cmd(scenario: &str, target: SocketAddr, port: u16, extra: &[&str]) -> Command {
-    let mut c = Command::new("sipp");
-    let path = support::root().join("tests").join("sipp").join(scenario);
-    c.args([
-        "-sf",
-        path.to_str().unwrap(),
-        "-i",
-        if target.is_ipv6() { "::1" } else { "127.0.0.1" },
-        "-p",
-        &port.to_string(),
-    ])
-    .args(if extra.contains(&"-t") {
-        &[][..]
-    } else {
-        &["-t", "u1"][..]
-    })
-    .args(["-timeout", "30", "-timeout_error", "-nostdin"])
-    .args(extra)
-    .args(if extra.contains(&"-m") {
-        &[][..]
-    } else {
-        &["-m", "1"][..]
-    })
-    .arg(target.to_string())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    // CTIHOST_SIPP_TRACE=DIR keeps SIPp's message and error logs there.
-    match std::env::var_os("CTIHOST_SIPP_TRACE") {
-        Some(dir) => c.args(["-trace_err", "-trace_msg"]).current_dir(dir),
-        None => c.current_dir(std::env::temp_dir()),
-    };
-    c
-}
-
-/// Register `agent` from `port`, then leave a phone there running `scenario`.
-fn phone(s: &Server, agent: &str, scenario: &str) -> Child {
-    phone_with(s, agent, scenario, &[])
-}
-
-/// The host's address for the transport SIPp is told to use (`-t t1`: TCP).
-fn target(s: &Server, sipp_args: &[&str]) -> SocketAddr {
-    if sipp_args.contains(&"t1") {
-        s.sip_tcp.unwrap()
-    } else {
-        s.sip_udp.unwrap()
-    }
-}
-
-fn phone_with(s: &Server, agent: &str, scenario: &str, extra: &[&str]) -> Child {
-    let port = free_port();
-    let target = target(s, extra);
-    let password = format!("pw-{agent}");
-    let mut register = vec!["-s", agent, "-au", agent, "-ap", &password];
-    if extra.contains(&"t1") {
-        register.extend(["-t", "t1"]);
-    }
-    let ok = sipp_cmd("register_ok.xml", target, port, &register)
-        .status()
-        .unwrap();
-    assert!(ok.success(), "agent {agent} registered");
-    let mut args = vec!["-s", agent];
-    args.extend_from_slice(extra);
-    sipp_cmd(scenario, target, port, &args).spawn().unwrap()
-}
-
-fn caller(s: &Server, scenario_args: &[&str]) -> bool {
-    sipp_cmd(
-        scenario_args[0],
-        target(s, scenario_args),
-        free_port(),
-        &scenario_args[1..],
-    )
-    .status()
-    .unwrap()
-    .success()
-}
-
-fn finished(mut child: Child) -> bool {
-    let until = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st.success();
-        }
-        assert!(Instant::now() < until, "phone scenario did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn records(s: &Server, n: usize) -> Vec<serde_json::Value> {

@@ -61,6 +61,9 @@ pub enum Command {
         #[command(flatten)]
         admin: admin_client::AdminArgs,
     },
+    /// Hash a desktop password for the config (`desktop_password_hash`):
+    /// reads the password from standard input, prints its argon2id PHC string.
+    HashPassword,
 }
 
 #[derive(Subcommand)]
@@ -164,7 +167,33 @@ impl Cli {
     pub fn default_log_level(&self) -> &'static str {
         match self.command {
             Command::Run { .. } => "info,cranelift=warn,wasmtime=warn",
-            Command::Plugin { .. } | Command::Cdr { .. } | Command::Report { .. } => "error",
+            Command::Plugin { .. }
+            | Command::Cdr { .. }
+            | Command::Report { .. }
+            | Command::HashPassword => "error",
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: cannot read the password from standard input: {e}");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("error: empty password (give it on standard input)");
+        return ExitCode::from(2);
+    }
+    match ctihost::api::password::hash(password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }
@@ -185,6 +214,7 @@ pub fn init_tracing(json: bool, default: &str) {
 pub async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config).await,
+        Command::HashPassword => hash_password(),
         Command::Report {
             since,
             queue,

@@ -2,7 +2,9 @@
 //! real HTTP servers on loopback, the real binary.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod desk;
 pub mod server;
+pub mod sipp;
 pub mod toolchains;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,470 @@
+//! The CTI API and its event stream against the real binary: sessions,
+//! every endpoint's happy path and bad input, and real calls (SIPp caller and
+//! phones) seen through the agent's and the supervisor's event streams.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::desk::{self, Api, events, next_of};
+use support::server::free_port;
+use support::sipp::{phone, sipp_cmd, target};
+use support::{Crm, wait_for};
+
+async fn finished(child: std::process::Child) -> bool {
+    tokio::task::spawn_blocking(move || support::sipp::finished(child))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_states_and_bad_input() {
+    let crm = Crm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = desk::center(dir.path(), crm.addr, "");
+    let api = Api::new(&s);
+
+    // Nothing is open without a session.
+    for (m, p) in [
+        ("GET", "/api/me"),
+        ("GET", "/api/calls"),
+        ("GET", "/api/queues"),
+        ("GET", "/api/agents"),
+        ("POST", "/api/calls/x/hangup"),
+        ("POST", "/api/me/state"),
+        ("GET", "/api/audit"),
+    ] {
+        let (st, v) = api.call(m, p, None, None).await;
+        assert_eq!(st, 401, "{m} {p}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("session"), "{v}");
+        let (st, _) = api.call(m, p, Some("not-a-token"), None).await;
+        assert_eq!(st, 401, "{m} {p} with a wrong token");
+    }
+    // Logins: wrong password and unknown id read the same; malformed bodies say why.
+    let bad = |id: &str, pw: &str| json!({"id": id, "password": pw});
+    let (st, v) = api
+        .call("POST", "/api/login", None, Some(bad("1001", "nope")))
+        .await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (401, Some("wrong id or password"))
+    );
+    let (st, v2) = api
+        .call("POST", "/api/login", None, Some(bad("7777", "nope")))
+        .await;
+    assert_eq!((st, &v2), (401, &v));
+    let r = api
+        .http
+        .post(format!("{}/api/login", api.base))
+        .header("content-type", "application/json")
+        .body("{\"id\": \"1001\", ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("bad request body"),
+        "{v}"
+    );
+    let (st, v) = api
+        .call("POST", "/api/login", None, Some(json!({"id": "1001"})))
+        .await;
+    assert_eq!(st, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("password"), "{v}");
+
+    let agent = api.login("1001", "desk-1001").await;
+    let sup = api.login("9001", "desk-9001").await;
+    let (st, me) = api.call("GET", "/api/me", Some(&agent), None).await;
+    assert_eq!(st, 200, "{me}");
+    assert_eq!(me["id"], "1001");
+    assert_eq!(me["role"], "agent");
+    assert_eq!(me["agent"]["state"], "logged-out");
+
+    // States: unknown, not fitting now, then the happy paths.
+    let state = |body: Value| {
+        let (api, agent) = (&api, &agent);
+        async move {
+            api.call("POST", "/api/me/state", Some(agent), Some(body))
+                .await
+        }
+    };
+    let (st, v) = state(json!({"state": "dancing"})).await;
+    assert_eq!(st, 400);
+    assert!(v["error"].as_str().unwrap().contains("dancing"), "{v}");
+    let (st, v) = state(json!({"state": "wrap-up-done"})).await;
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("not in wrap-up"),
+        "{v}"
+    );
+    let (st, v) = state(json!({"state": "not-ready", "reason": "lunch"})).await;
+    assert_eq!(st, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("logged out"), "{v}");
+    let (st, v) = state(json!({"state": "ready", "colour": "red"})).await;
+    assert_eq!(st, 422, "unknown field: {v}");
+    let (st, v) = state(json!({"state": "ready"})).await;
+    assert_eq!((st, &v["state"]), (200, &json!("ready")), "{v}");
+    let (st, v) = state(json!({"state": "not-ready", "reason": "lunch"})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (&v["state"], &v["reason"]),
+        (&json!("not-ready"), &json!("lunch"))
+    );
+
+    // The supervisor sees it; an agent may not see the others.
+    let (st, _) = api.call("GET", "/api/agents", Some(&agent), None).await;
+    assert_eq!(st, 403);
+    let (st, agents) = api.call("GET", "/api/agents", Some(&sup), None).await;
+    assert_eq!(st, 200);
+    let a = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "1001")
+        .unwrap();
+    assert_eq!(
+        (&a["state"], &a["reason"]),
+        (&json!("not-ready"), &json!("lunch"))
+    );
+    assert!(a["since_ms"].as_u64().unwrap() > 0);
+    let (st, board) = api.call("GET", "/api/queues", Some(&agent), None).await;
+    assert_eq!(st, 200);
+    let names: Vec<&str> = board["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["general", "vip"], "{board}");
+
+    // Calls: unknown ids, bad transfer targets.
+    let (st, v) = api
+        .call("POST", "/api/calls/nope/hangup", Some(&sup), None)
+        .await;
+    assert_eq!(st, 404, "{v}");
+    let (st, v) = api
+        .call(
+            "POST",
+            "/api/calls/nope/transfer",
+            Some(&sup),
+            Some(json!({"planet": "mars"})),
+        )
+        .await;
+    assert_eq!(st, 422, "{v}");
+    let (st, v) = api
+        .call(
+            "POST",
+            "/api/calls/nope/recording",
+            Some(&sup),
+            Some(json!({"action": "shred"})),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, calls) = api.call("GET", "/api/calls", Some(&sup), None).await;
+    assert_eq!((st, calls), (200, json!([])));
+
+    // Admin endpoints stay behind the admin token; a session is not enough.
+    let (st, _) = api.call("GET", "/admin/plugins", Some(&sup), None).await;
+    assert_eq!(st, 403);
+    let (st, _) = api.call("GET", "/api/agents", Some("t0k"), None).await;
+    assert_eq!(st, 200, "the admin token works on the CTI API");
+
+    // CORS stays closed: no allow-origin for another site, preflight or not.
+    let r = api
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/api/me", api.base))
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    assert!(r.status().is_client_error(), "{}", r.status());
+
+    // The OpenAPI document served is the one in the repository, and it
+    // describes every endpoint used here.
+    let (st, doc) = api.call("GET", "/api/openapi.json", None, None).await;
+    assert_eq!(st, 200);
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::root().join("docs/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc, file);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for p in [
+        "/api/login",
+        "/api/logout",
+        "/api/me",
+        "/api/me/state",
+        "/api/calls",
+        "/api/calls/{id}/hangup",
+        "/api/calls/{id}/transfer",
+        "/api/calls/{id}/recording",
+        "/api/queues",
+        "/api/agents",
+        "/api/audit",
+        "/api/events",
+        "/admin/plugins",
+        "/admin/plugins/{name}/reload",
+        "/admin/plugins/{name}/rollback",
+        "/admin/plugins/{name}/history",
+        "/admin/reports",
+        "/admin/cdr",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
+    }
+
+    // Logout ends the session; the login is in the audit log.
+    let (st, _) = api.call("POST", "/api/logout", Some(&agent), None).await;
+    assert_eq!(st, 204);
+    let (st, _) = api.call("GET", "/api/me", Some(&agent), None).await;
+    assert_eq!(st, 401);
+    let (_, audit) = api.call("GET", "/api/audit", Some(&sup), None).await;
+    let actions: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["who"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&("agent:1001".into(), "login".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("agent:1001".into(), "logout".into())),
+        "{actions:?}"
+    );
+
+    // Guessing a password is braked.
+    for _ in 0..5 {
+        api.call("POST", "/api/login", None, Some(bad("1002", "guess")))
+            .await;
+    }
+    let (st, v) = api
+        .call("POST", "/api/login", None, Some(bad("1002", "desk-1002")))
+        .await;
+    assert_eq!(st, 429, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_reaches_the_desktop_with_its_card_then_pause_and_hangup() {
+    let crm = Crm::start().await;
+    crm.add(
+        "+8613800000001",
+        json!({"id": 42, "name": "Liu Yang", "segment": "private", "language": "zh",
+               "accounts": ["6222020200112233445"], "notes": ["Asked about a mortgage"]}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = desk::center(dir.path(), crm.addr, "");
+    let api = Api::new(&s);
+    let agent = api.login("1001", "desk-1001").await;
+    let sup = api.login("9001", "desk-9001").await;
+    let mut agent_ws = events(&s, &agent).await;
+    let mut sup_ws = events(&s, &sup).await;
+    // Supervisors get the whole wallboard every second.
+    let board = next_of(&mut sup_ws, "wallboard", |_| true).await;
+    assert_eq!(board["board"]["queues"][0]["name"], "general", "{board}");
+
+    let phone = phone(&s, "1001", "agent_answer.xml");
+    let (st, _) = api
+        .call(
+            "POST",
+            "/api/me/state",
+            Some(&agent),
+            Some(json!({"state": "ready"})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let caller = sipp_cmd(
+        "caller_wait_bye.xml",
+        target(&s, &[]),
+        free_port(),
+        &["-s", "95588"],
+    )
+    .spawn()
+    .unwrap();
+
+    // The agent's stream: the offer, the host's card, then the plugin's card
+    // with the CRM's name; the provisional card comes before the answer.
+    let offered = next_of(&mut agent_ws, "call-offered", |_| true).await;
+    assert_eq!(offered["caller"], "+8613800000001");
+    assert_eq!(offered["queue"], "general");
+    let call_id = offered["call_id"].as_str().unwrap().to_owned();
+    let first = next_of(&mut agent_ws, "card", |_| true).await;
+    assert_eq!(first["provisional"], true, "{first}");
+    assert_eq!(first["call_id"], call_id.as_str());
+    assert!(
+        first["card"]["title"]
+            .as_str()
+            .unwrap()
+            .contains("+8613800000001")
+    );
+    let full = next_of(&mut agent_ws, "card", |c| c["provisional"] == false).await;
+    assert_eq!(full["card"]["title"], "Liu Yang", "{full}");
+    assert_eq!(full["plugin"], "crm-screen-pop");
+    assert!(full["failure"].is_null(), "{full}");
+    // The account number never reaches the desktop in clear.
+    assert!(!full.to_string().contains("6222020200112233445"), "{full}");
+    next_of(&mut agent_ws, "call-connected", |e| {
+        e["call_id"] == call_id.as_str()
+    })
+    .await;
+    // The agent's state changes reach the supervisor's stream too.
+    next_of(&mut sup_ws, "agent-state", |e| {
+        e["agent"] == "1001" && e["state"] == "on-call"
+    })
+    .await;
+
+    // The live call, as the agent and the supervisor see it.
+    let (_, calls) = api.call("GET", "/api/calls", Some(&agent), None).await;
+    assert_eq!(calls[0]["call_id"], call_id.as_str(), "{calls}");
+    assert_eq!(calls[0]["state"], "connected");
+    assert_eq!(calls[0]["agent"], "1001");
+    let (_, me) = api.call("GET", "/api/me", Some(&agent), None).await;
+    assert_eq!(me["agent"]["state"], "on-call");
+    assert_eq!(me["call"]["call_id"], call_id.as_str());
+
+    // Secure pause and resume, decided by the stock recording policy.
+    let rec = |action: &str| {
+        let (api, agent, path) = (&api, &agent, format!("/api/calls/{call_id}/recording"));
+        let body = json!({ "action": action });
+        async move { api.call("POST", &path, Some(agent), Some(body)).await }
+    };
+    let (st, v) = rec("pause").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (&v["paused"], &v["policy_action"]),
+        (&json!(true), &json!("pause")),
+        "{v}"
+    );
+    assert_eq!(v["plugin"], "pci-recording");
+    let (st, v) = rec("resume").await;
+    assert_eq!((st, &v["paused"]), (200, &json!(false)), "{v}");
+
+    // Another agent's session may not touch the call.
+    let other = api.login("1002", "desk-1002").await;
+    let (st, _) = api
+        .call(
+            "POST",
+            &format!("/api/calls/{call_id}/hangup"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(st, 403);
+
+    // The agent hangs up from the desktop: both SIP legs get their BYE.
+    let (st, _) = api
+        .call(
+            "POST",
+            &format!("/api/calls/{call_id}/hangup"),
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(st, 202);
+    assert!(finished(caller).await, "caller got the BYE");
+    assert!(finished(phone).await, "agent's phone got the BYE");
+    let ended = next_of(&mut agent_ws, "call-ended", |e| {
+        e["call_id"] == call_id.as_str()
+    })
+    .await;
+    assert_eq!(ended["disposition"], "answered");
+    assert_eq!(ended["cause"], "ended by agent:1001");
+    let ended = next_of(&mut sup_ws, "call-ended", |e| {
+        e["call_id"] == call_id.as_str()
+    })
+    .await;
+    assert_eq!(ended["agent"], "1001");
+    // Today's figures on the wallboard count the call.
+    let board = next_of(&mut sup_ws, "wallboard", |b| {
+        b["board"]["queues"][0]["today"]["answered"] == 1
+    })
+    .await;
+    assert_eq!(board["board"]["queues"][0]["today"]["offered"], 1);
+
+    let (_, audit) = api.call("GET", "/api/audit", Some(&sup), None).await;
+    let mine: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["call_id"] == call_id.as_str())
+        .collect();
+    let actions: Vec<&str> = mine.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["recording pause", "recording resume", "hangup"],
+        "{mine:?}"
+    );
+    assert!(
+        mine[0]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("recording paused")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_call_is_transferred_to_another_queue() {
+    let crm = Crm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = desk::center(dir.path(), crm.addr, "");
+    let api = Api::new(&s);
+    let agent = api.login("1001", "desk-1001").await;
+    let mut ws = events(&s, &agent).await;
+    let first = phone(&s, "1001", "agent_answer.xml");
+    // 1002 is in vip only once 1001 has the call: log 1002's phone in later.
+    let caller = sipp_cmd(
+        "caller_reinvite.xml",
+        target(&s, &[]),
+        free_port(),
+        &["-s", "95588", "-d", "500"],
+    )
+    .spawn()
+    .unwrap();
+    let connected = next_of(&mut ws, "call-connected", |_| true).await;
+    let call_id = connected["call_id"].as_str().unwrap().to_owned();
+    let second = phone(&s, "1002", "agent_answer.xml");
+    let (st, v) = api
+        .call(
+            "POST",
+            &format!("/api/calls/{call_id}/transfer"),
+            Some(&agent),
+            Some(json!({"queue": "vip"})),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let moved = next_of(&mut ws, "call-transferred", |_| true).await;
+    assert_eq!(moved["target"], json!({"queue": "vip"}));
+    assert!(finished(first).await, "first agent's leg got its BYE");
+    assert!(
+        finished(caller).await,
+        "caller took the re-INVITE and hung up"
+    );
+    assert!(
+        finished(second).await,
+        "second agent answered and got the BYE"
+    );
+    let record = wait_for(Duration::from_secs(10), || {
+        let cdr = s.admin_json("/admin/cdr", "t0k");
+        cdr.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["call_id"] == call_id.as_str())
+            .cloned()
+    })
+    .await
+    .expect("call record");
+    assert_eq!(record["disposition"], "answered", "{record}");
+    assert_eq!(record["agent"], "1002");
+    assert_eq!(record["queue"], "vip");
+}
