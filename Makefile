@@ -8,11 +8,13 @@ deps:
 # The SIP tests drive SIPp (Debian's sip-tester) and baresip (a real
 # softphone); the plugin-language tests build Python and JavaScript components
 # (componentize-py from PyPI into target/py-venv, jco from npm as locked in
-# examples/js-screenpop). Missing system packages are installed here (root).
+# examples/js-screenpop); the desktop test drives Debian's Chromium through
+# chromedriver. Missing system packages are installed here (root).
 test-deps: deps
 	command -v sipp >/dev/null && command -v baresip >/dev/null && command -v npm >/dev/null \
+	  && command -v chromium >/dev/null && command -v chromedriver >/dev/null \
 	  && python3 -c 'import venv, ensurepip' 2>/dev/null \
-	  || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester baresip-core nodejs npm python3-venv; }
+	  || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester baresip-core nodejs npm python3-venv chromium chromium-driver; }
 
 run: deps
 	cargo run --release -p ctihost -- run

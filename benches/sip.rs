@@ -12,73 +12,23 @@
 //! bisecting), and for ctihost the resident memory per concurrent call.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/sipp_load.rs"]
+mod sipp_load;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sipp_load::{Killed, agents_config, answerer, callers, register_agents};
 use support::server::{self, free_port};
 
 /// Agents registered for the host run: the most calls the ACD can have connected at once.
 const AGENTS: usize = 500;
 /// Seconds of calls per rate step.
 const STEP_SECS: f64 = 4.0;
-const BUFF: &str = "4194304";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sipp(args: &[&str], dir: &Path) -> Command {
-    let mut c = Command::new("sipp");
-    c.args(["-i", "127.0.0.1", "-buff_size", BUFF, "-nostdin"])
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    c
-}
-
-fn answerer(port: u16, dir: &Path) -> Killed {
-    Killed(
-        sipp(&["-sn", "uas", "-p", &port.to_string()], dir)
-            .spawn()
-            .expect("sipp is installed (Debian sip-tester)"),
-    )
-}
-
-/// SIPp's built-in caller: `calls` calls at `rate`/s, each talking `talk_ms`.
-fn callers(target: SocketAddr, rate: u32, calls: u32, talk_ms: u32, dir: &Path) -> Command {
-    sipp(
-        &[
-            "-sn",
-            "uac",
-            "-s",
-            "95588-en",
-            "-p",
-            &free_port().to_string(),
-            "-r",
-            &rate.to_string(),
-            "-m",
-            &calls.to_string(),
-            "-d",
-            &talk_ms.to_string(),
-            "-timeout",
-            "60",
-            "-timeout_error",
-            &target.to_string(),
-        ],
-        dir,
-    )
-}
 
 /// Run `calls` calls at `rate`/s against `target`; Some(seconds taken) when none failed.
 fn run(target: SocketAddr, rate: u32, calls: u32, dir: &Path) -> Option<f64> {
@@ -153,16 +103,7 @@ fn host_config(dir: &Path) -> std::path::PathBuf {
          [[queues]]\nname = \"general\"\nring_timeout_secs = 20\nmax_wait_secs = 60\n\
          [[queues]]\nname = \"vip\"\n",
     );
-    let mut users = String::from("SEQUENTIAL\n");
-    for i in 1..=AGENTS {
-        cfg.push_str(&format!(
-            "[[agents]]\nid = \"a{i:04}\"\nsip_user = \"a{i:04}\"\npassword = \"pw\"\nskills = {{ english = 50 }}\nqueues = {{ general = 1 }}\n"
-        ));
-        users.push_str(&format!(
-            "a{i:04};[authentication username=a{i:04} password=pw]\n"
-        ));
-    }
-    std::fs::write(dir.join("users.csv"), users).unwrap();
+    cfg.push_str(&agents_config(AGENTS, dir));
     support::always_open_router(dir);
     let path = dir.join("ctihost.toml");
     std::fs::write(&path, cfg).unwrap();
@@ -172,33 +113,7 @@ fn host_config(dir: &Path) -> std::path::PathBuf {
 /// A center started from `config` with every agent registered at one SIPp answerer.
 fn fresh_center(config: &Path, dir: &Path) -> (server::Server, Killed) {
     let s = server::start(config);
-    let phones = free_port();
-    let registered = sipp(
-        &[
-            "-sf",
-            support::root()
-                .join("benches/sipp/register_many.xml")
-                .to_str()
-                .unwrap(),
-            "-inf",
-            dir.join("users.csv").to_str().unwrap(),
-            "-p",
-            &phones.to_string(),
-            "-m",
-            &AGENTS.to_string(),
-            "-r",
-            "500",
-            "-timeout",
-            "60",
-            "-timeout_error",
-            &s.sip_udp.unwrap().to_string(),
-        ],
-        dir,
-    )
-    .status()
-    .unwrap();
-    assert!(registered.success(), "{AGENTS} agents registered");
-    let uas = answerer(phones, dir);
+    let uas = register_agents(&s, AGENTS, dir);
     (s, uas)
 }
 

@@ -308,16 +308,26 @@ async fn a_call_reaches_the_desktop_with_its_card_then_pause_and_hangup() {
             .unwrap()
             .contains("+8613800000001")
     );
-    let full = next_of(&mut agent_ws, "card", |c| c["provisional"] == false).await;
+    // The plugin's card and the answer come in either order (the phone
+    // answers at once; the card waits for the CRM).
+    let (mut full, mut connected) = (None, false);
+    while full.is_none() || !connected {
+        let e = next_of(&mut agent_ws, "any", |_| true).await;
+        match e["type"].as_str() {
+            Some("card") if e["provisional"] == false => full = Some(e),
+            Some("call-connected") => {
+                assert_eq!(e["call_id"], call_id.as_str());
+                connected = true;
+            }
+            _ => {}
+        }
+    }
+    let full = full.unwrap();
     assert_eq!(full["card"]["title"], "Liu Yang", "{full}");
     assert_eq!(full["plugin"], "crm-screen-pop");
     assert!(full["failure"].is_null(), "{full}");
     // The account number never reaches the desktop in clear.
     assert!(!full.to_string().contains("6222020200112233445"), "{full}");
-    next_of(&mut agent_ws, "call-connected", |e| {
-        e["call_id"] == call_id.as_str()
-    })
-    .await;
     // The agent's state changes reach the supervisor's stream too.
     next_of(&mut sup_ws, "agent-state", |e| {
         e["agent"] == "1001" && e["state"] == "on-call"
@@ -391,6 +401,22 @@ async fn a_call_reaches_the_desktop_with_its_card_then_pause_and_hangup() {
     })
     .await;
     assert_eq!(board["board"]["queues"][0]["today"]["offered"], 1);
+
+    // The agent's states went to the agent log: the report has occupancy.
+    let (_, report) = api
+        .call("GET", "/admin/reports?interval=1d", Some("t0k"), None)
+        .await;
+    let row = report["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == "1001" && a["answered"] == 1)
+        .cloned()
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(row["handling_secs"].as_f64().unwrap() > 0.0, "{row}");
+    assert!(row["staffed_secs"].as_f64().unwrap() >= row["handling_secs"].as_f64().unwrap());
+    let occupancy = row["occupancy"].as_f64().unwrap();
+    assert!(occupancy > 0.0 && occupancy <= 1.0, "{row}");
 
     let (_, audit) = api.call("GET", "/api/audit", Some(&sup), None).await;
     let mine: Vec<&Value> = audit

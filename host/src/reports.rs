@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::acd::{CallRecord, Disposition};
+use crate::store::AgentStateEntry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interval {
@@ -32,7 +33,7 @@ impl Interval {
         }
     }
 
-    fn ms(self) -> u64 {
+    pub fn ms(self) -> u64 {
         match self {
             Interval::Min15 => 15 * 60_000,
             Interval::Hour => 3_600_000,
@@ -70,6 +71,15 @@ pub struct AgentRow {
     pub answered: u32,
     pub talk_secs: f64,
     pub aht_secs: Option<f64>,
+    /// Seconds logged in (any state but logged-out), from the agent state log.
+    pub staffed_secs: f64,
+    /// Seconds on a call or in wrap-up.
+    pub handling_secs: f64,
+    /// Seconds ready or ringing.
+    pub available_secs: f64,
+    /// handling / (handling + available): the share of the time the agent
+    /// was open for calls that went to calls. None without such time.
+    pub occupancy: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -192,6 +202,70 @@ pub fn report(
     }
 }
 
+/// Fill the agents' staffed time and occupancy per interval from the agent
+/// state log (`log`, oldest first) between `since_ms` and `until_ms`. Time
+/// before an agent's first entry in the log is not counted.
+pub fn add_occupancy(
+    r: &mut Report,
+    log: &[AgentStateEntry],
+    interval: Interval,
+    since_ms: u64,
+    until_ms: u64,
+) {
+    let mut rows: BTreeMap<(String, u64), AgentRow> = r
+        .agents
+        .drain(..)
+        .map(|a| ((a.agent.clone(), a.interval_start_ms), a))
+        .collect();
+    let mut last: BTreeMap<&str, (u64, &str)> = BTreeMap::new();
+    let mut spans: Vec<(&str, u64, u64, &str)> = Vec::new();
+    for e in log {
+        if let Some((from, state)) = last.insert(e.agent.as_str(), (e.at_ms, e.state.as_str())) {
+            spans.push((e.agent.as_str(), from, e.at_ms, state));
+        }
+    }
+    for (agent, (from, state)) in last {
+        spans.push((agent, from, until_ms.max(from), state));
+    }
+    for (agent, from, to, state) in spans {
+        let (mut a, b) = (from.max(since_ms), to.min(until_ms));
+        // Split the span at interval boundaries.
+        while a < b {
+            let start = interval.start_of(a);
+            let end = (start + interval.ms()).min(b);
+            let secs = (end - a) as f64 / 1000.0;
+            let row = rows
+                .entry((agent.to_owned(), start))
+                .or_insert_with(|| AgentRow {
+                    agent: agent.to_owned(),
+                    interval_start_ms: start,
+                    ..AgentRow::default()
+                });
+            match state {
+                "logged-out" => {}
+                "on-call" | "wrap-up" => {
+                    row.staffed_secs += secs;
+                    row.handling_secs += secs;
+                }
+                "ready" | "ringing" => {
+                    row.staffed_secs += secs;
+                    row.available_secs += secs;
+                }
+                _ => row.staffed_secs += secs,
+            }
+            a = end;
+        }
+    }
+    r.agents = rows
+        .into_values()
+        .map(|mut a| {
+            let open = a.handling_secs + a.available_secs;
+            a.occupancy = (open > 0.0).then(|| a.handling_secs / open);
+            a
+        })
+        .collect();
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map(|x| format!("{:.1}%", x * 100.0))
         .unwrap_or_else(|| "-".into())
@@ -237,17 +311,19 @@ pub fn to_table(r: &Report) -> String {
         ));
     }
     s.push_str(&format!(
-        "\n{:<22} {:<12} {:>8} {:>10} {:>8}\n",
-        "interval (UTC)", "agent", "answered", "talk s", "AHT s"
+        "\n{:<22} {:<12} {:>8} {:>10} {:>8} {:>10} {:>9}\n",
+        "interval (UTC)", "agent", "answered", "talk s", "AHT s", "staffed s", "occupancy"
     ));
     for a in &r.agents {
         s.push_str(&format!(
-            "{:<22} {:<12} {:>8} {:>10.1} {:>8}\n",
+            "{:<22} {:<12} {:>8} {:>10.1} {:>8} {:>10.0} {:>9}\n",
             when(a.interval_start_ms),
             a.agent,
             a.answered,
             a.talk_secs,
-            secs(a.aht_secs)
+            secs(a.aht_secs),
+            a.staffed_secs,
+            pct(a.occupancy)
         ));
     }
     s
@@ -336,5 +412,42 @@ mod tests {
                 .queues
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn occupancy_is_handling_over_open_time_split_by_interval() {
+        let h = 3_600_000u64;
+        let e = |m: u64, state: &str| AgentStateEntry {
+            at_ms: m,
+            agent: "1001".into(),
+            state: state.into(),
+        };
+        // 10:00 ready, 10:30 on a call, 10:50 wrap-up, 11:00 ready,
+        // 11:15 not ready (break), 11:45 logged out. Report 10:00..12:00.
+        let m = |min: u64| 10 * h + min * 60_000;
+        let log = vec![
+            e(m(0), "ready"),
+            e(m(30), "on-call"),
+            e(m(50), "wrap-up"),
+            e(m(60), "ready"),
+            e(m(75), "not-ready"),
+            e(m(105), "logged-out"),
+        ];
+        let mut r = Report::default();
+        add_occupancy(&mut r, &log, Interval::Hour, 10 * h, 12 * h);
+        let ten = &r.agents[0];
+        assert_eq!(ten.interval_start_ms, 10 * h);
+        assert_eq!(ten.staffed_secs, 3600.0);
+        assert_eq!(ten.handling_secs, 1800.0);
+        assert_eq!(ten.occupancy, Some(0.5));
+        let eleven = &r.agents[1];
+        // 15 min ready + 30 min not ready staffed; nothing handled.
+        assert_eq!(eleven.staffed_secs, 45.0 * 60.0);
+        assert_eq!(eleven.available_secs, 15.0 * 60.0);
+        assert_eq!(eleven.occupancy, Some(0.0));
+        let mut day = Report::default();
+        add_occupancy(&mut day, &log, Interval::Day, 0, 12 * h);
+        assert_eq!(day.agents.len(), 1);
+        assert_eq!(day.agents[0].occupancy, Some(1800.0 / 4500.0));
     }
 }

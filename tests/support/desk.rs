@@ -120,7 +120,7 @@ pub async fn events(s: &Server, token: &str) -> Socket {
     ws
 }
 
-/// The next event of `kind` that `pred` accepts (10 s at most).
+/// The next event of `kind` ("any": of any kind) that `pred` accepts (10 s at most).
 pub async fn next_of(ws: &mut Socket, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -131,7 +131,7 @@ pub async fn next_of(ws: &mut Socket, kind: &str, pred: impl Fn(&Value) -> bool)
             continue;
         };
         let v: Value = serde_json::from_str(&t).unwrap();
-        if v["type"] == kind && pred(&v) {
+        if (kind == "any" || v["type"] == kind) && pred(&v) {
             return v;
         }
     }

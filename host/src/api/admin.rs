@@ -217,7 +217,19 @@ async fn reports(State(state): State<AdminState>, Query(q): Query<ReportQuery>) 
     if let Some(until) = q.until_ms {
         records.retain(|r| r.ended_ms < until);
     }
-    let report = crate::reports::report(&records, &state.thresholds, interval, q.queue.as_deref());
+    let mut report =
+        crate::reports::report(&records, &state.thresholds, interval, q.queue.as_deref());
+    let since = q.since_ms.unwrap_or(0);
+    match state.plugins.store().agent_log_since(since, usize::MAX) {
+        Ok(log) => crate::reports::add_occupancy(
+            &mut report,
+            &log,
+            interval,
+            since,
+            q.until_ms.unwrap_or_else(crate::clock::now_ms),
+        ),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
     json_or_csv(q.format.as_deref(), &report, crate::reports::to_csv)
 }
 

@@ -1,0 +1,112 @@
+//! SIPp as load: its built-in caller and answerer, and many agents registered
+//! at one answerer (shared by the benchmarks).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use super::support::server::{Server, free_port};
+
+const BUFF: &str = "4194304";
+
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn sipp(args: &[&str], dir: &Path) -> Command {
+    let mut c = Command::new("sipp");
+    c.args(["-i", "127.0.0.1", "-buff_size", BUFF, "-nostdin"])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+pub fn answerer(port: u16, dir: &Path) -> Killed {
+    Killed(
+        sipp(&["-sn", "uas", "-p", &port.to_string()], dir)
+            .spawn()
+            .expect("sipp is installed (Debian sip-tester)"),
+    )
+}
+
+/// SIPp's built-in caller: `calls` calls at `rate`/s, each talking `talk_ms`.
+pub fn callers(target: SocketAddr, rate: u32, calls: u32, talk_ms: u32, dir: &Path) -> Command {
+    sipp(
+        &[
+            "-sn",
+            "uac",
+            "-s",
+            "95588-en",
+            "-p",
+            &free_port().to_string(),
+            "-r",
+            &rate.to_string(),
+            "-m",
+            &calls.to_string(),
+            "-d",
+            &talk_ms.to_string(),
+            "-timeout",
+            "60",
+            "-timeout_error",
+            &target.to_string(),
+        ],
+        dir,
+    )
+}
+
+/// `[[agents]]` tables for `n` agents (`a0001`.., SIP password `pw`, queue
+/// general) and the `users.csv` SIPp registers them from.
+pub fn agents_config(n: usize, dir: &Path) -> String {
+    let mut cfg = String::new();
+    let mut users = String::from("SEQUENTIAL\n");
+    for i in 1..=n {
+        cfg.push_str(&format!(
+            "[[agents]]\nid = \"a{i:04}\"\nsip_user = \"a{i:04}\"\npassword = \"pw\"\nskills = {{ english = 50 }}\nqueues = {{ general = 1 }}\n"
+        ));
+        users.push_str(&format!(
+            "a{i:04};[authentication username=a{i:04} password=pw]\n"
+        ));
+    }
+    std::fs::write(dir.join("users.csv"), users).unwrap();
+    cfg
+}
+
+/// Register the `n` agents of [`agents_config`] at one SIPp answerer, which
+/// then answers every call offered to any of them.
+pub fn register_agents(s: &Server, n: usize, dir: &Path) -> Killed {
+    let phones = free_port();
+    let registered = sipp(
+        &[
+            "-sf",
+            super::support::root()
+                .join("benches/sipp/register_many.xml")
+                .to_str()
+                .unwrap(),
+            "-inf",
+            dir.join("users.csv").to_str().unwrap(),
+            "-p",
+            &phones.to_string(),
+            "-m",
+            &n.to_string(),
+            "-r",
+            "500",
+            "-timeout",
+            "60",
+            "-timeout_error",
+            &s.sip_udp.unwrap().to_string(),
+        ],
+        dir,
+    )
+    .status()
+    .unwrap();
+    assert!(registered.success(), "{n} agents registered");
+    answerer(phones, dir)
+}
