@@ -494,3 +494,34 @@ async fn a_connected_call_is_transferred_to_another_queue() {
     assert_eq!(record["agent"], "1002");
     assert_eq!(record["queue"], "vip");
 }
+
+/// The CRM is down: the desktop still gets the host's card at once, then the
+/// screen-pop's card saying the CRM is unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_crm_down_the_card_says_so() {
+    let crm = Crm::start().await;
+    crm.force_status
+        .store(503, std::sync::atomic::Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let s = desk::center(dir.path(), crm.addr, "");
+    let api = Api::new(&s);
+    let agent = api.login("1001", "desk-1001").await;
+    let mut ws = events(&s, &agent).await;
+    let phone = phone(&s, "1001", "agent_answer.xml");
+    let caller = sipp_cmd(
+        "caller_uac.xml",
+        target(&s, &[]),
+        free_port(),
+        &["-s", "95588", "-d", "200"],
+    )
+    .spawn()
+    .unwrap();
+    let first = next_of(&mut ws, "card", |_| true).await;
+    assert_eq!(first["provisional"], true);
+    let full = next_of(&mut ws, "card", |c| c["provisional"] == false).await;
+    let notes = full["card"]["notes"].to_string();
+    assert!(notes.contains("CRM unavailable"), "{full}");
+    assert!(crm.hits() > 0, "the CRM was asked");
+    assert!(finished(caller).await);
+    assert!(finished(phone).await);
+}

@@ -33,7 +33,7 @@ def q(name, typ, desc): return {"name": name, "in": "query", "required": False, 
 
 paths = {
  "/api/login": {"post": op("Log an agent or supervisor in; returns a session token",
-    {"200": ok("session opened", ref("LoginAnswer")), **errors(400, 401, 403, 422, 429)},
+    {"200": ok("session opened", ref("LoginAnswer")), **errors(400, 401, 422, 429)},
     security=[], request=body(ref("Login")), tags=["session"])},
  "/api/logout": {"post": op("End the session (an agent also leaves the queues unless on a call)",
     {"204": ok("session ended"), **errors(401)}, tags=["session"])},

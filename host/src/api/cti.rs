@@ -246,7 +246,15 @@ async fn login(
             }))
         }
         Err(e @ LoginError::Wrong) => Err(ApiError(StatusCode::UNAUTHORIZED, e.to_string())),
-        Err(e @ LoginError::NoPassword(_)) => Err(ApiError(StatusCode::FORBIDDEN, e.to_string())),
+        // Said in the log, not to the client: an answer of its own would
+        // tell a prober which ids exist.
+        Err(e @ LoginError::NoPassword(_)) => {
+            tracing::warn!(error = %e, "desktop login refused");
+            Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                LoginError::Wrong.to_string(),
+            ))
+        }
         Err(e @ LoginError::Throttled(_)) => {
             Err(ApiError(StatusCode::TOO_MANY_REQUESTS, e.to_string()))
         }

@@ -65,25 +65,26 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
     if !send(&mut socket, &json!({"type": "hello", "who": who.label()})).await {
         return;
     }
-    let mut events = match &state.center {
-        Some(c) => c.subscribe(),
-        // No center: an empty stream that never yields.
-        None => broadcast::channel(1).1,
-    };
+    // Without a call center (no SIP configured) there are no events, only the hello.
+    let mut events = state.center.as_ref().map(|c| c.subscribe());
     let mut board = state.wallboard.clone();
     board.mark_changed();
+    let mut board_alive = true;
     // Calls offered to this agent: their later events are the agent's too.
     let mut mine: HashSet<String> = HashSet::new();
     let mut recheck = tokio::time::interval(Duration::from_secs(15));
     loop {
         tokio::select! {
-            e = events.recv() => {
+            e = recv_event(&mut events), if events.is_some() => {
                 let msg = match e {
                     Ok(p) => event_for(&who, &p, &mut mine),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         Some(json!({"type": "lagged", "missed": n}))
                     }
-                    Err(broadcast::error::RecvError::Closed) => break,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        events = None;
+                        continue;
+                    }
                 };
                 if let Some(m) = msg
                     && !send(&mut socket, &m).await
@@ -91,10 +92,10 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
                     break;
                 }
             }
-            changed = board.changed() => {
+            changed = board.changed(), if board_alive => {
                 if changed.is_err() {
-                    // No wallboard task (no center): stop polling it.
-                    board = tokio::sync::watch::channel(Default::default()).1;
+                    // The wallboard task is gone (no call center): stop polling it.
+                    board_alive = false;
                     continue;
                 }
                 let b = board.borrow_and_update().clone();
@@ -124,6 +125,15 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
                 }
             }
         }
+    }
+}
+
+async fn recv_event(
+    events: &mut Option<broadcast::Receiver<Published>>,
+) -> Result<Published, broadcast::error::RecvError> {
+    match events {
+        Some(e) => e.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -124,7 +124,10 @@ impl Sessions {
             Some(a) if a.password_hash.is_none() => {
                 return Err(LoginError::NoPassword(a.id.clone()));
             }
-            _ => {
+            // Only known ids are counted: an unknown one can never log in,
+            // and counting them would let anyone grow the table.
+            None => return Err(LoginError::Wrong),
+            Some(_) => {
                 let mut f = self.failures.lock();
                 let e = f.entry(id.to_owned()).or_insert((0, now_ms));
                 if now_ms >= e.1 + FAILURE_WINDOW_MS {
