@@ -439,26 +439,39 @@ async fn a_call_reaches_the_desktop_with_its_card_then_pause_and_hangup() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connected_call_is_transferred_to_another_queue() {
+/// Transfer a connected call to the vip queue: the first agent's leg ends,
+/// the second agent answers. With the relay (`relay`) the caller keeps
+/// talking to the host's port and hears nothing of it; without, the host
+/// re-INVITEs the caller with the new agent's SDP.
+async fn transfer_to_another_queue(relay: bool) {
     let crm = Crm::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let s = desk::center(dir.path(), crm.addr, "");
+    let tables = if relay {
+        ""
+    } else {
+        "[media]\nrelay = false\n"
+    };
+    let s = desk::center_with(dir.path(), crm.addr, "", tables);
     let api = Api::new(&s);
     let agent = api.login("1001", "desk-1001").await;
     let mut ws = events(&s, &agent).await;
     let first = phone(&s, "1001", "agent_answer.xml");
-    // 1002 is in vip only once 1001 has the call: log 1002's phone in later.
+    let (scenario, talk) = if relay {
+        ("caller_uac.xml", "3000")
+    } else {
+        ("caller_reinvite.xml", "500")
+    };
     let caller = sipp_cmd(
-        "caller_reinvite.xml",
+        scenario,
         target(&s, &[]),
         free_port(),
-        &["-s", "95588", "-d", "500"],
+        &["-s", "95588", "-d", talk],
     )
     .spawn()
     .unwrap();
     let connected = next_of(&mut ws, "call-connected", |_| true).await;
     let call_id = connected["call_id"].as_str().unwrap().to_owned();
+    // 1002 (general and vip) registers only now, so the first call went to 1001.
     let second = phone(&s, "1002", "agent_answer.xml");
     let (st, v) = api
         .call(
@@ -474,7 +487,7 @@ async fn a_connected_call_is_transferred_to_another_queue() {
     assert!(finished(first).await, "first agent's leg got its BYE");
     assert!(
         finished(caller).await,
-        "caller took the re-INVITE and hung up"
+        "caller stayed in the call and hung up"
     );
     assert!(
         finished(second).await,
@@ -493,6 +506,20 @@ async fn a_connected_call_is_transferred_to_another_queue() {
     assert_eq!(record["disposition"], "answered", "{record}");
     assert_eq!(record["agent"], "1002");
     assert_eq!(record["queue"], "vip");
+    if relay {
+        let media = s.admin_json("/admin/media", "t0k");
+        assert_eq!(media["ports_in_use"], 0, "{media}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_call_is_transferred_to_another_queue() {
+    transfer_to_another_queue(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_relay_a_transfer_reinvites_the_caller() {
+    transfer_to_another_queue(false).await;
 }
 
 /// The CRM is down: the desktop still gets the host's card at once, then the

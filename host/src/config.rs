@@ -21,6 +21,33 @@ pub struct Config {
     pub agents: Vec<AgentEntry>,
     /// People who watch the wallboard and may act on any call.
     pub supervisors: Vec<SupervisorEntry>,
+    pub media: MediaConfig,
+}
+
+/// The RTP relay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Anchor every call's audio at the host (off: SDP passes through).
+    pub relay: bool,
+    /// The address relay ports bind and SDP announces; default: the first
+    /// SIP UDP address (127.0.0.1 when that is a wildcard).
+    pub address: Option<std::net::IpAddr>,
+    /// First and last RTP port (even ports are used; RTCP is not relayed).
+    pub rtp_ports: [u16; 2],
+    /// A connected caller who sends no RTP for this long is hung up.
+    pub rtp_timeout_secs: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            relay: true,
+            address: None,
+            rtp_ports: [20000, 29999],
+            rtp_timeout_secs: 60,
+        }
+    }
 }
 
 /// A supervisor's desktop login.
@@ -166,6 +193,7 @@ impl Default for Config {
             queues: vec![],
             agents: vec![],
             supervisors: vec![],
+            media: MediaConfig::default(),
         }
     }
 }
@@ -342,6 +370,15 @@ impl Config {
                     ));
                 }
             }
+        }
+        let [first, last] = self.media.rtp_ports;
+        if first == 0 || first >= last || last - first < 3 {
+            return Err(invalid(
+                "rtp_ports",
+                format!(
+                    "media.rtp_ports [{first}, {last}] must be a range of at least two even ports"
+                ),
+            ));
         }
         for s in &self.supervisors {
             if !ids.insert(s.id.as_str()) {

@@ -8,6 +8,7 @@ pub mod api;
 pub mod center;
 pub mod clock;
 pub mod config;
+pub mod media;
 pub mod metrics;
 pub mod plugins;
 pub mod random;

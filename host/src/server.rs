@@ -52,13 +52,20 @@ pub enum ServerError {
     TooManyListeners,
 }
 
+/// The running SIP side: endpoint, call center, media relay (if on).
+pub type SipParts = (
+    Arc<SipEndpoint>,
+    CenterHandle,
+    Option<Arc<crate::media::Media>>,
+);
+
 /// Bind the SIP transports, serve the registrar and the B2BUA that hands
 /// calls to the call center; `None` when no address is configured.
 pub async fn start_sip(
     config: &Config,
     plugins: &PluginHost,
     metrics: Arc<Metrics>,
-) -> Result<Option<(Arc<SipEndpoint>, CenterHandle)>, ServerError> {
+) -> Result<Option<SipParts>, ServerError> {
     if config.sip.udp.is_empty() && config.sip.tcp.is_empty() {
         return Ok(None);
     }
@@ -173,12 +180,32 @@ pub async fn start_sip(
         .iter()
         .map(|a| (a.sip_user.clone(), a.id.clone()))
         .collect();
+    let media = config.media.relay.then(|| {
+        let address = config.media.address.unwrap_or_else(|| {
+            config
+                .sip
+                .udp
+                .first()
+                .map(|a| a.ip())
+                .filter(|ip| !ip.is_unspecified())
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+        });
+        let [first, last] = config.media.rtp_ports;
+        tracing::info!(%address, first, last, "RTP relay");
+        Arc::new(crate::media::Media::new(
+            address,
+            first,
+            last,
+            Duration::from_secs(config.media.rtp_timeout_secs),
+        ))
+    });
     let b2bua = Arc::new(B2bua::new(
         &ep,
         registrar.clone(),
         center.clone(),
         trunks,
         agents,
+        media.clone(),
     ));
     ep.attach_b2bua(b2bua.clone());
     {
@@ -200,7 +227,7 @@ pub async fn start_sip(
             }
         }
     });
-    Ok(Some((ep, center)))
+    Ok(Some((ep, center, media)))
 }
 
 /// Build the plugin host from the config and load embedded and directory plugins.
@@ -365,7 +392,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let sip = start_sip(&config, &host, metrics.clone()).await?;
     let token = AdminToken::new(&admin_token(&config)?);
-    let center = sip.as_ref().map(|(_, c)| c.clone());
+    let center = sip.as_ref().map(|(_, c, _)| c.clone());
     let thresholds: HashMap<String, u32> = config
         .queues
         .iter()
@@ -398,7 +425,8 @@ pub async fn run(
     let app = crate::api::admin_router(
         crate::api::admin::AdminState {
             plugins: host.clone(),
-            sip: sip.as_ref().map(|(ep, _)| ep.clone()),
+            sip: sip.as_ref().map(|(ep, _, _)| ep.clone()),
+            media: sip.as_ref().and_then(|(_, _, m)| m.clone()),
             center,
             metrics,
             thresholds,

@@ -15,6 +15,16 @@ use super::server::{self, Server};
 /// Agents 1001 and 1002 (SIP password `pw-ID`, desktop password `desk-ID`),
 /// supervisor 9001 (`desk-9001`); queues general and vip; `crm`: CRM address.
 pub fn center(dir: &Path, crm: std::net::SocketAddr, queue_extra: &str) -> Server {
+    center_with(dir, crm, queue_extra, "")
+}
+
+/// The same with `tables` (e.g. `[media]`) appended to the config.
+pub fn center_with(
+    dir: &Path,
+    crm: std::net::SocketAddr,
+    queue_extra: &str,
+    tables: &str,
+) -> Server {
     let plugins = super::always_open_router(dir);
     std::fs::copy(super::wasm("crm_http"), plugins.join("crm-http.wasm")).unwrap();
     std::fs::write(
@@ -41,7 +51,7 @@ pub fn center(dir: &Path, crm: std::net::SocketAddr, queue_extra: &str) -> Serve
              [[queues]]\nname = \"general\"\nring_timeout_secs = 15\n{queue_extra}\n\
              [[queues]]\nname = \"vip\"\nring_timeout_secs = 15\n\
              {}{}\
-             [[supervisors]]\nid = \"9001\"\nname = \"Wang Fang\"\ndesktop_password = \"desk-9001\"\n",
+             [[supervisors]]\nid = \"9001\"\nname = \"Wang Fang\"\ndesktop_password = \"desk-9001\"\n{tables}",
             plugins.display(),
             agent("1001", "general = 1"),
             agent("1002", "general = 1, vip = 1"),

@@ -18,6 +18,7 @@ pub struct AdminState {
     pub plugins: PluginHost,
     pub sip: Option<std::sync::Arc<SipEndpoint>>,
     pub center: Option<crate::center::CenterHandle>,
+    pub media: Option<std::sync::Arc<crate::media::Media>>,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Service-level threshold seconds by queue (reports).
     pub thresholds: std::collections::HashMap<String, u32>,
@@ -57,6 +58,7 @@ pub fn router(state: AdminState, token: AdminToken) -> axum::Router {
         .route("/metrics", get(metrics))
         .route("/admin/reports", get(reports))
         .route("/admin/sip/registrations", get(registrations))
+        .route("/admin/media", get(media))
         .layer(axum::middleware::from_fn_with_state(token, require_admin))
         .with_state(state)
 }
@@ -248,6 +250,19 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// The RTP relay: ports in use and every live relay with its packet counts.
+async fn media(State(state): State<AdminState>) -> Response {
+    match &state.media {
+        Some(m) => Json(json!({
+            "ports_in_use": m.ports_in_use(),
+            "ports_total": m.ports_total(),
+            "relays": m.status(),
+        }))
+        .into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "the RTP relay is off"),
+    }
 }
 
 async fn registrations(State(state): State<AdminState>) -> Response {

@@ -52,6 +52,8 @@ struct Call {
     ringing_sent: bool,
     answered: bool,
     cseq: u32,
+    /// The call's RTP relay (None: media passes end to end).
+    relay: Option<crate::media::Relay>,
 }
 
 /// How INVITEs are recognised as coming from a trunk.
@@ -74,6 +76,7 @@ pub struct B2bua {
     calls: Mutex<HashMap<String, Call>>,
     /// Agent leg Call-ID -> (caller's Call-ID, leg).
     legs: Mutex<HashMap<String, (String, AgentLeg)>>,
+    media: Option<Arc<crate::media::Media>>,
 }
 
 fn token() -> String {
@@ -89,6 +92,7 @@ impl B2bua {
         center: CenterHandle,
         trunks: Trunks,
         agents: HashMap<String, String>,
+        media: Option<Arc<crate::media::Media>>,
     ) -> Self {
         Self {
             ep: Arc::downgrade(ep),
@@ -98,6 +102,7 @@ impl B2bua {
             agents,
             calls: Mutex::new(HashMap::new()),
             legs: Mutex::new(HashMap::new()),
+            media,
         }
     }
 
@@ -238,6 +243,13 @@ impl B2bua {
             .unwrap_or("anonymous")
             .to_owned();
         let dialed = msg.uri().and_then(uri_user).unwrap_or("").to_owned();
+        let relay = match self.open_relay(&call_id, msg) {
+            Ok(r) => r,
+            Err((code, reason)) => {
+                tracing::warn!(call_id, code, reason, "call refused by the media layer");
+                return self.respond(&key, response(msg, code, &reason, Some(&token()), &[]));
+            }
+        };
         self.calls.lock().insert(
             call_id.clone(),
             Call {
@@ -248,6 +260,7 @@ impl B2bua {
                 ringing_sent: false,
                 answered: false,
                 cseq: 0,
+                relay,
             },
         );
         tracing::info!(call_id, caller, dialed, trunk, transport = ?peer.transport, "call arrived");
@@ -258,6 +271,42 @@ impl B2bua {
             trunk,
             attributes: vec![],
         });
+    }
+
+    /// A relay for a new call, checking the caller's offer carries a codec we
+    /// relay. Err: the SIP status refusing the call.
+    fn open_relay(
+        &self,
+        call_id: &str,
+        invite: &RawMessage,
+    ) -> Result<Option<crate::media::Relay>, (u16, String)> {
+        let Some(media) = &self.media else {
+            return Ok(None);
+        };
+        if invite.body.is_empty() {
+            // A late offer (no SDP in the INVITE): the agent's phone makes the
+            // offer in its 200 and the caller answers in its ACK, which the
+            // relay does not rewrite yet; such calls keep end-to-end media.
+            tracing::debug!(call_id, "INVITE without SDP: no relay");
+            return Ok(None);
+        }
+        if let Err(e) = crate::media::sdp::acceptable(&invite.body) {
+            return Err((488, format!("Not Acceptable Here - {e}")));
+        }
+        let center = self.center.clone();
+        let id = call_id.to_owned();
+        let timeout = Box::new(move || {
+            center.send(CallEvent::CallFailed {
+                call_id: id,
+                reason: "no RTP from the caller (RTP timeout)".into(),
+            })
+        });
+        let relay = media.open(call_id, timeout).map_err(|e| {
+            tracing::error!(call_id, error = %e, "no relay for the call");
+            (503, "Service Unavailable - no media ports".to_owned())
+        })?;
+        relay.caller_expects(crate::media::sdp::audio_target(&invite.body));
+        Ok(Some(relay))
     }
 
     /// Which trunk an INVITE comes from: by source address, else by digest
@@ -486,9 +535,30 @@ impl B2bua {
                         .and_then(|k| legs.get(&k))
                         .map(|(_, l)| (l.sdp.clone(), l.content_type.clone()))
                 };
-                let (body, ctype) = sdp.unwrap_or_default();
-                let answered = self.calls.lock().get(&call_id).map(|c| c.answered);
-                if answered == Some(true) {
+                let (mut body, ctype) = sdp.unwrap_or_default();
+                let answered = {
+                    let calls = self.calls.lock();
+                    let Some(c) = calls.get(&call_id) else { return };
+                    if let Some(relay) = &c.relay {
+                        // The agent's phone is the relay's other side now; the
+                        // caller keeps talking to the host's port.
+                        relay.agent_expects(crate::media::sdp::audio_target(&body));
+                        relay.arm();
+                        body = match crate::media::sdp::rewrite(&body, relay.caller_facing()) {
+                            Ok(b) => b,
+                            Err(e) => {
+                                tracing::warn!(call_id, error = %e, "agent's answer has no usable audio");
+                                body
+                            }
+                        };
+                        if c.answered {
+                            // A transfer: nothing to tell the caller.
+                            return;
+                        }
+                    }
+                    c.answered
+                };
+                if answered {
                     return self.reinvite_caller(&call_id, &body, ctype.as_deref());
                 }
                 let mut calls = self.calls.lock();
@@ -675,8 +745,13 @@ impl B2bua {
         let (sdp, ctype, caller) = {
             let calls = self.calls.lock();
             let Some(c) = calls.get(&call_id) else { return };
+            let sdp = match &c.relay {
+                Some(r) => crate::media::sdp::rewrite(&c.invite.body, r.agent_facing())
+                    .unwrap_or_else(|_| c.invite.body.clone()),
+                None => c.invite.body.clone(),
+            };
             (
-                c.invite.body.clone(),
+                sdp,
                 c.invite.header("Content-Type").map(str::to_owned),
                 c.invite
                     .header("From")

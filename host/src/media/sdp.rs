@@ -1,0 +1,208 @@
+//! The little of SDP (RFC 4566) the relay needs: where a side wants its audio,
+//! and the same offer or answer with the host's address and relay port in it,
+//! keeping only the codecs the host carries (G.711 mu-law and A-law, RFC 4733
+//! telephone-event).
+
+use std::net::{IpAddr, SocketAddr};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SdpError {
+    #[error("no audio stream in the SDP")]
+    NoAudio,
+    #[error("no codec the host carries (PCMU, PCMA) in the SDP's audio stream")]
+    NoCodec,
+}
+
+fn lines(sdp: &[u8]) -> impl Iterator<Item = &str> {
+    std::str::from_utf8(sdp)
+        .unwrap_or("")
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.is_empty())
+}
+
+fn connection_ip(line: &str) -> Option<IpAddr> {
+    // c=IN IP4 192.0.2.1 (an optional /ttl after multicast addresses)
+    let addr = line.strip_prefix("c=")?.split_whitespace().nth(2)?;
+    addr.split('/').next()?.parse().ok()
+}
+
+/// Where the side that wrote `sdp` receives audio: the audio stream's
+/// connection address (or the session's) and port. None: no audio, port 0
+/// (stream refused), or no address.
+pub fn audio_target(sdp: &[u8]) -> Option<SocketAddr> {
+    let (mut session_ip, mut media_ip, mut port, mut in_audio) = (None, None, None, false);
+    for l in lines(sdp) {
+        if let Some(m) = l.strip_prefix("m=") {
+            in_audio = m.starts_with("audio ") && port.is_none();
+            if in_audio {
+                port = m
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.parse::<u16>().ok());
+            }
+        } else if l.starts_with("c=") {
+            if port.is_none() && !in_audio {
+                session_ip = connection_ip(l);
+            } else if in_audio {
+                media_ip = connection_ip(l);
+            }
+        }
+    }
+    let port = port.filter(|p| *p != 0)?;
+    Some(SocketAddr::new(media_ip.or(session_ip)?, port))
+}
+
+/// Payload types the host relays: 0 PCMU, 8 PCMA, and dynamic types whose
+/// rtpmap names telephone-event/8000.
+fn carried(sdp: &[u8]) -> Vec<String> {
+    let mut dynamic_events = Vec::new();
+    for l in lines(sdp) {
+        if let Some(map) = l.strip_prefix("a=rtpmap:") {
+            let mut it = map.split_whitespace();
+            if let (Some(pt), Some(enc)) = (it.next(), it.next())
+                && enc.eq_ignore_ascii_case("telephone-event/8000")
+            {
+                dynamic_events.push(pt.to_owned());
+            }
+        }
+    }
+    let mut keep = vec!["0".to_owned(), "8".to_owned()];
+    keep.extend(dynamic_events);
+    keep
+}
+
+/// `sdp` with the host's `relay` address in its origin, connection and audio
+/// lines and only the carried codecs in its audio stream (other streams are
+/// refused with port 0, as RFC 3264 asks).
+pub fn rewrite(sdp: &[u8], relay: SocketAddr) -> Result<Vec<u8>, SdpError> {
+    let keep = carried(sdp);
+    let ip = relay.ip();
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut out = String::new();
+    let mut audio_seen = false;
+    let mut in_audio = false;
+    let mut codecs_left = 0;
+    for l in lines(sdp) {
+        let line = if let Some(m) = l.strip_prefix("m=") {
+            let parts: Vec<&str> = m.split_whitespace().collect();
+            in_audio = parts.first() == Some(&"audio") && !audio_seen;
+            if in_audio {
+                audio_seen = true;
+                let formats: Vec<&str> = parts
+                    .iter()
+                    .skip(3)
+                    .copied()
+                    .filter(|f| keep.iter().any(|k| k == f))
+                    .collect();
+                codecs_left = formats.iter().filter(|f| **f == "0" || **f == "8").count();
+                format!(
+                    "m=audio {} {} {}",
+                    relay.port(),
+                    parts.get(2).copied().unwrap_or("RTP/AVP"),
+                    formats.join(" ")
+                )
+            } else {
+                let mut p = parts.clone();
+                if p.len() > 1 {
+                    p[1] = "0";
+                }
+                format!("m={}", p.join(" "))
+            }
+        } else if l.starts_with("c=") {
+            format!("c=IN {family} {ip}")
+        } else if let Some(o) = l.strip_prefix("o=") {
+            let mut p: Vec<String> = o.split_whitespace().map(str::to_owned).collect();
+            if p.len() == 6 {
+                p[4] = family.to_owned();
+                p[5] = ip.to_string();
+            }
+            format!("o={}", p.join(" "))
+        } else if in_audio
+            && let Some(pt) = l
+                .strip_prefix("a=rtpmap:")
+                .or_else(|| l.strip_prefix("a=fmtp:"))
+                .and_then(|r| r.split_whitespace().next())
+        {
+            if !keep.iter().any(|k| k == pt) {
+                continue;
+            }
+            l.to_owned()
+        } else {
+            l.to_owned()
+        };
+        out.push_str(&line);
+        out.push_str("\r\n");
+    }
+    if !audio_seen {
+        return Err(SdpError::NoAudio);
+    }
+    if codecs_left == 0 {
+        return Err(SdpError::NoCodec);
+    }
+    Ok(out.into_bytes())
+}
+
+/// Whether the host can relay this offer (an audio stream with G.711).
+pub fn acceptable(sdp: &[u8]) -> Result<(), SdpError> {
+    rewrite(sdp, SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9))).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=caller 1 2 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+        m=audio 4000 RTP/AVP 18 0 8 101\r\na=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\n\
+        a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+        a=fmtp:101 0-15\r\na=sendrecv\r\nm=video 5000 RTP/AVP 96\r\n";
+
+    #[test]
+    fn the_audio_target_is_the_media_or_session_address_and_port() {
+        assert_eq!(
+            audio_target(OFFER.as_bytes()),
+            Some("10.0.0.5:4000".parse().unwrap())
+        );
+        let media_level = "v=0\nc=IN IP4 10.0.0.5\nm=audio 4002 RTP/AVP 0\nc=IN IP4 10.0.0.9\n";
+        assert_eq!(
+            audio_target(media_level.as_bytes()),
+            Some("10.0.0.9:4002".parse().unwrap())
+        );
+        assert_eq!(
+            audio_target(b"v=0\nc=IN IP4 10.0.0.5\nm=audio 0 RTP/AVP 0\n"),
+            None
+        );
+        assert_eq!(audio_target(b"garbage"), None);
+        assert_eq!(
+            audio_target(b"v=0\nc=IN IP6 ::1\nm=audio 4000 RTP/AVP 0\n"),
+            Some("[::1]:4000".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn rewrite_puts_the_relay_in_and_keeps_only_carried_codecs() {
+        let out = rewrite(OFFER.as_bytes(), "192.0.2.1:20000".parse().unwrap()).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("o=caller 1 2 IN IP4 192.0.2.1\r\n"), "{out}");
+        assert!(out.contains("c=IN IP4 192.0.2.1\r\n"), "{out}");
+        assert!(out.contains("m=audio 20000 RTP/AVP 0 8 101\r\n"), "{out}");
+        assert!(!out.contains("G729") && !out.contains("annexb"), "{out}");
+        assert!(out.contains("a=fmtp:101 0-15\r\n"), "{out}");
+        assert!(out.contains("m=video 0 RTP/AVP 96\r\n"), "{out}");
+        assert_eq!(
+            audio_target(out.as_bytes()),
+            Some("192.0.2.1:20000".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn an_offer_without_g711_or_audio_is_refused() {
+        let g729 = "v=0\nc=IN IP4 10.0.0.5\nm=audio 4000 RTP/AVP 18\na=rtpmap:18 G729/8000\n";
+        let relay = "192.0.2.1:20000".parse().unwrap();
+        assert_eq!(rewrite(g729.as_bytes(), relay), Err(SdpError::NoCodec));
+        assert_eq!(
+            rewrite(b"v=0\nm=video 5000 RTP/AVP 96\n", relay),
+            Err(SdpError::NoAudio)
+        );
+    }
+}
