@@ -94,7 +94,9 @@ fn max_rate_with(label: &str, step: impl Fn(u32, u32) -> Option<f64>) -> f64 {
     good as f64
 }
 
-fn host_config(dir: &Path) -> std::path::PathBuf {
+/// `relay`: anchor RTP at the host (the default) or leave media end to end,
+/// as Kamailio (a SIP proxy) does.
+fn host_config(dir: &Path, relay: bool) -> std::path::PathBuf {
     let mut cfg = String::from(
         "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n\
          [plugins]\nwatch = false\ndir = \"router.d\"\n\
@@ -104,8 +106,9 @@ fn host_config(dir: &Path) -> std::path::PathBuf {
          [[queues]]\nname = \"vip\"\n",
     );
     cfg.push_str(&agents_config(AGENTS, dir));
+    cfg.push_str(&format!("[media]\nrelay = {relay}\n"));
     support::always_open_router(dir);
-    let path = dir.join("ctihost.toml");
+    let path = dir.join(format!("ctihost-relay-{relay}.toml"));
     std::fs::write(&path, cfg).unwrap();
     path
 }
@@ -212,7 +215,8 @@ fn main() {
     eprintln!(
         "ctihost: SIPp caller -> ctihost (router plugin, ACD, B2BUA) -> {AGENTS} agents on one SIPp answerer"
     );
-    let config = host_config(dir);
+    let config = host_config(dir, true);
+    let signalling_only = host_config(dir, false);
 
     // Memory per concurrent call: hold AGENTS calls for a while, watch the RSS.
     let (s, _uas) = fresh_center(&config, dir);
@@ -232,7 +236,11 @@ fn main() {
     drop(s);
 
     // Every step on a fresh center, so a failed step (agents left not-ready) cannot spoil the next.
-    let through = max_rate_with("ctihost", |rate, calls| {
+    let through = max_rate_with("ctihost (signalling only)", |rate, calls| {
+        let (s, _uas) = fresh_center(&signalling_only, dir);
+        run(s.sip_udp.unwrap(), rate, calls, dir)
+    });
+    let relayed = max_rate_with("ctihost (with RTP relay)", |rate, calls| {
         let (s, _uas) = fresh_center(&config, dir);
         run(s.sip_udp.unwrap(), rate, calls, dir)
     });
@@ -250,13 +258,17 @@ fn main() {
         None => println!("  SIPp -> Kamailio -> SIPp    not installed"),
     }
     println!(
-        "  SIPp -> ctihost -> SIPp     {through:>7.0}   ({:.2} of direct{})",
+        "  SIPp -> ctihost -> SIPp     {through:>7.0}   ({:.2} of direct{}; media end to end, like the proxy)",
         through / direct,
         kam.map(|k| format!(", {:.2} of Kamailio", through / k))
             .unwrap_or_default()
     );
     println!(
-        "ctihost memory: {before} KiB RSS idle with {AGENTS} registered agents, peak {peak} KiB with {AGENTS} calls connected{}: {per_call_kib:.1} KiB per concurrent call",
+        "  ... with the RTP relay      {relayed:>7.0}   ({:.2} of signalling only; two relay ports per call, no RTP sent)",
+        relayed / through
+    );
+    println!(
+        "ctihost memory (relay on): {before} KiB RSS idle with {AGENTS} registered agents, peak {peak} KiB with {AGENTS} calls connected{}: {per_call_kib:.1} KiB per concurrent call",
         if held_ok {
             ""
         } else {

@@ -68,6 +68,8 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
         std::sync::Arc::new(ctihost::metrics::Metrics::default()),
     );
     let mut events = center.subscribe();
+    // Cards are built for watched agents only: watch as a supervisor would.
+    let _watching = center.watch(None);
     center.send(CallEvent::AgentLogin { agent: "a".into() });
     center.send(CallEvent::AgentLogin { agent: "b".into() });
     center.send(CallEvent::Arrived {

@@ -88,6 +88,8 @@ paths = {
             q("interval", "string", "15m, 1h or 1d"), q("format", "string", "json or csv")], tags=["records"])},
  "/admin/sip/registrations": {"get": op("Registered phones",
     {"200": ok("bindings by SIP user", {"type": "object"}), **errors(401, 403, 503)}, security=ADMIN, tags=["sip"])},
+ "/admin/media": {"get": op("The RTP relay: ports in use and every live relay (latched peers, packet counts)",
+    {"200": ok("relay status", {"type": "object"}), **errors(401, 403, 503)}, security=ADMIN, tags=["media"])},
  "/metrics": {"get": op("Prometheus text format 0.0.4 (send the admin token as a bearer token)",
     {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}, **errors(401, 403)},
     security=ADMIN, tags=["metrics"])},

@@ -5,6 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod watchers;
+pub use watchers::{Watchers, Watching};
+
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
@@ -58,11 +61,20 @@ enum Query {
 pub struct CenterHandle {
     tx: mpsc::UnboundedSender<CallEvent>,
     events: broadcast::Sender<Published>,
+    /// Only the records of ended calls: listeners that need no more are not
+    /// woken for every event of every call.
+    ended: broadcast::Sender<Arc<crate::acd::CallRecord>>,
     queries: mpsc::UnboundedSender<Query>,
     control: mpsc::UnboundedSender<ControlRequest>,
+    watchers: Arc<Watchers>,
 }
 
 impl CenterHandle {
+    /// Register an event-stream watcher (see [`Watchers`]).
+    pub fn watch(&self, agent: Option<&str>) -> Watching {
+        self.watchers.watch(agent)
+    }
+
     /// Feed an event (from SIP, media, the agent API...).
     pub fn send(&self, event: CallEvent) {
         if self.tx.send(event).is_err() {
@@ -100,6 +112,11 @@ impl CenterHandle {
     pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.events.subscribe()
     }
+
+    /// The record of every call as it ends.
+    pub fn subscribe_ended(&self) -> broadcast::Receiver<Arc<crate::acd::CallRecord>> {
+        self.ended.subscribe()
+    }
 }
 
 /// Plugins the center asks besides the router.
@@ -124,11 +141,15 @@ pub fn spawn(
     let (queries, mut query_rx) = mpsc::unbounded_channel();
     let (control, mut control_rx) = mpsc::unbounded_channel::<ControlRequest>();
     let (events, _) = broadcast::channel(4096);
+    let (ended, _) = broadcast::channel(4096);
+    let watchers = Arc::new(Watchers::default());
     let handle = CenterHandle {
         tx: tx.clone(),
         events: events.clone(),
         queries,
         control,
+        watchers: watchers.clone(),
+        ended: ended.clone(),
     };
     let recorder = spawn_recorder(store);
     let router = which.router.clone();
@@ -183,6 +204,9 @@ pub fn spawn(
                     Output::Event(e) => {
                         if let AcdEvent::CallEnded(r) = &e {
                             metrics.call_ended(r.disposition.as_str());
+                            if ended.receiver_count() > 0 {
+                                let _ = ended.send(Arc::new((**r).clone()));
+                            }
                             arrivals.remove(&r.call_id);
                         }
                         if matches!(
@@ -216,7 +240,9 @@ pub fn spawn(
                             _ => None,
                         };
                         let _ = events.send(Published::Acd(e));
-                        if let Some((call_id, agent, call, agent_info)) = offered {
+                        if let Some((call_id, agent, call, agent_info)) =
+                            offered.filter(|(_, agent, _, _)| watchers.wants(agent))
+                        {
                             let arrived = arrivals.get(&call_id).copied().unwrap_or_else(now_us);
                             screen_pop(
                                 &plugins,

@@ -354,15 +354,15 @@ fn desktop_sessions(
 /// A call's secure-pause flag goes with the call.
 fn forget_paused_calls(cti: &crate::api::cti::ApiState) {
     let Some(center) = &cti.center else { return };
-    let mut events = center.subscribe();
+    let mut ended = center.subscribe_ended();
     let paused = cti.paused.clone();
     tokio::spawn(async move {
         loop {
-            match events.recv().await {
-                Ok(crate::center::Published::Acd(crate::acd::AcdEvent::CallEnded(r))) => {
+            match ended.recv().await {
+                Ok(r) => {
                     paused.lock().remove(&r.call_id);
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
         }

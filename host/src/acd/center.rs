@@ -446,9 +446,25 @@ impl Acd {
         }
     }
 
+    /// The call as plugins see it, without the queue figures.
+    fn call_info_without_queues(&self, call_id: &str) -> Option<CallInfo> {
+        let c = self.calls.get(call_id)?;
+        Some(CallInfo {
+            call_id: c.id.clone(),
+            caller: c.caller.clone(),
+            dialed: c.dialed.clone(),
+            trunk: c.trunk.clone(),
+            arrived_at_ms: c.arrived_ms,
+            ivr: c.ivr.clone(),
+            attributes: c.attributes.clone(),
+            customer: None,
+            queues: vec![],
+        })
+    }
+
     /// The call as plugins see it, with live queue figures.
     pub fn call_info(&self, now_ms: u64, call_id: &str) -> Option<CallInfo> {
-        let c = self.calls.get(call_id)?;
+        let mut info = self.call_info_without_queues(call_id)?;
         // One pass over the agents for every queue's figures: (logged in, ready).
         let mut staffed: HashMap<&str, (u32, u32)> = HashMap::new();
         for a in self.agents.values().filter(|a| a.logged_in()) {
@@ -458,7 +474,7 @@ impl Acd {
                 e.1 += u32::from(a.state == AgentState::Ready);
             }
         }
-        let queues = self
+        let queues: Vec<QueueStats> = self
             .queues
             .values()
             .map(|q| {
@@ -487,17 +503,8 @@ impl Acd {
                 }
             })
             .collect();
-        Some(CallInfo {
-            call_id: c.id.clone(),
-            caller: c.caller.clone(),
-            dialed: c.dialed.clone(),
-            trunk: c.trunk.clone(),
-            arrived_at_ms: c.arrived_ms,
-            ivr: c.ivr.clone(),
-            attributes: c.attributes.clone(),
-            customer: None,
-            queues,
-        })
+        info.queues = queues;
+        Some(info)
     }
 
     fn ask_router(&mut self, now_ms: u64, call_id: &str) {
@@ -886,7 +893,9 @@ impl Acd {
                 },
             );
             // The event goes first: the desktop's card must not trail the ring.
-            if let Some(info) = self.call_info(now_ms, call_id) {
+            // Without the queue figures: a pass over every agent per offer
+            // would cost the center's loop more than the card is worth.
+            if let Some(info) = self.call_info_without_queues(call_id) {
                 let agent_info = self
                     .agents
                     .get(&agent)

@@ -258,6 +258,7 @@ async fn media(State(state): State<AdminState>) -> Response {
         Some(m) => Json(json!({
             "ports_in_use": m.ports_in_use(),
             "ports_total": m.ports_total(),
+            "calls_refused_no_ports": m.refused_calls(),
             "relays": m.status(),
         }))
         .into_response(),

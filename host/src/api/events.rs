@@ -67,6 +67,11 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
     }
     // Without a call center (no SIP configured) there are no events, only the hello.
     let mut events = state.center.as_ref().map(|c| c.subscribe());
+    // Cards are built only for agents someone watches: this stream counts.
+    let _watching = state.center.as_ref().map(|c| match &who {
+        Principal::Agent(id) => c.watch(Some(id)),
+        _ => c.watch(None),
+    });
     let mut board = state.wallboard.clone();
     board.mark_changed();
     let mut board_alive = true;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-use crate::acd::{AcdEvent, AgentSnapshot, WaitingCall};
-use crate::center::{CenterHandle, Published};
+use crate::acd::{AgentSnapshot, WaitingCall};
+use crate::center::CenterHandle;
 use crate::clock::now_ms;
 use crate::reports::{Interval, QueueRow, QueueTally, interval_of};
 use crate::store::Store;
@@ -87,7 +87,7 @@ pub fn spawn(
 ) -> watch::Receiver<Arc<Wallboard>> {
     let (tx, rx) = watch::channel(Arc::new(Wallboard::default()));
     let Some(center) = center else { return rx };
-    let mut events = center.subscribe();
+    let mut ended = center.subscribe_ended();
     let now = now_ms();
     let mut today = Today {
         day_start_ms: Interval::Day.start_of(now),
@@ -129,12 +129,11 @@ pub fn spawn(
                         break;
                     }
                 }
-                e = events.recv() => match e {
-                    Ok(Published::Acd(AcdEvent::CallEnded(r))) => {
+                e = ended.recv() => match e {
+                    Ok(r) => {
                         today.roll(now_ms());
                         today.add(&r);
                     }
-                    Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "wallboard fell behind the event stream; today's figures may be short");
                     }

@@ -106,6 +106,9 @@ pub struct Media {
     address: IpAddr,
     rtp_timeout: Duration,
     live: Arc<Mutex<HashMap<String, Arc<Shared>>>>,
+    /// Calls refused for want of ports, and when that was last logged.
+    refused: AtomicU64,
+    refused_logged_ms: AtomicU64,
 }
 
 /// A call's relay; dropping it stops the relay and frees its ports.
@@ -138,7 +141,27 @@ impl Media {
             address,
             rtp_timeout,
             live: Arc::new(Mutex::new(HashMap::new())),
+            refused: AtomicU64::new(0),
+            refused_logged_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Count a call refused for want of a relay; true when it should be
+    /// logged (once a second at most: an overload must not flood the log).
+    pub fn refused(&self) -> bool {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let now = now_ms();
+        let last = self.refused_logged_ms.load(Ordering::Relaxed);
+        now >= last + 1000
+            && self
+                .refused_logged_ms
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Calls refused so far for want of relay ports.
+    pub fn refused_calls(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     fn bind(&self) -> Result<(u16, std::net::UdpSocket), MediaError> {

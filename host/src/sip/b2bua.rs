@@ -302,7 +302,9 @@ impl B2bua {
             })
         });
         let relay = media.open(call_id, timeout).map_err(|e| {
-            tracing::error!(call_id, error = %e, "no relay for the call");
+            if media.refused() {
+                tracing::error!(call_id, error = %e, refused_so_far = media.refused_calls(), "calls refused: no relay");
+            }
             (503, "Service Unavailable - no media ports".to_owned())
         })?;
         relay.caller_expects(crate::media::sdp::audio_target(&invite.body));
