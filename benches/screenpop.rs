@@ -56,16 +56,7 @@ fn stats(mut us: Vec<u64>) -> Stats {
 }
 
 fn config(dir: &Path, crm: std::net::SocketAddr) -> std::path::PathBuf {
-    let plugins = support::always_open_router(dir);
-    std::fs::copy(support::wasm("crm_http"), plugins.join("crm-http.wasm")).unwrap();
-    std::fs::write(
-        plugins.join("crm-http.toml"),
-        format!(
-            "name = \"crm-http\"\nkind = \"crm-connector\"\nfile = \"crm-http.wasm\"\n{}",
-            support::crm_manifest_extra(&format!("http://{crm}"), &crm.to_string())
-        ),
-    )
-    .unwrap();
+    let plugins = desk::plugins_with_crm(dir, crm);
     let cfg = format!(
         "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n\
          [plugins]\nwatch = false\ndir = \"{}\"\ncrm_connector = \"crm-http\"\n\

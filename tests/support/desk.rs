@@ -25,16 +25,7 @@ pub fn center_with(
     queue_extra: &str,
     tables: &str,
 ) -> Server {
-    let plugins = super::always_open_router(dir);
-    std::fs::copy(super::wasm("crm_http"), plugins.join("crm-http.wasm")).unwrap();
-    std::fs::write(
-        plugins.join("crm-http.toml"),
-        format!(
-            "name = \"crm-http\"\nkind = \"crm-connector\"\nfile = \"crm-http.wasm\"\n{}",
-            super::crm_manifest_extra(&format!("http://{crm}"), &crm.to_string())
-        ),
-    )
-    .unwrap();
+    let plugins = plugins_with_crm(dir, crm);
     let agent = |id: &str, queues: &str| {
         format!(
             "[[agents]]\nid = \"{id}\"\nname = \"Agent {id}\"\nsip_user = \"{id}\"\npassword = \"pw-{id}\"\ndesktop_password = \"desk-{id}\"\nqueues = {{ {queues} }}\n"
@@ -59,6 +50,22 @@ pub fn center_with(
     )
     .unwrap();
     server::start(&config)
+}
+
+/// A plugin directory with the stock router (always open) and the stock CRM
+/// connector pointed at `crm`.
+pub fn plugins_with_crm(dir: &Path, crm: std::net::SocketAddr) -> std::path::PathBuf {
+    let plugins = super::always_open_router(dir);
+    std::fs::copy(super::wasm("crm_http"), plugins.join("crm-http.wasm")).unwrap();
+    std::fs::write(
+        plugins.join("crm-http.toml"),
+        format!(
+            "name = \"crm-http\"\nkind = \"crm-connector\"\nfile = \"crm-http.wasm\"\n{}",
+            super::crm_manifest_extra(&format!("http://{crm}"), &crm.to_string())
+        ),
+    )
+    .unwrap();
+    plugins
 }
 
 /// A client of the CTI API.

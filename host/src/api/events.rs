@@ -108,10 +108,10 @@ async fn serve(mut socket: WebSocket, state: ApiState) {
                     json!({"type": "wallboard", "board": b.as_ref()})
                 } else {
                     let queues: Vec<Value> = b.queues.iter().map(|q| json!({
-                        "name": q.name,
-                        "waiting": q.waiting,
-                        "longest_wait_ms": q.longest_wait_ms,
-                        "agents_ready": q.agents_ready,
+                        "name": q.live.name,
+                        "waiting": q.live.waiting,
+                        "longest_wait_ms": q.live.longest_wait_ms,
+                        "agents_ready": q.live.agents_ready,
                     })).collect();
                     json!({"type": "queues", "at_ms": b.at_ms, "queues": queues})
                 };

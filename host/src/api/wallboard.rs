@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-use crate::acd::{AgentSnapshot, WaitingCall};
+use crate::acd::{AgentSnapshot, QueueSnapshot};
 use crate::center::CenterHandle;
 use crate::clock::now_ms;
 use crate::reports::{Interval, QueueRow, QueueTally, interval_of};
@@ -25,12 +25,9 @@ pub struct Wallboard {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct QueueBoard {
-    pub name: String,
-    pub waiting: u32,
-    pub longest_wait_ms: u64,
-    pub agents_logged_in: u32,
-    pub agents_ready: u32,
-    pub calls: Vec<WaitingCall>,
+    /// The queue now.
+    #[serde(flatten)]
+    pub live: QueueSnapshot,
     /// Since 00:00 UTC.
     pub today: QueueRow,
 }
@@ -114,12 +111,7 @@ pub fn spawn(
                             .into_iter()
                             .map(|q| QueueBoard {
                                 today: today.row(&q.name),
-                                name: q.name,
-                                waiting: q.waiting,
-                                longest_wait_ms: q.longest_wait_ms,
-                                agents_logged_in: q.agents_logged_in,
-                                agents_ready: q.agents_ready,
-                                calls: q.calls,
+                                live: q,
                             })
                             .collect(),
                         agents: snap.agents,
