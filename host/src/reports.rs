@@ -92,6 +92,20 @@ fn ratio(n: u32, d: u32) -> Option<f64> {
     (d > 0).then(|| n as f64 / d as f64)
 }
 
+/// The row of `agent` for the interval starting at `start`.
+fn agent_row<'a>(
+    rows: &'a mut BTreeMap<(String, u64), AgentRow>,
+    agent: &str,
+    start: u64,
+) -> &'a mut AgentRow {
+    rows.entry((agent.to_owned(), start))
+        .or_insert_with(|| AgentRow {
+            agent: agent.to_owned(),
+            interval_start_ms: start,
+            ..AgentRow::default()
+        })
+}
+
 /// One queue's figures for one interval, as records come in.
 #[derive(Debug, Clone, Default)]
 pub struct QueueTally {
@@ -179,13 +193,7 @@ pub fn report(
         if r.disposition == Disposition::Answered
             && let Some(a) = &r.agent
         {
-            let ar = agents
-                .entry((a.clone(), start))
-                .or_insert_with(|| AgentRow {
-                    agent: a.clone(),
-                    interval_start_ms: start,
-                    ..AgentRow::default()
-                });
+            let ar = agent_row(&mut agents, a, start);
             ar.answered += 1;
             ar.talk_secs += r.talk_secs;
         }
@@ -234,13 +242,7 @@ pub fn add_occupancy(
             let start = interval.start_of(a);
             let end = (start + interval.ms()).min(b);
             let secs = (end - a) as f64 / 1000.0;
-            let row = rows
-                .entry((agent.to_owned(), start))
-                .or_insert_with(|| AgentRow {
-                    agent: agent.to_owned(),
-                    interval_start_ms: start,
-                    ..AgentRow::default()
-                });
+            let row = agent_row(&mut rows, agent, start);
             match state {
                 "logged-out" => {}
                 "on-call" | "wrap-up" => {

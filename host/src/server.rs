@@ -330,21 +330,31 @@ fn desktop_sessions(
                 (None, None) => Ok(None),
             }
         };
+    let agents = config.agents.iter().map(|a| {
+        (
+            &a.id,
+            &a.name,
+            Role::Agent,
+            &a.desktop_password,
+            &a.desktop_password_hash,
+        )
+    });
+    let supervisors = config.supervisors.iter().map(|s| {
+        (
+            &s.id,
+            &s.name,
+            Role::Supervisor,
+            &s.desktop_password,
+            &s.desktop_password_hash,
+        )
+    });
     let mut accounts = Vec::new();
-    for a in &config.agents {
+    for (id, name, role, clear, phc) in agents.chain(supervisors) {
         accounts.push(Account {
-            id: a.id.clone(),
-            name: a.name.clone(),
-            role: Role::Agent,
-            password_hash: hash(&a.desktop_password, &a.desktop_password_hash)?,
-        });
-    }
-    for s in &config.supervisors {
-        accounts.push(Account {
-            id: s.id.clone(),
-            name: s.name.clone(),
-            role: Role::Supervisor,
-            password_hash: hash(&s.desktop_password, &s.desktop_password_hash)?,
+            id: id.clone(),
+            name: name.clone(),
+            role,
+            password_hash: hash(clear, phc)?,
         });
     }
     crate::api::session::Sessions::new(accounts, config.admin.session_idle_secs, admin)

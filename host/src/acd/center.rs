@@ -357,20 +357,26 @@ impl Acd {
         self.ask_router(now_ms, &call_id);
     }
 
+    /// Per queue, in one pass over the agents: (logged in, ready).
+    fn staffing(&self) -> HashMap<&str, (u32, u32)> {
+        let mut staffed: HashMap<&str, (u32, u32)> = HashMap::new();
+        for a in self.agents.values().filter(|a| a.logged_in()) {
+            for q in a.config.queues.keys() {
+                let e = staffed.entry(q.as_str()).or_default();
+                e.0 += 1;
+                e.1 += u32::from(a.state == AgentState::Ready);
+            }
+        }
+        staffed
+    }
+
     /// Queues, agents and calls as they are now.
     pub fn snapshot(&self, now_ms: u64) -> AcdSnapshot {
         let mut agents_by_state = BTreeMap::new();
-        let mut staffed: HashMap<&str, (u32, u32)> = HashMap::new();
         for a in self.agents.values() {
             *agents_by_state.entry(a.state.name()).or_default() += 1;
-            if a.logged_in() {
-                for q in a.config.queues.keys() {
-                    let e = staffed.entry(q.as_str()).or_default();
-                    e.0 += 1;
-                    e.1 += u32::from(a.state == AgentState::Ready);
-                }
-            }
         }
+        let staffed = self.staffing();
         let caller = |id: &str| {
             self.calls
                 .get(id)
@@ -390,12 +396,7 @@ impl Acd {
                     QueueSnapshot {
                         name: q.config.name.clone(),
                         waiting: q.waiting.len() as u32,
-                        longest_wait_ms: q
-                            .waiting
-                            .iter()
-                            .map(|w| now_ms.saturating_sub(w.entered_ms))
-                            .max()
-                            .unwrap_or(0),
+                        longest_wait_ms: q.longest_wait_ms(now_ms),
                         agents_logged_in: logged_in,
                         agents_ready: ready,
                         calls: q
@@ -465,15 +466,7 @@ impl Acd {
     /// The call as plugins see it, with live queue figures.
     pub fn call_info(&self, now_ms: u64, call_id: &str) -> Option<CallInfo> {
         let mut info = self.call_info_without_queues(call_id)?;
-        // One pass over the agents for every queue's figures: (logged in, ready).
-        let mut staffed: HashMap<&str, (u32, u32)> = HashMap::new();
-        for a in self.agents.values().filter(|a| a.logged_in()) {
-            for q in a.config.queues.keys() {
-                let e = staffed.entry(q.as_str()).or_default();
-                e.0 += 1;
-                e.1 += u32::from(a.state == AgentState::Ready);
-            }
-        }
+        let staffed = self.staffing();
         let queues: Vec<QueueStats> = self
             .queues
             .values()
@@ -483,12 +476,7 @@ impl Acd {
                     .copied()
                     .unwrap_or_default();
                 let waiting = q.waiting.len() as u32;
-                let longest = q
-                    .waiting
-                    .iter()
-                    .map(|w| now_ms.saturating_sub(w.entered_ms))
-                    .max()
-                    .unwrap_or(0);
+                let longest = q.longest_wait_ms(now_ms);
                 QueueStats {
                     name: q.config.name.clone(),
                     waiting,

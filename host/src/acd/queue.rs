@@ -106,6 +106,15 @@ impl Queue {
         pos + 1
     }
 
+    /// How long the longest-waiting call has waited (0 when none waits).
+    pub fn longest_wait_ms(&self, now_ms: u64) -> u64 {
+        self.waiting
+            .iter()
+            .map(|w| now_ms.saturating_sub(w.entered_ms))
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn remove(&mut self, call_id: &str) -> Option<Waiting> {
         let i = self.waiting.iter().position(|w| w.call_id == call_id)?;
         Some(self.waiting.remove(i))

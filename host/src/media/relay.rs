@@ -54,7 +54,7 @@ impl Side {
     }
 
     /// A new peer from signalling (an answer, a new agent): latch again.
-    fn expect(&self, addr: Option<SocketAddr>) {
+    fn latch_anew(&self, addr: Option<SocketAddr>) {
         *self.peer.lock() = addr;
         self.latched.store(false, Ordering::Release);
     }
@@ -263,13 +263,13 @@ impl Relay {
 
     /// Where the caller said it receives audio (its SDP).
     pub fn caller_expects(&self, addr: Option<SocketAddr>) {
-        self.shared.caller.expect(addr);
+        self.shared.caller.latch_anew(addr);
     }
 
     /// Where the agent's phone said it receives audio (its SDP); a new agent
     /// after a transfer is latched afresh.
     pub fn agent_expects(&self, addr: Option<SocketAddr>) {
-        self.shared.agent.expect(addr);
+        self.shared.agent.latch_anew(addr);
     }
 
     /// The call is connected: from now on a caller silent for the RTP

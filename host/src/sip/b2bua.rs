@@ -54,6 +54,8 @@ struct Call {
     cseq: u32,
     /// The call's RTP relay (None: media passes end to end).
     relay: Option<crate::media::Relay>,
+    /// The SDP offered to agents' phones (the caller's, or rewritten for the relay).
+    offer: Vec<u8>,
 }
 
 /// How INVITEs are recognised as coming from a trunk.
@@ -243,8 +245,8 @@ impl B2bua {
             .unwrap_or("anonymous")
             .to_owned();
         let dialed = msg.uri().and_then(uri_user).unwrap_or("").to_owned();
-        let relay = match self.open_relay(&call_id, msg) {
-            Ok(r) => r,
+        let (relay, offer) = match self.open_relay(&call_id, msg) {
+            Ok(parts) => parts,
             Err((code, reason)) => {
                 tracing::warn!(call_id, code, reason, "call refused by the media layer");
                 return self.respond(&key, response(msg, code, &reason, Some(&token()), &[]));
@@ -261,6 +263,7 @@ impl B2bua {
                 answered: false,
                 cseq: 0,
                 relay,
+                offer,
             },
         );
         tracing::info!(call_id, caller, dialed, trunk, transport = ?peer.transport, "call arrived");
@@ -273,25 +276,22 @@ impl B2bua {
         });
     }
 
-    /// A relay for a new call, checking the caller's offer carries a codec we
-    /// relay. Err: the SIP status refusing the call.
+    /// A relay for a new call and the SDP its agents are offered, checking the
+    /// caller's offer carries a codec we relay. Err: the SIP status refusing it.
     fn open_relay(
         &self,
         call_id: &str,
         invite: &RawMessage,
-    ) -> Result<Option<crate::media::Relay>, (u16, String)> {
+    ) -> Result<(Option<crate::media::Relay>, Vec<u8>), (u16, String)> {
         let Some(media) = &self.media else {
-            return Ok(None);
+            return Ok((None, invite.body.clone()));
         };
         if invite.body.is_empty() {
             // A late offer (no SDP in the INVITE): the agent's phone makes the
             // offer in its 200 and the caller answers in its ACK, which the
             // relay does not rewrite yet; such calls keep end-to-end media.
             tracing::debug!(call_id, "INVITE without SDP: no relay");
-            return Ok(None);
-        }
-        if let Err(e) = crate::media::sdp::acceptable(&invite.body) {
-            return Err((488, format!("Not Acceptable Here - {e}")));
+            return Ok((None, Vec::new()));
         }
         let center = self.center.clone();
         let id = call_id.to_owned();
@@ -307,8 +307,12 @@ impl B2bua {
             }
             (503, "Service Unavailable - no media ports".to_owned())
         })?;
+        // What agents' phones are offered: the caller's SDP facing the relay
+        // (built once; a refused offer drops the relay and frees its ports).
+        let offer = crate::media::sdp::rewrite(&invite.body, relay.agent_facing())
+            .map_err(|e| (488, format!("Not Acceptable Here - {e}")))?;
         relay.caller_expects(crate::media::sdp::audio_target(&invite.body));
-        Ok(Some(relay))
+        Ok((Some(relay), offer))
     }
 
     /// Which trunk an INVITE comes from: by source address, else by digest
@@ -747,13 +751,8 @@ impl B2bua {
         let (sdp, ctype, caller) = {
             let calls = self.calls.lock();
             let Some(c) = calls.get(&call_id) else { return };
-            let sdp = match &c.relay {
-                Some(r) => crate::media::sdp::rewrite(&c.invite.body, r.agent_facing())
-                    .unwrap_or_else(|_| c.invite.body.clone()),
-                None => c.invite.body.clone(),
-            };
             (
-                sdp,
+                c.offer.clone(),
                 c.invite.header("Content-Type").map(str::to_owned),
                 c.invite
                     .header("From")
