@@ -2,6 +2,7 @@
 //! history and plugin key-value data.
 
 pub mod export;
+mod recordings;
 
 use std::path::Path;
 

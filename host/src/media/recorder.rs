@@ -1,0 +1,393 @@
+//! The call recorder: stereo 8 kHz 16-bit WAV, caller on the left, what the
+//! caller hears (agent, prompts, music) on the right. The relay feeds it the
+//! decoded audio of each side and ticks it every 20 ms; each tick writes one
+//! 20 ms frame per channel, so the file's length is the call's wall-clock
+//! length whatever the network did. A paused span is written as silence and
+//! noted. The WAV header is rewritten every second, so a crash loses at most
+//! the last second.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::prompts::SAMPLE_RATE;
+
+/// Samples per 20 ms frame.
+pub const FRAME: usize = 160;
+/// Samples kept per channel before the oldest are dropped (jitter allowance).
+const MAX_BUFFERED: usize = 4 * FRAME;
+const TICKS_PER_FLUSH: u32 = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Legs {
+    Caller,
+    Agent,
+    Both,
+}
+
+/// What the recording policy decided, as the recorder needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingPlan {
+    pub legs: Legs,
+    /// 0 keeps the recording until deleted by hand.
+    pub retention_days: u32,
+    pub policy: String,
+    /// Content hash of the policy plugin that decided ("fallback: ..." if it failed).
+    pub policy_version: String,
+    pub reason: String,
+}
+
+/// Why a span is silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SilenceReason {
+    /// The policy (or an agent through it) paused the recording.
+    Paused,
+    /// A sensitive IVR step: the caller's audio is never recorded.
+    SensitiveStep,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilentSpan {
+    /// Milliseconds from the start of the recording.
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub reason: SilenceReason,
+}
+
+/// The index entry of one recording (kept in sled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingEntry {
+    pub call_id: String,
+    pub file: PathBuf,
+    pub started_ms: u64,
+    pub duration_ms: u64,
+    pub legs: Legs,
+    pub silent_spans: Vec<SilentSpan>,
+    pub policy: String,
+    pub policy_version: String,
+    pub reason: String,
+    pub retention_days: u32,
+    /// When the purge deletes it (None: kept until deleted by hand).
+    pub expires_ms: Option<u64>,
+    /// SHA-256 of the finished file, hex.
+    pub sha256: String,
+    /// When the retention purge deleted the file.
+    pub purged_ms: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    #[error("recording {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("recording {path}: {source}")]
+    Wav { path: PathBuf, source: hound::Error },
+}
+
+pub struct Recorder {
+    call_id: String,
+    path: PathBuf,
+    writer: hound::WavWriter<BufWriter<File>>,
+    plan: RecordingPlan,
+    started_ms: u64,
+    caller: VecDeque<i16>,
+    heard: VecDeque<i16>,
+    /// Sample frames written so far.
+    frames: u64,
+    ticks: u32,
+    paused_since: Option<u64>,
+    sensitive_since: Option<u64>,
+    spans: Vec<SilentSpan>,
+}
+
+/// A file name from a call id (Call-IDs hold '@', '/' and worse).
+fn file_name(call_id: &str, started_ms: u64) -> String {
+    let safe: String = call_id
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{started_ms}-{safe}.wav")
+}
+
+impl Recorder {
+    /// Start a recording under `dir/YYYY-MM-DD/`.
+    pub fn create(
+        dir: &Path,
+        call_id: &str,
+        started_ms: u64,
+        plan: RecordingPlan,
+    ) -> Result<Self, RecorderError> {
+        let stamp = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(started_ms),
+        )
+        .to_string();
+        let folder = dir.join(stamp.get(..10).unwrap_or("undated"));
+        std::fs::create_dir_all(&folder).map_err(|source| RecorderError::Io {
+            path: folder.clone(),
+            source,
+        })?;
+        let path = folder.join(file_name(call_id, started_ms));
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: SAMPLE_RATE,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let writer =
+            hound::WavWriter::create(&path, spec).map_err(|source| RecorderError::Wav {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Self {
+            call_id: call_id.to_owned(),
+            path,
+            writer,
+            plan,
+            started_ms,
+            caller: VecDeque::new(),
+            heard: VecDeque::new(),
+            frames: 0,
+            ticks: 0,
+            paused_since: None,
+            sensitive_since: None,
+            spans: Vec::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.frames * 1000 / SAMPLE_RATE as u64
+    }
+
+    /// Audio the caller sent.
+    pub fn caller_audio(&mut self, samples: impl Iterator<Item = i16>) {
+        push(&mut self.caller, samples);
+    }
+
+    /// Audio the caller heard (the agent, or the host's prompts).
+    pub fn heard_audio(&mut self, samples: impl Iterator<Item = i16>) {
+        push(&mut self.heard, samples);
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused_since.is_some()
+    }
+
+    pub fn set_paused(&mut self, paused: bool) {
+        let now = self.now_ms();
+        toggle(
+            &mut self.paused_since,
+            paused,
+            now,
+            SilenceReason::Paused,
+            &mut self.spans,
+        );
+    }
+
+    /// A sensitive IVR step began or ended: the caller's channel is silent meanwhile.
+    pub fn set_sensitive(&mut self, sensitive: bool) {
+        let now = self.now_ms();
+        toggle(
+            &mut self.sensitive_since,
+            sensitive,
+            now,
+            SilenceReason::SensitiveStep,
+            &mut self.spans,
+        );
+    }
+
+    /// Write the next 20 ms.
+    pub fn tick(&mut self) -> Result<(), RecorderError> {
+        let paused = self.paused_since.is_some();
+        let caller_silent =
+            paused || self.sensitive_since.is_some() || self.plan.legs == Legs::Agent;
+        let heard_silent = paused || self.plan.legs == Legs::Caller;
+        for _ in 0..FRAME {
+            let l = self.caller.pop_front().unwrap_or(0);
+            let r = self.heard.pop_front().unwrap_or(0);
+            let l = if caller_silent { 0 } else { l };
+            let r = if heard_silent { 0 } else { r };
+            self.write(l)?;
+            self.write(r)?;
+        }
+        self.frames += FRAME as u64;
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(TICKS_PER_FLUSH) {
+            self.writer.flush().map_err(|source| RecorderError::Wav {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, s: i16) -> Result<(), RecorderError> {
+        self.writer
+            .write_sample(s)
+            .map_err(|source| RecorderError::Wav {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Close the file and build its index entry (hashing the file: call it
+    /// off the async threads for long recordings).
+    pub fn finish(mut self) -> Result<RecordingEntry, RecorderError> {
+        let end = self.now_ms();
+        toggle(
+            &mut self.paused_since,
+            false,
+            end,
+            SilenceReason::Paused,
+            &mut self.spans,
+        );
+        toggle(
+            &mut self.sensitive_since,
+            false,
+            end,
+            SilenceReason::SensitiveStep,
+            &mut self.spans,
+        );
+        self.spans.sort_by_key(|s| s.start_ms);
+        let path = self.path.clone();
+        self.writer
+            .finalize()
+            .map_err(|source| RecorderError::Wav {
+                path: path.clone(),
+                source,
+            })?;
+        let sha256 = hash_file(&path)?;
+        let retention = self.plan.retention_days;
+        Ok(RecordingEntry {
+            call_id: self.call_id,
+            file: path,
+            started_ms: self.started_ms,
+            duration_ms: end,
+            legs: self.plan.legs,
+            silent_spans: self.spans,
+            policy: self.plan.policy,
+            policy_version: self.plan.policy_version,
+            reason: self.plan.reason,
+            retention_days: retention,
+            expires_ms: (retention > 0).then(|| self.started_ms + retention as u64 * 86_400_000),
+            sha256,
+            purged_ms: None,
+        })
+    }
+}
+
+fn push(buf: &mut VecDeque<i16>, samples: impl Iterator<Item = i16>) {
+    buf.extend(samples);
+    if buf.len() > MAX_BUFFERED {
+        let excess = buf.len() - MAX_BUFFERED;
+        buf.drain(..excess);
+    }
+}
+
+fn toggle(
+    since: &mut Option<u64>,
+    on: bool,
+    now: u64,
+    reason: SilenceReason,
+    spans: &mut Vec<SilentSpan>,
+) {
+    match (since.take(), on) {
+        (None, true) => *since = Some(now),
+        (Some(start), false) => spans.push(SilentSpan {
+            start_ms: start,
+            end_ms: now,
+            reason,
+        }),
+        (kept, _) => *since = kept,
+    }
+}
+
+pub fn hash_file(path: &Path) -> Result<String, RecorderError> {
+    let mut file = File::open(path).map_err(|source| RecorderError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut file, &mut h).map_err(|source| RecorderError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(legs: Legs) -> RecordingPlan {
+        RecordingPlan {
+            legs,
+            retention_days: 1,
+            policy: "p".into(),
+            policy_version: "v".into(),
+            reason: "test".into(),
+        }
+    }
+
+    #[test]
+    fn length_follows_ticks_and_pauses_are_silent_and_noted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut r = Recorder::create(dir.path(), "a@b/c", 1_700_000_000_000, plan(Legs::Both))
+            .expect("create");
+        for i in 0..100 {
+            r.caller_audio(std::iter::repeat_n(1000, FRAME));
+            r.heard_audio(std::iter::repeat_n(-1000, FRAME));
+            if i == 50 {
+                r.set_paused(true);
+            }
+            if i == 75 {
+                r.set_paused(false);
+            }
+            r.tick().expect("tick");
+        }
+        let e = r.finish().expect("finish");
+        assert_eq!(e.duration_ms, 2000);
+        assert_eq!(
+            e.silent_spans,
+            vec![SilentSpan {
+                start_ms: 1000,
+                end_ms: 1500,
+                reason: SilenceReason::Paused
+            }]
+        );
+        assert!(
+            e.file
+                .to_string_lossy()
+                .ends_with("1700000000000-a_b_c.wav")
+        );
+        let samples: Vec<i16> = hound::WavReader::open(&e.file)
+            .expect("wav")
+            .into_samples::<i16>()
+            .collect::<Result<_, _>>()
+            .expect("samples");
+        assert_eq!(samples.len(), 2 * 16000);
+        assert_eq!(&samples[0..2], &[1000, -1000]);
+        let paused = &samples[2 * 8000 + 2..2 * 12000 - 2];
+        assert!(paused.iter().all(|&s| s == 0));
+        assert_eq!(e.sha256, hash_file(&e.file).expect("hash"));
+        assert_eq!(e.expires_ms, Some(1_700_000_000_000 + 86_400_000));
+    }
+}
