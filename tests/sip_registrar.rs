@@ -220,7 +220,7 @@ fn bad_requests_get_the_right_answers_and_the_host_keeps_serving() {
             .replace("CSeq: 1 FROBNICATE", "CSeq: 1 FROBNICATE"),
     );
     assert!(r.starts_with("SIP/2.0 501 Not Implemented\r\n"), "{r}");
-    assert!(r.contains("Allow: INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS"));
+    assert!(r.contains("Allow: INVITE, ACK, BYE, CANCEL, INFO, REGISTER, OPTIONS"));
     // Missing Call-ID: 400 naming it.
     let r = ask(
         &format!("{}Content-Length: 0\r\n\r\n", head("OPTIONS", "b"))

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod recording;
 mod watchers;
+pub use recording::{PolicyAnswer, PolicyRefusal};
 pub use watchers::{Watchers, Watching};
 
 use tokio::sync::{broadcast, mpsc};
@@ -54,6 +56,8 @@ type ControlRequest = (CallEvent, oneshot::Sender<Result<(), Refusal>>);
 enum Query {
     Snapshot(oneshot::Sender<AcdSnapshot>),
     CallInfo(CallId, oneshot::Sender<Option<CallInfo>>),
+    /// An agent's "pause"/"resume" for the recording policy.
+    Recording(CallId, String, recording::PolicyReply),
 }
 
 /// Talks to a running center.
@@ -98,6 +102,20 @@ impl CenterHandle {
         rx.await.ok().flatten()
     }
 
+    /// Ask the call's recording policy for a pause or resume; the answer
+    /// says what it decided (Err: no live call or no policy, in words).
+    pub async fn recording_request(
+        &self,
+        call_id: &str,
+        request: &str,
+    ) -> Result<PolicyAnswer, PolicyRefusal> {
+        let (tx, rx) = oneshot::channel();
+        self.queries
+            .send(Query::Recording(call_id.to_owned(), request.to_owned(), tx))
+            .map_err(|_| PolicyRefusal::Stopped)?;
+        rx.await.map_err(|_| PolicyRefusal::Stopped)?
+    }
+
     /// Apply a request of the API if the center's state allows it; the
     /// refusal says why not.
     pub async fn control(&self, event: CallEvent) -> Result<(), Refusal> {
@@ -125,6 +143,8 @@ pub struct CenterPlugins {
     pub router: String,
     /// Builds the screen-pop card; None: the host's provisional card only.
     pub screen_pop: Option<String>,
+    /// Decides what is recorded; None: nothing is.
+    pub recording_policy: Option<String>,
 }
 
 /// Start the center's loop. `calls` receives the commands the SIP adapter must
@@ -153,6 +173,11 @@ pub fn spawn(
     };
     let recorder = spawn_recorder(store);
     let router = which.router.clone();
+    let mut policies = recording::Policies::new(
+        plugins.clone(),
+        which.recording_policy.clone(),
+        calls.clone(),
+    );
     tokio::spawn(async move {
         let mut timers: HashMap<TimerId, AbortHandle> = HashMap::new();
         // When each live call's INVITE reached the center (screen-pop latency).
@@ -170,6 +195,14 @@ pub fn spawn(
                         }
                         Query::CallInfo(call_id, reply) => {
                             let _ = reply.send(acd.call_info(now_ms(), &call_id));
+                        }
+                        Query::Recording(call_id, request, reply) => {
+                            match acd.call_info(now_ms(), &call_id) {
+                                Some(info) => policies.request(&call_id, info, request, reply),
+                                None => {
+                                    let _ = reply.send(Err(PolicyRefusal::NoCall(call_id)));
+                                }
+                            }
                         }
                     }
                     continue;
@@ -198,6 +231,11 @@ pub fn spawn(
             }
             for out in acd.handle(now_ms(), event) {
                 match out {
+                    Output::Command(Command::AskRecordingPolicy {
+                        call_id,
+                        info,
+                        event,
+                    }) => policies.ask(call_id, *info, event),
                     Output::Command(cmd) => {
                         execute(cmd, &plugins, &router, &tx, &calls, &mut timers)
                     }
@@ -208,6 +246,7 @@ pub fn spawn(
                                 let _ = ended.send(Arc::new((**r).clone()));
                             }
                             arrivals.remove(&r.call_id);
+                            policies.ended(&r.call_id);
                         }
                         if matches!(
                             e,

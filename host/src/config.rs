@@ -22,6 +22,41 @@ pub struct Config {
     /// People who watch the wallboard and may act on any call.
     pub supervisors: Vec<SupervisorEntry>,
     pub media: MediaConfig,
+    pub recording: RecordingConfig,
+}
+
+/// Call recording (what to record is the recording-policy plugin's call).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Record calls the policy asks for (needs the media relay).
+    pub enabled: bool,
+    /// Where WAV files go; default `<data_dir>/recordings`.
+    pub dir: Option<PathBuf>,
+    /// How often recordings past their retention are deleted, seconds.
+    pub purge_interval_secs: u64,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: None,
+            purge_interval_secs: 3600,
+        }
+    }
+}
+
+impl Config {
+    /// The directory recordings are written to, when recording is on.
+    pub fn recording_dir(&self) -> Option<PathBuf> {
+        (self.recording.enabled && self.media.relay).then(|| {
+            self.recording
+                .dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("recordings"))
+        })
+    }
 }
 
 /// The RTP relay.
@@ -37,6 +72,9 @@ pub struct MediaConfig {
     pub rtp_ports: [u16; 2],
     /// A connected caller who sends no RTP for this long is hung up.
     pub rtp_timeout_secs: u64,
+    /// A directory of 8 kHz mono 16-bit WAV prompts, by file name; they add
+    /// to (or replace) the embedded default set.
+    pub prompts: Option<PathBuf>,
 }
 
 impl Default for MediaConfig {
@@ -46,6 +84,7 @@ impl Default for MediaConfig {
             address: None,
             rtp_ports: [20000, 29999],
             rtp_timeout_secs: 60,
+            prompts: None,
         }
     }
 }
@@ -194,6 +233,7 @@ impl Default for Config {
             agents: vec![],
             supervisors: vec![],
             media: MediaConfig::default(),
+            recording: RecordingConfig::default(),
         }
     }
 }
@@ -263,6 +303,12 @@ impl Config {
         }
         if let Some(t) = &c.admin.token_file {
             c.admin.token_file = Some(base.join(t));
+        }
+        if let Some(d) = &c.media.prompts {
+            c.media.prompts = Some(base.join(d));
+        }
+        if let Some(d) = &c.recording.dir {
+            c.recording.dir = Some(base.join(d));
         }
         Ok(c)
     }

@@ -50,6 +50,14 @@ pub enum ServerError {
     },
     #[error("at most 256 UDP listen addresses")]
     TooManyListeners,
+    #[error(transparent)]
+    Prompts(#[from] crate::media::prompts::PromptError),
+    #[error("queue {queue}: music_on_hold {prompt:?} is not a prompt (known: {known})")]
+    UnknownMusic {
+        queue: String,
+        prompt: String,
+        known: String,
+    },
 }
 
 /// The running SIP side: endpoint, call center, media relay (if on).
@@ -131,8 +139,27 @@ pub async fn start_sip(
         tokio::spawn(crate::sip::transport::serve_tcp(l, ep.clone()));
     }
     tokio::spawn(ep.clone().run_timers());
+    let prompts = crate::media::prompts::Prompts::load(config.media.prompts.as_deref())?;
+    for q in &config.queues {
+        if let Some(m) = &q.music_on_hold
+            && prompts.get(m).is_none()
+        {
+            return Err(ServerError::UnknownMusic {
+                queue: q.name.clone(),
+                prompt: m.clone(),
+                known: prompts.names().join(", "),
+            });
+        }
+    }
+    let recording_dir = config.recording_dir();
     let acd = Acd::new(
-        AcdSettings::default(),
+        AcdSettings {
+            ivr_supported: config.media.relay,
+            // The policy is asked (and its pauses audited) even where nothing
+            // is written: no relay, or recording off.
+            recording: config.plugins.recording_policy.is_some(),
+            ..AcdSettings::default()
+        },
         config.queues.clone(),
         config.agents.iter().map(|a| a.acd()).collect(),
     );
@@ -144,6 +171,7 @@ pub async fn start_sip(
         crate::center::CenterPlugins {
             router: config.plugins.router.clone(),
             screen_pop: config.plugins.screen_pop.clone(),
+            recording_policy: config.plugins.recording_policy.clone(),
         },
         calls_tx,
         metrics,
@@ -192,11 +220,22 @@ pub async fn start_sip(
         });
         let [first, last] = config.media.rtp_ports;
         tracing::info!(%address, first, last, "RTP relay");
+        let store = plugins.store().clone();
+        let sink: crate::media::relay::RecordingSink = Arc::new(move |entry| {
+            if let Err(e) = store.put_recording(&entry) {
+                tracing::error!(call_id = entry.call_id, error = %e, "cannot index the recording");
+            }
+        });
         Arc::new(crate::media::Media::new(
-            address,
             first,
             last,
-            Duration::from_secs(config.media.rtp_timeout_secs),
+            crate::media::MediaSettings {
+                address,
+                rtp_timeout: Duration::from_secs(config.media.rtp_timeout_secs),
+                prompts,
+                recording_dir: recording_dir.clone(),
+                recordings: Some(sink),
+            },
         ))
     });
     let b2bua = Arc::new(B2bua::new(
@@ -361,19 +400,25 @@ fn desktop_sessions(
         .map_err(|e| ServerError::Token(format!("desktop sessions: {e}")))
 }
 
-/// A call's secure-pause flag goes with the call.
-fn forget_paused_calls(cti: &crate::api::cti::ApiState) {
-    let Some(center) = &cti.center else { return };
-    let mut ended = center.subscribe_ended();
-    let paused = cti.paused.clone();
+/// Deletes recordings past their retention, now and then every `every`.
+fn spawn_purge(store: Store, every: Duration) {
     tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
         loop {
-            match ended.recv().await {
-                Ok(r) => {
-                    paused.lock().remove(&r.call_id);
+            tick.tick().await;
+            let store = store.clone();
+            let now = crate::clock::now_ms();
+            match tokio::task::spawn_blocking(move || store.purge_recordings(now)).await {
+                Ok(Ok(r)) if !r.purged.is_empty() || !r.failed.is_empty() => {
+                    tracing::info!(
+                        purged = r.purged.len(),
+                        failed = r.failed.len(),
+                        "recording retention purge"
+                    );
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "recording retention purge failed"),
+                Err(e) => tracing::error!(error = %e, "recording retention purge stopped"),
             }
         }
     });
@@ -401,6 +446,12 @@ pub async fn run(
     };
     let metrics = Arc::new(Metrics::default());
     let sip = start_sip(&config, &host, metrics.clone()).await?;
+    if config.recording_dir().is_some() {
+        spawn_purge(
+            host.store().clone(),
+            Duration::from_secs(config.recording.purge_interval_secs.max(1)),
+        );
+    }
     let token = AdminToken::new(&admin_token(&config)?);
     let center = sip.as_ref().map(|(_, c, _)| c.clone());
     let thresholds: HashMap<String, u32> = config
@@ -424,14 +475,12 @@ pub async fn run(
         center: center.clone(),
         plugins: host.clone(),
         recording_policy: config.plugins.recording_policy.clone(),
-        paused: Default::default(),
         wallboard: crate::api::wallboard::spawn(
             center.clone(),
             host.store().clone(),
             thresholds.clone(),
         ),
     };
-    forget_paused_calls(&cti);
     let app = crate::api::admin_router(
         crate::api::admin::AdminState {
             plugins: host.clone(),

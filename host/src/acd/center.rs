@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::plugins::bindings::{
-    AgentCandidate, AgentInfo, CallInfo, IvrEntry, IvrStep, QueueStats, QueueTarget, RouteDecision,
+    AgentCandidate, AgentInfo, CallEvent as PolicyEvent, CallInfo, IvrEntry, IvrStep, QueueStats,
+    QueueTarget, RouteDecision,
 };
 
 use super::agent::{Agent, AgentConfig, AgentState};
@@ -13,9 +14,13 @@ use super::strategy;
 
 #[derive(Debug, Clone)]
 pub struct AcdSettings {
-    /// The media layer can run IVR steps. Until it can, an IVR decision is
-    /// answered at once with no digits and the router is asked again.
+    /// The media layer answers callers itself: it runs IVR steps and plays
+    /// music to waiting callers. Without it (no relay), an IVR decision is
+    /// answered at once with no digits and the router is asked again, and
+    /// queued callers hear ringing until an agent answers.
     pub ivr_supported: bool,
+    /// A recording policy is asked when a call connects and on its events.
+    pub recording: bool,
     /// IVR steps one call may take before it is ended as failed (a router loop).
     pub max_ivr_steps: u32,
     /// Assumed handle time for the wait estimate given to routers, seconds.
@@ -26,6 +31,7 @@ impl Default for AcdSettings {
     fn default() -> Self {
         Self {
             ivr_supported: false,
+            recording: false,
             max_ivr_steps: 8,
             assumed_handle_secs: 180,
         }
@@ -85,6 +91,9 @@ struct Call {
     overflowed_from: Vec<String>,
     plugin_versions: BTreeMap<String, String>,
     max_wait_timer: Option<TimerId>,
+    /// The caller's leg is answered (by the IVR, the queue's music or an agent).
+    connected: bool,
+    announce_timer: Option<TimerId>,
 }
 
 pub struct Acd {
@@ -167,15 +176,25 @@ impl Acd {
                 {
                     let sensitive = c.ivr_step.take().is_some_and(|s| s.sensitive);
                     c.ivr.push(IvrEntry {
-                        step,
+                        step: step.clone(),
                         digits,
                         sensitive,
                     });
                     c.state = CallState::Routing;
+                    self.ask_policy(now_ms, &call_id, Some(PolicyEvent::IvrStepLeft(step)));
                     self.ask_router(now_ms, &call_id);
                 }
             }
             CallEvent::AgentsRanked { call_id, ranking } => self.ranked(now_ms, &call_id, ranking),
+            CallEvent::Dtmf { call_id, digit } => {
+                if self
+                    .calls
+                    .get(&call_id)
+                    .is_some_and(|c| c.connected && c.state != CallState::Ivr)
+                {
+                    self.ask_policy(now_ms, &call_id, Some(PolicyEvent::Dtmf(digit.to_string())));
+                }
+            }
             CallEvent::AgentAnswered { call_id, agent } => self.answered(now_ms, &call_id, &agent),
             CallEvent::OfferFailed {
                 call_id,
@@ -352,6 +371,8 @@ impl Acd {
                 overflowed_from: vec![],
                 plugin_versions: BTreeMap::new(),
                 max_wait_timer: None,
+                connected: false,
+                announce_timer: None,
             },
         );
         self.ask_router(now_ms, &call_id);
@@ -524,6 +545,12 @@ impl Acd {
                 if self.settings.ivr_supported {
                     c.state = CallState::Ivr;
                     c.ivr_step = Some(step.clone());
+                    self.connect_caller(now_ms, call_id);
+                    self.ask_policy(
+                        now_ms,
+                        call_id,
+                        Some(PolicyEvent::IvrStepEntered(step.clone())),
+                    );
                     self.cmd(Command::RunIvr {
                         call_id: call_id.to_owned(),
                         step,
@@ -588,6 +615,104 @@ impl Acd {
         }
     }
 
+    /// The caller's leg is answered now (IVR, music or agent): the first
+    /// time, the recording policy decides what to record.
+    fn connect_caller(&mut self, now_ms: u64, call_id: &str) {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        if std::mem::replace(&mut c.connected, true) {
+            return;
+        }
+        self.ask_policy(now_ms, call_id, None);
+    }
+
+    fn ask_policy(&mut self, now_ms: u64, call_id: &str, event: Option<PolicyEvent>) {
+        if !self.settings.recording || !self.calls.get(call_id).is_some_and(|c| c.connected) {
+            return;
+        }
+        if let Some(info) = self.call_info(now_ms, call_id) {
+            self.cmd(Command::AskRecordingPolicy {
+                call_id: call_id.to_owned(),
+                info: Box::new(info),
+                event,
+            });
+        }
+    }
+
+    /// A call joined `queue`: with music or announcements configured (and a
+    /// media layer to play them) the caller is answered and hears them.
+    fn hold(&mut self, now_ms: u64, call_id: &str, queue: &str) {
+        let Some(q) = self.queues.get(queue) else {
+            return;
+        };
+        let music = q.config.music_on_hold.clone();
+        let every = q.config.announce_every_secs;
+        if !self.settings.ivr_supported || (music.is_none() && every == 0) {
+            return;
+        }
+        self.connect_caller(now_ms, call_id);
+        self.cmd(Command::Hold {
+            call_id: call_id.to_owned(),
+            music,
+        });
+        self.schedule_announcement(now_ms, call_id, every);
+    }
+
+    fn schedule_announcement(&mut self, now_ms: u64, call_id: &str, every_secs: u32) {
+        if every_secs == 0 {
+            return;
+        }
+        let timer = TimerId::Announce {
+            call_id: call_id.to_owned(),
+            seq: self.next_seq(),
+        };
+        if let Some(c) = self.calls.get_mut(call_id) {
+            c.announce_timer = Some(timer.clone());
+        }
+        self.cmd(Command::StartTimer {
+            timer,
+            at_ms: now_ms + every_secs as u64 * 1000,
+        });
+    }
+
+    /// A waiting caller's announcement is due: its position and an estimate
+    /// (position x assumed handle time / agents logged in), then the next one.
+    fn announce(&mut self, now_ms: u64, call_id: &str, timer: &TimerId) {
+        let Some(c) = self.calls.get(call_id) else {
+            return;
+        };
+        if c.announce_timer.as_ref() != Some(timer) {
+            return;
+        }
+        let Some(queue) = c.queue.clone() else { return };
+        let Some(q) = self.queues.get(&queue) else {
+            return;
+        };
+        let every = q.config.announce_every_secs;
+        if let Some(i) = q.waiting.iter().position(|w| w.call_id == call_id) {
+            let position = i as u32 + 1;
+            let staffed = self
+                .agents
+                .values()
+                .filter(|a| a.in_queue(&queue) && a.logged_in())
+                .count() as u32;
+            let wait_secs = position * self.settings.assumed_handle_secs / staffed.max(1);
+            self.cmd(Command::Announce {
+                call_id: call_id.to_owned(),
+                position,
+                wait_secs,
+            });
+        }
+        // Still ringing an agent: no announcement now, but keep the rhythm.
+        if matches!(
+            self.calls.get(call_id).map(|c| &c.state),
+            Some(CallState::Queued | CallState::Ranking | CallState::Ringing { .. })
+        ) {
+            self.schedule_announcement(now_ms, call_id, every);
+        }
+    }
+
     fn enqueue(&mut self, now_ms: u64, call_id: &str, queue: &str, max_wait_secs: Option<u32>) {
         let Some(q) = self.queues.get(queue) else {
             self.warn(
@@ -642,6 +767,7 @@ impl Acd {
             position,
         });
         self.qlog(now_ms, call_id, queue, None, QueueLogKind::EnterQueue);
+        self.hold(now_ms, call_id, queue);
         if let Some(secs) = max_wait {
             let timer = TimerId::MaxWait {
                 call_id: call_id.to_owned(),
@@ -987,6 +1113,7 @@ impl Acd {
                 call_id: call_id.to_owned(),
             },
         );
+        self.connect_caller(now_ms, call_id);
         self.cmd(Command::Bridge {
             call_id: call_id.to_owned(),
             agent: agent.to_owned(),
@@ -1256,6 +1383,7 @@ impl Acd {
                     Some(seq),
                 );
             }
+            TimerId::Announce { ref call_id, .. } => self.announce(now_ms, call_id, &timer),
             TimerId::WrapUp { agent, seq } => {
                 if self
                     .agents

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plugins::bindings::{AgentCandidate, AgentInfo, CallInfo, IvrStep, RouteDecision};
+use crate::media::recorder::RecordingPlan;
+use crate::plugins::bindings::{
+    AgentCandidate, AgentInfo, CallEvent as PolicyEvent, CallInfo, IvrStep, RouteDecision,
+};
 
 pub type CallId = String;
 pub type AgentId = String;
@@ -52,6 +55,12 @@ pub enum CallEvent {
         call_id: CallId,
         step: String,
         digits: String,
+    },
+    /// The caller pressed a key outside an IVR step (for the recording
+    /// policy; never logged).
+    Dtmf {
+        call_id: CallId,
+        digit: char,
     },
     /// The agent's phone answered the offered call.
     AgentAnswered {
@@ -164,6 +173,11 @@ pub enum TimerId {
         agent: AgentId,
         seq: u64,
     },
+    /// Time to tell a waiting caller its position and wait.
+    Announce {
+        call_id: CallId,
+        seq: u64,
+    },
 }
 
 /// What the ACD wants done by the adapters.
@@ -185,6 +199,35 @@ pub enum Command {
     RunIvr {
         call_id: CallId,
         step: IvrStep,
+    },
+    /// The call waits in a queue: answer the caller if need be and play
+    /// music (None: silence between announcements).
+    Hold {
+        call_id: CallId,
+        music: Option<String>,
+    },
+    /// Tell a waiting caller where it stands.
+    Announce {
+        call_id: CallId,
+        position: u32,
+        wait_secs: u32,
+    },
+    /// Ask the recording policy: at connect (`event` None) whether and what
+    /// to record, later what an event changes.
+    AskRecordingPolicy {
+        call_id: CallId,
+        info: Box<CallInfo>,
+        event: Option<PolicyEvent>,
+    },
+    /// Start recording the call (from the policy's decision).
+    Record {
+        call_id: CallId,
+        plan: RecordingPlan,
+    },
+    /// Pause or resume the call's recording.
+    PauseRecording {
+        call_id: CallId,
+        paused: bool,
     },
     /// Ring the agent's phone with the call.
     Offer {

@@ -36,6 +36,13 @@ pub struct QueueConfig {
     /// Answer-time target for service level, seconds.
     #[serde(default = "sl_threshold")]
     pub service_level_secs: u32,
+    /// Prompt looped to waiting callers (with the media relay). A queue with
+    /// music or announcements answers its callers when they join it.
+    pub music_on_hold: Option<String>,
+    /// Tell waiting callers their position and estimated wait this often,
+    /// seconds (0: never).
+    #[serde(default)]
+    pub announce_every_secs: u32,
 }
 
 fn yes() -> bool {
@@ -58,6 +65,8 @@ impl QueueConfig {
             max_length: None,
             join_empty: true,
             leave_when_empty: false,
+            music_on_hold: None,
+            announce_every_secs: 0,
             ring_timeout_secs: ring_timeout(),
             wrap_up_secs: 0,
             plugin_ranking: false,

@@ -59,6 +59,10 @@ pub fn router(state: AdminState, token: AdminToken) -> axum::Router {
         .route("/admin/reports", get(reports))
         .route("/admin/sip/registrations", get(registrations))
         .route("/admin/media", get(media))
+        .route("/admin/recordings", get(recordings))
+        .route("/admin/recordings/purge", post(purge_recordings))
+        .route("/admin/recordings/{call_id}", get(recording))
+        .route("/admin/recordings/{call_id}/audio", get(recording_audio))
         .layer(axum::middleware::from_fn_with_state(token, require_admin))
         .with_state(state)
 }
@@ -270,5 +274,81 @@ async fn registrations(State(state): State<AdminState>) -> Response {
     match &state.sip {
         Some(ep) => Json(ep.registrar.snapshot(crate::clock::now_ms())).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "SIP is not running"),
+    }
+}
+
+async fn recordings(State(state): State<AdminState>) -> Response {
+    match state.plugins.store().list_recordings() {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn entry(
+    state: &AdminState,
+    call_id: &str,
+) -> Result<crate::media::recorder::RecordingEntry, Box<Response>> {
+    match state.plugins.store().recording(call_id) {
+        Ok(Some(e)) => Ok(e),
+        Ok(None) => Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("no recording of call {call_id:?}"),
+        ))),
+        Err(e) => Err(Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e))),
+    }
+}
+
+async fn recording(State(state): State<AdminState>, Path(call_id): Path<String>) -> Response {
+    match entry(&state, &call_id) {
+        Ok(e) => Json(e).into_response(),
+        Err(r) => *r,
+    }
+}
+
+/// The WAV file itself (audio/wav), checked against the index's SHA-256 so
+/// a file changed on disk is never served as the call's recording.
+async fn recording_audio(State(state): State<AdminState>, Path(call_id): Path<String>) -> Response {
+    let e = match entry(&state, &call_id) {
+        Ok(e) => e,
+        Err(r) => return *r,
+    };
+    if e.purged_ms.is_some() {
+        return error(
+            StatusCode::GONE,
+            format!("recording of call {call_id:?} was purged"),
+        );
+    }
+    let bytes = match tokio::fs::read(&e.file).await {
+        Ok(b) => b,
+        Err(err) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{}: {err}", e.file.display()),
+            );
+        }
+    };
+    use sha2::Digest;
+    if hex::encode(sha2::Sha256::digest(&bytes)) != e.sha256 {
+        return error(
+            StatusCode::CONFLICT,
+            format!("{} does not match its index hash", e.file.display()),
+        );
+    }
+    ([(axum::http::header::CONTENT_TYPE, "audio/wav")], bytes).into_response()
+}
+
+#[derive(Deserialize)]
+struct PurgeAsOf {
+    /// Purge what has expired by this time (ms since the epoch); default now.
+    as_of_ms: Option<u64>,
+}
+
+async fn purge_recordings(State(state): State<AdminState>, Query(q): Query<PurgeAsOf>) -> Response {
+    let as_of = q.as_of_ms.unwrap_or_else(crate::clock::now_ms);
+    let store = state.plugins.store().clone();
+    match tokio::task::spawn_blocking(move || store.purge_recordings(as_of)).await {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

@@ -2,7 +2,6 @@
 //! hung up, transferred and their recording paused; queues and agents are
 //! watched live. Every endpoint but login needs a session (or the admin token).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -12,17 +11,16 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::session::{LoginError, Principal, Sessions};
 use super::wallboard::Wallboard;
 use crate::acd::{AgentSnapshot, CallEvent, CallSnapshot, Refusal, TransferTarget};
-use crate::center::CenterHandle;
+use crate::center::{CenterHandle, PolicyRefusal};
 use crate::clock::now_ms;
-use crate::plugins::bindings::{CallEvent as PolicyEvent, RecordingAction};
-use crate::plugins::{HookCall, HookOutput, PluginHost};
+use crate::plugins::PluginHost;
+use crate::plugins::bindings::RecordingAction;
 use crate::store::AuditEntry;
 
 /// What the CTI endpoints reach.
@@ -33,8 +31,6 @@ pub struct ApiState {
     pub plugins: PluginHost,
     /// The recording-policy plugin asked on a secure pause.
     pub recording_policy: Option<String>,
-    /// Calls whose recording is paused now (by call id).
-    pub paused: Arc<Mutex<HashMap<String, bool>>>,
     pub wallboard: tokio::sync::watch::Receiver<Arc<Wallboard>>,
 }
 
@@ -499,36 +495,24 @@ async fn recording(
     let Some(policy) = state.recording_policy.clone() else {
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no recording-policy plugin configured".into(),
+            PolicyRefusal::NoPolicy.to_string(),
         ));
     };
-    let Some(info) = state.center()?.call_info(&call_id).await else {
-        return Err(Refusal::NotFound(format!("no live call with id {call_id:?}")).into());
-    };
-    let paused_now = state.paused.lock().get(&call_id).copied().unwrap_or(false);
-    let inv = state
-        .plugins
-        .invoke(
-            &policy,
-            HookCall::OnEvent {
-                call: info,
-                event: PolicyEvent::AgentRequest(body.action.clone()),
-                paused: paused_now,
-            },
-        )
+    let answer = state
+        .center()?
+        .recording_request(&call_id, &body.action)
         .await
-        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    let action = match inv.output {
-        HookOutput::OnEvent(a) => a,
-        _ => RecordingAction::Keep,
-    };
-    let paused = match action {
-        RecordingAction::Pause => true,
-        RecordingAction::Resume => false,
-        RecordingAction::Keep => paused_now,
-    };
-    state.paused.lock().insert(call_id.clone(), paused);
-    let policy_action = match action {
+        .map_err(|e| {
+            let code = match e {
+                PolicyRefusal::NoCall(_) => StatusCode::NOT_FOUND,
+                PolicyRefusal::NotConnected(_) => StatusCode::CONFLICT,
+                PolicyRefusal::NoPolicy | PolicyRefusal::Failed(_) | PolicyRefusal::Stopped => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            };
+            ApiError(code, e.to_string())
+        })?;
+    let policy_action = match answer.action {
         RecordingAction::Keep => "keep",
         RecordingAction::Pause => "pause",
         RecordingAction::Resume => "resume",
@@ -539,17 +523,17 @@ async fn recording(
         Some(&call_id),
         &format!(
             "policy {policy} ({}) answered {policy_action}; recording {}",
-            inv.version,
-            if paused { "paused" } else { "running" }
+            answer.plugin_version,
+            if answer.paused { "paused" } else { "running" }
         ),
     );
     Ok(Json(RecordingAnswer {
         call_id,
-        paused,
+        paused: answer.paused,
         policy_action,
         plugin: policy,
-        plugin_version: inv.hash,
-        failure: inv.failure.map(|f| f.message),
+        plugin_version: answer.plugin_hash,
+        failure: answer.failure,
     }))
 }
 

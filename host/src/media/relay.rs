@@ -1,8 +1,13 @@
-//! One relay per call: a UDP port facing the caller and one facing the agent;
-//! what arrives on one goes out of the other to the latched peer.
+//! One relay per call: a UDP port facing the caller and one facing the agent.
+//! Until an agent answers, the relay is the caller's only peer: it plays
+//! prompts and music, detects RFC 4733 keys and collects an IVR step's
+//! digits. Once bridged, what arrives on one side goes out of the other to
+//! the latched peer. Both ways it feeds the recorder. One task per call owns
+//! the sockets and all of this state, so nothing here takes a lock per packet.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,9 +15,19 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
 
+use super::g711::Law;
+use super::player::Player;
 use super::ports::PortPool;
+use super::prompts::{Prompt, Prompts};
+use super::recorder::{FRAME, Recorder, RecordingEntry, RecordingPlan};
+use super::rtp::{self, DtmfDetector, Stream};
+use super::sdp::AudioProfile;
+use crate::acd::CallEvent;
 use crate::clock::now_ms;
+use crate::plugins::bindings::IvrStep;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -68,6 +83,9 @@ struct Shared {
     agent_port: u16,
     /// Since when the caller must keep sending (0: not yet connected).
     armed_ms: AtomicU64,
+    /// Packets the host itself sent to the caller (prompts, music).
+    played: AtomicU64,
+    recording: AtomicBool,
 }
 
 /// What the admin API shows of a relay.
@@ -82,6 +100,9 @@ pub struct RelayStatus {
     pub from_caller: u64,
     pub from_agent: u64,
     pub stray: u64,
+    /// Packets of prompts and music the host sent the caller.
+    pub played: u64,
+    pub recording: bool,
 }
 
 impl Shared {
@@ -96,33 +117,80 @@ impl Shared {
             from_agent: self.agent.packets.load(Ordering::Relaxed),
             stray: self.caller.stray.load(Ordering::Relaxed)
                 + self.agent.stray.load(Ordering::Relaxed),
+            played: self.played.load(Ordering::Relaxed),
+            recording: self.recording.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Where finished recordings' index entries go (the store).
+pub type RecordingSink = Arc<dyn Fn(RecordingEntry) + Send + Sync>;
+/// Where a relay reports to the call center (digits, RTP timeout).
+pub type EventSink = Arc<dyn Fn(CallEvent) + Send + Sync>;
+
+/// Settings of the media layer beyond the port range.
+#[derive(Clone)]
+pub struct MediaSettings {
+    pub address: IpAddr,
+    pub rtp_timeout: Duration,
+    pub prompts: Prompts,
+    /// Where recordings are written (None: recording is off).
+    pub recording_dir: Option<PathBuf>,
+    pub recordings: Option<RecordingSink>,
 }
 
 /// The media layer: the port pool and the live relays.
 pub struct Media {
     pool: Arc<PortPool>,
-    address: IpAddr,
-    rtp_timeout: Duration,
+    settings: Arc<MediaSettings>,
     live: Arc<Mutex<HashMap<String, Arc<Shared>>>>,
     /// Calls refused for want of ports, and when that was last logged.
     refused: AtomicU64,
     refused_logged_ms: AtomicU64,
 }
 
-/// A call's relay; dropping it stops the relay and frees its ports.
+/// What a call's relay is told to do (the ACD's media commands).
+pub enum Control {
+    /// The host answered the caller: from now on RTP must flow.
+    Answered,
+    /// Play a prompt and collect digits; the result is reported as
+    /// [`CallEvent::DigitsCollected`].
+    Ivr {
+        step: IvrStep,
+        prompt: Option<Arc<Prompt>>,
+    },
+    /// The call waits in a queue: loop this music (None: silence).
+    Hold {
+        music: Option<Arc<Prompt>>,
+    },
+    /// Play these prompts now, then go back to the music.
+    Announce(Vec<Arc<Prompt>>),
+    /// An agent's phone answered: relay between the two sides from now on.
+    Bridge,
+    Record(RecordingPlan),
+    Pause(bool),
+    /// A digit the caller sent by SIP INFO.
+    Dtmf(char),
+}
+
+/// A call's relay; dropping it ends the relay (the recording is finished and
+/// indexed, then the ports go back to the pool).
 pub struct Relay {
     shared: Arc<Shared>,
     address: IpAddr,
-    task: tokio::task::AbortHandle,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+/// Gives a relay's ports back and forgets it once its task is over (also
+/// when the task is dropped with the runtime).
+struct Release {
+    shared: Arc<Shared>,
     pool: Arc<PortPool>,
     live: Arc<Mutex<HashMap<String, Arc<Shared>>>>,
 }
 
-impl Drop for Relay {
+impl Drop for Release {
     fn drop(&mut self) {
-        self.task.abort();
         self.pool.give(self.shared.caller_port);
         self.pool.give(self.shared.agent_port);
         self.live.lock().remove(&self.shared.call_id);
@@ -130,7 +198,7 @@ impl Drop for Relay {
 }
 
 impl Media {
-    pub fn new(address: IpAddr, first_port: u16, last_port: u16, rtp_timeout: Duration) -> Self {
+    pub fn new(first_port: u16, last_port: u16, settings: MediaSettings) -> Self {
         let pool = PortPool::new(first_port, last_port);
         let offset = crate::random::bytes::<4>()
             .map(u32::from_le_bytes)
@@ -138,12 +206,19 @@ impl Media {
         pool.rotate(offset as usize);
         Self {
             pool: Arc::new(pool),
-            address,
-            rtp_timeout,
+            settings: Arc::new(settings),
             live: Arc::new(Mutex::new(HashMap::new())),
             refused: AtomicU64::new(0),
             refused_logged_ms: AtomicU64::new(0),
         }
+    }
+
+    pub fn prompts(&self) -> &Prompts {
+        &self.settings.prompts
+    }
+
+    pub fn recording_enabled(&self) -> bool {
+        self.settings.recording_dir.is_some()
     }
 
     /// Count a call refused for want of a relay; true when it should be
@@ -170,7 +245,7 @@ impl Media {
             let Some(port) = self.pool.take() else {
                 return Err(MediaError::NoPorts(self.pool.in_use()));
             };
-            match std::net::UdpSocket::bind(SocketAddr::new(self.address, port)) {
+            match std::net::UdpSocket::bind(SocketAddr::new(self.settings.address, port)) {
                 Ok(s) => {
                     s.set_nonblocking(true).map_err(MediaError::Bind)?;
                     return Ok((port, s));
@@ -184,12 +259,13 @@ impl Media {
         Err(MediaError::NoPorts(self.pool.in_use()))
     }
 
-    /// Open a relay for a call; `on_timeout` is called once if the caller
-    /// stops sending RTP for the configured time after [`Relay::arm`].
+    /// Open a relay for a call whose caller offered `caller_sdp`; what it
+    /// has to say goes to `events`.
     pub fn open(
         &self,
         call_id: &str,
-        on_timeout: Box<dyn FnOnce() + Send>,
+        caller_sdp: &[u8],
+        events: EventSink,
     ) -> Result<Relay, MediaError> {
         let (caller_port, caller_sock) = self.bind()?;
         let (agent_port, agent_sock) = match self.bind() {
@@ -217,21 +293,30 @@ impl Media {
             caller_port,
             agent_port,
             armed_ms: AtomicU64::new(0),
+            played: AtomicU64::new(0),
+            recording: AtomicBool::new(false),
         });
+        shared
+            .caller
+            .latch_anew(super::sdp::audio_target(caller_sdp));
         self.live.lock().insert(call_id.to_owned(), shared.clone());
-        let task = tokio::spawn(run(
-            shared.clone(),
-            caller_sock,
-            agent_sock,
-            self.rtp_timeout,
-            on_timeout,
-        ));
-        Ok(Relay {
-            shared,
-            address: self.address,
-            task: task.abort_handle(),
+        let (control, rx) = mpsc::unbounded_channel();
+        let release = Release {
+            shared: shared.clone(),
             pool: self.pool.clone(),
             live: self.live.clone(),
+        };
+        let session = Session::new(
+            shared.clone(),
+            self.settings.clone(),
+            super::sdp::audio_profile(caller_sdp),
+            events,
+        );
+        tokio::spawn(session.run(caller_sock, agent_sock, rx, release));
+        Ok(Relay {
+            shared,
+            address: self.settings.address,
+            control,
         })
     }
 
@@ -261,7 +346,7 @@ impl Relay {
         SocketAddr::new(self.address, self.shared.agent_port)
     }
 
-    /// Where the caller said it receives audio (its SDP).
+    /// Where the caller said it receives audio (its SDP; a re-INVITE may move it).
     pub fn caller_expects(&self, addr: Option<SocketAddr>) {
         self.shared.caller.latch_anew(addr);
     }
@@ -272,13 +357,9 @@ impl Relay {
         self.shared.agent.latch_anew(addr);
     }
 
-    /// The call is connected: from now on a caller silent for the RTP
-    /// timeout is reported.
-    pub fn arm(&self) {
-        let _ =
-            self.shared
-                .armed_ms
-                .compare_exchange(0, now_ms(), Ordering::AcqRel, Ordering::Acquire);
+    pub fn control(&self, c: Control) {
+        // The task only ends when this handle is dropped.
+        let _ = self.control.send(c);
     }
 
     pub fn status(&self) -> RelayStatus {
@@ -286,47 +367,328 @@ impl Relay {
     }
 }
 
-async fn run(
+/// An IVR step's digit collection.
+struct Collect {
+    step: IvrStep,
+    digits: String,
+    /// When the step ends without another digit (None while the prompt plays).
+    deadline_ms: Option<u64>,
+}
+
+/// The relay task's state.
+struct Session {
     shared: Arc<Shared>,
-    caller: UdpSocket,
-    agent: UdpSocket,
-    timeout: Duration,
-    on_timeout: Box<dyn FnOnce() + Send>,
-) {
-    let mut from_caller = vec![0u8; 2048];
-    let mut from_agent = vec![0u8; 2048];
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let timeout_ms = timeout.as_millis() as u64;
-    loop {
-        tokio::select! {
-            r = caller.recv_from(&mut from_caller) => {
-                if let Ok((n, src)) = r
-                    && shared.caller.accept(src)
-                    && let Some(to) = shared.agent.peer()
-                {
-                    let _ = agent.send_to(&from_caller[..n], to).await;
+    settings: Arc<MediaSettings>,
+    profile: AudioProfile,
+    events: EventSink,
+    bridged: bool,
+    player: Player,
+    out: Stream,
+    collect: Option<Collect>,
+    dtmf: DtmfDetector,
+    recorder: Option<Recorder>,
+}
+
+impl Session {
+    fn new(
+        shared: Arc<Shared>,
+        settings: Arc<MediaSettings>,
+        profile: AudioProfile,
+        events: EventSink,
+    ) -> Self {
+        Self {
+            shared,
+            settings,
+            profile,
+            events,
+            bridged: false,
+            player: Player::default(),
+            out: Stream::new(),
+            collect: None,
+            dtmf: DtmfDetector::default(),
+            recorder: None,
+        }
+    }
+
+    fn call_id(&self) -> &str {
+        &self.shared.call_id
+    }
+
+    /// Frames are produced only while something plays, collects or records.
+    fn needs_frames(&self) -> bool {
+        self.recorder.is_some() || self.collect.is_some() || (!self.bridged && self.player.active())
+    }
+
+    async fn run(
+        mut self,
+        caller: UdpSocket,
+        agent: UdpSocket,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        release: Release,
+    ) {
+        let _release = release;
+        let mut from_caller = vec![0u8; 2048];
+        let mut from_agent = vec![0u8; 2048];
+        let mut packet = Vec::with_capacity(200);
+        let mut frames = tokio::time::interval(Duration::from_millis(20));
+        frames.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut slow = tokio::time::interval(Duration::from_millis(500));
+        let timeout_ms = self.settings.rtp_timeout.as_millis() as u64;
+        loop {
+            tokio::select! {
+                r = caller.recv_from(&mut from_caller) => {
+                    if let Ok((n, src)) = r
+                        && self.shared.caller.accept(src)
+                    {
+                        self.caller_packet(&from_caller[..n]);
+                        if self.bridged && let Some(to) = self.shared.agent.peer() {
+                            let _ = agent.send_to(&from_caller[..n], to).await;
+                        }
+                    }
                 }
-            }
-            r = agent.recv_from(&mut from_agent) => {
-                if let Ok((n, src)) = r
-                    && shared.agent.accept(src)
-                    && let Some(to) = shared.caller.peer()
-                {
-                    let _ = caller.send_to(&from_agent[..n], to).await;
+                r = agent.recv_from(&mut from_agent) => {
+                    if let Ok((n, src)) = r
+                        && self.shared.agent.accept(src)
+                        && self.bridged
+                    {
+                        self.heard(&from_agent[..n]);
+                        if let Some(to) = self.shared.caller.peer() {
+                            let _ = caller.send_to(&from_agent[..n], to).await;
+                        }
+                    }
                 }
-            }
-            _ = tick.tick() => {
-                let armed = shared.armed_ms.load(Ordering::Acquire);
-                if armed == 0 {
-                    continue;
+                c = control.recv() => match c {
+                    Some(c) => self.apply(c),
+                    None => break,
+                },
+                _ = frames.tick(), if self.needs_frames() => {
+                    if let Some(to) = self.frame(&mut packet) {
+                        let _ = caller.send_to(&packet, to).await;
+                    }
                 }
-                let last = shared.caller.last_ms.load(Ordering::Relaxed).max(armed);
-                if now_ms().saturating_sub(last) >= timeout_ms {
-                    tracing::warn!(call_id = shared.call_id, timeout_secs = timeout.as_secs(), "no RTP from the caller");
-                    on_timeout();
-                    return;
+                _ = slow.tick() => {
+                    let armed = self.shared.armed_ms.load(Ordering::Acquire);
+                    if armed == 0 {
+                        continue;
+                    }
+                    let last = self.shared.caller.last_ms.load(Ordering::Relaxed).max(armed);
+                    if now_ms().saturating_sub(last) >= timeout_ms {
+                        tracing::warn!(call_id = self.call_id(), timeout_secs = self.settings.rtp_timeout.as_secs(), "no RTP from the caller");
+                        (self.events)(CallEvent::CallFailed {
+                            call_id: self.shared.call_id.clone(),
+                            reason: "no RTP from the caller (RTP timeout)".into(),
+                        });
+                        // Keep recording until the call is torn down.
+                        self.shared.armed_ms.store(0, Ordering::Release);
+                    }
                 }
             }
         }
+        self.finish_recording();
+    }
+
+    fn apply(&mut self, c: Control) {
+        match c {
+            Control::Answered => self.arm(),
+            Control::Ivr { step, prompt } => {
+                self.arm();
+                self.bridged = false;
+                self.player.stop_prompts();
+                match prompt {
+                    Some(p) => self.player.queue(p),
+                    None => tracing::warn!(
+                        call_id = self.call_id(),
+                        prompt = step.prompt,
+                        "prompt not found; collecting digits without it"
+                    ),
+                }
+                if let Some(r) = &mut self.recorder {
+                    r.set_sensitive(step.sensitive);
+                }
+                self.collect = Some(Collect {
+                    step,
+                    digits: String::new(),
+                    deadline_ms: None,
+                });
+            }
+            Control::Hold { music } => {
+                self.arm();
+                // A transferred call is back in a queue: the host is the
+                // caller's peer again until the next agent answers.
+                self.bridged = false;
+                self.player.set_music(music);
+            }
+            Control::Announce(prompts) => {
+                for p in prompts {
+                    self.player.queue(p);
+                }
+            }
+            Control::Bridge => {
+                self.arm();
+                self.bridged = true;
+                self.player.clear();
+                self.collect = None;
+                if let Some(r) = &mut self.recorder {
+                    r.set_sensitive(false);
+                }
+            }
+            Control::Record(plan) => self.start_recording(plan),
+            Control::Pause(p) => {
+                if let Some(r) = &mut self.recorder {
+                    r.set_paused(p);
+                }
+            }
+            Control::Dtmf(d) => self.digit(d),
+        }
+    }
+
+    fn arm(&self) {
+        let _ =
+            self.shared
+                .armed_ms
+                .compare_exchange(0, now_ms(), Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    fn start_recording(&mut self, plan: RecordingPlan) {
+        let Some(dir) = &self.settings.recording_dir else {
+            return;
+        };
+        if self.recorder.is_some() {
+            return;
+        }
+        match Recorder::create(dir, &self.shared.call_id, now_ms(), plan) {
+            Ok(mut r) => {
+                tracing::info!(call_id = self.call_id(), file = %r.path().display(), "recording");
+                if self.collect.as_ref().is_some_and(|c| c.step.sensitive) {
+                    r.set_sensitive(true);
+                }
+                self.shared.recording.store(true, Ordering::Relaxed);
+                self.recorder = Some(r);
+            }
+            Err(e) => {
+                tracing::error!(call_id = self.call_id(), error = %e, "cannot start the recording")
+            }
+        }
+    }
+
+    fn caller_packet(&mut self, buf: &[u8]) {
+        let Some(p) = rtp::parse(buf) else { return };
+        if Some(p.payload_type) == self.profile.dtmf_payload_type {
+            if let Some(ev) = rtp::telephone_event(p.payload)
+                && let Some(d) = self.dtmf.feed(p.timestamp, ev)
+            {
+                self.digit(d);
+            }
+            return;
+        }
+        if let (Some(r), Some(law)) = (&mut self.recorder, Law::from_payload_type(p.payload_type)) {
+            r.caller_audio(p.payload.iter().map(|&b| law.decode(b)));
+        }
+    }
+
+    fn heard(&mut self, buf: &[u8]) {
+        let Some(p) = rtp::parse(buf) else { return };
+        if let (Some(r), Some(law)) = (&mut self.recorder, Law::from_payload_type(p.payload_type)) {
+            r.heard_audio(p.payload.iter().map(|&b| law.decode(b)));
+        }
+    }
+
+    /// A key the caller pressed (RFC 4733 or SIP INFO).
+    fn digit(&mut self, d: char) {
+        let Some(c) = &mut self.collect else {
+            (self.events)(CallEvent::Dtmf {
+                call_id: self.shared.call_id.clone(),
+                digit: d,
+            });
+            return;
+        };
+        // Barge-in: the prompt stops at the first key.
+        self.player.stop_prompts();
+        let terminator = c.step.terminator.as_deref().and_then(|t| t.chars().next());
+        if Some(d) == terminator {
+            return self.end_step();
+        }
+        c.digits.push(d);
+        if c.digits.chars().count() >= c.step.max_digits as usize {
+            return self.end_step();
+        }
+        c.deadline_ms = Some(now_ms() + c.step.inter_digit_timeout_ms as u64);
+    }
+
+    fn end_step(&mut self) {
+        let Some(c) = self.collect.take() else { return };
+        if let Some(r) = &mut self.recorder {
+            r.set_sensitive(false);
+        }
+        (self.events)(CallEvent::DigitsCollected {
+            call_id: self.shared.call_id.clone(),
+            step: c.step.name,
+            digits: c.digits,
+        });
+    }
+
+    /// The next 20 ms: the player's frame to the caller (returned as the
+    /// packet and where it goes), the step's timers, the recorder's frame.
+    fn frame(&mut self, packet: &mut Vec<u8>) -> Option<SocketAddr> {
+        let mut to = None;
+        if !self.bridged {
+            let mut pcm = [0i16; FRAME];
+            if self.player.next_frame(&mut pcm) {
+                let law = self.profile.law;
+                let payload: Vec<u8> = pcm.iter().map(|&s| law.encode(s)).collect();
+                self.out.packet(law.payload_type(), &payload, packet);
+                if let Some(r) = &mut self.recorder {
+                    r.heard_audio(pcm.iter().copied());
+                }
+                to = self.shared.caller.peer();
+                if to.is_some() {
+                    self.shared.played.fetch_add(1, Ordering::Relaxed);
+                }
+            } else {
+                self.out.mark();
+            }
+        }
+        let prompting = self.player.prompting();
+        if let Some(c) = &mut self.collect
+            && !prompting
+        {
+            let now = now_ms();
+            if c.step.max_digits == 0 {
+                self.end_step();
+            } else {
+                let deadline = *c
+                    .deadline_ms
+                    .get_or_insert(now + c.step.inter_digit_timeout_ms as u64);
+                if now >= deadline {
+                    self.end_step();
+                }
+            }
+        }
+        if let Some(r) = &mut self.recorder
+            && let Err(e) = r.tick()
+        {
+            tracing::error!(call_id = self.shared.call_id, error = %e, "recording stopped");
+            self.recorder = None;
+            self.shared.recording.store(false, Ordering::Relaxed);
+        }
+        to
+    }
+
+    fn finish_recording(&mut self) {
+        let Some(r) = self.recorder.take() else {
+            return;
+        };
+        let sink = self.settings.recordings.clone();
+        let call_id = self.shared.call_id.clone();
+        // Closing and hashing a long recording is blocking file work.
+        tokio::task::spawn_blocking(move || match r.finish() {
+            Ok(entry) => {
+                tracing::info!(call_id, file = %entry.file.display(), duration_ms = entry.duration_ms, "recording finished");
+                if let Some(sink) = sink {
+                    sink(entry);
+                }
+            }
+            Err(e) => tracing::error!(call_id, error = %e, "cannot finish the recording"),
+        });
     }
 }

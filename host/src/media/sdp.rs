@@ -53,8 +53,10 @@ pub fn audio_target(sdp: &[u8]) -> Option<SocketAddr> {
     Some(SocketAddr::new(media_ip.or(session_ip)?, port))
 }
 
-/// Payload types the host relays: 0 PCMU, 8 PCMA, and dynamic types whose
-/// rtpmap names telephone-event/8000.
+/// Payload types the host relays: the first of 0 PCMU and 8 PCMA the side
+/// lists (one codec, so the caller, the host's prompts and the agent's phone
+/// all use the same law and nothing needs transcoding), and dynamic types
+/// whose rtpmap names telephone-event/8000.
 fn carried(sdp: &[u8]) -> Vec<String> {
     let mut dynamic_events = Vec::new();
     for l in lines(sdp) {
@@ -67,7 +69,8 @@ fn carried(sdp: &[u8]) -> Vec<String> {
             }
         }
     }
-    let mut keep = vec!["0".to_owned(), "8".to_owned()];
+    let law = audio_profile(sdp).law.payload_type().to_string();
+    let mut keep = vec![law];
     keep.extend(dynamic_events);
     keep
 }
@@ -143,6 +146,79 @@ pub fn rewrite(sdp: &[u8], relay: SocketAddr) -> Result<Vec<u8>, SdpError> {
     Ok(out.into_bytes())
 }
 
+/// The audio profile a side's SDP sets: the G.711 law the host sends it
+/// (the first of PCMU/PCMA it lists) and its telephone-event payload type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioProfile {
+    pub law: super::g711::Law,
+    pub dtmf_payload_type: Option<u8>,
+}
+
+pub fn audio_profile(sdp: &[u8]) -> AudioProfile {
+    let mut law = None;
+    let mut dtmf = None;
+    let mut in_audio = false;
+    for l in lines(sdp) {
+        if let Some(m) = l.strip_prefix("m=") {
+            in_audio = m.starts_with("audio ") && law.is_none();
+            if in_audio {
+                law = m
+                    .split_whitespace()
+                    .skip(3)
+                    .filter_map(|f| f.parse::<u8>().ok())
+                    .find_map(super::g711::Law::from_payload_type);
+            }
+        } else if in_audio && let Some(map) = l.strip_prefix("a=rtpmap:") {
+            let mut it = map.split_whitespace();
+            if let (Some(pt), Some(enc)) = (it.next(), it.next())
+                && enc.eq_ignore_ascii_case("telephone-event/8000")
+            {
+                dtmf = pt.parse().ok();
+            }
+        }
+    }
+    AudioProfile {
+        law: law.unwrap_or(super::g711::Law::Mu),
+        dtmf_payload_type: dtmf,
+    }
+}
+
+/// The direction an answer must carry for an offer's (hold: an offer of
+/// sendonly is answered recvonly, inactive with inactive).
+pub fn answer_direction(offer: &[u8]) -> &'static str {
+    let mut dir = "sendrecv";
+    for l in lines(offer) {
+        match l {
+            "a=sendonly" => dir = "recvonly",
+            "a=recvonly" => dir = "sendonly",
+            "a=inactive" => dir = "inactive",
+            _ => {}
+        }
+    }
+    dir
+}
+
+/// `sdp` with its direction attributes replaced by `direction`.
+pub fn with_direction(sdp: &[u8], direction: &str) -> Vec<u8> {
+    let mut out = String::new();
+    let mut placed = false;
+    for l in lines(sdp) {
+        if matches!(l, "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive") {
+            if !placed {
+                out.push_str(&format!("a={direction}\r\n"));
+                placed = true;
+            }
+            continue;
+        }
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    if !placed && direction != "sendrecv" {
+        out.push_str(&format!("a={direction}\r\n"));
+    }
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,7 +256,8 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         assert!(out.contains("o=caller 1 2 IN IP4 192.0.2.1\r\n"), "{out}");
         assert!(out.contains("c=IN IP4 192.0.2.1\r\n"), "{out}");
-        assert!(out.contains("m=audio 20000 RTP/AVP 0 8 101\r\n"), "{out}");
+        assert!(out.contains("m=audio 20000 RTP/AVP 0 101\r\n"), "{out}");
+        assert!(!out.contains("PCMA"), "one codec: {out}");
         assert!(!out.contains("G729") && !out.contains("annexb"), "{out}");
         assert!(out.contains("a=fmtp:101 0-15\r\n"), "{out}");
         assert!(out.contains("m=video 0 RTP/AVP 96\r\n"), "{out}");
@@ -198,6 +275,25 @@ mod tests {
         assert_eq!(
             rewrite(b"v=0\nm=video 5000 RTP/AVP 96\n", relay),
             Err(SdpError::NoAudio)
+        );
+    }
+
+    #[test]
+    fn the_profile_and_hold_direction_come_from_the_sdp() {
+        let p = audio_profile(OFFER.as_bytes());
+        assert_eq!(p.law, crate::media::g711::Law::Mu);
+        assert_eq!(p.dtmf_payload_type, Some(101));
+        let alaw = audio_profile(b"v=0\nm=audio 4000 RTP/AVP 8 0\n");
+        assert_eq!(
+            (alaw.law, alaw.dtmf_payload_type),
+            (crate::media::g711::Law::A, None)
+        );
+        assert_eq!(answer_direction(b"v=0\na=sendonly\n"), "recvonly");
+        assert_eq!(answer_direction(OFFER.as_bytes()), "sendrecv");
+        let held = String::from_utf8(with_direction(OFFER.as_bytes(), "recvonly")).unwrap();
+        assert!(
+            held.contains("a=recvonly\r\n") && !held.contains("sendrecv"),
+            "{held}"
         );
     }
 }

@@ -56,6 +56,9 @@ struct Call {
     relay: Option<crate::media::Relay>,
     /// The SDP offered to agents' phones (the caller's, or rewritten for the relay).
     offer: Vec<u8>,
+    /// The host's own answer to the caller (with the relay): sent when the
+    /// host answers (IVR, music) and again to the caller's re-INVITEs.
+    answer: Vec<u8>,
 }
 
 /// How INVITEs are recognised as coming from a trunk.
@@ -164,6 +167,7 @@ impl B2bua {
             Some("INVITE") => self.on_invite(key, msg, peer, call_id),
             Some("BYE") => self.on_bye(key, msg, call_id),
             Some("CANCEL") => self.on_cancel(key, msg, call_id),
+            Some("INFO") => self.on_info(key, msg, call_id),
             _ => {}
         }
     }
@@ -214,18 +218,123 @@ impl B2bua {
         }
     }
 
-    fn on_invite(&self, key: TxKey, msg: &RawMessage, peer: Peer, call_id: String) {
-        if msg.header("To").and_then(|t| param(t, "tag")).is_some() {
+    /// DTMF by SIP INFO (application/dtmf-relay "Signal=5", or
+    /// application/dtmf "5"), for phones and trunks without RFC 4733.
+    fn on_info(&self, key: TxKey, msg: &RawMessage, call_id: String) {
+        let calls = self.calls.lock();
+        let Some(c) = calls.get(&call_id) else {
+            drop(calls);
+            return self.respond(&key, response(msg, NO_DIALOG.0, NO_DIALOG.1, None, &[]));
+        };
+        let ctype = msg
+            .header("Content-Type")
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let body = String::from_utf8_lossy(&msg.body);
+        let digit = match ctype.as_str() {
+            "application/dtmf-relay" => body.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("signal")
+                    .then(|| v.trim().to_owned())
+            }),
+            "application/dtmf" => Some(body.trim().to_owned()),
+            _ => None,
+        };
+        let digit = digit.and_then(|d| {
+            let mut chars = d.chars();
+            let first = chars.next()?;
+            let valid =
+                chars.next().is_none() && (first.is_ascii_digit() || "*#ABCDabcd".contains(first));
+            valid.then(|| first.to_ascii_uppercase())
+        });
+        let answer = match (digit, &c.relay) {
+            (Some(d), Some(relay)) => {
+                relay.control(crate::media::Control::Dtmf(d));
+                response(msg, 200, "OK", None, &[])
+            }
+            (Some(_), None) => response(msg, 200, "OK", None, &[]),
+            (None, _) if ctype.is_empty() => response(msg, 200, "OK", None, &[]),
+            (None, _) => response(
+                msg,
+                415,
+                "Unsupported Media Type",
+                None,
+                &[("Accept", "application/dtmf-relay, application/dtmf".into())],
+            ),
+        };
+        drop(calls);
+        self.respond(&key, answer);
+    }
+
+    /// A caller's re-INVITE (hold, a new address): with the relay the host
+    /// answers it itself (the agent's side does not change); without, it is
+    /// refused.
+    fn on_reinvite(&self, key: TxKey, msg: &RawMessage, call_id: &str) {
+        let mut calls = self.calls.lock();
+        let Some(c) = calls.get_mut(call_id) else {
+            drop(calls);
+            return self.respond(&key, response(msg, NO_DIALOG.0, NO_DIALOG.1, None, &[]));
+        };
+        let ours = msg.header("To").and_then(|t| param(t, "tag")) == Some(c.to_tag.as_str());
+        let (Some(relay), true, true) = (&c.relay, c.answered, ours) else {
+            drop(calls);
             return self.respond(
                 &key,
                 response(
                     msg,
                     488,
-                    "Not Acceptable Here - re-INVITE not supported yet",
+                    "Not Acceptable Here - re-INVITE needs an answered call with the media relay",
                     None,
                     &[],
                 ),
             );
+        };
+        if !msg.body.is_empty() {
+            if crate::media::sdp::rewrite(&msg.body, relay.caller_facing()).is_err() {
+                drop(calls);
+                return self.respond(
+                    &key,
+                    response(msg, 488, "Not Acceptable Here - no G.711 audio", None, &[]),
+                );
+            }
+            relay.caller_expects(crate::media::sdp::audio_target(&msg.body));
+        }
+        let direction = crate::media::sdp::answer_direction(&msg.body);
+        let body = crate::media::sdp::with_direction(&c.answer, direction);
+        tracing::info!(call_id, direction, "caller re-INVITE answered by the relay");
+        let ok = self.ok_with_sdp(c, &body);
+        drop(calls);
+        self.respond(&key, ok);
+    }
+
+    /// A 200 to the caller's INVITE (or re-INVITE) with this SDP.
+    fn ok_with_sdp(&self, c: &Call, body: &[u8]) -> Vec<u8> {
+        let contact = self.contact(c.peer);
+        let mut ok = String::from_utf8_lossy(&response(
+            &c.invite,
+            200,
+            "OK",
+            Some(&c.to_tag),
+            &[("Contact", contact)],
+        ))
+        .into_owned();
+        // response() ends with an empty body; put the SDP in.
+        ok = ok.replace("Content-Length: 0\r\n\r\n", "");
+        ok.push_str("Content-Type: application/sdp\r\n");
+        ok.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut bytes = ok.into_bytes();
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn on_invite(&self, key: TxKey, msg: &RawMessage, peer: Peer, call_id: String) {
+        if msg.header("To").and_then(|t| param(t, "tag")).is_some() {
+            return self.on_reinvite(key, msg, &call_id);
         }
         if self.calls.lock().contains_key(&call_id) {
             // Same Call-ID, new branch: a second INVITE for a call in progress.
@@ -245,7 +354,7 @@ impl B2bua {
             .unwrap_or("anonymous")
             .to_owned();
         let dialed = msg.uri().and_then(uri_user).unwrap_or("").to_owned();
-        let (relay, offer) = match self.open_relay(&call_id, msg) {
+        let (relay, offer, answer) = match self.open_relay(&call_id, msg) {
             Ok(parts) => parts,
             Err((code, reason)) => {
                 tracing::warn!(call_id, code, reason, "call refused by the media layer");
@@ -264,6 +373,7 @@ impl B2bua {
                 cseq: 0,
                 relay,
                 offer,
+                answer,
             },
         );
         tracing::info!(call_id, caller, dialed, trunk, transport = ?peer.transport, "call arrived");
@@ -278,30 +388,25 @@ impl B2bua {
 
     /// A relay for a new call and the SDP its agents are offered, checking the
     /// caller's offer carries a codec we relay. Err: the SIP status refusing it.
+    #[allow(clippy::type_complexity)]
     fn open_relay(
         &self,
         call_id: &str,
         invite: &RawMessage,
-    ) -> Result<(Option<crate::media::Relay>, Vec<u8>), (u16, String)> {
+    ) -> Result<(Option<crate::media::Relay>, Vec<u8>, Vec<u8>), (u16, String)> {
         let Some(media) = &self.media else {
-            return Ok((None, invite.body.clone()));
+            return Ok((None, invite.body.clone(), Vec::new()));
         };
         if invite.body.is_empty() {
             // A late offer (no SDP in the INVITE): the agent's phone makes the
             // offer in its 200 and the caller answers in its ACK, which the
             // relay does not rewrite yet; such calls keep end-to-end media.
             tracing::debug!(call_id, "INVITE without SDP: no relay");
-            return Ok((None, Vec::new()));
+            return Ok((None, Vec::new(), Vec::new()));
         }
         let center = self.center.clone();
-        let id = call_id.to_owned();
-        let timeout = Box::new(move || {
-            center.send(CallEvent::CallFailed {
-                call_id: id,
-                reason: "no RTP from the caller (RTP timeout)".into(),
-            })
-        });
-        let relay = media.open(call_id, timeout).map_err(|e| {
+        let events: crate::media::EventSink = std::sync::Arc::new(move |e| center.send(e));
+        let relay = media.open(call_id, &invite.body, events).map_err(|e| {
             if media.refused() {
                 tracing::error!(call_id, error = %e, refused_so_far = media.refused_calls(), "calls refused: no relay");
             }
@@ -311,8 +416,9 @@ impl B2bua {
         // (built once; a refused offer drops the relay and frees its ports).
         let offer = crate::media::sdp::rewrite(&invite.body, relay.agent_facing())
             .map_err(|e| (488, format!("Not Acceptable Here - {e}")))?;
-        relay.caller_expects(crate::media::sdp::audio_target(&invite.body));
-        Ok((Some(relay), offer))
+        let answer = crate::media::sdp::rewrite(&invite.body, relay.caller_facing())
+            .map_err(|e| (488, format!("Not Acceptable Here - {e}")))?;
+        Ok((Some(relay), offer, answer))
     }
 
     /// Which trunk an INVITE comes from: by source address, else by digest
@@ -543,13 +649,15 @@ impl B2bua {
                 };
                 let (mut body, ctype) = sdp.unwrap_or_default();
                 let answered = {
-                    let calls = self.calls.lock();
-                    let Some(c) = calls.get(&call_id) else { return };
+                    let mut calls = self.calls.lock();
+                    let Some(c) = calls.get_mut(&call_id) else {
+                        return;
+                    };
                     if let Some(relay) = &c.relay {
                         // The agent's phone is the relay's other side now; the
                         // caller keeps talking to the host's port.
                         relay.agent_expects(crate::media::sdp::audio_target(&body));
-                        relay.arm();
+                        relay.control(crate::media::Control::Bridge);
                         body = match crate::media::sdp::rewrite(&body, relay.caller_facing()) {
                             Ok(b) => b,
                             Err(e) => {
@@ -558,9 +666,11 @@ impl B2bua {
                             }
                         };
                         if c.answered {
-                            // A transfer: nothing to tell the caller.
+                            // Answered by the host (IVR, music) or a transfer:
+                            // the caller keeps its media peer, nothing to tell it.
                             return;
                         }
+                        c.answer = body.clone();
                     }
                     c.answered
                 };
@@ -598,6 +708,42 @@ impl B2bua {
                 code,
                 reason,
             } => self.final_to_caller(&call_id, code, &reason, &[]),
+            Command::RunIvr { call_id, step } => {
+                let prompt = self
+                    .media
+                    .as_ref()
+                    .and_then(|m| m.prompts().get(&step.prompt));
+                let name = step.name.clone();
+                let control = crate::media::Control::Ivr { step, prompt };
+                if !self.answer_and(&call_id, control) {
+                    // No relay for this call (late offer): no digits to collect.
+                    self.center.send(CallEvent::DigitsCollected {
+                        call_id,
+                        step: name,
+                        digits: String::new(),
+                    });
+                }
+            }
+            Command::Hold { call_id, music } => {
+                let music = music.and_then(|m| self.media.as_ref()?.prompts().get(&m));
+                self.answer_and(&call_id, crate::media::Control::Hold { music });
+            }
+            Command::Announce {
+                call_id,
+                position,
+                wait_secs,
+            } => {
+                if let Some(m) = &self.media {
+                    let prompts = m.prompts().announcement(position, wait_secs);
+                    self.media_control(&call_id, crate::media::Control::Announce(prompts));
+                }
+            }
+            Command::Record { call_id, plan } => {
+                self.media_control(&call_id, crate::media::Control::Record(plan));
+            }
+            Command::PauseRecording { call_id, paused } => {
+                self.media_control(&call_id, crate::media::Control::Pause(paused));
+            }
             Command::Forward { call_id, target } => {
                 let host = self.calls.lock().get(&call_id).map(|c| c.peer.addr.ip());
                 let contact = if target.starts_with("sip:") {
@@ -641,6 +787,42 @@ impl B2bua {
             }
             _ => {}
         }
+    }
+
+    /// Tell the call's relay; false when the call has none.
+    fn media_control(&self, call_id: &str, control: crate::media::Control) -> bool {
+        let calls = self.calls.lock();
+        match calls.get(call_id).and_then(|c| c.relay.as_ref()) {
+            Some(relay) => {
+                relay.control(control);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Answer the caller with the relay's SDP if not yet answered (the host
+    /// takes the call: IVR, music), then tell the relay; false without relay.
+    fn answer_and(&self, call_id: &str, control: crate::media::Control) -> bool {
+        let mut calls = self.calls.lock();
+        let Some(c) = calls.get_mut(call_id) else {
+            return false;
+        };
+        let Some(relay) = &c.relay else {
+            return false;
+        };
+        relay.control(control);
+        if c.answered {
+            return true;
+        }
+        relay.control(crate::media::Control::Answered);
+        c.answered = true;
+        let ok = self.ok_with_sdp(c, &c.answer);
+        let key = c.key.clone();
+        drop(calls);
+        tracing::info!(call_id, "caller answered by the host");
+        self.respond(&key, ok);
+        true
     }
 
     /// A final answer to a caller that was not answered; the transaction

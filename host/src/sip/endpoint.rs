@@ -305,7 +305,7 @@ impl SipEndpoint {
                     ],
                 ),
             ),
-            "INVITE" | "BYE" | "CANCEL" if b2bua.is_some() => {
+            "INVITE" | "BYE" | "CANCEL" | "INFO" if b2bua.is_some() => {
                 if let Some(b) = b2bua {
                     b.on_request(key, &msg, peer);
                 }
@@ -351,7 +351,7 @@ fn not_implemented(msg: &RawMessage) -> Vec<u8> {
     )
 }
 
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, REGISTER, OPTIONS";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, INFO, REGISTER, OPTIONS";
 
 #[cfg(test)]
 mod tests {

@@ -118,6 +118,13 @@ impl Acd {
             self.warn(Some(call_id), format!("transfer refused: {e}"));
             return;
         }
+        self.ask_policy(
+            now_ms,
+            call_id,
+            Some(crate::plugins::bindings::CallEvent::Transfer(
+                target.to_string(),
+            )),
+        );
         let Some(c) = self.calls.get_mut(call_id) else {
             return;
         };
