@@ -106,7 +106,11 @@ fn host_config(dir: &Path, relay: bool) -> std::path::PathBuf {
          [[queues]]\nname = \"vip\"\n",
     );
     cfg.push_str(&agents_config(AGENTS, dir));
-    cfg.push_str(&format!("[media]\nrelay = {relay}\n"));
+    // Signalling (and relay) throughput: recording's disk cost belongs to the
+    // media benchmark, not here (the recording policy is still asked).
+    cfg.push_str(&format!(
+        "[media]\nrelay = {relay}\n[recording]\nenabled = false\n"
+    ));
     support::always_open_router(dir);
     let path = dir.join(format!("ctihost-relay-{relay}.toml"));
     std::fs::write(&path, cfg).unwrap();

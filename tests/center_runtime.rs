@@ -63,6 +63,7 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
         ctihost::center::CenterPlugins {
             router: "skills-router".into(),
             screen_pop: Some("crm-screen-pop".into()),
+            recording_policy: None,
         },
         calls_tx,
         std::sync::Arc::new(ctihost::metrics::Metrics::default()),

@@ -288,7 +288,7 @@ async fn a_call_reaches_the_desktop_with_its_card_then_pause_and_hangup() {
         "caller_wait_bye.xml",
         target(&s, &[]),
         free_port(),
-        &["-s", "95588"],
+        &["-s", "95566"],
     )
     .spawn()
     .unwrap();
@@ -465,7 +465,7 @@ async fn transfer_to_another_queue(relay: bool) {
         scenario,
         target(&s, &[]),
         free_port(),
-        &["-s", "95588", "-d", talk],
+        &["-s", "95566", "-d", talk],
     )
     .spawn()
     .unwrap();
@@ -539,7 +539,7 @@ async fn with_the_crm_down_the_card_says_so() {
         "caller_uac.xml",
         target(&s, &[]),
         free_port(),
-        &["-s", "95588", "-d", "200"],
+        &["-s", "95566", "-d", "200"],
     )
     .spawn()
     .unwrap();

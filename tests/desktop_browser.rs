@@ -158,7 +158,7 @@ async fn desktop_shows_the_card_before_the_answer_and_the_wallboard_follows_the_
         "caller_uac.xml",
         target(&s, &[]),
         free_port(),
-        &["-s", "95588", "-d", "1000"],
+        &["-s", "95566", "-d", "1000"],
     )
     .spawn()
     .unwrap();

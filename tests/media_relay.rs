@@ -48,7 +48,7 @@ async fn caller_audio_reaches_the_agent_and_back_through_the_relay() {
         "caller_pcap.xml",
         target(&s, &[]),
         free_port(),
-        &["-s", "95588", "-d", "9000"],
+        &["-s", "95566", "-d", "9000"],
     )
     .spawn()
     .unwrap();
@@ -120,7 +120,7 @@ async fn a_caller_that_sends_no_rtp_is_hung_up_after_the_timeout() {
         "caller_wait_bye.xml",
         target(&s, &[]),
         free_port(),
-        &["-s", "95588"],
+        &["-s", "95566"],
     )
     .spawn()
     .unwrap();
@@ -162,7 +162,7 @@ async fn every_port_is_released_after_a_thousand_calls() {
                 target,
                 free_port(),
                 &[
-                    "-s", "95588", "-d", "0", "-m", "1000", "-l", "1", "-r", "200",
+                    "-s", "95566", "-d", "0", "-m", "1000", "-l", "1", "-r", "200",
                 ],
             )
             .status()

@@ -344,7 +344,7 @@ fn python_router_routes_a_real_sipp_call() {
         sipp(
             "caller_uac.xml",
             server::free_port(),
-            &["-s", "95588", "-d", "500"]
+            &["-s", "95566", "-d", "500"]
         )
         .status()
         .unwrap()

@@ -94,11 +94,11 @@ fn answered_calls_end_from_either_side_with_correct_records() {
     let s = center(dir.path(), 15);
     // Caller hangs up (INVITE, ACK, 1 s of talk, BYE).
     let agent = phone(&s, "1001", "agent_answer.xml");
-    assert!(caller(&s, &["caller_uac.xml", "-s", "95588", "-d", "1000"]));
+    assert!(caller(&s, &["caller_uac.xml", "-s", "95566", "-d", "1000"]));
     assert!(finished(agent));
     // Agent hangs up.
     let agent = phone(&s, "1001", "agent_answer_bye.xml");
-    assert!(caller(&s, &["caller_wait_bye.xml", "-s", "95588"]));
+    assert!(caller(&s, &["caller_wait_bye.xml", "-s", "95566"]));
     assert!(finished(agent));
     let r = records(&s, 2);
     assert_eq!(r.len(), 2, "{r:?}");
@@ -107,7 +107,7 @@ fn answered_calls_end_from_either_side_with_correct_records() {
         assert_eq!(rec["agent"], "1001");
         assert_eq!(rec["queue"], "general");
         assert_eq!(rec["trunk"], "pstn");
-        assert_eq!(rec["dialed"], "95588");
+        assert_eq!(rec["dialed"], "95566");
         assert_eq!(rec["cause"], cause);
         assert!(rec["talk_secs"].as_f64().unwrap() >= 0.9, "{rec}");
         assert_eq!(
@@ -129,13 +129,13 @@ fn answered_calls_over_tcp_end_from_either_side() {
     let agent = phone_with(&s, "1001", "agent_answer.xml", &tcp);
     assert!(caller(
         &s,
-        &["caller_uac.xml", "-s", "95588", "-d", "1000", "-t", "t1"]
+        &["caller_uac.xml", "-s", "95566", "-d", "1000", "-t", "t1"]
     ));
     assert!(finished(agent));
     let agent = phone_with(&s, "1002", "agent_answer_bye.xml", &tcp);
     assert!(caller(
         &s,
-        &["caller_wait_bye.xml", "-s", "95588", "-t", "t1"]
+        &["caller_wait_bye.xml", "-s", "95566", "-t", "t1"]
     ));
     assert!(finished(agent));
     let r = records(&s, 2);
@@ -174,7 +174,7 @@ fn caller_abandons_in_queue() {
         "caller_uac.xml",
         target(&s, &[]),
         free_port(),
-        &["-s", "95588", "-d", "4000"],
+        &["-s", "95566", "-d", "4000"],
     )
     .spawn()
     .unwrap();
@@ -190,7 +190,7 @@ fn caller_abandons_in_queue() {
         assert!(Instant::now() < until, "first call connected");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(caller(&s, &["caller_cancel_queued.xml", "-s", "95588"]));
+    assert!(caller(&s, &["caller_cancel_queued.xml", "-s", "95566"]));
     assert!(finished(talking));
     assert!(finished(agent));
     let r = records(&s, 2);
@@ -222,7 +222,7 @@ fn caller_abandons_while_the_agent_rings() {
     let dir = tempfile::tempdir().unwrap();
     let s = center(dir.path(), 15);
     let agent = phone(&s, "1001", "agent_ring_cancel.xml");
-    assert!(caller(&s, &["caller_cancel.xml", "-s", "95588"]));
+    assert!(caller(&s, &["caller_cancel.xml", "-s", "95566"]));
     assert!(finished(agent), "the agent's phone saw the CANCEL");
     let r = records(&s, 1);
     assert_eq!(r[0]["disposition"], "abandoned-ringing", "{r:?}");
@@ -232,7 +232,7 @@ fn caller_abandons_while_the_agent_rings() {
     );
     // The agent is free again: the next call reaches the same phone.
     let agent = phone(&s, "1001", "agent_answer_bye.xml");
-    assert!(caller(&s, &["caller_wait_bye.xml", "-s", "95588"]));
+    assert!(caller(&s, &["caller_wait_bye.xml", "-s", "95566"]));
     assert!(finished(agent));
     assert_eq!(records(&s, 2)[1]["disposition"], "answered");
 }
@@ -244,7 +244,7 @@ fn unanswered_agent_goes_not_ready_and_the_next_agent_answers() {
     // 1001 registers first, so it has idled longest and rings first; it never answers.
     let silent = phone(&s, "1001", "agent_ring_cancel.xml");
     let answering = phone(&s, "1002", "agent_answer.xml");
-    assert!(caller(&s, &["caller_uac.xml", "-s", "95588", "-d", "1000"]));
+    assert!(caller(&s, &["caller_uac.xml", "-s", "95566", "-d", "1000"]));
     assert!(finished(silent), "ring-no-answer cancelled 1001's phone");
     assert!(finished(answering));
     let r = records(&s, 1);
@@ -270,7 +270,7 @@ fn a_call_over_ipv6() {
     let s = server::start(&config);
     assert!(s.sip_udp.unwrap().is_ipv6());
     let agent = phone(&s, "1001", "agent_answer.xml");
-    assert!(caller(&s, &["caller_uac.xml", "-s", "95588", "-d", "500"]));
+    assert!(caller(&s, &["caller_uac.xml", "-s", "95566", "-d", "500"]));
     assert!(finished(agent));
     let r = records(&s, 1);
     assert_eq!(r[0]["disposition"], "answered", "{r:?}");
@@ -306,21 +306,21 @@ fn trunk_authenticates_with_digest() {
         &[
             "caller_uac_auth.xml",
             "-s",
-            "95588",
+            "95566",
             "-au",
             "carrier1",
             "-ap",
             "wrong"
         ]
     ));
-    assert!(!caller(&s, &["caller_uac.xml", "-s", "95588"]));
+    assert!(!caller(&s, &["caller_uac.xml", "-s", "95566"]));
     let agent = phone(&s, "1001", "agent_answer.xml");
     assert!(caller(
         &s,
         &[
             "caller_uac_auth.xml",
             "-s",
-            "95588",
+            "95566",
             "-d",
             "500",
             "-au",
@@ -345,7 +345,7 @@ fn invite_from_an_address_that_is_no_trunk_is_refused() {
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let me = sock.local_addr().unwrap();
     let invite = format!(
-        "INVITE sip:95588@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-x1\r\nFrom: <sip:intruder@{me}>;tag=1\r\nTo: <sip:95588@127.0.0.1>\r\nCall-ID: intruder-1\r\nCSeq: 1 INVITE\r\nContact: <sip:intruder@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "INVITE sip:95566@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-x1\r\nFrom: <sip:intruder@{me}>;tag=1\r\nTo: <sip:95566@127.0.0.1>\r\nCall-ID: intruder-1\r\nCSeq: 1 INVITE\r\nContact: <sip:intruder@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     );
     sock.send_to(invite.as_bytes(), s.sip_udp.unwrap()).unwrap();
     let mut buf = [0u8; 2048];
@@ -371,7 +371,7 @@ fn calls_complete_through_packet_loss() {
         &[
             "caller_uac.xml",
             "-s",
-            "95588",
+            "95566",
             "-d",
             "200",
             "-m",
@@ -409,7 +409,7 @@ fn router_hot_reload_while_calls_flow() {
         "caller_uac.xml",
         s.sip_udp.unwrap(),
         free_port(),
-        &["-s", "95588", "-d", "200", "-m", "12", "-r", "4"],
+        &["-s", "95566", "-d", "200", "-m", "12", "-r", "4"],
     )
     .spawn()
     .unwrap();
@@ -468,7 +468,7 @@ fn invite_for_final(s: &Server, call_id: &str) -> String {
     let me = sock.local_addr().unwrap();
     let head = |method: &str| {
         format!(
-            "{method} sip:95588@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}\r\nFrom: <sip:+8613900000009@{me}>;tag=c1\r\nTo: <sip:95588@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            "{method} sip:95566@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id}\r\nFrom: <sip:+8613900000009@{me}>;tag=c1\r\nTo: <sip:95566@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 {method}\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         )
     };
     sock.send_to(head("INVITE").as_bytes(), s.sip_udp.unwrap())
@@ -512,13 +512,13 @@ fn queue_timeout_overflows_to_the_configured_target() {
         dir.path(),
         15,
         "",
-        "max_wait_secs = 1\noverflow = \"+861095588\"",
+        "max_wait_secs = 1\noverflow = \"+861095566\"",
     );
     // No agent is registered: the caller waits a second, then is sent on.
     let started = Instant::now();
     let r = invite_for_final(&s, "overflow-1");
     assert!(r.starts_with("SIP/2.0 302 Moved Temporarily\r\n"), "{r}");
-    assert!(r.contains("Contact: <sip:+861095588@127.0.0.1>"), "{r}");
+    assert!(r.contains("Contact: <sip:+861095566@127.0.0.1>"), "{r}");
     assert!(started.elapsed() >= Duration::from_secs(1));
     let rec = &records(&s, 1)[0];
     assert_eq!(rec["disposition"], "overflowed", "{rec}");
@@ -607,7 +607,7 @@ fn baresip_phones_answer_calls_over_udp_and_tcp() {
     for (n, (agent, transport)) in [("1001", "udp"), ("1002", "tcp")].into_iter().enumerate() {
         let phone = baresip(&s, dir.path(), agent, transport);
         assert!(
-            caller(&s, &["caller_uac.xml", "-s", "95588", "-d", "1500"]),
+            caller(&s, &["caller_uac.xml", "-s", "95566", "-d", "1500"]),
             "call to baresip over {transport}:\n{}",
             phone.log()
         );
@@ -679,7 +679,7 @@ fn metrics_move_with_calls() {
     let answered = "ctihost_calls_total{disposition=\"answered\"}";
     assert_eq!(before.get(answered), None);
     let agent = phone(&s, "1001", "agent_answer.xml");
-    assert!(caller(&s, &["caller_uac.xml", "-s", "95588", "-d", "200"]));
+    assert!(caller(&s, &["caller_uac.xml", "-s", "95566", "-d", "200"]));
     assert!(finished(agent));
     records(&s, 1);
     let after = prometheus(&s.admin_text("/metrics", "t0k"));

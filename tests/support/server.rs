@@ -9,6 +9,8 @@ use std::time::Duration;
 
 pub struct Server {
     child: Child,
+    /// Every line the server logged so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Admin API base URL.
     pub url: String,
     pub sip_udp: Option<SocketAddr>,
@@ -70,9 +72,14 @@ fn field(line: &str, key: &str) -> Option<String> {
 
 /// Start `ctihost run --config CONFIG` and wait for its "ready" log line.
 pub fn start(config: &Path) -> Server {
+    start_logging(config, "info")
+}
+
+/// The same with `RUST_LOG` set to `filter`.
+pub fn start_logging(config: &Path, filter: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ctihost"))
         .args(["run", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", filter)
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -80,9 +87,14 @@ pub fn start(config: &Path) -> Server {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = log.clone();
     std::thread::spawn(move || {
         let (mut udp, mut tcp) = (None, None);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut l) = kept.lock() {
+                l.push(line.clone());
+            }
             if line.contains("SIP listening on UDP") {
                 udp = field(&line, "local=");
             }
@@ -102,6 +114,7 @@ pub fn start(config: &Path) -> Server {
         .expect("server became ready");
     Server {
         child,
+        log,
         url: format!("http://{addr}"),
         sip_udp: udp.map(|a| a.parse().unwrap()),
         sip_tcp: tcp.map(|a| a.parse().unwrap()),

@@ -38,6 +38,21 @@ impl Guest for TestRouter {
                 }
             }
             "trap" => panic!("test router told to trap"),
+            // A card-number step (sensitive), then the queue.
+            "card" => match call.ivr.iter().find(|e| e.step == "card") {
+                None => RouteDecision::Ivr(IvrStep {
+                    name: "card".into(),
+                    prompt: "enter-card".into(),
+                    max_digits: 8,
+                    terminator: Some("#".into()),
+                    inter_digit_timeout_ms: 3000,
+                    sensitive: true,
+                }),
+                Some(e) => {
+                    host::counter_add(&format!("card_digits_{}", e.digits.len()), 1);
+                    ok_decision()
+                }
+            },
             "huge-output" => RouteDecision::Forward("9".repeat(8 << 20)),
             "bad-decision" => reject(200, "OK is not a rejection"),
             "reject" => {
