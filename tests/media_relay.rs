@@ -18,21 +18,6 @@ fn media(s: &Server) -> Value {
     s.admin_json("/admin/media", "t0k")
 }
 
-fn records(s: &Server, n: usize) -> Vec<Value> {
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = s
-            .admin_json("/admin/cdr?limit=5000", "t0k")
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if v.len() >= n || Instant::now() > until {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caller_audio_reaches_the_agent_and_back_through_the_relay() {
     let crm = Crm::start().await;
@@ -102,7 +87,7 @@ async fn caller_audio_reaches_the_agent_and_back_through_the_relay() {
             .await
             .unwrap();
     assert!(caller_ok && phone_ok);
-    let rec = &records(&s, 1)[0];
+    let rec = &s.records(1)[0];
     assert_eq!(rec["disposition"], "answered", "{rec}");
     let after = media(&s);
     assert_eq!(after["ports_in_use"], 0, "{after}");
@@ -132,7 +117,7 @@ async fn a_caller_that_sends_no_rtp_is_hung_up_after_the_timeout() {
     assert!(caller_ok, "the caller got the host's BYE");
     assert!(phone_ok, "the agent's phone got the host's BYE");
     assert!(started.elapsed() >= Duration::from_secs(2));
-    let rec = &records(&s, 1)[0];
+    let rec = &s.records(1)[0];
     assert_eq!(rec["disposition"], "failed", "{rec}");
     assert!(
         rec["cause"].as_str().unwrap().contains("RTP timeout"),
@@ -177,7 +162,7 @@ async fn every_port_is_released_after_a_thousand_calls() {
         .await
         .unwrap();
     assert!(phone_ok);
-    let recs = records(&s, 1000);
+    let recs = s.records(1000);
     assert_eq!(recs.len(), 1000);
     assert!(recs.iter().all(|r| r["disposition"] == "answered"));
     let m = media(&s);

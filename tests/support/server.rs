@@ -42,6 +42,23 @@ impl Server {
             .unwrap_or_default()
     }
 
+    /// The call records (admin token `t0k`), once there are `n` of them or
+    /// after 20 s.
+    pub fn records(&self, n: usize) -> Vec<serde_json::Value> {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self
+                .admin_json("/admin/cdr?limit=5000", "t0k")
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if v.len() >= n || std::time::Instant::now() > until {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// GET an admin endpoint with `token` and parse the JSON body.
     pub fn admin_json(&self, path: &str, token: &str) -> serde_json::Value {
         use std::io::{Read, Write};

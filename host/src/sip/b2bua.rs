@@ -314,6 +314,10 @@ impl B2bua {
 
     /// A 200 to the caller's INVITE (or re-INVITE) with this SDP.
     fn ok_with_sdp(&self, c: &Call, body: &[u8]) -> Vec<u8> {
+        self.ok_with_body(c, body, Some("application/sdp"))
+    }
+
+    fn ok_with_body(&self, c: &Call, body: &[u8], ctype: Option<&str>) -> Vec<u8> {
         let contact = self.contact(c.peer);
         let mut ok = String::from_utf8_lossy(&response(
             &c.invite,
@@ -323,9 +327,11 @@ impl B2bua {
             &[("Contact", contact)],
         ))
         .into_owned();
-        // response() ends with an empty body; put the SDP in.
+        // response() ends with an empty body; put this one in.
         ok = ok.replace("Content-Length: 0\r\n\r\n", "");
-        ok.push_str("Content-Type: application/sdp\r\n");
+        if let Some(t) = ctype {
+            ok.push_str(&format!("Content-Type: {t}\r\n"));
+        }
         ok.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
         let mut bytes = ok.into_bytes();
         bytes.extend_from_slice(body);
@@ -681,23 +687,7 @@ impl B2bua {
                 let Some(c) = calls.get_mut(&call_id) else {
                     return;
                 };
-                let contact = self.contact(c.peer);
-                let mut ok = String::from_utf8_lossy(&response(
-                    &c.invite,
-                    200,
-                    "OK",
-                    Some(&c.to_tag),
-                    &[("Contact", contact)],
-                ))
-                .into_owned();
-                // response() ends with an empty body; put the agent's SDP in.
-                ok = ok.replace("Content-Length: 0\r\n\r\n", "");
-                if let Some(t) = ctype {
-                    ok.push_str(&format!("Content-Type: {t}\r\n"));
-                }
-                ok.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-                let mut bytes = ok.into_bytes();
-                bytes.extend_from_slice(&body);
+                let bytes = self.ok_with_body(c, &body, ctype.as_deref());
                 c.answered = true;
                 let key = c.key.clone();
                 drop(calls);
