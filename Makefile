@@ -28,7 +28,9 @@ lint: test-deps
 test: lint
 	cargo test --workspace
 
-# The SIP benchmark compares with Kamailio when it is installed.
+# The SIP benchmark compares with Kamailio, the media benchmark with
+# rtpengine, when they can be installed.
 bench: test-deps
 	command -v kamailio >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y kamailio || true
+	command -v rtpengine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y rtpengine-daemon || true
 	cargo bench -p ctihost

@@ -25,6 +25,9 @@ enum Step {
     /// Start playing the A-law speech pcap (4.7 s; it plays on meanwhile).
     Speech,
     Pause(u32),
+    /// Given first: the INVITE carries no SDP (late offer); the caller
+    /// answers the host's offer in its ACK.
+    LateOffer,
     /// re-INVITE putting the call on hold (a=sendonly) with audio moved to
     /// `[$rtp2]`; the answer must say recvonly.
     Hold,
@@ -73,19 +76,34 @@ fn caller_scenario(dir: &Path, name: &str, own_rtp: bool, steps: &[Step]) -> Pat
         xml.push_str(&body);
         xml.push_str("\n]]></send>\n");
     };
+    let late = matches!(steps.first(), Some(Step::LateOffer));
+    let with_sdp = |head: String| {
+        format!(
+            "{head}Content-Type: application/sdp\nContent-Length: [len]\n\n{}",
+            sdp(port, "")
+        )
+    };
+    let invite = head("INVITE", 1).replace("[peer_tag_param]", "");
     send(
         &mut xml,
-        format!(
-            "{}Content-Type: application/sdp\nContent-Length: [len]\n\n{}",
-            head("INVITE", 1).replace("[peer_tag_param]", ""),
-            sdp(port, "")
-        ),
+        if late {
+            format!("{invite}Content-Length: 0\n")
+        } else {
+            with_sdp(invite)
+        },
     );
     xml.push_str(
         "<recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\" optional=\"true\"/>\n\
          <recv response=\"200\" rtd=\"true\"/>\n",
     );
-    send(&mut xml, format!("{}Content-Length: 0\n", head("ACK", 1)));
+    send(
+        &mut xml,
+        if late {
+            with_sdp(head("ACK", 1))
+        } else {
+            format!("{}Content-Length: 0\n", head("ACK", 1))
+        },
+    );
     let mut cseq = 2;
     for step in steps {
         match step {
@@ -114,6 +132,7 @@ fn caller_scenario(dir: &Path, name: &str, own_rtp: bool, steps: &[Step]) -> Pat
                 "<nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/g711a.pcap\"/></action></nop>\n",
             ),
             Step::Pause(ms) => xml.push_str(&format!("<pause milliseconds=\"{ms}\"/>\n")),
+            Step::LateOffer => {}
             Step::Hold => {
                 send(
                     &mut xml,
@@ -245,7 +264,7 @@ fn rms(s: &[i16]) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn menu_keys_by_rfc4733_and_by_info_reach_the_router_and_pick_the_queue() {
+async fn menu_keys_by_rfc4733_by_info_and_after_a_late_offer_pick_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let p = plugins(dir.path(), "ok", "ok");
     let s = center(dir.path(), &p, "menu-router", "test-policy", "");
@@ -273,7 +292,26 @@ async fn menu_keys_by_rfc4733_and_by_info_reach_the_router_and_pick_the_queue() 
     .await
     .unwrap();
     assert_eq!(ok, [true; 4]);
-    let recs = s.records(2);
+    // A late offer (no SDP in the INVITE): the host offers in its 200, the
+    // caller answers in the ACK, and its keys are heard all the same.
+    let a1 = phone(&s, "1001", "agent_answer.xml");
+    let late = caller_scenario(
+        dir.path(),
+        "late.xml",
+        false,
+        &[
+            Step::LateOffer,
+            Step::Pause(1000),
+            Step::Key('1'),
+            Step::Pause(3000),
+        ],
+    );
+    let c3 = caller(&late, &s, &[]);
+    let ok = tokio::task::spawn_blocking(move || [finished(c3), finished(a1)])
+        .await
+        .unwrap();
+    assert_eq!(ok, [true; 2], "late offer");
+    let recs = s.records(3);
     let mut by_queue: Vec<(String, String, u64)> = recs
         .iter()
         .map(|r| {
@@ -290,7 +328,7 @@ async fn menu_keys_by_rfc4733_and_by_info_reach_the_router_and_pick_the_queue() 
             .iter()
             .map(|(q, a, _)| (q.as_str(), a.as_str()))
             .collect::<Vec<_>>(),
-        [("qa", "1001"), ("qb", "1002")],
+        [("qa", "1001"), ("qa", "1001"), ("qb", "1002")],
         "{recs:?}"
     );
     // The key stopped the prompt: the agent answered long before the menu's

@@ -82,6 +82,12 @@ pub fn agents_config(n: usize, dir: &Path) -> String {
 /// Register the `n` agents of [`agents_config`] at one SIPp answerer, which
 /// then answers every call offered to any of them.
 pub fn register_agents(s: &Server, n: usize, dir: &Path) -> Killed {
+    answerer(register(s, n, dir), dir)
+}
+
+/// Register the `n` agents of [`agents_config`] with one contact port, which
+/// is returned (for the phone that will answer their calls).
+pub fn register(s: &Server, n: usize, dir: &Path) -> u16 {
     let phones = free_port();
     let registered = sipp(
         &[
@@ -108,5 +114,5 @@ pub fn register_agents(s: &Server, n: usize, dir: &Path) -> Killed {
     .status()
     .unwrap();
     assert!(registered.success(), "{n} agents registered");
-    answerer(phones, dir)
+    phones
 }

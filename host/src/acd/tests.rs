@@ -959,3 +959,63 @@ fn hang_up_from_the_api_ends_a_queued_or_connected_call() {
     ));
     assert_eq!(s.record("c2").disposition, Disposition::Answered);
 }
+
+#[test]
+fn a_queue_with_music_answers_callers_and_announces_their_place_on_a_timer() {
+    let mut q = QueueConfig::named("cards");
+    q.music_on_hold = Some("music-on-hold".into());
+    q.announce_every_secs = 30;
+    let mut s = Sim::new(vec![], vec![]);
+    s.acd = Acd::new(
+        AcdSettings {
+            ivr_supported: true,
+            recording: true,
+            ..AcdSettings::default()
+        },
+        vec![q],
+        vec![agent("1001", &[("cards", 1)], &[])],
+    );
+    // The only agent is logged out: both calls wait.
+    s.call("c1", QueueTarget::plain("cards"));
+    let o = s.call("c2", QueueTarget::plain("cards"));
+    assert!(has(
+        &o,
+        &Command::Hold {
+            call_id: "c2".into(),
+            music: Some("music-on-hold".into())
+        }
+    ));
+    // Answered by the host: the recording policy is asked at connect.
+    assert!(o.iter().any(|x| matches!(x,
+        Output::Command(Command::AskRecordingPolicy { call_id, event: None, .. }) if call_id == "c2")));
+    let timer = o
+        .iter()
+        .find_map(|x| match x {
+            Output::Command(Command::StartTimer {
+                timer: t @ TimerId::Announce { .. },
+                at_ms,
+            }) => Some((t.clone(), *at_ms)),
+            _ => None,
+        })
+        .expect("announcement timer");
+    assert_eq!(timer.1, s.now + 30_000);
+    let o = s.at(30).ev(CallEvent::TimerFired { timer: timer.0 });
+    // Second in line; one agent staffed (logged out counts nothing: 1 as the floor).
+    assert!(has(
+        &o,
+        &Command::Announce {
+            call_id: "c2".into(),
+            position: 2,
+            wait_secs: 2 * 180,
+        }
+    ));
+    assert!(o.iter().any(|x| matches!(x,
+        Output::Command(Command::StartTimer { timer: TimerId::Announce { call_id, .. }, .. }) if call_id == "c2")));
+    // A key outside IVR goes to the policy, never elsewhere.
+    let o = s.ev(CallEvent::Dtmf {
+        call_id: "c2".into(),
+        digit: '5',
+    });
+    assert!(o.iter().any(|x| matches!(x,
+        Output::Command(Command::AskRecordingPolicy { event: Some(crate::plugins::bindings::CallEvent::Dtmf(d)), .. }) if d == "5")));
+}

@@ -171,6 +171,8 @@ pub enum Control {
     Pause(bool),
     /// A digit the caller sent by SIP INFO.
     Dtmf(char),
+    /// The caller's SDP arrived late (in its ACK, after a late offer).
+    CallerProfile(AudioProfile),
 }
 
 /// A call's relay; dropping it ends the relay (the recording is finished and
@@ -539,6 +541,7 @@ impl Session {
                 }
             }
             Control::Dtmf(d) => self.digit(d),
+            Control::CallerProfile(p) => self.profile = p,
         }
     }
 

@@ -183,6 +183,23 @@ pub fn audio_profile(sdp: &[u8]) -> AudioProfile {
     }
 }
 
+/// The host's own offer at `relay` (for a caller or phone that sent none: a
+/// late offer): both G.711 laws and telephone-event.
+pub fn host_offer(relay: SocketAddr) -> Vec<u8> {
+    let ip = relay.ip();
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let session = crate::random::bytes::<4>()
+        .map(u32::from_le_bytes)
+        .unwrap_or(1);
+    format!(
+        "v=0\r\no=ctihost {session} 1 IN {family} {ip}\r\ns=ctihost\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n",
+        port = relay.port()
+    )
+    .into_bytes()
+}
+
 /// The direction an answer must carry for an offer's (hold: an offer of
 /// sendonly is answered recvonly, inactive with inactive).
 pub fn answer_direction(offer: &[u8]) -> &'static str {
@@ -294,6 +311,17 @@ mod tests {
         assert!(
             held.contains("a=recvonly\r\n") && !held.contains("sendrecv"),
             "{held}"
+        );
+    }
+
+    #[test]
+    fn the_host_offer_is_g711_with_events_at_the_relay() {
+        let o = host_offer("192.0.2.1:20000".parse().unwrap());
+        assert_eq!(audio_target(&o), Some("192.0.2.1:20000".parse().unwrap()));
+        let p = audio_profile(&o);
+        assert_eq!(
+            (p.law, p.dtmf_payload_type),
+            (crate::media::g711::Law::A, Some(101))
         );
     }
 }

@@ -403,13 +403,6 @@ impl B2bua {
         let Some(media) = &self.media else {
             return Ok((None, invite.body.clone(), Vec::new()));
         };
-        if invite.body.is_empty() {
-            // A late offer (no SDP in the INVITE): the agent's phone makes the
-            // offer in its 200 and the caller answers in its ACK, which the
-            // relay does not rewrite yet; such calls keep end-to-end media.
-            tracing::debug!(call_id, "INVITE without SDP: no relay");
-            return Ok((None, Vec::new(), Vec::new()));
-        }
         let center = self.center.clone();
         let events: crate::media::EventSink = std::sync::Arc::new(move |e| center.send(e));
         let relay = media.open(call_id, &invite.body, events).map_err(|e| {
@@ -418,6 +411,13 @@ impl B2bua {
             }
             (503, "Service Unavailable - no media ports".to_owned())
         })?;
+        if invite.body.is_empty() {
+            // A late offer: the host offers in its 200 (or the agent's phone
+            // does, through the relay) and the caller answers in its ACK.
+            let offer = crate::media::sdp::host_offer(relay.agent_facing());
+            let answer = crate::media::sdp::host_offer(relay.caller_facing());
+            return Ok((Some(relay), offer, answer));
+        }
         // What agents' phones are offered: the caller's SDP facing the relay
         // (built once; a refused offer drops the relay and frees its ports).
         let offer = crate::media::sdp::rewrite(&invite.body, relay.agent_facing())
@@ -475,9 +475,21 @@ impl B2bua {
         }
     }
 
-    /// The ACK of a 2xx (the transaction layer already stopped repeating the 2xx).
+    /// The ACK of a 2xx (the transaction layer already stopped repeating the
+    /// 2xx). After a late offer it carries the caller's answer.
     pub fn on_ack(&self, msg: &RawMessage) {
-        tracing::trace!(call_id = msg.header("Call-ID").unwrap_or(""), "ACK of 2xx");
+        let call_id = msg.header("Call-ID").unwrap_or("");
+        tracing::trace!(call_id, "ACK of 2xx");
+        if msg.body.is_empty() {
+            return;
+        }
+        let calls = self.calls.lock();
+        if let Some(relay) = calls.get(call_id).and_then(|c| c.relay.as_ref()) {
+            relay.caller_expects(crate::media::sdp::audio_target(&msg.body));
+            relay.control(crate::media::Control::CallerProfile(
+                crate::media::sdp::audio_profile(&msg.body),
+            ));
+        }
     }
 
     /// Our 2xx to a caller was never acknowledged: the caller is gone.
@@ -925,7 +937,11 @@ impl B2bua {
             let Some(c) = calls.get(&call_id) else { return };
             (
                 c.offer.clone(),
-                c.invite.header("Content-Type").map(str::to_owned),
+                c.invite
+                    .header("Content-Type")
+                    .map(str::to_owned)
+                    // A late offer: the relay's own SDP.
+                    .or_else(|| (!c.offer.is_empty()).then(|| "application/sdp".to_owned())),
                 c.invite
                     .header("From")
                     .map(addr_uri)
