@@ -278,7 +278,7 @@ impl B2bua {
         let mut calls = self.calls.lock();
         let Some(c) = calls.get_mut(call_id) else {
             drop(calls);
-            return self.respond(&key, response(msg, NO_DIALOG.0, NO_DIALOG.1, None, &[]));
+            return self.on_agent_reinvite(key, msg, call_id);
         };
         let ours = msg.header("To").and_then(|t| param(t, "tag")) == Some(c.to_tag.as_str());
         let (Some(relay), true, true) = (&c.relay, c.answered, ours) else {
@@ -312,6 +312,47 @@ impl B2bua {
         self.respond(&key, ok);
     }
 
+    /// An agent's phone re-INVITEs (hold from the phone, a new address):
+    /// with the relay the host answers with its agent-facing SDP and the
+    /// relay follows; the caller's side does not change.
+    fn on_agent_reinvite(&self, key: TxKey, msg: &RawMessage, leg_id: &str) {
+        let refuse =
+            |code: u16, reason: &str| self.respond(&key, response(msg, code, reason, None, &[]));
+        let caller = self
+            .legs
+            .lock()
+            .get(leg_id)
+            .map(|(c, l)| (c.clone(), l.state, l.peer));
+        let Some((caller, LegState::Answered, peer)) = caller else {
+            return refuse(NO_DIALOG.0, NO_DIALOG.1);
+        };
+        let calls = self.calls.lock();
+        let Some((relay, offer)) = calls
+            .get(&caller)
+            .and_then(|c| Some((c.relay.as_ref()?, c.offer.clone())))
+        else {
+            drop(calls);
+            return refuse(488, "Not Acceptable Here - re-INVITE needs the media relay");
+        };
+        if !msg.body.is_empty() {
+            if crate::media::sdp::rewrite(&msg.body, relay.agent_facing()).is_err() {
+                drop(calls);
+                return refuse(488, "Not Acceptable Here - no G.711 audio");
+            }
+            relay.agent_expects(crate::media::sdp::audio_target(&msg.body));
+        }
+        drop(calls);
+        let direction = crate::media::sdp::answer_direction(&msg.body);
+        let body = crate::media::sdp::with_direction(&offer, direction);
+        tracing::info!(
+            call_id = caller,
+            direction,
+            "agent phone re-INVITE answered by the relay"
+        );
+        let ok = response(msg, 200, "OK", None, &[("Contact", self.contact(peer))]);
+        self.respond(&key, with_body(ok, &body, Some("application/sdp")));
+    }
+
     /// A 200 to the caller's INVITE (or re-INVITE) with this SDP.
     fn ok_with_sdp(&self, c: &Call, body: &[u8]) -> Vec<u8> {
         self.ok_with_body(c, body, Some("application/sdp"))
@@ -319,23 +360,14 @@ impl B2bua {
 
     fn ok_with_body(&self, c: &Call, body: &[u8], ctype: Option<&str>) -> Vec<u8> {
         let contact = self.contact(c.peer);
-        let mut ok = String::from_utf8_lossy(&response(
+        let ok = response(
             &c.invite,
             200,
             "OK",
             Some(&c.to_tag),
             &[("Contact", contact)],
-        ))
-        .into_owned();
-        // response() ends with an empty body; put this one in.
-        ok = ok.replace("Content-Length: 0\r\n\r\n", "");
-        if let Some(t) = ctype {
-            ok.push_str(&format!("Content-Type: {t}\r\n"));
-        }
-        ok.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        let mut bytes = ok.into_bytes();
-        bytes.extend_from_slice(body);
-        bytes
+        );
+        with_body(ok, body, ctype)
     }
 
     fn on_invite(&self, key: TxKey, msg: &RawMessage, peer: Peer, call_id: String) {
@@ -1001,6 +1033,20 @@ impl B2bua {
             ),
         );
     }
+}
+
+/// A response built by [`response`] (which ends with an empty body) with
+/// `body` in it.
+fn with_body(resp: Vec<u8>, body: &[u8], ctype: Option<&str>) -> Vec<u8> {
+    let mut head = String::from_utf8_lossy(&resp).into_owned();
+    head = head.replace("Content-Length: 0\r\n\r\n", "");
+    if let Some(t) = ctype {
+        head.push_str(&format!("Content-Type: {t}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 fn find_leg(
