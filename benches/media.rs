@@ -14,7 +14,9 @@
 //! For each and each step of concurrent calls: packet loss, the RFC 3550
 //! interarrival jitter the relay adds over the baseline, and CPU of the relay
 //! process per call. A step passes with loss < 0.1% and added jitter < 5 ms.
-//! `CTIHOST_MEDIA_STEPS=100,500` overrides the steps.
+//! `CTIHOST_MEDIA_STEPS=100,500` overrides the steps, `CTIHOST_MEDIA_RUNS=3`
+//! runs each step three times and reports each figure's median,
+//! `CTIHOST_MEDIA_ONLY=rtpengine` runs only the systems whose name matches.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/sipp_load.rs"]
@@ -292,6 +294,8 @@ async fn through_host(n: usize, record: bool, dir: &Path) -> Option<Figures> {
             .unwrap_or_default()
             .into_iter()
             .filter(|r| r["agent_peer"].is_string() && r["caller_peer"].is_string())
+            // With recording on, every call's recorder runs before the measure.
+            .filter(|r| !record || r["recording"] == true)
             .collect();
         if relays.len() >= n {
             break relays;
@@ -386,15 +390,20 @@ async fn through_rtpengine(n: usize, dir: &Path) -> Option<Figures> {
     let ask = |cookie: String, body: Vec<u8>| {
         let ng = &ng;
         async move {
-            let mut msg = format!("{cookie} ").into_bytes();
+            let prefix = format!("{cookie} ");
+            let mut msg = prefix.clone().into_bytes();
             msg.extend(body);
-            let mut buf = vec![0u8; 4096];
+            let mut buf = vec![0u8; 65536];
             for _ in 0..50 {
                 ng.send_to(&msg, ng_addr).await.ok()?;
-                if let Ok(Ok((len, _))) =
-                    tokio::time::timeout(Duration::from_millis(200), ng.recv_from(&mut buf)).await
+                let until = tokio::time::Instant::now() + Duration::from_millis(500);
+                // A late reply to an earlier request is not this one's.
+                while let Ok(Ok((len, _))) =
+                    tokio::time::timeout_at(until, ng.recv_from(&mut buf)).await
                 {
-                    return Some(buf[..len].to_vec());
+                    if buf[..len].starts_with(prefix.as_bytes()) {
+                        return Some(buf[..len].to_vec());
+                    }
                 }
             }
             None
@@ -428,13 +437,39 @@ async fn through_rtpengine(n: usize, dir: &Path) -> Option<Figures> {
         .await?;
         // The offer's SDP goes to the agent (it sends there); the answer's
         // to the caller.
-        let (to_agent_side, to_caller_side) = (ng_port(&offer)?, ng_port(&answer)?);
+        let (Some(to_agent_side), Some(to_caller_side)) = (ng_port(&offer), ng_port(&answer))
+        else {
+            eprintln!(
+                "  rtpengine: call {i}: no port in {:?} / {:?}",
+                String::from_utf8_lossy(&offer),
+                String::from_utf8_lossy(&answer)
+            );
+            return None;
+        };
         targets.push((
             SocketAddr::from(([127, 0, 0, 1], to_caller_side)),
             SocketAddr::from(([127, 0, 0, 1], to_agent_side)),
         ));
     }
     Some(pump(&calls, &targets, Some(pid)).await)
+}
+
+/// The median of each figure over runs (upper median for even counts).
+fn median(runs: &[Figures]) -> Figures {
+    let mid = |f: &dyn Fn(&Figures) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let received = mid(&|f| f.received as f64 / f.sent.max(1) as f64);
+    let sent = runs[0].sent;
+    Figures {
+        sent,
+        received: (received * sent as f64).round() as u64,
+        jitter_ms: mid(&|f| f.jitter_ms),
+        jitter_max_ms: mid(&|f| f.jitter_max_ms),
+        cpu_cores: mid(&|f| f.cpu_cores),
+    }
 }
 
 fn has(cmd: &str) -> bool {
@@ -477,20 +512,39 @@ async fn main() {
     );
     let mut best: HashMap<&str, usize> = HashMap::new();
     let mut cpu_at: HashMap<(&str, usize), f64> = HashMap::new();
+    // CTIHOST_MEDIA_RUNS=3: each step that many times; the median of each figure.
+    let runs: usize = std::env::var("CTIHOST_MEDIA_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     for &n in &steps {
-        let base = baseline(n).await;
+        let mut bases = Vec::new();
+        for _ in 0..runs {
+            bases.push(baseline(n).await);
+        }
+        let base = median(&bases);
         report("baseline (no relay)", n, &base, &base);
         let mut systems: Vec<&str> = vec!["ctihost relay", "ctihost relay+record"];
         if rtpengine {
             systems.push("rtpengine");
         }
+        // CTIHOST_MEDIA_ONLY=rtpengine (a substring) runs only the matching systems.
+        if let Ok(only) = std::env::var("CTIHOST_MEDIA_ONLY") {
+            systems.retain(|s| s.contains(only.as_str()));
+        }
         for label in systems {
-            let dir = tempfile::tempdir().unwrap();
-            let f = match label {
-                "ctihost relay" => through_host(n, false, dir.path()).await,
-                "ctihost relay+record" => through_host(n, true, dir.path()).await,
-                _ => through_rtpengine(n, dir.path()).await,
-            };
+            let mut all = Vec::new();
+            for _ in 0..runs {
+                let dir = tempfile::tempdir().unwrap();
+                let f = match label {
+                    "ctihost relay" => through_host(n, false, dir.path()).await,
+                    "ctihost relay+record" => through_host(n, true, dir.path()).await,
+                    _ => through_rtpengine(n, dir.path()).await,
+                };
+                all.extend(f);
+            }
+            let f = (all.len() == runs).then(|| median(&all));
             match f {
                 Some(f) => {
                     if report(label, n, &f, &base) {

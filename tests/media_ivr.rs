@@ -700,10 +700,9 @@ async fn an_agent_phone_holding_the_call_is_answered_by_the_relay() {
     let phone = phone(&s, "1001", "agent_answer_hold.xml");
     let scenario = caller_scenario(dir.path(), "talk.xml", false, &[Step::Pause(3000)]);
     let c = caller(&scenario, &s, &[]);
-    let (caller_ok, phone_ok) =
-        tokio::task::spawn_blocking(move || (finished(c), finished(phone)))
-            .await
-            .unwrap();
+    let (caller_ok, phone_ok) = tokio::task::spawn_blocking(move || (finished(c), finished(phone)))
+        .await
+        .unwrap();
     assert!(phone_ok, "the phone's re-INVITE got 200 with recvonly");
     assert!(caller_ok, "the caller's call went on");
     assert_eq!(s.records(1)[0]["disposition"], "answered");

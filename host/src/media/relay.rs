@@ -608,7 +608,8 @@ impl Session {
         // Barge-in: the prompt stops at the first key.
         self.player.stop_prompts();
         let terminator = c.step.terminator.as_deref().and_then(|t| t.chars().next());
-        if Some(d) == terminator {
+        // A prompt-only step (no digits wanted) ends at the first key.
+        if Some(d) == terminator || c.step.max_digits == 0 {
             return self.end_step();
         }
         c.digits.push(d);
