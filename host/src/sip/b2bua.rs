@@ -901,13 +901,7 @@ impl B2bua {
         if method == "INVITE" {
             head.push_str(&format!("Contact: {}\r\n", self.contact(c.peer)));
         }
-        if let Some(t) = ctype {
-            head.push_str(&format!("Content-Type: {t}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(body);
-        bytes
+        end_with_body(head, body, ctype)
     }
 
     /// The caller was answered before (a transferred call): the new agent's
@@ -994,17 +988,12 @@ impl B2bua {
         let leg_id = format!("{call_id}-{agent}-{}", token());
         let from_tag = token();
         let ruri = b.contact.clone();
-        let mut invite = format!(
+        let invite = format!(
             "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{caller}@{local}>;tag={from_tag}\r\nTo: <{ruri}>\r\nCall-ID: {leg_id}\r\nCSeq: 1 INVITE\r\nContact: {contact}\r\n",
             branch = token(),
             contact = self.contact(peer),
         );
-        if let Some(t) = ctype {
-            invite.push_str(&format!("Content-Type: {t}\r\n"));
-        }
-        invite.push_str(&format!("Content-Length: {}\r\n\r\n", sdp.len()));
-        let mut bytes = invite.into_bytes();
-        bytes.extend_from_slice(&sdp);
+        let bytes = end_with_body(invite, &sdp, ctype.as_deref());
         let Ok(parsed) = RawMessage::parse(&bytes) else {
             return self.center.send(failed(OfferFailure::Failed));
         };
@@ -1038,8 +1027,13 @@ impl B2bua {
 /// A response built by [`response`] (which ends with an empty body) with
 /// `body` in it.
 fn with_body(resp: Vec<u8>, body: &[u8], ctype: Option<&str>) -> Vec<u8> {
-    let mut head = String::from_utf8_lossy(&resp).into_owned();
-    head = head.replace("Content-Length: 0\r\n\r\n", "");
+    let head = String::from_utf8_lossy(&resp).replace("Content-Length: 0\r\n\r\n", "");
+    end_with_body(head, body, ctype)
+}
+
+/// A message's header lines so far, then its Content-Type, Content-Length
+/// and body.
+fn end_with_body(mut head: String, body: &[u8], ctype: Option<&str>) -> Vec<u8> {
     if let Some(t) = ctype {
         head.push_str(&format!("Content-Type: {t}\r\n"));
     }
