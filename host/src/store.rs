@@ -42,6 +42,7 @@ pub struct Store {
     queue_log: sled::Tree,
     audit: sled::Tree,
     agent_log: sled::Tree,
+    recordings: sled::Tree,
 }
 
 /// Something a person did through the API that the bank must be able to
@@ -99,6 +100,7 @@ impl Store {
         let queue_log = db.open_tree("queue_log")?;
         let audit = db.open_tree("audit")?;
         let agent_log = db.open_tree("agent_log")?;
+        let recordings = db.open_tree("recordings")?;
         Ok(Self {
             db,
             history,
@@ -106,6 +108,7 @@ impl Store {
             queue_log,
             audit,
             agent_log,
+            recordings,
         })
     }
 

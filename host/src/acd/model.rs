@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::media::recorder::RecordingPlan;
 use crate::plugins::bindings::{
     AgentCandidate, AgentInfo, CallEvent as PolicyEvent, CallInfo, IvrStep, RouteDecision,
 };
@@ -272,6 +271,28 @@ pub enum Command {
     CancelTimer {
         timer: TimerId,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Legs {
+    Caller,
+    Agent,
+    Both,
+}
+
+/// What the recording policy decided, as the recorder needs it (data the
+/// center hands the media layer; defined here so `media` depends on `acd`,
+/// never the reverse).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingPlan {
+    pub legs: Legs,
+    /// 0 keeps the recording until deleted by hand.
+    pub retention_days: u32,
+    pub policy: String,
+    /// Content hash of the policy plugin that decided ("fallback: ..." if it failed).
+    pub policy_version: String,
+    pub reason: String,
 }
 
 /// How a call ended, as the call record says it.

@@ -108,42 +108,29 @@ const EMBEDDED: &[(&str, &[u8])] = &[
     ),
 ];
 
-fn read(path: &Path, bytes: Option<&[u8]>) -> Result<Vec<i16>, PromptError> {
+/// The samples of a WAV file's bytes (`path` names it in errors).
+fn read(path: &Path, bytes: &[u8]) -> Result<Vec<i16>, PromptError> {
     let err = |source| PromptError::Read {
         path: path.to_owned(),
         source,
     };
-    let samples = |spec: hound::WavSpec| -> Result<(), PromptError> {
-        if spec.sample_rate != SAMPLE_RATE
-            || spec.channels != 1
-            || spec.bits_per_sample != 16
-            || spec.sample_format != hound::SampleFormat::Int
-        {
-            return Err(PromptError::Format {
-                path: path.to_owned(),
-                rate: spec.sample_rate,
-                channels: spec.channels,
-                bits: spec.bits_per_sample,
-            });
-        }
-        Ok(())
-    };
-    match bytes {
-        Some(b) => {
-            let r = hound::WavReader::new(std::io::Cursor::new(b)).map_err(err)?;
-            samples(r.spec())?;
-            r.into_samples::<i16>()
-                .collect::<Result<_, _>>()
-                .map_err(err)
-        }
-        None => {
-            let r = hound::WavReader::open(path).map_err(err)?;
-            samples(r.spec())?;
-            r.into_samples::<i16>()
-                .collect::<Result<_, _>>()
-                .map_err(err)
-        }
+    let r = hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(err)?;
+    let spec = r.spec();
+    if spec.sample_rate != SAMPLE_RATE
+        || spec.channels != 1
+        || spec.bits_per_sample != 16
+        || spec.sample_format != hound::SampleFormat::Int
+    {
+        return Err(PromptError::Format {
+            path: path.to_owned(),
+            rate: spec.sample_rate,
+            channels: spec.channels,
+            bits: spec.bits_per_sample,
+        });
     }
+    r.into_samples::<i16>()
+        .collect::<Result<_, _>>()
+        .map_err(err)
 }
 
 impl Prompts {
@@ -152,7 +139,7 @@ impl Prompts {
         let mut by_name = HashMap::new();
         for (name, bytes) in EMBEDDED {
             let path = PathBuf::from(format!("(embedded) {name}.wav"));
-            let samples = read(&path, Some(bytes))?;
+            let samples = read(&path, bytes)?;
             by_name.insert(
                 (*name).to_owned(),
                 Arc::new(Prompt {
@@ -174,7 +161,11 @@ impl Prompts {
                 let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
                     continue;
                 };
-                let samples = read(&path, None)?;
+                let bytes = std::fs::read(&path).map_err(|e| PromptError::Read {
+                    path: path.clone(),
+                    source: hound::Error::IoError(e),
+                })?;
+                let samples = read(&path, &bytes)?;
                 by_name.insert(
                     name.to_owned(),
                     Arc::new(Prompt {

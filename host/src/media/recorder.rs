@@ -15,32 +15,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::prompts::SAMPLE_RATE;
+pub use crate::acd::{Legs, RecordingPlan};
 
 /// Samples per 20 ms frame.
 pub const FRAME: usize = 160;
 /// Samples kept per channel before the oldest are dropped (jitter allowance).
 const MAX_BUFFERED: usize = 4 * FRAME;
 const TICKS_PER_FLUSH: u32 = 50;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Legs {
-    Caller,
-    Agent,
-    Both,
-}
-
-/// What the recording policy decided, as the recorder needs it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecordingPlan {
-    pub legs: Legs,
-    /// 0 keeps the recording until deleted by hand.
-    pub retention_days: u32,
-    pub policy: String,
-    /// Content hash of the policy plugin that decided ("fallback: ..." if it failed).
-    pub policy_version: String,
-    pub reason: String,
-}
 
 /// Why a span is silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -639,7 +639,10 @@ impl Session {
             let mut pcm = [0i16; FRAME];
             if self.player.next_frame(&mut pcm) {
                 let law = self.profile.law;
-                let payload: Vec<u8> = pcm.iter().map(|&s| law.encode(s)).collect();
+                let mut payload = [0u8; FRAME];
+                for (b, &s) in payload.iter_mut().zip(&pcm) {
+                    *b = law.encode(s);
+                }
                 self.out.packet(law.payload_type(), &payload, packet);
                 if let Some(r) = &mut self.recorder {
                     r.heard_audio(pcm.iter().copied());

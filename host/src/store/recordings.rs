@@ -4,20 +4,16 @@ use super::{Store, StoreError};
 use crate::media::recorder::RecordingEntry;
 
 impl Store {
-    fn recordings(&self) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree("recordings")?)
-    }
-
     /// Add or replace a recording's entry; on disk when this returns.
     pub fn put_recording(&self, entry: &RecordingEntry) -> Result<(), StoreError> {
-        let tree = self.recordings()?;
+        let tree = &self.recordings;
         tree.insert(entry.call_id.as_bytes(), serde_json::to_vec(entry)?)?;
         tree.flush()?;
         Ok(())
     }
 
     pub fn recording(&self, call_id: &str) -> Result<Option<RecordingEntry>, StoreError> {
-        match self.recordings()?.get(call_id.as_bytes())? {
+        match self.recordings.get(call_id.as_bytes())? {
             Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
             None => Ok(None),
         }
@@ -26,7 +22,7 @@ impl Store {
     /// Every entry, oldest recording first.
     pub fn list_recordings(&self) -> Result<Vec<RecordingEntry>, StoreError> {
         let mut v = Vec::new();
-        for item in self.recordings()?.iter() {
+        for item in self.recordings.iter() {
             let (_, bytes) = item?;
             v.push(serde_json::from_slice::<RecordingEntry>(&bytes)?);
         }
