@@ -101,6 +101,11 @@ fn config(settings: &EngineSettings, pooling: bool) -> Config {
     let mut c = Config::new();
     c.epoch_interruption(true);
     c.wasm_component_model(true);
+    // `perf` can name plugin functions only from a perf map; opt-in because
+    // the map file grows with every module loaded.
+    if std::env::var_os("CTIHOST_WASM_PERFMAP").is_some() {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     // Compiles run on a blocking thread; keeping them single-threaded leaves
     // the other core to live calls (a parallel compile stalled calls 12-23 ms).
     c.parallel_compilation(settings.parallel_compilation);
