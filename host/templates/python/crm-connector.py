@@ -31,5 +31,6 @@ class Crm(wit_world.exports.Crm):
             v = json.loads(resp.body)
         except ValueError as e:
             raise Err(crm.CrmError_Unavailable(f"bad JSON: {e}"))
+        accounts = [str(a) for a in v.get("accounts") or []]
         return types.Customer(str(v.get("id", "")), v.get("name", ""), v.get("segment", ""),
-                              v.get("language"), [], None, [], [])
+                              v.get("language"), accounts, v.get("last_contact"), [], [])

@@ -29,8 +29,12 @@ impl Guest for Plugin {
             name: text("name"),
             segment: text("segment"),
             language: v.get("language").and_then(|l| l.as_str()).map(str::to_owned),
-            accounts: vec![],
-            last_contact: None,
+            accounts: v
+                .get("accounts")
+                .and_then(|a| a.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            last_contact: v.get("last_contact").and_then(|l| l.as_str()).map(str::to_owned),
             notes: vec![],
             attributes: vec![],
         }))
