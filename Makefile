@@ -7,8 +7,8 @@ deps:
 
 # The SIP tests drive SIPp (Debian's sip-tester) and baresip (a real
 # softphone); the plugin-language tests build Python and JavaScript components
-# (componentize-py from PyPI into target/py-venv, jco from npm as locked in
-# examples/js-screenpop); the desktop test drives Debian's Chromium through
+# (componentize-py from PyPI into target/py-venv, jco and componentize-qjs
+# from npm as locked in examples/js-screenpop); the desktop test drives Debian's Chromium through
 # chromedriver. Missing system packages are installed here (root).
 test-deps: deps
 	command -v sipp >/dev/null && command -v baresip >/dev/null && command -v npm >/dev/null \

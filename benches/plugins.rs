@@ -167,6 +167,54 @@ fn template_router(dir: &Path, lang: &str) -> std::path::PathBuf {
     project.join("plugin.toml")
 }
 
+/// The manifest with `[limits] instance_reuse = n` whatever it said before.
+fn with_reuse(manifest: &str, n: u32) -> String {
+    let kept: Vec<&str> = manifest
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("instance_reuse"))
+        .collect();
+    kept.join("\n")
+        .replace("[limits]\n", &format!("[limits]\ninstance_reuse = {n}\n"))
+        + "\n"
+}
+
+/// The JS template's app.js built with jco (StarlingMonkey) instead of its
+/// own build (QuickJS), beside it under another plugin name.
+fn starlingmonkey_build(qjs_manifest: &Path) -> std::path::PathBuf {
+    let project = qjs_manifest.parent().unwrap();
+    let ok = std::process::Command::new(toolchains::node_modules().join(".bin/jco"))
+        .args([
+            "componentize",
+            "app.js",
+            "--wit",
+            "wit",
+            "--world-name",
+            "router",
+            "--disable",
+            "all",
+            "--out",
+            "sm.wasm",
+        ])
+        .current_dir(project)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "jco componentize of the JS template");
+    let text = std::fs::read_to_string(qjs_manifest).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for l in &mut lines {
+        if l.starts_with("name = ") {
+            *l = "name = \"tpl-js-sm\"".into();
+        } else if l.starts_with("file = ") {
+            *l = "file = \"sm.wasm\"".into();
+        }
+    }
+    let m = project.join("sm.toml");
+    std::fs::write(&m, lines.join("\n") + "\n").unwrap();
+    m
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -224,35 +272,49 @@ fn main() {
 
         }
         if want("languages") {
-        println!("\n== route decision by plugin language (fresh = instance_reuse 0; warm = the default for large components, reuse 100) ==");
+        println!("\n== route decision by plugin language (fresh = instance_reuse 0; warm = instance_reuse 100) ==");
         let general = RouteDecision::Queue(QueueTarget { queue: "general".into(), priority: 0, skills: vec![], max_wait_secs: None, overflow: None });
-        let py_example = toolchains::build_example("python-router");
+        // CTIHOST_BENCH_LANGS=rust,python,js picks the languages (default: all).
+        let langs = std::env::var("CTIHOST_BENCH_LANGS").unwrap_or_else(|_| "rust,python,js".into());
+        let langs: Vec<&str> = langs.split(',').collect();
         let mut plugins: Vec<(String, std::path::PathBuf, RouteDecision)> = vec![];
-        let sub = dir.path().join("lang-stock");
-        std::fs::create_dir_all(&sub).unwrap();
-        plugins.push(("stock router, Rust".into(), stock_router_manifest(&sub, ""), expected.clone()));
-        let sub = dir.path().join("lang-py");
-        std::fs::create_dir_all(&sub).unwrap();
-        std::fs::copy(py_example.join("python_router.wasm"), sub.join("python_router.wasm")).unwrap();
-        std::fs::copy(py_example.join("plugin.toml"), sub.join("python-router.toml")).unwrap();
-        plugins.push(("stock router ported, Python".into(), sub.join("python-router.toml"), expected.clone()));
-        for lang in ["rust", "python", "js"] {
-            plugins.push((format!("template router, {lang}"), template_router(dir.path(), lang), general.clone()));
+        if langs.contains(&"rust") {
+            let sub = dir.path().join("lang-stock");
+            std::fs::create_dir_all(&sub).unwrap();
+            plugins.push(("stock router, Rust".into(), stock_router_manifest(&sub, ""), expected.clone()));
+        }
+        if langs.contains(&"python") {
+            let py_example = toolchains::build_example("python-router");
+            let sub = dir.path().join("lang-py");
+            std::fs::create_dir_all(&sub).unwrap();
+            std::fs::copy(py_example.join("python_router.wasm"), sub.join("python_router.wasm")).unwrap();
+            std::fs::copy(py_example.join("plugin.toml"), sub.join("python-router.toml")).unwrap();
+            plugins.push(("stock router ported, Python".into(), sub.join("python-router.toml"), expected.clone()));
+        }
+        for lang in ["rust", "python", "js"].into_iter().filter(|l| langs.contains(l)) {
+            let manifest = template_router(dir.path(), lang);
+            if lang == "js" {
+                plugins.push(("template router, js on StarlingMonkey (jco)".into(), starlingmonkey_build(&manifest), general.clone()));
+            }
+            plugins.push((format!("template router, {lang}{}", if lang == "js" { " on QuickJS (template)" } else { "" }), manifest, general.clone()));
         }
         for (label, manifest, want_decision) in plugins {
             let name = Manifest::parse(&std::fs::read_to_string(&manifest).unwrap(), &manifest).unwrap().name;
             let rss0 = rss_kib(std::process::id());
             let h = host(true, &dir.path().join("artifacts"));
+            let text = std::fs::read_to_string(&manifest).unwrap();
+            // Warm whatever the component's size: the same manifest with reuse 100.
+            let warm_manifest = manifest.with_extension("warm.toml");
+            std::fs::write(&warm_manifest, with_reuse(&text, 100)).unwrap();
             let t = Instant::now();
-            h.load(PluginSource::Manifest(manifest.clone()), Trigger::Startup).await.unwrap();
+            h.load(PluginSource::Manifest(warm_manifest), Trigger::Startup).await.unwrap();
             let first_load = t.elapsed();
             let warm = wasm_decisions_n(&h, &name, &want_decision, 5_000).await;
             let rss = rss_kib(std::process::id()).saturating_sub(rss0);
             row(&format!("{label}, warm"), &warm, &native);
             // A fresh instance per call: the same manifest with reuse off.
-            let text = std::fs::read_to_string(&manifest).unwrap();
             let fresh_manifest = manifest.with_extension("fresh.toml");
-            std::fs::write(&fresh_manifest, text.replace("[limits]\n", "[limits]\ninstance_reuse = 0\n")).unwrap();
+            std::fs::write(&fresh_manifest, with_reuse(&text, 0)).unwrap();
             let h2 = host(true, &dir.path().join("artifacts"));
             let t = Instant::now();
             h2.load(PluginSource::Manifest(fresh_manifest), Trigger::Startup).await.unwrap();

@@ -1,8 +1,9 @@
-//! Plugins in Python (componentize-py) and JavaScript (jco), built from
-//! source by the examples' own build scripts: they load into the real
-//! runtime, decide like the stock Rust plugins, are contained like Rust ones
-//! when they misbehave, and the Python router routes a real SIPp call.
-//! `ctihost plugin new` templates build and pass their own tests.
+//! Plugins in Python (componentize-py) and JavaScript (jco, componentize-qjs),
+//! built from source by the examples' own build scripts: they load into the
+//! real runtime, decide like the stock Rust plugins, are contained like Rust
+//! ones when they misbehave, and the Python router routes a real SIPp call.
+//! `ctihost plugin new` templates build, pass their own tests and work
+//! together against a real CRM.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -17,7 +18,7 @@ use ctihost::plugins::bindings::*;
 use ctihost::plugins::version::FailureKind;
 use ctihost::plugins::{HookCall, HookOutput, Trigger};
 use serde_json::json;
-use support::toolchains::{build_example, build_js, build_python};
+use support::toolchains::{build_example, build_js, build_js_quickjs, build_python};
 use support::*;
 
 // 2026-11-30 (Monday) 10:00 and 23:00 in Beijing (UTC+8).
@@ -202,8 +203,8 @@ async fn js_screenpop_builds_the_same_card_as_the_stock_one_from_a_real_crm() {
     );
 }
 
-/// A Python or JS router that raises, loops or eats memory is contained like
-/// a Rust one: the fallback decides, the failure is named and counted, and
+/// A Python or JS (StarlingMonkey and QuickJS) router that raises, loops or
+/// eats memory is contained like a Rust one: the fallback decides, the failure is named and counted, and
 /// the next call is served by a fresh instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_and_js_plugins_are_contained_like_rust_ones() {
@@ -212,6 +213,7 @@ async fn python_and_js_plugins_are_contained_like_rust_ones() {
     std::fs::create_dir_all(&built).unwrap();
     let py = built.join("py_misbehave.wasm");
     let js = built.join("js_misbehave.wasm");
+    let qjs = built.join("qjs_misbehave.wasm");
     build_python(
         &root().join("tests/other-plugins/py-misbehave"),
         "router",
@@ -222,7 +224,12 @@ async fn python_and_js_plugins_are_contained_like_rust_ones() {
         "router",
         &js,
     );
-    for (lang, component) in [("py", &py), ("js", &js)] {
+    build_js_quickjs(
+        &root().join("tests/other-plugins/js-misbehave"),
+        "router",
+        &qjs,
+    );
+    for (lang, component) in [("py", &py), ("js", &js), ("qjs", &qjs)] {
         let bytes = std::fs::read(component).unwrap();
         for (mode, expected) in [
             ("raise", FailureKind::Trap),
@@ -372,54 +379,170 @@ fn python_router_routes_a_real_sipp_call() {
     );
 }
 
+const LANGS: [&str; 3] = ["rust", "python", "js"];
+const KINDS: [&str; 4] = ["router", "screen-pop", "crm-connector", "recording-policy"];
+
+/// Every `ctihost plugin new` project (each kind in each language), created
+/// and built by its own build.sh once per test process; each ran its own
+/// test.sh. Projects live in `dir`; failures name the project and script.
+struct Templates {
+    dir: tempfile::TempDir,
+    failed: Vec<String>,
+}
+
+impl Templates {
+    fn project(&self, kind: &str, lang: &str) -> std::path::PathBuf {
+        self.dir.path().join(format!("my-{kind}-{lang}"))
+    }
+}
+
+fn templates() -> &'static Templates {
+    static T: OnceLock<Templates> = OnceLock::new();
+    T.get_or_init(|| {
+        let venv = support::toolchains::py_venv();
+        let node_modules = support::toolchains::node_modules();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = env!("CARGO_BIN_EXE_ctihost");
+        let mut failed = Vec::new();
+        for lang in LANGS {
+            for kind in KINDS {
+                let name = format!("my-{kind}-{lang}");
+                let project = dir.path().join(&name);
+                let out = Command::new(bin)
+                    .args([
+                        "plugin", "new", &name, "--kind", kind, "--lang", lang, "--dir",
+                    ])
+                    .arg(&project)
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "plugin new {name}: {out:?}");
+                if lang == "js" {
+                    std::os::unix::fs::symlink(&node_modules, project.join("node_modules"))
+                        .unwrap();
+                }
+                for script in ["./build.sh", "./test.sh"] {
+                    let out = Command::new(script)
+                        .env("CARGO_TARGET_DIR", root().join("target/templates"))
+                        .env("COMPONENTIZE_PY", venv.join("bin/componentize-py"))
+                        .env("CTIHOST", bin)
+                        .env(
+                            "CTIHOST_CACHE_DIR",
+                            root().join("target/test-artifact-cache"),
+                        )
+                        .current_dir(&project)
+                        .output()
+                        .unwrap();
+                    if !out.status.success() {
+                        failed.push(format!(
+                            "{name} {script}:\n{}\n{}",
+                            String::from_utf8_lossy(&out.stdout),
+                            String::from_utf8_lossy(&out.stderr)
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        Templates { dir, failed }
+    })
+}
+
 /// `ctihost plugin new` for every kind in every language: the project
 /// builds with its own build.sh and passes its own test.sh.
 #[test]
 fn every_plugin_new_template_builds_and_passes_its_own_test() {
-    let venv = support::toolchains::py_venv();
-    let node_modules = support::toolchains::node_modules();
-    let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_ctihost");
-    let mut failed = Vec::new();
-    for lang in ["rust", "python", "js"] {
-        for kind in ["router", "screen-pop", "crm-connector", "recording-policy"] {
-            let name = format!("my-{kind}-{lang}");
-            let project = dir.path().join(&name);
-            let out = Command::new(bin)
-                .args([
-                    "plugin", "new", &name, "--kind", kind, "--lang", lang, "--dir",
-                ])
-                .arg(&project)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "plugin new {name}: {out:?}");
-            if lang == "js" {
-                std::os::unix::fs::symlink(&node_modules, project.join("node_modules")).unwrap();
-            }
-            let env = |c: &mut Command| {
-                c.env("CARGO_TARGET_DIR", root().join("target/templates"))
-                    .env("COMPONENTIZE_PY", venv.join("bin/componentize-py"))
-                    .env("CTIHOST", bin)
-                    .env(
-                        "CTIHOST_CACHE_DIR",
-                        root().join("target/test-artifact-cache"),
-                    )
-                    .current_dir(&project);
-            };
-            for script in ["./build.sh", "./test.sh"] {
-                let mut c = Command::new(script);
-                env(&mut c);
-                let out = c.output().unwrap();
-                if !out.status.success() {
-                    failed.push(format!(
-                        "{name} {script}:\n{}\n{}",
-                        String::from_utf8_lossy(&out.stdout),
-                        String::from_utf8_lossy(&out.stderr)
-                    ));
-                    break;
+    let t = templates();
+    assert!(t.failed.is_empty(), "{}", t.failed.join("\n\n"));
+}
+
+/// Beyond their sample input, the templates work together against a real
+/// CRM over HTTP, in every language: the router finds a VIP through the CRM
+/// connector template (and counts it), the screen-pop shows the CRM's name
+/// and a masked account; an unknown caller and a CRM that fails go to the
+/// default queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_route_and_pop_a_vip_found_in_a_real_crm() {
+    let built = templates();
+    assert!(built.failed.is_empty(), "{}", built.failed.join("\n\n"));
+    for lang in LANGS {
+        let crm = Crm::start().await;
+        crm.add(
+            "+8613900000001",
+            json!({"id": 77, "name": "Wang Fang", "segment": "VIP", "language": "zh",
+                   "accounts": ["6222 0212 3456 7890"]}),
+        );
+        let t = TestHost::new();
+        for kind in ["crm-connector", "router", "screen-pop"] {
+            let project = built.project(kind, lang);
+            let manifest = project.join("plugin.toml");
+            let text = std::fs::read_to_string(&manifest)
+                .unwrap()
+                .replace("127.0.0.1:8090", &crm.addr.to_string());
+            std::fs::write(&manifest, text).unwrap();
+            let report = t.load(&manifest, Trigger::Startup).await;
+            assert!(report.is_ok(), "{lang} {kind} loads: {report:?}");
+        }
+        let route = |caller: &'static str| {
+            let t = &t;
+            async move {
+                let (d, inv) = t
+                    .host
+                    .route(&format!("my-router-{lang}"), call(caller, "95588"))
+                    .await
+                    .unwrap();
+                assert!(inv.failure.is_none(), "{lang}: {:?}", inv.failure);
+                match d {
+                    RouteDecision::Queue(q) => (q.queue, q.priority),
+                    other => panic!("{lang}: {other:?}"),
                 }
             }
-        }
+        };
+        assert_eq!(route("+8613900000001").await, ("vip".into(), 10), "{lang}");
+        assert_eq!(
+            route("+8613900000002").await,
+            ("general".into(), 0),
+            "{lang}"
+        );
+        let vips = t
+            .host
+            .list()
+            .into_iter()
+            .find(|p| p.name == format!("my-router-{lang}"))
+            .and_then(|p| p.counters.get("vip").copied());
+        assert_eq!(vips, Some(1), "{lang}: the router counted one VIP");
+        let inv = t
+            .host
+            .invoke(
+                &format!("my-screen-pop-{lang}"),
+                HookCall::BuildCard {
+                    call: call("+8613900000001", "95588"),
+                    agent: AgentInfo {
+                        id: "1001".into(),
+                        name: "Zhang Wei".into(),
+                        skills: vec![],
+                    },
+                },
+            )
+            .await
+            .unwrap();
+        let HookOutput::BuildCard(card) = inv.output else {
+            panic!("{lang}: {:?}", inv.output)
+        };
+        assert_eq!(card.title, "Wang Fang", "{lang}");
+        assert!(
+            card.fields
+                .iter()
+                .any(|f| f.label == "Account" && f.value == "**** 7890"),
+            "{lang}: {:?}",
+            card.fields
+        );
+        crm.force_status
+            .store(503, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            route("+8613900000001").await,
+            ("general".into(), 0),
+            "{lang}"
+        );
+        assert!(crm.hits() >= 4, "{lang}: the CRM was asked");
     }
-    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
 }

@@ -1,6 +1,6 @@
 //! Python and JavaScript component toolchains for the tests: componentize-py
-//! in a virtualenv under target/, jco from the JS example's locked
-//! node_modules. Each is set up once per test process.
+//! in a virtualenv under target/, jco and componentize-qjs from the JS
+//! example's locked node_modules. Each is set up once per test process.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,7 +48,8 @@ pub fn py_venv() -> PathBuf {
     .clone()
 }
 
-/// node_modules with jco and componentize-js, as locked by the JS example.
+/// node_modules with jco, componentize-js and componentize-qjs, as locked by
+/// the JS example.
 pub fn node_modules() -> PathBuf {
     static MODULES: OnceLock<PathBuf> = OnceLock::new();
     MODULES
@@ -91,6 +92,21 @@ pub fn build_js(app_dir: &Path, world: &str, out: &Path) {
             .args(["--world-name", world, "--disable", "all", "--out"])
             .arg(out),
         "jco componentize",
+    );
+}
+
+/// Build a JavaScript component from `app_dir/app.js` for `world` with
+/// QuickJS (componentize-qjs), as the `plugin new` templates do.
+pub fn build_js_quickjs(app_dir: &Path, world: &str, out: &Path) {
+    run(
+        Command::new(node_modules().join(".bin/componentize-qjs"))
+            .arg("--wit")
+            .arg(root().join("wit"))
+            .arg("--js")
+            .arg(app_dir.join("app.js"))
+            .args(["--world", world, "--sync", "-o"])
+            .arg(out),
+        "componentize-qjs",
     );
 }
 

@@ -3,13 +3,18 @@
 import { configGet } from "cti:plugin/host@0.1.0";
 import { send } from "cti:plugin/http@0.1.0";
 
-// An error of a result-returning export is thrown; its payload is the err value.
-class CrmFailure extends Error {
-  constructor(text) {
-    super(text);
-    this.payload = { tag: "unavailable", val: text };
+// An export's WIT error is thrown as is: here a crm-error variant.
+const unavailable = (text) => ({ tag: "unavailable", val: text });
+
+// QuickJS has no TextDecoder; a UTF-8 body decoded by the URI decoder (a
+// malformed body throws URIError, reported as unavailable).
+const utf8 = (bytes) => {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 4096) {
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 4096));
   }
-}
+  return decodeURIComponent(escape(s));
+};
 
 export const crm = {
   lookup(key) {
@@ -17,16 +22,22 @@ export const crm = {
     const path = { phone: "by-phone/", account: "by-account/", "customer-id": "" }[key.tag];
     let resp;
     try {
-      resp = send({ method: "GET", url: `${base}/customers/${path}${key.val}`, headers: [], body: undefined });
+      resp = send({ method: "GET", url: `${base}/customers/${path}${encodeURIComponent(key.val)}`, headers: [], body: null });
     } catch (e) {
-      throw new CrmFailure(`HTTP failed: ${JSON.stringify(e.payload ?? String(e))}`);
+      throw unavailable(`HTTP failed: ${JSON.stringify(e.payload ?? String(e))}`);
     }
-    if (resp.status === 404) return undefined;
-    if (resp.status !== 200) throw new CrmFailure(`CRM answered ${resp.status}`);
-    const v = JSON.parse(new TextDecoder().decode(resp.body));
+    if (resp.status === 404) return null;
+    if (resp.status !== 200) throw unavailable(`CRM answered ${resp.status}`);
+    let v;
+    try {
+      v = JSON.parse(utf8(Uint8Array.from(resp.body)));
+    } catch (e) {
+      throw unavailable(`CRM answer is not JSON: ${e}`);
+    }
     return {
       id: String(v.id ?? ""), name: v.name ?? "", segment: v.segment ?? "",
-      language: v.language ?? undefined, accounts: [], lastContact: undefined,
+      language: v.language ?? null, accounts: (v.accounts ?? []).map(String),
+      lastContact: v.last_contact ?? null,
       notes: [], attributes: [],
     };
   },

@@ -5,7 +5,7 @@ import { configGet, counterAdd, log } from "cti:plugin/host@0.1.0";
 
 const queue = (name, priority = 0) => ({
   tag: "queue",
-  val: { queue: name, priority, skills: [], maxWaitSecs: undefined, overflow: undefined },
+  val: { queue: name, priority, skills: [], maxWaitSecs: null, overflow: null },
 });
 
 export function route(call) {
@@ -14,11 +14,13 @@ export function route(call) {
     try {
       customer = lookup({ tag: "phone", val: call.caller });
     } catch (e) {
+      // A failed import throws an Error whose payload is the WIT error.
       log("warn", "CRM lookup failed", [["error", String(e.payload?.val ?? e)]]);
     }
   }
   if (customer && customer.segment.toLowerCase() === "vip") {
-    counterAdd("vip", 1n);
+    // s64 is a plain number in QuickJS (a BigInt would trap).
+    counterAdd("vip", 1);
     return queue("vip", 10);
   }
   return queue(configGet("default_queue") ?? "general");

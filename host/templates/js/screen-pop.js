@@ -13,7 +13,7 @@ export function buildCard(call, agent) {
     try {
       customer = lookup({ tag: "phone", val: call.caller });
     } catch (e) {
-      customer = undefined;
+      customer = null; // no CRM answer: the card shows the caller only
     }
   }
   const fields = [{ label: "Line", value: call.dialed }];
