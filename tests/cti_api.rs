@@ -552,3 +552,83 @@ async fn with_the_crm_down_the_card_says_so() {
     assert!(finished(caller).await);
     assert!(finished(phone).await);
 }
+
+/// A desktop logout holds while the phone keeps refreshing its registration
+/// (phones refresh every few minutes; each refresh used to log the agent in
+/// again); a phone that signs off and registers anew logs its agent in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_refresh_does_not_undo_a_desktop_logout() {
+    let crm = Crm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = desk::center(dir.path(), crm.addr, "");
+    let api = Api::new(&s);
+    let sup = api.login("9001", "desk-9001").await;
+    let state_of = |agent: &'static str| {
+        let (api, sup) = (&api, &sup);
+        async move {
+            let (st, v) = api.call("GET", "/api/agents", Some(sup), None).await;
+            assert_eq!(st, 200, "{v}");
+            let a = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["id"] == agent)
+                .cloned();
+            a.unwrap()["state"].as_str().unwrap().to_owned()
+        }
+    };
+    let wait_state = |agent: &'static str, pred: fn(&str) -> bool| {
+        let state_of = &state_of;
+        async move {
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let st = state_of(agent).await;
+                if pred(&st) {
+                    return st;
+                }
+                assert!(std::time::Instant::now() < until, "{agent} stayed {st}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let sipp = |scenario: &str, agent: &str, port: u16| {
+        let password = format!("pw-{agent}");
+        let ok = sipp_cmd(
+            scenario,
+            target(&s, &[]),
+            port,
+            &["-s", agent, "-au", agent, "-ap", &password],
+        )
+        .status()
+        .unwrap()
+        .success();
+        assert!(ok, "{scenario} for {agent}");
+    };
+    let phone_1001 = free_port();
+    sipp("register_ok.xml", "1001", phone_1001);
+    wait_state("1001", |s| s != "logged-out").await;
+
+    let desk_1001 = api.login("1001", "desk-1001").await;
+    let (st, _) = api
+        .call("POST", "/api/logout", Some(&desk_1001), None)
+        .await;
+    assert_eq!(st, 204);
+    wait_state("1001", |s| s == "logged-out").await;
+
+    // The phone refreshes; then another phone registers. Both reach the
+    // center through the same ordered channel, so once 1002 is seen logged
+    // in, a login caused by 1001's refresh would have been seen too.
+    sipp("register_ok.xml", "1001", phone_1001);
+    sipp("register_ok.xml", "1002", free_port());
+    wait_state("1002", |s| s != "logged-out").await;
+    assert_eq!(
+        state_of("1001").await,
+        "logged-out",
+        "the refresh logged 1001 in"
+    );
+
+    // Signing off and registering again is a phone coming online: log in.
+    sipp("unregister_ok.xml", "1001", phone_1001);
+    sipp("register_ok.xml", "1001", phone_1001);
+    wait_state("1001", |s| s != "logged-out").await;
+}

@@ -14,7 +14,7 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use super::b2bua::B2bua;
 use super::flow::{Peer, Transport};
-use super::registrar::Registrar;
+use super::registrar::{Presence, Registrar};
 use super::transaction::{Output, Side, Timers, TransactionLayer, TxKey};
 use super::wire::{KNOWN_METHODS, RawMessage, addr_uri, response, uri_user};
 use crate::clock::now_ms;
@@ -283,9 +283,8 @@ impl SipEndpoint {
         match method.as_str() {
             "REGISTER" => {
                 let r = self.registrar.handle(&msg, peer, now_ms());
-                let ok = r.starts_with(b"SIP/2.0 200");
-                self.respond(&key, r);
-                if ok
+                self.respond(&key, r.response);
+                if r.presence != Presence::Unchanged
                     && let (Some(b), Some(user)) =
                         (b2bua, msg.header("To").map(addr_uri).and_then(uri_user))
                 {

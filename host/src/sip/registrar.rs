@@ -110,7 +110,20 @@ impl Registrar {
         gone
     }
 
-    pub fn handle(&self, req: &RawMessage, peer: Peer, now_ms: u64) -> Vec<u8> {
+    /// Answer a REGISTER, saying whether it changed the user's reachability.
+    pub fn handle(&self, req: &RawMessage, peer: Peer, now_ms: u64) -> Registered {
+        let mut presence = Presence::Unchanged;
+        let response = self.answer(req, peer, now_ms, &mut presence);
+        Registered { response, presence }
+    }
+
+    fn answer(
+        &self,
+        req: &RawMessage,
+        peer: Peer,
+        now_ms: u64,
+        presence: &mut Presence,
+    ) -> Vec<u8> {
         let source = peer.addr;
         let tag = format!("r{:x}", now_ms);
         let reply = |code: u16, reason: &str, extra: &[(&str, String)]| {
@@ -156,6 +169,7 @@ impl Registrar {
         let mut map = self.bindings.lock();
         let list = map.entry(user.clone()).or_default();
         list.retain(|b| b.expires_at_ms > now_ms);
+        let was_reachable = !list.is_empty();
         if contacts.iter().any(|c| c.trim() == "*") {
             if default_expires != 0 || contacts.len() != 1 {
                 return reply(400, "Bad Request - wildcard Contact needs Expires: 0", &[]);
@@ -200,9 +214,30 @@ impl Registrar {
                 )
             })
             .collect();
+        *presence = match (was_reachable, list.is_empty()) {
+            (false, false) => Presence::Arrived,
+            (true, true) => Presence::Left,
+            _ => Presence::Unchanged,
+        };
         tracing::info!(user, bindings = list.len(), %source, "registered");
         reply(200, "OK", &current)
     }
+}
+
+/// A REGISTER's answer and what it did to the user's reachability.
+pub struct Registered {
+    pub response: Vec<u8>,
+    pub presence: Presence,
+}
+
+/// Whether a REGISTER made its user reachable, unreachable, or neither (a
+/// refresh, a rejected request): only the first two log an agent in or out, so
+/// a phone's periodic refresh does not undo a logout from the desktop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Arrived,
+    Left,
+    Unchanged,
 }
 
 /// Split a Contact header value on commas outside `<>` and quotes.
