@@ -386,15 +386,18 @@ mod raw_http {
 }
 
 /// `ctihost report` on a scripted day of call records (threshold 20 s): the
-/// figures computed by hand. 09:00 UTC: answered after 5 s (talk 100 s),
-/// answered after 30 s (talk 200 s), abandoned in queue after 10 s,
-/// abandoned ringing after 60 s; 14:00: answered after 15 s (talk 60 s).
+/// figures computed by hand. The center is in Beijing; 09:00 local:
+/// answered after 5 s (talk 100 s), answered after 30 s (talk 200 s),
+/// abandoned in queue after 10 s, abandoned ringing after 60 s; 14:00 local:
+/// answered after 15 s (talk 60 s). 09:00 in Beijing is the previous UTC day,
+/// so the day report has one row only when it follows the center's zone.
 #[test]
 fn report_gives_the_hand_computed_service_levels() {
     use ctihost::acd::{CallRecord, Disposition};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let day = 1_796_000_000_000 - 1_796_000_000_000 % 86_400_000;
+    // 2026-11-30 00:00 in Beijing.
+    let day = 1_795_968_000_000u64;
     {
         let store = ctihost::store::Store::open(&data.join("db")).unwrap();
         let rec = |id: &str, hour: u64, d: Disposition, wait: f64, talk: f64| {
@@ -425,7 +428,7 @@ fn report_gives_the_hand_computed_service_levels() {
     let config = dir.path().join("ctihost.toml");
     std::fs::write(
         &config,
-        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n\
+        "data_dir = \"data\"\ntimezone = \"Asia/Shanghai\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n\
          [sip]\nudp = []\ntcp = []\n[[queues]]\nname = \"general\"\nservice_level_secs = 20\n[[queues]]\nname = \"vip\"\n",
     )
     .unwrap();
@@ -440,8 +443,15 @@ fn report_gives_the_hand_computed_service_levels() {
     let o = report(&["--since", &since, "--interval", "1d", "--format", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r = stdout_json(&o);
+    assert_eq!(r["time_zone"], "Asia/Shanghai");
+    assert_eq!(
+        r["queues"].as_array().unwrap().len(),
+        1,
+        "one local day: {r}"
+    );
     let q = &r["queues"][0];
     assert_eq!(q["queue"], "general");
+    assert_eq!(q["interval_start_ms"], day);
     assert_eq!(
         (
             q["offered"].as_u64(),
@@ -462,6 +472,10 @@ fn report_gives_the_hand_computed_service_levels() {
     assert!(
         o.status.success() && table.contains("50.0%") && table.contains("100.0%"),
         "{table}"
+    );
+    assert!(
+        table.contains("2026-11-30T09:00:00+08:00"),
+        "local hours: {table}"
     );
     let o = report(&["--since", &since, "--interval", "2h"]);
     assert_eq!(o.status.code(), Some(2));

@@ -85,7 +85,7 @@ paths = {
  "/admin/reports": {"get": op("Per queue and agent per interval: offered, answered, abandoned, SL, SL2, ASA, AHT, abandon rate, occupancy",
     {"200": ok("report (json) or csv", {"type": "object"}), **errors(400, 401, 403)}, security=ADMIN,
     params=[q("since_ms", "integer", "from"), q("until_ms", "integer", "until"), q("queue", "string", "one queue"),
-            q("interval", "string", "15m, 1h or 1d"), q("format", "string", "json or csv")], tags=["records"])},
+            q("interval", "string", "15m, 1h or 1d, aligned to the center's timezone (the report's time_zone)"), q("format", "string", "json or csv")], tags=["records"])},
  "/admin/sip/registrations": {"get": op("Registered phones",
     {"200": ok("bindings by SIP user", {"type": "object"}), **errors(401, 403, 503)}, security=ADMIN, tags=["sip"])},
  "/admin/media": {"get": op("The RTP relay: ports in use and every live relay (latched peers, packet counts)",

@@ -23,6 +23,10 @@ pub struct Config {
     pub supervisors: Vec<SupervisorEntry>,
     pub media: MediaConfig,
     pub recording: RecordingConfig,
+    /// IANA time zone of the center ("Asia/Shanghai"): where "today" on the
+    /// wallboard, agents' calls today and report days begin. Default: the
+    /// machine's zone (TZ, /etc/localtime), else UTC.
+    pub timezone: Option<String>,
 }
 
 /// Call recording (what to record is the recording-policy plugin's call).
@@ -234,6 +238,7 @@ impl Default for Config {
             supervisors: vec![],
             media: MediaConfig::default(),
             recording: RecordingConfig::default(),
+            timezone: None,
         }
     }
 }
@@ -328,6 +333,14 @@ impl Config {
         Self::parse(DEFAULT_CENTER, Path::new("<default center>"))
     }
 
+    /// The center's calendar (its `timezone`, checked at parse time).
+    pub fn calendar(&self) -> crate::calendar::Calendar {
+        match &self.timezone {
+            Some(name) => crate::calendar::Calendar::named(name).unwrap_or_default(),
+            None => crate::calendar::Calendar::system(),
+        }
+    }
+
     /// Checks across sections; errors name the line of the offending value.
     fn validate(&self, text: &str, origin: &Path) -> Result<(), ConfigError> {
         let invalid = |needle: &str, message: String| ConfigError::Invalid {
@@ -335,6 +348,11 @@ impl Config {
             line: line_of(text, needle),
             message,
         };
+        if let Some(name) = &self.timezone
+            && let Err(e) = crate::calendar::Calendar::named(name)
+        {
+            return Err(invalid("timezone", e.to_string()));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for q in &self.queues {
             if !seen.insert(q.name.as_str()) {
@@ -524,6 +542,22 @@ mod tests {
             err,
             "config c.toml line 8: agent \"1001\" is in unknown queue \"cardz\""
         );
+    }
+
+    #[test]
+    fn unknown_time_zone_names_its_line() {
+        let err = Config::parse(
+            "data_dir = \"d\"\ntimezone = \"Asia/Shangai\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("config c.toml line 2: unknown time zone \"Asia/Shangai\""),
+            "{err}"
+        );
+        let ok = Config::parse("timezone = \"Asia/Shanghai\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(ok.calendar().name(), "Asia/Shanghai");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod acd;
 pub mod api;
+pub mod calendar;
 pub mod center;
 pub mod clock;
 pub mod config;

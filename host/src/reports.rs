@@ -1,5 +1,6 @@
 //! Call-center reports computed from the call records: per queue and per
-//! agent, per interval (15 minutes, hour, day, UTC-aligned).
+//! agent, per interval (15 minutes, hour, day, aligned to the center's local
+//! time: see [`crate::calendar`]).
 //!
 //! Definitions (thresholds per queue: `service_level_secs`):
 //! - offered: calls whose record names the queue (the last queue they waited in);
@@ -14,37 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::acd::{CallRecord, Disposition};
+pub use crate::calendar::{Calendar, Interval};
 use crate::store::AgentStateEntry;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interval {
-    Min15,
-    Hour,
-    Day,
-}
-
-impl Interval {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "15m" | "15min" => Some(Interval::Min15),
-            "1h" | "hour" => Some(Interval::Hour),
-            "1d" | "day" => Some(Interval::Day),
-            _ => None,
-        }
-    }
-
-    pub fn ms(self) -> u64 {
-        match self {
-            Interval::Min15 => 15 * 60_000,
-            Interval::Hour => 3_600_000,
-            Interval::Day => 86_400_000,
-        }
-    }
-
-    pub fn start_of(self, at_ms: u64) -> u64 {
-        at_ms - at_ms % self.ms()
-    }
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueueRow {
@@ -84,6 +56,9 @@ pub struct AgentRow {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The zone the intervals are aligned to (IANA name).
+    #[serde(default)]
+    pub time_zone: String,
     pub queues: Vec<QueueRow>,
     pub agents: Vec<AgentRow>,
 }
@@ -163,8 +138,8 @@ impl QueueTally {
 }
 
 /// Start of the interval of a record (when it entered a queue).
-pub fn interval_of(r: &CallRecord, interval: Interval) -> u64 {
-    interval.start_of(r.queued_ms.unwrap_or(r.arrived_ms))
+pub fn interval_of(r: &CallRecord, interval: Interval, calendar: &Calendar) -> u64 {
+    calendar.start_of(interval, r.queued_ms.unwrap_or(r.arrived_ms))
 }
 
 /// The report of `records`; `thresholds` maps queue -> SL threshold seconds
@@ -174,6 +149,7 @@ pub fn report(
     thresholds: &HashMap<String, u32>,
     interval: Interval,
     queue: Option<&str>,
+    calendar: &Calendar,
 ) -> Report {
     let mut queues: BTreeMap<(String, u64), QueueTally> = BTreeMap::new();
     let mut agents: BTreeMap<(String, u64), AgentRow> = BTreeMap::new();
@@ -184,7 +160,7 @@ pub fn report(
         if queue.is_some_and(|only| only != q) {
             continue;
         }
-        let start = interval_of(r, interval);
+        let start = interval_of(r, interval, calendar);
         let threshold = thresholds.get(q).copied().unwrap_or(20);
         queues
             .entry((q.to_owned(), start))
@@ -199,6 +175,7 @@ pub fn report(
         }
     }
     Report {
+        time_zone: calendar.name(),
         queues: queues.values().map(QueueTally::row).collect(),
         agents: agents
             .into_values()
@@ -219,6 +196,7 @@ pub fn add_occupancy(
     interval: Interval,
     since_ms: u64,
     until_ms: u64,
+    calendar: &Calendar,
 ) {
     let mut rows: BTreeMap<(String, u64), AgentRow> = r
         .agents
@@ -239,8 +217,8 @@ pub fn add_occupancy(
         let (mut a, b) = (from.max(since_ms), to.min(until_ms));
         // Split the span at interval boundaries.
         while a < b {
-            let start = interval.start_of(a);
-            let end = (start + interval.ms()).min(b);
+            let start = calendar.start_of(interval, a);
+            let end = calendar.end_of(interval, start).min(b);
             let secs = (end - a) as f64 / 1000.0;
             let row = agent_row(&mut rows, agent, start);
             match state {
@@ -277,16 +255,14 @@ fn secs(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into())
 }
 
-fn when(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-        .to_string()
-}
-
 /// A fixed-width table for people.
 pub fn to_table(r: &Report) -> String {
+    // The center's zone, so the CLI prints the intervals the server bucketed.
+    let calendar = Calendar::named(&r.time_zone).unwrap_or_default();
+    let when = |ms: u64| calendar.format(ms);
     let mut s = format!(
-        "{:<22} {:<12} {:>7} {:>8} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8}\n",
-        "interval (UTC)",
+        "{:<25} {:<12} {:>7} {:>8} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8}\n",
+        "interval",
         "queue",
         "offered",
         "answered",
@@ -299,7 +275,7 @@ pub fn to_table(r: &Report) -> String {
     );
     for q in &r.queues {
         s.push_str(&format!(
-            "{:<22} {:<12} {:>7} {:>8} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8}\n",
+            "{:<25} {:<12} {:>7} {:>8} {:>9} {:>7} {:>7} {:>8} {:>8} {:>8}\n",
             when(q.interval_start_ms),
             q.queue,
             q.offered,
@@ -313,12 +289,12 @@ pub fn to_table(r: &Report) -> String {
         ));
     }
     s.push_str(&format!(
-        "\n{:<22} {:<12} {:>8} {:>10} {:>8} {:>10} {:>9}\n",
-        "interval (UTC)", "agent", "answered", "talk s", "AHT s", "staffed s", "occupancy"
+        "\n{:<25} {:<12} {:>8} {:>10} {:>8} {:>10} {:>9}\n",
+        "interval", "agent", "answered", "talk s", "AHT s", "staffed s", "occupancy"
     ));
     for a in &r.agents {
         s.push_str(&format!(
-            "{:<22} {:<12} {:>8} {:>10.1} {:>8} {:>10.0} {:>9}\n",
+            "{:<25} {:<12} {:>8} {:>10.1} {:>8} {:>10.0} {:>9}\n",
             when(a.interval_start_ms),
             a.agent,
             a.answered,
@@ -386,7 +362,7 @@ mod tests {
             rec("f", 14, Overflowed, 120.0, 0.0),
         ];
         let t = HashMap::from([("general".to_string(), 20)]);
-        let day = report(&records, &t, Interval::Day, None);
+        let day = report(&records, &t, Interval::Day, None, &Calendar::utc());
         let q = &day.queues[0];
         assert_eq!((q.offered, q.answered, q.abandoned), (6, 3, 2));
         // SL: 2 of 3 answered within 20 s (5 s, 15 s).
@@ -399,7 +375,13 @@ mod tests {
         assert_eq!(q.abandon_rate, Some(2.0 / 6.0));
         assert_eq!(day.agents[0].answered, 3);
 
-        let hourly = report(&records, &t, Interval::Hour, Some("general"));
+        let hourly = report(
+            &records,
+            &t,
+            Interval::Hour,
+            Some("general"),
+            &Calendar::utc(),
+        );
         assert_eq!(hourly.queues.len(), 2);
         let nine = &hourly.queues[0];
         assert_eq!(nine.interval_start_ms, DAY + 9 * 3_600_000);
@@ -410,9 +392,44 @@ mod tests {
         assert_eq!((two.offered, two.answered, two.abandoned), (2, 1, 0));
         assert_eq!(two.service_level_2, Some(1.0));
         assert!(
-            report(&records, &t, Interval::Min15, Some("vip"))
+            report(&records, &t, Interval::Min15, Some("vip"), &Calendar::utc())
                 .queues
                 .is_empty()
+        );
+    }
+
+    /// 01:30 and 10:00 on 2026-11-30 in Beijing are one local day (two UTC
+    /// days): the day report in Beijing time has one row, starting at local
+    /// midnight, and its table prints local times.
+    #[test]
+    fn days_follow_the_centers_time_zone() {
+        use Disposition::*;
+        let bj = Calendar::named("Asia/Shanghai").unwrap();
+        let at = |ms: u64| CallRecord {
+            arrived_ms: ms,
+            queued_ms: Some(ms),
+            ..rec("x", 0, Answered, 5.0, 10.0)
+        };
+        let records = vec![at(1_795_973_400_000), at(1_796_004_000_000)];
+        let t = HashMap::new();
+        let local = report(&records, &t, Interval::Day, None, &bj);
+        assert_eq!(local.queues.len(), 1);
+        assert_eq!(local.queues[0].offered, 2);
+        assert_eq!(local.time_zone, "Asia/Shanghai");
+        assert_eq!(
+            bj.format(local.queues[0].interval_start_ms),
+            "2026-11-30T00:00:00+08:00"
+        );
+        assert!(
+            to_table(&local).contains("2026-11-30T00:00:00+08:00"),
+            "{}",
+            to_table(&local)
+        );
+        assert_eq!(
+            report(&records, &t, Interval::Day, None, &Calendar::utc())
+                .queues
+                .len(),
+            2
         );
     }
 
@@ -436,7 +453,14 @@ mod tests {
             e(m(105), "logged-out"),
         ];
         let mut r = Report::default();
-        add_occupancy(&mut r, &log, Interval::Hour, 10 * h, 12 * h);
+        add_occupancy(
+            &mut r,
+            &log,
+            Interval::Hour,
+            10 * h,
+            12 * h,
+            &Calendar::utc(),
+        );
         let ten = &r.agents[0];
         assert_eq!(ten.interval_start_ms, 10 * h);
         assert_eq!(ten.staffed_secs, 3600.0);
@@ -448,7 +472,7 @@ mod tests {
         assert_eq!(eleven.available_secs, 15.0 * 60.0);
         assert_eq!(eleven.occupancy, Some(0.0));
         let mut day = Report::default();
-        add_occupancy(&mut day, &log, Interval::Day, 0, 12 * h);
+        add_occupancy(&mut day, &log, Interval::Day, 0, 12 * h, &Calendar::utc());
         assert_eq!(day.agents.len(), 1);
         assert_eq!(day.agents[0].occupancy, Some(1800.0 / 4500.0));
     }

@@ -158,6 +158,7 @@ pub async fn start_sip(
             // The policy is asked (and its pauses audited) even where nothing
             // is written: no relay, or recording off.
             recording: config.plugins.recording_policy.is_some(),
+            calendar: config.calendar(),
             ..AcdSettings::default()
         },
         config.queues.clone(),
@@ -459,6 +460,7 @@ pub async fn run(
         .iter()
         .map(|q| (q.name.clone(), q.service_level_secs))
         .collect();
+    let calendar = config.calendar();
     let sessions = Arc::new(desktop_sessions(&config, token.clone())?);
     {
         let sessions = sessions.clone();
@@ -479,6 +481,7 @@ pub async fn run(
             center.clone(),
             host.store().clone(),
             thresholds.clone(),
+            calendar.clone(),
         ),
     };
     let app = crate::api::admin_router(
@@ -489,6 +492,7 @@ pub async fn run(
             center,
             metrics,
             thresholds,
+            calendar,
         },
         token,
     )

@@ -25,6 +25,8 @@ pub struct AcdSettings {
     pub max_ivr_steps: u32,
     /// Assumed handle time for the wait estimate given to routers, seconds.
     pub assumed_handle_secs: u32,
+    /// Where days begin: agents' calls today start again at local midnight.
+    pub calendar: crate::calendar::Calendar,
 }
 
 impl Default for AcdSettings {
@@ -34,6 +36,7 @@ impl Default for AcdSettings {
             recording: false,
             max_ivr_steps: 8,
             assumed_handle_secs: 180,
+            calendar: crate::calendar::Calendar::utc(),
         }
     }
 }
@@ -105,6 +108,8 @@ pub struct Acd {
     out: Vec<Output>,
     /// Time of the event being handled.
     now_ms: u64,
+    /// Start of the next local day (0: not yet known).
+    next_day_ms: u64,
 }
 
 impl Acd {
@@ -122,6 +127,7 @@ impl Acd {
             calls: HashMap::new(),
             seq: 0,
             out: Vec::new(),
+            next_day_ms: 0,
             now_ms: 0,
         }
     }
@@ -138,6 +144,21 @@ impl Acd {
             .unwrap_or_default()
     }
 
+    /// A local midnight passed (or the first event): the "today" counts start
+    /// again, so "fewest calls today" is fair from the first call of the day.
+    fn new_day(&mut self, now_ms: u64) {
+        if self.next_day_ms != 0 {
+            for a in self.agents.values_mut() {
+                a.calls_today = 0;
+            }
+        }
+        let cal = &self.settings.calendar;
+        self.next_day_ms = cal.end_of(
+            crate::calendar::Interval::Day,
+            cal.start_of(crate::calendar::Interval::Day, now_ms),
+        );
+    }
+
     pub fn live_calls(&self) -> usize {
         self.calls.len()
     }
@@ -145,6 +166,9 @@ impl Acd {
     /// Apply one event at time `now_ms`; returns what must happen next.
     pub fn handle(&mut self, now_ms: u64, event: CallEvent) -> Vec<Output> {
         self.now_ms = now_ms;
+        if now_ms >= self.next_day_ms {
+            self.new_day(now_ms);
+        }
         match event {
             CallEvent::Arrived {
                 call_id,

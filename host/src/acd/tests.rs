@@ -1019,3 +1019,46 @@ fn a_queue_with_music_answers_callers_and_announces_their_place_on_a_timer() {
     assert!(o.iter().any(|x| matches!(x,
         Output::Command(Command::AskRecordingPolicy { event: Some(crate::plugins::bindings::CallEvent::Dtmf(d)), .. }) if d == "5")));
 }
+
+/// Agents' calls today start again at the center's local midnight (Beijing
+/// here), not at UTC's (08:00 in Beijing).
+#[test]
+fn calls_today_start_again_at_local_midnight() {
+    let mut s = Sim::new(vec![], vec![]);
+    s.acd = Acd::new(
+        AcdSettings {
+            calendar: crate::calendar::Calendar::named("Asia/Shanghai").unwrap(),
+            ..AcdSettings::default()
+        },
+        vec![QueueConfig::named("q")],
+        vec![agent("a", &[("q", 1)], &[]), agent("b", &[("q", 1)], &[])],
+    );
+    let calls_today = |s: &Sim| {
+        s.acd
+            .snapshot(s.now)
+            .agents
+            .iter()
+            .find(|x| x.id == "a")
+            .map(|x| x.calls_today)
+    };
+    // 2026-11-30 23:50 in Beijing (15:50 UTC).
+    s.now = 1_796_053_800_000;
+    s.login("a");
+    s.call("c1", QueueTarget::plain("q"));
+    s.ev(CallEvent::AgentAnswered {
+        call_id: "c1".into(),
+        agent: "a".into(),
+    });
+    s.ev(CallEvent::AgentHungUp {
+        call_id: "c1".into(),
+    });
+    assert_eq!(calls_today(&s), Some(1));
+    // 23:59: still the same day.
+    s.now += 9 * 60_000;
+    s.login("b");
+    assert_eq!(calls_today(&s), Some(1));
+    // 00:01 on 2026-12-01 in Beijing: a new day at the next event.
+    s.now += 2 * 60_000;
+    s.ev(CallEvent::AgentLogout { agent: "b".into() });
+    assert_eq!(calls_today(&s), Some(0));
+}

@@ -22,6 +22,8 @@ pub struct AdminState {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Service-level threshold seconds by queue (reports).
     pub thresholds: std::collections::HashMap<String, u32>,
+    /// Where report intervals begin.
+    pub calendar: crate::calendar::Calendar,
 }
 
 #[derive(Deserialize)]
@@ -223,8 +225,13 @@ async fn reports(State(state): State<AdminState>, Query(q): Query<ReportQuery>) 
     if let Some(until) = q.until_ms {
         records.retain(|r| r.ended_ms < until);
     }
-    let mut report =
-        crate::reports::report(&records, &state.thresholds, interval, q.queue.as_deref());
+    let mut report = crate::reports::report(
+        &records,
+        &state.thresholds,
+        interval,
+        q.queue.as_deref(),
+        &state.calendar,
+    );
     let since = q.since_ms.unwrap_or(0);
     match state.plugins.store().agent_log_since(since, usize::MAX) {
         Ok(log) => crate::reports::add_occupancy(
@@ -233,6 +240,7 @@ async fn reports(State(state): State<AdminState>, Query(q): Query<ReportQuery>) 
             interval,
             since,
             q.until_ms.unwrap_or_else(crate::clock::now_ms),
+            &state.calendar,
         ),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }

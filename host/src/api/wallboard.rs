@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use crate::acd::{AgentSnapshot, QueueSnapshot};
 use crate::center::CenterHandle;
 use crate::clock::now_ms;
-use crate::reports::{Interval, QueueRow, QueueTally, interval_of};
+use crate::reports::{Calendar, Interval, QueueRow, QueueTally, interval_of};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -28,12 +28,13 @@ pub struct QueueBoard {
     /// The queue now.
     #[serde(flatten)]
     pub live: QueueSnapshot,
-    /// Since 00:00 UTC.
+    /// Since local midnight (the center's `timezone`).
     pub today: QueueRow,
 }
 
 /// Today's tallies per queue; a new day starts them again.
 struct Today {
+    calendar: Calendar,
     day_start_ms: u64,
     tallies: HashMap<String, QueueTally>,
     thresholds: HashMap<String, u32>,
@@ -42,7 +43,7 @@ struct Today {
 impl Today {
     fn add(&mut self, r: &crate::acd::CallRecord) {
         let Some(q) = r.queue.as_deref() else { return };
-        if interval_of(r, Interval::Day) != self.day_start_ms {
+        if interval_of(r, Interval::Day, &self.calendar) != self.day_start_ms {
             return;
         }
         let threshold = self.thresholds.get(q).copied().unwrap_or(20);
@@ -54,7 +55,7 @@ impl Today {
     }
 
     fn roll(&mut self, now_ms: u64) {
-        let day = Interval::Day.start_of(now_ms);
+        let day = self.calendar.start_of(Interval::Day, now_ms);
         if day != self.day_start_ms {
             self.day_start_ms = day;
             self.tallies.clear();
@@ -81,13 +82,15 @@ pub fn spawn(
     center: Option<CenterHandle>,
     store: Store,
     thresholds: HashMap<String, u32>,
+    calendar: Calendar,
 ) -> watch::Receiver<Arc<Wallboard>> {
     let (tx, rx) = watch::channel(Arc::new(Wallboard::default()));
     let Some(center) = center else { return rx };
     let mut ended = center.subscribe_ended();
     let now = now_ms();
     let mut today = Today {
-        day_start_ms: Interval::Day.start_of(now),
+        day_start_ms: calendar.start_of(Interval::Day, now),
+        calendar,
         tallies: HashMap::new(),
         thresholds,
     };
