@@ -222,6 +222,17 @@ async fn desktop_shows_the_card_before_the_answer_and_the_wallboard_follows_the_
     let answered = "const r = document.querySelector('#queues tr[data-queue=\"general\"]'); \
                     return r ? r.children[5].textContent : ''";
     until(&wall, "today's answered count", answered, |v| v == "1").await;
+    // "Today" names the zone whose midnight starts it.
+    until(
+        &wall,
+        "the wallboard names its time zone",
+        "return document.getElementById('zone').textContent",
+        |v| {
+            v.as_str()
+                .is_some_and(|z| z.starts_with(", ") && z.len() > 4)
+        },
+    )
+    .await;
     save("wallboard.png", &wall.screenshot().await.unwrap());
     click(&desktop, "btn-ready").await;
     until(&wall, "wallboard shows ready", agent_state, |v| {

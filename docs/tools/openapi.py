@@ -127,7 +127,7 @@ schemas = {
  "WaitingCall": S(call_id=string, caller=string, priority=integer, wait_ms=integer),
  "QueueBoard": S(name=string, waiting=integer, longest_wait_ms=integer, agents_logged_in=integer, agents_ready=integer,
                  calls={"type": "array", "items": ref("WaitingCall")}, today=ref("QueueToday")),
- "Wallboard": S(at_ms=integer, queues={"type": "array", "items": ref("QueueBoard")},
+ "Wallboard": S(at_ms=integer, time_zone=string, queues={"type": "array", "items": ref("QueueBoard")},
                 agents={"type": "array", "items": ref("Agent")},
                 agents_by_state={"type": "object", "additionalProperties": integer}),
  "AuditEntry": S(at_ms=integer, who=string, action=string, call_id=nullable(string), outcome=string),

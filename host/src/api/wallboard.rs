@@ -18,6 +18,8 @@ use crate::store::Store;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Wallboard {
     pub at_ms: u64,
+    /// The zone whose midnight starts "today" (IANA name).
+    pub time_zone: String,
     pub queues: Vec<QueueBoard>,
     pub agents: Vec<AgentSnapshot>,
     pub agents_by_state: BTreeMap<&'static str, u32>,
@@ -109,6 +111,7 @@ pub fn spawn(
                     let Some(snap) = center.snapshot().await else { break };
                     let board = Wallboard {
                         at_ms: snap.at_ms,
+                        time_zone: today.calendar.name(),
                         queues: snap
                             .queues
                             .into_iter()

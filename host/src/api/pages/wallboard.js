@@ -34,6 +34,7 @@ function render() {
       cti.el("td", { class: "num" }, String(a.calls_today)));
   }));
   $("updated").textContent = "updated " + new Date(board.at_ms).toLocaleTimeString();
+  $("zone").textContent = board.time_zone ? ", " + board.time_zone : "";
 }
 
 function onEvent(e) {
