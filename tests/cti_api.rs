@@ -417,6 +417,45 @@ async fn a_call_reaches_the_desktop_with_its_card_then_pause_and_hangup() {
     assert!(row["staffed_secs"].as_f64().unwrap() >= row["handling_secs"].as_f64().unwrap());
     let occupancy = row["occupancy"].as_f64().unwrap();
     assert!(occupancy > 0.0 && occupancy <= 1.0, "{row}");
+    // One queue's report keeps that queue's agents: 1001 is in general only
+    // and answered no vip call; an unknown queue is named.
+    let agents_of = |report: &Value| -> Vec<String> {
+        report["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["agent"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (st, general) = api
+        .call(
+            "GET",
+            "/admin/reports?interval=1d&queue=general",
+            Some("t0k"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert!(
+        agents_of(&general).contains(&"1001".to_string()),
+        "{general}"
+    );
+    let (_, vip) = api
+        .call(
+            "GET",
+            "/admin/reports?interval=1d&queue=vip",
+            Some("t0k"),
+            None,
+        )
+        .await;
+    assert!(!agents_of(&vip).contains(&"1001".to_string()), "{vip}");
+    let (st, v) = api
+        .call("GET", "/admin/reports?queue=cardz", Some("t0k"), None)
+        .await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (404, Some("no queue named \"cardz\""))
+    );
 
     let (_, audit) = api.call("GET", "/api/audit", Some(&sup), None).await;
     let mine: Vec<&Value> = audit

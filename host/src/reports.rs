@@ -10,7 +10,7 @@
 //! - ASA = mean wait of answered calls; AHT = mean talk time of answered calls;
 //! - abandon rate = abandoned / offered.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -246,6 +246,20 @@ pub fn add_occupancy(
         .collect();
 }
 
+/// A report for one queue keeps the agents of that queue: its members and
+/// whoever answered its calls in the period (their occupancy is over all
+/// their work, as an agent's time is not split between queues).
+pub fn keep_agents_of_queue(r: &mut Report, members: &BTreeSet<String>) {
+    let answered: BTreeSet<String> = r
+        .agents
+        .iter()
+        .filter(|a| a.answered > 0)
+        .map(|a| a.agent.clone())
+        .collect();
+    r.agents
+        .retain(|a| members.contains(&a.agent) || answered.contains(&a.agent));
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map(|x| format!("{:.1}%", x * 100.0))
         .unwrap_or_else(|| "-".into())
@@ -475,5 +489,11 @@ mod tests {
         add_occupancy(&mut day, &log, Interval::Day, 0, 12 * h, &Calendar::utc());
         assert_eq!(day.agents.len(), 1);
         assert_eq!(day.agents[0].occupancy, Some(1800.0 / 4500.0));
+        // For a queue 1001 neither belongs to nor answered: no row.
+        let mut other = day.clone();
+        keep_agents_of_queue(&mut other, &BTreeSet::from(["1002".to_string()]));
+        assert!(other.agents.is_empty());
+        keep_agents_of_queue(&mut day, &BTreeSet::from(["1001".to_string()]));
+        assert_eq!(day.agents.len(), 1);
     }
 }

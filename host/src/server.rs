@@ -270,6 +270,17 @@ pub async fn start_sip(
     Ok(Some((ep, center, media)))
 }
 
+/// Agent ids by queue, from the agents' `queues`.
+fn queue_members(config: &Config) -> HashMap<String, std::collections::BTreeSet<String>> {
+    let mut m: HashMap<String, std::collections::BTreeSet<String>> = HashMap::new();
+    for a in &config.agents {
+        for q in a.queues.keys() {
+            m.entry(q.clone()).or_default().insert(a.id.clone());
+        }
+    }
+    m
+}
+
 /// Build the plugin host from the config and load embedded and directory plugins.
 pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
@@ -493,6 +504,7 @@ pub async fn run(
             metrics,
             thresholds,
             calendar,
+            members: queue_members(&config),
         },
         token,
     )

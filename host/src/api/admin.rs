@@ -24,6 +24,8 @@ pub struct AdminState {
     pub thresholds: std::collections::HashMap<String, u32>,
     /// Where report intervals begin.
     pub calendar: crate::calendar::Calendar,
+    /// Agents by queue (a report for one queue keeps its agents).
+    pub members: std::collections::HashMap<String, std::collections::BTreeSet<String>>,
 }
 
 #[derive(Deserialize)]
@@ -214,6 +216,11 @@ async fn reports(State(state): State<AdminState>, Query(q): Query<ReportQuery>) 
     else {
         return error(StatusCode::BAD_REQUEST, "interval must be 15m, 1h or 1d");
     };
+    if let Some(queue) = q.queue.as_deref()
+        && !state.thresholds.contains_key(queue)
+    {
+        return error(StatusCode::NOT_FOUND, format!("no queue named {queue:?}"));
+    }
     let mut records = match state
         .plugins
         .store()
@@ -243,6 +250,12 @@ async fn reports(State(state): State<AdminState>, Query(q): Query<ReportQuery>) 
             &state.calendar,
         ),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+    if let Some(queue) = q.queue.as_deref() {
+        crate::reports::keep_agents_of_queue(
+            &mut report,
+            state.members.get(queue).unwrap_or(&Default::default()),
+        );
     }
     json_or_csv(q.format.as_deref(), &report, crate::reports::to_csv)
 }
