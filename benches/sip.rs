@@ -198,6 +198,18 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
 
+    // CTIHOST_SIP_PROBE=RATE: one step at RATE through a fresh center
+    // (signalling only), then what the host saw: dispositions and causes of
+    // the calls, queue-log kinds, SIP counters. With CTIHOST_SIP_PERF=FILE the
+    // host runs under `perf record` for the step.
+    if let Some(rate) = std::env::var("CTIHOST_SIP_PROBE")
+        .ok()
+        .and_then(|r| r.parse::<u32>().ok())
+    {
+        probe(rate, dir);
+        return;
+    }
+
     eprintln!("direct: SIPp caller -> SIPp answerer");
     let uas_port = free_port();
     let uas = answerer(uas_port, dir);
@@ -279,4 +291,79 @@ fn main() {
             " (some held calls failed)"
         }
     );
+}
+
+fn probe(rate: u32, dir: &Path) {
+    let config = host_config(dir, false);
+    let (s, _uas) = fresh_center(&config, dir);
+    let perf = std::env::var("CTIHOST_SIP_PERF").ok().map(|out| {
+        Killed(
+            Command::new("perf")
+                .args([
+                    "record",
+                    "-F",
+                    "1999",
+                    "-g",
+                    "-o",
+                    &out,
+                    "-p",
+                    &s.pid().to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    });
+    let calls = rate * STEP_SECS as u32;
+    let udp_errors = || {
+        let t = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+        let rows: Vec<&str> = t.lines().filter(|l| l.starts_with("Udp:")).collect();
+        rows.first()
+            .zip(rows.get(1))
+            .map(|(h, v)| {
+                h.split_whitespace()
+                    .zip(v.split_whitespace())
+                    .filter(|(k, _)| k.contains("Errors"))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    println!("UDP before: {}", udp_errors());
+    let r = run(s.sip_udp.unwrap(), rate, calls, dir);
+    println!("UDP after:  {}", udp_errors());
+    if let Some(mut p) = perf {
+        // SIGINT lets perf write its file.
+        let _ = Command::new("kill")
+            .args(["-INT", &p.0.id().to_string()])
+            .status();
+        let _ = p.0.wait();
+    }
+    println!(
+        "{rate} calls/s, {calls} calls: {r:?} s (planned {} s)",
+        calls / rate
+    );
+    let cdr = s.admin_json(&format!("/admin/cdr?limit={}", calls * 2), "t0k");
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for r in cdr.as_array().into_iter().flatten() {
+        let k = format!("{} / {}", r["disposition"], r["cause"]);
+        *kinds.entry(k).or_default() += 1;
+        if r["wait_secs"].as_f64().unwrap_or(0.0) > 2.0 {
+            *kinds.entry("waited > 2 s".into()).or_default() += 1;
+        }
+    }
+    println!("call records: {kinds:#?}");
+    let log = s.admin_json(&format!("/admin/queue-log?limit={}", calls * 10), "t0k");
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for e in log.as_array().into_iter().flatten() {
+        *kinds.entry(e["kind"].to_string()).or_default() += 1;
+    }
+    println!("queue log: {kinds:#?}");
+    for l in s.admin_text("/metrics", "t0k").lines() {
+        if l.starts_with("ctihost_sip") || l.starts_with("ctihost_calls") {
+            println!("{l}");
+        }
+    }
 }

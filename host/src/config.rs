@@ -119,6 +119,9 @@ pub struct SipConfig {
     /// the first they support; many (and SIPp) support only MD5 and give up if
     /// it is not first.
     pub digest_algorithms: Vec<crate::sip::digest::Algorithm>,
+    /// Kernel buffer of each UDP socket, each way (capped by the kernel's
+    /// net.core.rmem_max / wmem_max; a warning says so at start-up).
+    pub udp_buffer_bytes: usize,
 }
 
 impl Default for SipConfig {
@@ -133,6 +136,7 @@ impl Default for SipConfig {
                 crate::sip::digest::Algorithm::Sha256,
                 crate::sip::digest::Algorithm::Md5,
             ],
+            udp_buffer_bytes: 4 << 20,
         }
     }
 }

@@ -99,14 +99,13 @@ pub async fn start_sip(
     ));
     let mut udp = Vec::new();
     for addr in &config.sip.udp {
-        let sock =
-            tokio::net::UdpSocket::bind(addr)
-                .await
-                .map_err(|source| ServerError::SipListen {
-                    transport: "udp",
-                    addr: *addr,
-                    source,
-                })?;
+        let sock = crate::sip::transport::bind_udp(*addr, config.sip.udp_buffer_bytes).map_err(
+            |source| ServerError::SipListen {
+                transport: "udp",
+                addr: *addr,
+                source,
+            },
+        )?;
         let local = sock.local_addr().map_err(ServerError::Serve)?;
         tracing::info!(%local, "SIP listening on UDP");
         udp.push((Arc::new(sock), local));

@@ -13,6 +13,30 @@ use super::endpoint::SipEndpoint;
 use super::flow::Peer;
 use super::wire::{Frame, RawMessage, frame, response};
 
+/// Bind a SIP UDP socket with `buffer_bytes` of kernel buffer each way. The
+/// default (about 200 KiB) holds a few milliseconds of a busy trunk: a burst
+/// while the host's threads are busy overflows it, and a dropped 200 OK that
+/// the phone does not retransmit leaves a call ringing until its timeout.
+pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_recv_buffer_size(buffer_bytes)?;
+    s.set_send_buffer_size(buffer_bytes)?;
+    s.bind(&addr.into())?;
+    s.set_nonblocking(true)?;
+    // Linux reports twice what it grants, capped by net.core.rmem_max.
+    let granted = s.recv_buffer_size()? / 2;
+    if granted < buffer_bytes {
+        tracing::warn!(
+            %addr,
+            wanted = buffer_bytes,
+            granted,
+            "SIP UDP receive buffer capped by the kernel; raise net.core.rmem_max (sysctl) to get the configured size"
+        );
+    }
+    UdpSocket::from_std(s.into())
+}
+
 pub async fn serve_udp(socket: Arc<UdpSocket>, listener: u8, ep: Arc<SipEndpoint>) {
     let mut buf = vec![0u8; 65_535];
     loop {
@@ -98,4 +122,23 @@ async fn connection(
         }
     }
     ep.connection_closed(peer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The socket gets the configured buffer, or all the kernel allows.
+    #[tokio::test]
+    async fn udp_sockets_get_the_configured_buffer() {
+        let want = 2 << 20;
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(want);
+        let sock = bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)), want).unwrap();
+        let granted = socket2::SockRef::from(&sock).recv_buffer_size().unwrap() / 2;
+        assert!(granted >= want.min(cap), "granted {granted}, wanted {want}, cap {cap}");
+        assert!(sock.local_addr().unwrap().port() != 0);
+    }
 }
