@@ -302,8 +302,9 @@ fn probe(rate: u32, dir: &Path) {
                 .args([
                     "record",
                     "-F",
-                    "1999",
-                    "-g",
+                    "499",
+                    "--call-graph",
+                    "dwarf,16384",
                     "-o",
                     &out,
                     "-p",
