@@ -136,6 +136,9 @@ fn kamailio(port: u16, uas: u16, dir: &Path) -> Option<Killed> {
 debug=0
 log_stderror=yes
 children=1
+# The same 4 MiB socket buffer ctihost asks for (Kamailio probes up to this;
+# its default ceiling is 256 KiB).
+maxbuffer=4194304
 auto_aliases=no
 listen=udp:127.0.0.1:{port}
 mpath="{modules}/"
