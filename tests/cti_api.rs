@@ -671,3 +671,26 @@ async fn a_registration_refresh_does_not_undo_a_desktop_logout() {
     sipp("register_ok.xml", "1001", phone_1001);
     wait_state("1001", |s| s != "logged-out").await;
 }
+
+/// Restarting the host (an upgrade at night) keeps the desktops' sessions:
+/// the same token works against the new process; a logged-out one does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_sessions_outlive_a_restart() {
+    let crm = Crm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = desk::center(dir.path(), crm.addr, "");
+    let api = Api::new(&s);
+    let agent = api.login("1001", "desk-1001").await;
+    let sup = api.login("9001", "desk-9001").await;
+    let (st, _) = api.call("POST", "/api/logout", Some(&sup), None).await;
+    assert_eq!(st, 204);
+    drop(s);
+
+    let s = desk::center(dir.path(), crm.addr, "");
+    let api = Api::new(&s);
+    let (st, me) = api.call("GET", "/api/me", Some(&agent), None).await;
+    assert_eq!(st, 200, "{me}");
+    assert_eq!(me["id"], "1001");
+    let (st, _) = api.call("GET", "/api/me", Some(&sup), None).await;
+    assert_eq!(st, 401, "a logged-out session stays out");
+}

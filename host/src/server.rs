@@ -471,7 +471,10 @@ pub async fn run(
         .map(|q| (q.name.clone(), q.service_level_secs))
         .collect();
     let calendar = config.calendar();
-    let sessions = Arc::new(desktop_sessions(&config, token.clone())?);
+    let sessions = Arc::new(
+        desktop_sessions(&config, token.clone())?
+            .with_store(host.store().clone(), crate::clock::now_ms()),
+    );
     {
         let sessions = sessions.clone();
         tokio::spawn(async move {

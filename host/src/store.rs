@@ -3,6 +3,8 @@
 
 pub mod export;
 mod recordings;
+mod sessions;
+pub use sessions::StoredSession;
 
 use std::path::Path;
 
@@ -43,6 +45,7 @@ pub struct Store {
     audit: sled::Tree,
     agent_log: sled::Tree,
     recordings: sled::Tree,
+    sessions: sled::Tree,
 }
 
 /// Something a person did through the API that the bank must be able to
@@ -101,6 +104,7 @@ impl Store {
         let audit = db.open_tree("audit")?;
         let agent_log = db.open_tree("agent_log")?;
         let recordings = db.open_tree("recordings")?;
+        let sessions = db.open_tree("desktop_sessions")?;
         Ok(Self {
             db,
             history,
@@ -109,6 +113,7 @@ impl Store {
             audit,
             agent_log,
             recordings,
+            sessions,
         })
     }
 

@@ -49,6 +49,17 @@ impl Principal {
     pub fn oversees(&self) -> bool {
         matches!(self, Principal::Admin | Principal::Supervisor(_))
     }
+
+    /// The inverse of [`Principal::label`] for desktop principals.
+    pub fn from_label(label: &str) -> Option<Self> {
+        if let Some(id) = label.strip_prefix("agent:") {
+            Some(Principal::Agent(id.to_owned()))
+        } else {
+            label
+                .strip_prefix("supervisor:")
+                .map(|id| Principal::Supervisor(id.to_owned()))
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,7 +76,13 @@ pub enum LoginError {
 struct Session {
     principal: Principal,
     last_seen_ms: u64,
+    /// last_seen_ms as last written to the store.
+    stored_ms: u64,
 }
+
+/// How stale the stored last-seen time may get: a restart may then end a
+/// session up to this much earlier than its idle timeout would have.
+const STORE_EVERY_MS: u64 = 60_000;
 
 /// Failed logins per account within a window.
 const MAX_FAILURES: u32 = 5;
@@ -79,6 +96,8 @@ pub struct Sessions {
     admin: AdminToken,
     /// Verified against when the id is unknown, so both cost the same time.
     decoy: String,
+    /// Where sessions outlive a restart (None: in memory only).
+    store: Option<crate::store::Store>,
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -98,7 +117,78 @@ impl Sessions {
             idle_ms: idle_secs.saturating_mul(1000),
             admin,
             decoy: super::password::hash("decoy")?,
+            store: None,
         })
+    }
+
+    /// Keep sessions in `store` and take back the ones stored by the last
+    /// run that are still live and whose account still exists with the same
+    /// role.
+    pub fn with_store(mut self, store: crate::store::Store, now_ms: u64) -> Self {
+        match store.sessions() {
+            Ok(stored) => {
+                let mut live = self.sessions.lock();
+                for (key, s) in stored {
+                    let principal = Principal::from_label(&s.principal)
+                        .filter(|p| self.still_valid(p))
+                        .filter(|_| now_ms <= s.last_seen_ms + self.idle_ms);
+                    match principal {
+                        Some(principal) => {
+                            live.insert(
+                                key,
+                                Session {
+                                    principal,
+                                    last_seen_ms: s.last_seen_ms,
+                                    stored_ms: s.last_seen_ms,
+                                },
+                            );
+                        }
+                        None => {
+                            if let Err(e) = store.remove_session(&key) {
+                                tracing::warn!(error = %e, "cannot drop a stale desktop session");
+                            }
+                        }
+                    }
+                }
+                tracing::info!(sessions = live.len(), "desktop sessions restored");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read stored desktop sessions; desktops log in again")
+            }
+        }
+        self.store = Some(store);
+        self
+    }
+
+    /// The account behind a stored principal still exists in that role.
+    fn still_valid(&self, p: &Principal) -> bool {
+        match p {
+            Principal::Agent(id) => self.accounts.get(id).is_some_and(|a| a.role == Role::Agent),
+            Principal::Supervisor(id) => self
+                .accounts
+                .get(id)
+                .is_some_and(|a| a.role == Role::Supervisor),
+            Principal::Admin => false,
+        }
+    }
+
+    fn persist(&self, key: &[u8; 32], s: &Session, durable: bool) {
+        let Some(store) = &self.store else { return };
+        let stored = crate::store::StoredSession {
+            principal: s.principal.label(),
+            last_seen_ms: s.last_seen_ms,
+        };
+        if let Err(e) = store.put_session(key, &stored, durable) {
+            tracing::warn!(error = %e, "cannot store a desktop session; it ends with this run");
+        }
+    }
+
+    fn forget(&self, key: &[u8; 32]) {
+        if let Some(store) = &self.store
+            && let Err(e) = store.remove_session(key)
+        {
+            tracing::warn!(error = %e, "cannot remove a stored desktop session");
+        }
     }
 
     pub fn account(&self, id: &str) -> Option<&Account> {
@@ -145,21 +235,22 @@ impl Sessions {
             Role::Agent => Principal::Agent(account.id.clone()),
             Role::Supervisor => Principal::Supervisor(account.id.clone()),
         };
-        self.sessions.lock().insert(
-            digest(&token),
-            Session {
-                principal,
-                last_seen_ms: now_ms,
-            },
-        );
+        let key = digest(&token);
+        let session = Session {
+            principal,
+            last_seen_ms: now_ms,
+            stored_ms: now_ms,
+        };
+        self.persist(&key, &session, true);
+        self.sessions.lock().insert(key, session);
         Ok(token)
     }
 
     pub fn logout(&self, token: &str) -> Option<Principal> {
-        self.sessions
-            .lock()
-            .remove(&digest(token))
-            .map(|s| s.principal)
+        let key = digest(token);
+        let s = self.sessions.lock().remove(&key)?;
+        self.forget(&key);
+        Some(s.principal)
     }
 
     /// The admin token, or a live session (which this request keeps alive).
@@ -172,17 +263,31 @@ impl Sessions {
         let s = sessions.get_mut(&key)?;
         if now_ms > s.last_seen_ms + self.idle_ms {
             sessions.remove(&key);
+            drop(sessions);
+            self.forget(&key);
             return None;
         }
         s.last_seen_ms = now_ms;
+        if now_ms >= s.stored_ms + STORE_EVERY_MS {
+            s.stored_ms = now_ms;
+            self.persist(&key, s, false);
+        }
         Some(s.principal.clone())
     }
 
     /// Drop expired sessions (called now and then).
     pub fn sweep(&self, now_ms: u64) {
-        self.sessions
-            .lock()
-            .retain(|_, s| now_ms <= s.last_seen_ms + self.idle_ms);
+        let mut gone = Vec::new();
+        self.sessions.lock().retain(|k, s| {
+            let live = now_ms <= s.last_seen_ms + self.idle_ms;
+            if !live {
+                gone.push(*k);
+            }
+            live
+        });
+        for k in gone {
+            self.forget(&k);
+        }
     }
 }
 
@@ -210,6 +315,38 @@ mod tests {
             AdminToken::new("admin"),
         )
         .unwrap()
+    }
+
+    /// A restart (a new Sessions on the same store) keeps live sessions;
+    /// logged-out, idle-expired and no-longer-configured ones are gone.
+    #[test]
+    fn sessions_outlive_a_restart_through_the_store() {
+        let store = crate::store::Store::temporary().unwrap();
+        let first = sessions().with_store(store.clone(), 0);
+        let kept = first.login("1001", "pw", 1000).unwrap();
+        let out = first.login("1001", "pw", 1000).unwrap();
+        let idle = first.login("1001", "pw", 1000).unwrap();
+        first.logout(&out);
+        // `kept` is used at 40 s and 70 s (stored: 60 s since its login).
+        assert!(first.authenticate(&kept, 40_000).is_some());
+        assert!(first.authenticate(&kept, 70_000).is_some());
+        drop(first);
+
+        let second = sessions().with_store(store.clone(), 100_000);
+        assert_eq!(
+            second.authenticate(&kept, 100_000),
+            Some(Principal::Agent("1001".into()))
+        );
+        assert_eq!(second.authenticate(&out, 100_000), None, "logged out");
+        assert_eq!(second.authenticate(&idle, 100_000), None, "idle past 60 s");
+        assert_eq!(store.sessions().unwrap().len(), 1);
+
+        // An account removed from the config takes its sessions with it.
+        let without = Sessions::new(vec![], 60, AdminToken::new("admin"))
+            .unwrap()
+            .with_store(store.clone(), 100_000);
+        assert_eq!(without.authenticate(&kept, 100_000), None);
+        assert!(store.sessions().unwrap().is_empty());
     }
 
     #[test]

@@ -138,7 +138,10 @@ mod tests {
             .unwrap_or(want);
         let sock = bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)), want).unwrap();
         let granted = socket2::SockRef::from(&sock).recv_buffer_size().unwrap() / 2;
-        assert!(granted >= want.min(cap), "granted {granted}, wanted {want}, cap {cap}");
+        assert!(
+            granted >= want.min(cap),
+            "granted {granted}, wanted {want}, cap {cap}"
+        );
         assert!(sock.local_addr().unwrap().port() != 0);
     }
 }
