@@ -694,3 +694,55 @@ async fn desktop_sessions_outlive_a_restart() {
     let (st, _) = api.call("GET", "/api/me", Some(&sup), None).await;
     assert_eq!(st, 401, "a logged-out session stays out");
 }
+
+/// A phone registered with the host before a restart gets calls after it
+/// without registering again: the registration was kept, so its agent is
+/// logged in as soon as the host is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_registered_before_a_restart_get_calls_after_it() {
+    let crm = Crm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = desk::center(dir.path(), crm.addr, "");
+    let port = free_port();
+    let registered = sipp_cmd(
+        "register_ok.xml",
+        target(&s, &[]),
+        port,
+        &["-s", "1001", "-au", "1001", "-ap", "pw-1001"],
+    )
+    .status()
+    .unwrap()
+    .success();
+    assert!(registered);
+    s.stop();
+
+    let s = desk::center(dir.path(), crm.addr, "");
+    let regs = s.admin_json("/admin/sip/registrations", "t0k");
+    assert!(regs.get("1001").is_some(), "{regs}");
+    let api = Api::new(&s);
+    let sup = api.login("9001", "desk-9001").await;
+    let (_, agents) = api.call("GET", "/api/agents", Some(&sup), None).await;
+    let state = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "1001")
+        .map(|a| a["state"].clone());
+    assert_eq!(state, Some(json!("ready")), "{agents}");
+    let phone = sipp_cmd("agent_answer.xml", target(&s, &[]), port, &["-s", "1001"])
+        .spawn()
+        .unwrap();
+    let caller = sipp_cmd(
+        "caller_uac.xml",
+        target(&s, &[]),
+        free_port(),
+        &["-s", "95566", "-d", "200"],
+    )
+    .spawn()
+    .unwrap();
+    assert!(finished(caller).await, "the call was answered and ended");
+    assert!(
+        finished(phone).await,
+        "by the phone registered before the restart"
+    );
+}

@@ -255,6 +255,27 @@ pub async fn start_sip(
             }
         });
     }
+    // Phones registered with the last run are reachable at once: their
+    // agents log in as if the phones had just registered.
+    let store = plugins.store().clone();
+    let saved = store.bindings();
+    registrar.set_sink(Box::new(move |user, bindings| {
+        if let Err(e) = store.put_bindings(user, bindings) {
+            tracing::warn!(user, error = %e, "cannot store a registration");
+        }
+    }));
+    match saved {
+        Ok(saved) => {
+            let users = registrar.restore(saved, crate::clock::now_ms());
+            tracing::info!(phones = users.len(), "registrations restored");
+            for user in users {
+                b2bua.registration_changed(&user);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read stored registrations; phones register again")
+        }
+    }
     // A phone that stops refreshing its registration logs its agent out.
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -524,6 +545,11 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Serve)?;
+    // Sessions and registrations written since the store's last periodic
+    // flush must survive this restart.
+    if let Err(e) = host.store().flush() {
+        tracing::error!(error = %e, "cannot flush the store at shutdown");
+    }
     tracing::info!("ctihost stopped");
     Ok(())
 }

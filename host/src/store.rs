@@ -3,6 +3,7 @@
 
 pub mod export;
 mod recordings;
+mod registrations;
 mod sessions;
 pub use sessions::StoredSession;
 
@@ -46,6 +47,7 @@ pub struct Store {
     agent_log: sled::Tree,
     recordings: sled::Tree,
     sessions: sled::Tree,
+    registrations: sled::Tree,
 }
 
 /// Something a person did through the API that the bank must be able to
@@ -105,6 +107,7 @@ impl Store {
         let agent_log = db.open_tree("agent_log")?;
         let recordings = db.open_tree("recordings")?;
         let sessions = db.open_tree("desktop_sessions")?;
+        let registrations = db.open_tree("registrations")?;
         Ok(Self {
             db,
             history,
@@ -114,7 +117,14 @@ impl Store {
             agent_log,
             recordings,
             sessions,
+            registrations,
         })
+    }
+
+    /// Everything written so far, on disk when this returns.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
     }
 
     pub fn record_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {

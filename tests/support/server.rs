@@ -29,6 +29,21 @@ impl Server {
         self.child.id()
     }
 
+    /// Stop as an operator's restart does (SIGTERM) and wait for the exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while self.child.try_wait().ok().flatten().is_none() {
+            assert!(
+                std::time::Instant::now() < until,
+                "ctihost did not stop on SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// GET an admin endpoint with `token`; the body as text.
     pub fn admin_text(&self, path: &str, token: &str) -> String {
         use std::io::{Read, Write};

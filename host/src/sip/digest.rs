@@ -269,6 +269,11 @@ impl Authenticator {
         self.credentials.is_empty()
     }
 
+    /// A user with a credential here.
+    pub fn knows(&self, user: &str) -> bool {
+        self.credentials.contains_key(user)
+    }
+
     /// `authorization`: the Authorization or Proxy-Authorization header value.
     pub fn check(&self, authorization: Option<&str>, method: &str, now_secs: u64) -> Verdict {
         let Some(auth) = authorization.and_then(DigestResponse::parse) else {

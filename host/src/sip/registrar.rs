@@ -1,12 +1,14 @@
 //! Registrar: agents' phones REGISTER with digest authentication; bindings
-//! live in memory with their expiry. A request that fails authentication
-//! changes nothing.
+//! live in memory with their expiry, and go to a sink (the store) whenever
+//! they change so that a restarted host still reaches every phone at once. A
+//! request that fails authentication changes nothing.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use super::flow::Transport;
 
@@ -15,7 +17,7 @@ use super::flow::Peer;
 use super::digest::{Algorithm, Authenticator, Credential, Verdict};
 use super::wire::{RawMessage, addr_uri, param, response, uri_user};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Binding {
     /// The Contact URI to send requests to.
     pub contact: String,
@@ -24,7 +26,7 @@ pub struct Binding {
     pub source: SocketAddr,
     pub transport: Transport,
     /// The UDP listener it came in on: requests to the phone leave from there.
-    #[serde(skip)]
+    #[serde(default)]
     pub listener: u8,
     /// The `+sip.instance` of the device, when it sent one (RFC 5626).
     pub instance: Option<String>,
@@ -42,11 +44,15 @@ impl Binding {
     }
 }
 
+/// Told a user's bindings each time they change (empty: none left).
+pub type BindingSink = Box<dyn Fn(&str, &[Binding]) + Send + Sync>;
+
 pub struct Registrar {
     auth: Authenticator,
     bindings: Mutex<HashMap<String, Vec<Binding>>>,
     min_expires: u64,
     max_expires: u64,
+    sink: OnceLock<BindingSink>,
 }
 
 const DEFAULT_EXPIRES: u64 = 3600;
@@ -63,7 +69,36 @@ impl Registrar {
             bindings: Mutex::new(HashMap::new()),
             min_expires: 60,
             max_expires: 7200,
+            sink: OnceLock::new(),
         }
+    }
+
+    /// Where changed bindings go (set once, at start-up).
+    pub fn set_sink(&self, sink: BindingSink) {
+        let _ = self.sink.set(sink);
+    }
+
+    fn changed(&self, user: &str, list: &[Binding]) {
+        if let Some(sink) = self.sink.get() {
+            sink(user, list);
+        }
+    }
+
+    /// Take back bindings kept by an earlier run (those of unknown users or
+    /// expired are dropped); returns the users now reachable.
+    pub fn restore(&self, saved: Vec<(String, Vec<Binding>)>, now_ms: u64) -> Vec<String> {
+        let mut map = self.bindings.lock();
+        let mut users = Vec::new();
+        for (user, mut list) in saved {
+            list.retain(|b| b.expires_at_ms > now_ms);
+            if list.is_empty() || !self.auth.knows(&user) {
+                self.changed(&user, &[]);
+                continue;
+            }
+            users.push(user.clone());
+            map.insert(user, list);
+        }
+        users
     }
 
     /// Live bindings of a user.
@@ -100,13 +135,23 @@ impl Registrar {
     /// gone, so their agents must be logged out).
     pub fn expire(&self, now_ms: u64) -> Vec<String> {
         let mut gone = Vec::new();
+        let mut shrunk = Vec::new();
         self.bindings.lock().retain(|user, b| {
+            let before = b.len();
             b.retain(|b| b.expires_at_ms > now_ms);
             if b.is_empty() {
                 gone.push(user.clone());
+            } else if b.len() != before {
+                shrunk.push((user.clone(), b.clone()));
             }
             !b.is_empty()
         });
+        for user in &gone {
+            self.changed(user, &[]);
+        }
+        for (user, list) in shrunk {
+            self.changed(&user, &list);
+        }
         gone
     }
 
@@ -214,6 +259,7 @@ impl Registrar {
                 )
             })
             .collect();
+        self.changed(&user, list);
         *presence = match (was_reachable, list.is_empty()) {
             (false, false) => Presence::Arrived,
             (true, true) => Presence::Left,
