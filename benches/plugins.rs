@@ -60,6 +60,8 @@ fn host(pooling: bool, cache: &Path) -> PluginHost {
         HostSettings {
             engine: EngineSettings {
                 pooling,
+                // CTIHOST_WASM_PERFMAP=1: let perf name the plugins' functions.
+                perf_map: std::env::var_os("CTIHOST_WASM_PERFMAP").is_some(),
                 ..EngineSettings::default()
             },
             cache_dir: Some(cache.to_owned()),

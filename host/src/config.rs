@@ -227,6 +227,8 @@ pub struct PluginsConfig {
     pub max_memory_mb: u32,
     /// Plugin instances alive at once (pool capacity).
     pub max_instances: u32,
+    /// Write /tmp/perf-PID.map so `perf` names plugin functions (profiling).
+    pub perf_map: bool,
 }
 
 impl Default for Config {
@@ -276,6 +278,7 @@ impl Default for PluginsConfig {
             pooling: true,
             max_memory_mb: 256,
             max_instances: 256,
+            perf_map: false,
         }
     }
 }

@@ -315,6 +315,7 @@ pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
                 max_memory_mb: config.plugins.max_memory_mb,
                 max_instances: config.plugins.max_instances,
                 parallel_compilation: false,
+                perf_map: config.plugins.perf_map,
             },
             cache_dir: Some(config.data_dir.join("artifacts")),
             crm_connector: config.plugins.crm_connector.clone(),

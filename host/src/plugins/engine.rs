@@ -23,6 +23,9 @@ pub struct EngineSettings {
     pub max_instances: u32,
     /// Compile on every core: for one-shot CLI runs, never for a host serving calls.
     pub parallel_compilation: bool,
+    /// Write a perf map of compiled plugin code, so `perf` can name the
+    /// guest functions (opt-in: the file grows with every module loaded).
+    pub perf_map: bool,
 }
 
 impl Default for EngineSettings {
@@ -32,6 +35,7 @@ impl Default for EngineSettings {
             max_memory_mb: 256,
             max_instances: 256,
             parallel_compilation: false,
+            perf_map: false,
         }
     }
 }
@@ -101,9 +105,7 @@ fn config(settings: &EngineSettings, pooling: bool) -> Config {
     let mut c = Config::new();
     c.epoch_interruption(true);
     c.wasm_component_model(true);
-    // `perf` can name plugin functions only from a perf map; opt-in because
-    // the map file grows with every module loaded.
-    if std::env::var_os("CTIHOST_WASM_PERFMAP").is_some() {
+    if settings.perf_map {
         c.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
     // Compiles run on a blocking thread; keeping them single-threaded leaves
