@@ -697,38 +697,49 @@ async fn desktop_sessions_outlive_a_restart() {
 
 /// A phone registered with the host before a restart gets calls after it
 /// without registering again: the registration was kept, so its agent is
-/// logged in as soon as the host is up.
+/// logged in as soon as the host is up - unless the agent had logged out
+/// from the desktop before the restart (the phone still on): they stay out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phones_registered_before_a_restart_get_calls_after_it() {
     let crm = Crm::start().await;
     let dir = tempfile::tempdir().unwrap();
     let s = desk::center(dir.path(), crm.addr, "");
+    let register = |s: &support::server::Server, agent: &str, port: u16| {
+        let password = format!("pw-{agent}");
+        let ok = sipp_cmd(
+            "register_ok.xml",
+            target(s, &[]),
+            port,
+            &["-s", agent, "-au", agent, "-ap", &password],
+        )
+        .status()
+        .unwrap()
+        .success();
+        assert!(ok, "{agent} registered");
+    };
+    let api = Api::new(&s);
+    let sup = api.login("9001", "desk-9001").await;
+    register(&s, "1002", free_port());
+    let desk_1002 = api.login("1002", "desk-1002").await;
+    let (st, _) = api
+        .call("POST", "/api/logout", Some(&desk_1002), None)
+        .await;
+    assert_eq!(st, 204);
     let port = free_port();
-    let registered = sipp_cmd(
-        "register_ok.xml",
-        target(&s, &[]),
-        port,
-        &["-s", "1001", "-au", "1001", "-ap", "pw-1001"],
-    )
-    .status()
-    .unwrap()
-    .success();
-    assert!(registered);
+    register(&s, "1001", port);
+    until_state(&api, &sup, "1002", "logged-out").await;
+    until_state(&api, &sup, "1001", "ready").await;
     s.stop();
 
     let s = desk::center(dir.path(), crm.addr, "");
     let regs = s.admin_json("/admin/sip/registrations", "t0k");
-    assert!(regs.get("1001").is_some(), "{regs}");
+    assert!(
+        regs.get("1001").is_some() && regs.get("1002").is_some(),
+        "{regs}"
+    );
     let api = Api::new(&s);
-    let sup = api.login("9001", "desk-9001").await;
-    let (_, agents) = api.call("GET", "/api/agents", Some(&sup), None).await;
-    let state = agents
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["id"] == "1001")
-        .map(|a| a["state"].clone());
-    assert_eq!(state, Some(json!("ready")), "{agents}");
+    // The supervisor's session of before the restart still works.
+    until_state(&api, &sup, "1001", "ready").await;
     let phone = sipp_cmd("agent_answer.xml", target(&s, &[]), port, &["-s", "1001"])
         .spawn()
         .unwrap();
@@ -745,4 +756,38 @@ async fn phones_registered_before_a_restart_get_calls_after_it() {
         finished(phone).await,
         "by the phone registered before the restart"
     );
+    // Checked after the call: any login the restart sent has been applied.
+    assert_eq!(
+        agent_state(&api, &sup, "1002").await,
+        "logged-out",
+        "an agent logged out before the restart stays out"
+    );
+}
+
+/// An agent's state as a supervisor's API sees it.
+async fn agent_state(api: &Api, supervisor: &str, agent: &str) -> String {
+    let (_, agents) = api.call("GET", "/api/agents", Some(supervisor), None).await;
+    agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == agent)
+        .map(|a| a["state"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default()
+}
+
+/// Wait (10 s at most) until `agent` is in `want`.
+async fn until_state(api: &Api, supervisor: &str, agent: &str, want: &str) {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = agent_state(api, supervisor, agent).await;
+        if st == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{agent} is {st}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -268,7 +268,20 @@ pub async fn start_sip(
         Ok(saved) => {
             let users = registrar.restore(saved, crate::clock::now_ms());
             tracing::info!(phones = users.len(), "registrations restored");
+            // An agent who had logged out (from the desktop, phone still on)
+            // stays out: the restart must not put them back in the queues.
+            let last = plugins
+                .store()
+                .last_agent_states(200_000)
+                .unwrap_or_default();
             for user in users {
+                let agent = config.agents.iter().find(|a| a.sip_user == user);
+                if let Some(a) = agent
+                    && last.get(&a.id).map(String::as_str) == Some("logged-out")
+                {
+                    tracing::info!(agent = a.id, "logged out before the restart; stays out");
+                    continue;
+                }
                 b2bua.registration_changed(&user);
             }
         }

@@ -248,6 +248,21 @@ impl Store {
         Ok(out)
     }
 
+    /// Each agent's last logged state ("ready", "logged-out", ...), reading
+    /// at most `scan` entries back from the newest.
+    pub fn last_agent_states(
+        &self,
+        scan: usize,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let mut last = std::collections::HashMap::new();
+        for item in self.agent_log.iter().rev().take(scan) {
+            let (_, v) = item?;
+            let e: AgentStateEntry = serde_json::from_slice(&v)?;
+            last.entry(e.agent).or_insert(e.state);
+        }
+        Ok(last)
+    }
+
     /// The key-value namespace of one plugin.
     pub fn plugin_kv(&self, plugin: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(format!("kv/{plugin}"))?)
