@@ -574,14 +574,7 @@ async fn with_the_crm_down_the_card_says_so() {
     let agent = api.login("1001", "desk-1001").await;
     let mut ws = events(&s, &agent).await;
     let phone = phone(&s, "1001", "agent_answer.xml");
-    let caller = sipp_cmd(
-        "caller_uac.xml",
-        target(&s, &[]),
-        free_port(),
-        &["-s", "95566", "-d", "200"],
-    )
-    .spawn()
-    .unwrap();
+    let caller = trunk_caller(&s);
     let first = next_of(&mut ws, "card", |_| true).await;
     assert_eq!(first["provisional"], true);
     let full = next_of(&mut ws, "card", |c| c["provisional"] == false).await;
@@ -602,74 +595,33 @@ async fn a_registration_refresh_does_not_undo_a_desktop_logout() {
     let s = desk::center(dir.path(), crm.addr, "");
     let api = Api::new(&s);
     let sup = api.login("9001", "desk-9001").await;
-    let state_of = |agent: &'static str| {
-        let (api, sup) = (&api, &sup);
-        async move {
-            let (st, v) = api.call("GET", "/api/agents", Some(sup), None).await;
-            assert_eq!(st, 200, "{v}");
-            let a = v
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|a| a["id"] == agent)
-                .cloned();
-            a.unwrap()["state"].as_str().unwrap().to_owned()
-        }
-    };
-    let wait_state = |agent: &'static str, pred: fn(&str) -> bool| {
-        let state_of = &state_of;
-        async move {
-            let until = std::time::Instant::now() + Duration::from_secs(10);
-            loop {
-                let st = state_of(agent).await;
-                if pred(&st) {
-                    return st;
-                }
-                assert!(std::time::Instant::now() < until, "{agent} stayed {st}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    let sipp = |scenario: &str, agent: &str, port: u16| {
-        let password = format!("pw-{agent}");
-        let ok = sipp_cmd(
-            scenario,
-            target(&s, &[]),
-            port,
-            &["-s", agent, "-au", agent, "-ap", &password],
-        )
-        .status()
-        .unwrap()
-        .success();
-        assert!(ok, "{scenario} for {agent}");
-    };
     let phone_1001 = free_port();
-    sipp("register_ok.xml", "1001", phone_1001);
-    wait_state("1001", |s| s != "logged-out").await;
+    sipp_as(&s, "register_ok.xml", "1001", phone_1001);
+    until_state(&api, &sup, "1001", "ready").await;
 
     let desk_1001 = api.login("1001", "desk-1001").await;
     let (st, _) = api
         .call("POST", "/api/logout", Some(&desk_1001), None)
         .await;
     assert_eq!(st, 204);
-    wait_state("1001", |s| s == "logged-out").await;
+    until_state(&api, &sup, "1001", "logged-out").await;
 
     // The phone refreshes; then another phone registers. Both reach the
     // center through the same ordered channel, so once 1002 is seen logged
     // in, a login caused by 1001's refresh would have been seen too.
-    sipp("register_ok.xml", "1001", phone_1001);
-    sipp("register_ok.xml", "1002", free_port());
-    wait_state("1002", |s| s != "logged-out").await;
+    sipp_as(&s, "register_ok.xml", "1001", phone_1001);
+    sipp_as(&s, "register_ok.xml", "1002", free_port());
+    until_state(&api, &sup, "1002", "ready").await;
     assert_eq!(
-        state_of("1001").await,
+        agent_state(&api, &sup, "1001").await,
         "logged-out",
         "the refresh logged 1001 in"
     );
 
     // Signing off and registering again is a phone coming online: log in.
-    sipp("unregister_ok.xml", "1001", phone_1001);
-    sipp("register_ok.xml", "1001", phone_1001);
-    wait_state("1001", |s| s != "logged-out").await;
+    sipp_as(&s, "unregister_ok.xml", "1001", phone_1001);
+    sipp_as(&s, "register_ok.xml", "1001", phone_1001);
+    until_state(&api, &sup, "1001", "ready").await;
 }
 
 /// Restarting the host (an upgrade at night) keeps the desktops' sessions:
@@ -704,29 +656,16 @@ async fn phones_registered_before_a_restart_get_calls_after_it() {
     let crm = Crm::start().await;
     let dir = tempfile::tempdir().unwrap();
     let s = desk::center(dir.path(), crm.addr, "");
-    let register = |s: &support::server::Server, agent: &str, port: u16| {
-        let password = format!("pw-{agent}");
-        let ok = sipp_cmd(
-            "register_ok.xml",
-            target(s, &[]),
-            port,
-            &["-s", agent, "-au", agent, "-ap", &password],
-        )
-        .status()
-        .unwrap()
-        .success();
-        assert!(ok, "{agent} registered");
-    };
     let api = Api::new(&s);
     let sup = api.login("9001", "desk-9001").await;
-    register(&s, "1002", free_port());
+    sipp_as(&s, "register_ok.xml", "1002", free_port());
     let desk_1002 = api.login("1002", "desk-1002").await;
     let (st, _) = api
         .call("POST", "/api/logout", Some(&desk_1002), None)
         .await;
     assert_eq!(st, 204);
     let port = free_port();
-    register(&s, "1001", port);
+    sipp_as(&s, "register_ok.xml", "1001", port);
     until_state(&api, &sup, "1002", "logged-out").await;
     until_state(&api, &sup, "1001", "ready").await;
     s.stop();
@@ -743,14 +682,7 @@ async fn phones_registered_before_a_restart_get_calls_after_it() {
     let phone = sipp_cmd("agent_answer.xml", target(&s, &[]), port, &["-s", "1001"])
         .spawn()
         .unwrap();
-    let caller = sipp_cmd(
-        "caller_uac.xml",
-        target(&s, &[]),
-        free_port(),
-        &["-s", "95566", "-d", "200"],
-    )
-    .spawn()
-    .unwrap();
+    let caller = trunk_caller(&s);
     assert!(finished(caller).await, "the call was answered and ended");
     assert!(
         finished(phone).await,
@@ -790,4 +722,32 @@ async fn until_state(api: &Api, supervisor: &str, agent: &str, want: &str) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Run `scenario` as `agent`'s phone from `port` with its digest credential
+/// (register, re-register, sign off), to the end.
+fn sipp_as(s: &support::server::Server, scenario: &str, agent: &str, port: u16) {
+    let password = format!("pw-{agent}");
+    let ok = sipp_cmd(
+        scenario,
+        target(s, &[]),
+        port,
+        &["-s", agent, "-au", agent, "-ap", &password],
+    )
+    .status()
+    .unwrap()
+    .success();
+    assert!(ok, "{scenario} for {agent}");
+}
+
+/// A trunk caller dialing 95566 who talks 200 ms and hangs up.
+fn trunk_caller(s: &support::server::Server) -> std::process::Child {
+    sipp_cmd(
+        "caller_uac.xml",
+        target(s, &[]),
+        free_port(),
+        &["-s", "95566", "-d", "200"],
+    )
+    .spawn()
+    .unwrap()
 }
