@@ -270,16 +270,24 @@ pub async fn start_sip(
             tracing::info!(phones = users.len(), "registrations restored");
             // An agent who had logged out (from the desktop, phone still on)
             // stays out: the restart must not put them back in the queues.
+            let agent_of: HashMap<&str, &str> = config
+                .agents
+                .iter()
+                .map(|a| (a.sip_user.as_str(), a.id.as_str()))
+                .collect();
+            let restored: std::collections::HashSet<&str> = users
+                .iter()
+                .filter_map(|u| agent_of.get(u.as_str()).copied())
+                .collect();
             let last = plugins
                 .store()
-                .last_agent_states(200_000)
+                .last_agent_states(&restored, 200_000)
                 .unwrap_or_default();
             for user in users {
-                let agent = config.agents.iter().find(|a| a.sip_user == user);
-                if let Some(a) = agent
-                    && last.get(&a.id).map(String::as_str) == Some("logged-out")
+                if let Some(agent) = agent_of.get(user.as_str())
+                    && last.get(*agent).map(String::as_str) == Some("logged-out")
                 {
-                    tracing::info!(agent = a.id, "logged out before the restart; stays out");
+                    tracing::info!(agent, "logged out before the restart; stays out");
                     continue;
                 }
                 b2bua.registration_changed(&user);

@@ -248,17 +248,24 @@ impl Store {
         Ok(out)
     }
 
-    /// Each agent's last logged state ("ready", "logged-out", ...), reading
-    /// at most `scan` entries back from the newest.
+    /// The last logged state ("ready", "logged-out", ...) of each of
+    /// `agents`, reading back from the newest entry until all are found or
+    /// `scan` entries were read.
     pub fn last_agent_states(
         &self,
+        agents: &std::collections::HashSet<&str>,
         scan: usize,
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
         let mut last = std::collections::HashMap::new();
         for item in self.agent_log.iter().rev().take(scan) {
+            if last.len() == agents.len() {
+                break;
+            }
             let (_, v) = item?;
             let e: AgentStateEntry = serde_json::from_slice(&v)?;
-            last.entry(e.agent).or_insert(e.state);
+            if agents.contains(&e.agent.as_str()) {
+                last.entry(e.agent).or_insert(e.state);
+            }
         }
         Ok(last)
     }

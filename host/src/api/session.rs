@@ -125,37 +125,30 @@ impl Sessions {
     /// run that are still live and whose account still exists with the same
     /// role.
     pub fn with_store(mut self, store: crate::store::Store, now_ms: u64) -> Self {
-        match store.sessions() {
-            Ok(stored) => {
-                let mut live = self.sessions.lock();
-                for (key, s) in stored {
-                    let principal = Principal::from_label(&s.principal)
-                        .filter(|p| self.still_valid(p))
-                        .filter(|_| now_ms <= s.last_seen_ms + self.idle_ms);
-                    match principal {
-                        Some(principal) => {
-                            live.insert(
-                                key,
-                                Session {
-                                    principal,
-                                    last_seen_ms: s.last_seen_ms,
-                                    stored_ms: s.last_seen_ms,
-                                },
-                            );
-                        }
-                        None => {
-                            if let Err(e) = store.remove_session(&key) {
-                                tracing::warn!(error = %e, "cannot drop a stale desktop session");
-                            }
-                        }
-                    }
+        let stored = store.sessions().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read stored desktop sessions; desktops log in again");
+            Vec::new()
+        });
+        let mut live = HashMap::new();
+        for (key, s) in stored {
+            let principal = Principal::from_label(&s.principal)
+                .filter(|p| self.still_valid(p))
+                .filter(|_| now_ms <= s.last_seen_ms + self.idle_ms);
+            let Some(principal) = principal else {
+                if let Err(e) = store.remove_session(&key) {
+                    tracing::warn!(error = %e, "cannot drop a stale desktop session");
                 }
-                tracing::info!(sessions = live.len(), "desktop sessions restored");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read stored desktop sessions; desktops log in again")
-            }
+                continue;
+            };
+            let session = Session {
+                principal,
+                last_seen_ms: s.last_seen_ms,
+                stored_ms: s.last_seen_ms,
+            };
+            live.insert(key, session);
         }
+        tracing::info!(sessions = live.len(), "desktop sessions restored");
+        *self.sessions.lock() = live;
         self.store = Some(store);
         self
     }
@@ -172,11 +165,11 @@ impl Sessions {
         }
     }
 
-    fn persist(&self, key: &[u8; 32], s: &Session, durable: bool) {
+    fn persist(&self, key: &[u8; 32], principal: &Principal, last_seen_ms: u64, durable: bool) {
         let Some(store) = &self.store else { return };
         let stored = crate::store::StoredSession {
-            principal: s.principal.label(),
-            last_seen_ms: s.last_seen_ms,
+            principal: principal.label(),
+            last_seen_ms,
         };
         if let Err(e) = store.put_session(key, &stored, durable) {
             tracing::warn!(error = %e, "cannot store a desktop session; it ends with this run");
@@ -241,7 +234,7 @@ impl Sessions {
             last_seen_ms: now_ms,
             stored_ms: now_ms,
         };
-        self.persist(&key, &session, true);
+        self.persist(&key, &session.principal, now_ms, true);
         self.sessions.lock().insert(key, session);
         Ok(token)
     }
@@ -268,11 +261,17 @@ impl Sessions {
             return None;
         }
         s.last_seen_ms = now_ms;
-        if now_ms >= s.stored_ms + STORE_EVERY_MS {
+        let principal = s.principal.clone();
+        let refresh = now_ms >= s.stored_ms + STORE_EVERY_MS;
+        if refresh {
             s.stored_ms = now_ms;
-            self.persist(&key, s, false);
         }
-        Some(s.principal.clone())
+        // Written outside the lock every request takes.
+        drop(sessions);
+        if refresh {
+            self.persist(&key, &principal, now_ms, false);
+        }
+        Some(principal)
     }
 
     /// Drop expired sessions (called now and then).

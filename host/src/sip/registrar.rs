@@ -87,16 +87,22 @@ impl Registrar {
     /// Take back bindings kept by an earlier run (those of unknown users or
     /// expired are dropped); returns the users now reachable.
     pub fn restore(&self, saved: Vec<(String, Vec<Binding>)>, now_ms: u64) -> Vec<String> {
-        let mut map = self.bindings.lock();
         let mut users = Vec::new();
-        for (user, mut list) in saved {
-            list.retain(|b| b.expires_at_ms > now_ms);
-            if list.is_empty() || !self.auth.knows(&user) {
-                self.changed(&user, &[]);
-                continue;
+        let mut dropped = Vec::new();
+        {
+            let mut map = self.bindings.lock();
+            for (user, mut list) in saved {
+                list.retain(|b| b.expires_at_ms > now_ms);
+                if list.is_empty() || !self.auth.knows(&user) {
+                    dropped.push(user);
+                    continue;
+                }
+                users.push(user.clone());
+                map.insert(user, list);
             }
-            users.push(user.clone());
-            map.insert(user, list);
+        }
+        for user in dropped {
+            self.changed(&user, &[]);
         }
         users
     }
@@ -259,13 +265,17 @@ impl Registrar {
                 )
             })
             .collect();
-        self.changed(&user, list);
         *presence = match (was_reachable, list.is_empty()) {
             (false, false) => Presence::Arrived,
             (true, true) => Presence::Left,
             _ => Presence::Unchanged,
         };
         tracing::info!(user, bindings = list.len(), %source, "registered");
+        // The sink writes to disk: not while holding the lock every offer's
+        // lookup takes.
+        let now = list.clone();
+        drop(map);
+        self.changed(&user, &now);
         reply(200, "OK", &current)
     }
 }
