@@ -8,13 +8,11 @@ deps:
 # The SIP tests drive SIPp (Debian's sip-tester) and baresip (a real
 # softphone); the plugin-language tests build Python and JavaScript components
 # (componentize-py from PyPI into target/py-venv, jco and componentize-qjs
-# from npm as locked in examples/js-screenpop); the desktop test drives Debian's Chromium through
-# chromedriver. Missing system packages are installed here (root).
+# from npm as locked in examples/js-screenpop); the desktop test drives Debian's
+# Chromium through chromedriver. tests/install-deps.sh installs each missing
+# tool on its own (root), never Debian's nodejs/npm over the image's Node.js.
 test-deps: deps
-	command -v sipp >/dev/null && command -v baresip >/dev/null && command -v npm >/dev/null \
-	  && command -v chromium >/dev/null && command -v chromedriver >/dev/null \
-	  && python3 -c 'import venv, ensurepip' 2>/dev/null \
-	  || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester baresip-core nodejs npm python3-venv chromium chromium-driver; }
+	bash tests/install-deps.sh
 
 run: deps
 	cargo run --release -p ctihost -- run
@@ -30,7 +28,6 @@ test: lint
 
 # The SIP benchmark compares with Kamailio, the media benchmark with
 # rtpengine, when they can be installed.
-bench: test-deps
-	command -v kamailio >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y kamailio || true
-	command -v rtpengine >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y rtpengine-daemon || true
+bench: deps
+	bash tests/install-deps.sh --bench
 	cargo bench -p ctihost
