@@ -308,3 +308,141 @@ async fn file_change_in_plugin_dir_reloads() {
         Some(("watch", "loaded"))
     );
 }
+
+/// Rows of the version history of `name` (oldest first).
+fn history(t: &TestHost, name: &str) -> Vec<(String, String)> {
+    t.host
+        .history_of(Some(name), 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.trigger, e.outcome))
+        .collect()
+}
+
+/// Let the watcher run for many debounce periods, then prove it is still
+/// processing changes: a new plugin `probe-N` dropped in is loaded. A watcher
+/// that reloads by itself would have added rows by then.
+async fn quiet_then_probe(t: &TestHost, n: u32) {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let name = format!("probe-{n}");
+    t.write_plugin(
+        &name,
+        "router",
+        &router_bytes(&name),
+        "[config]\nmode = \"ok\"\nqueue = \"probe\"\n",
+    );
+    let loaded = wait_for(Duration::from_secs(10), || t.host.current_version(&name)).await;
+    assert!(loaded.is_some(), "the watcher picked up {name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_copy_into_the_watched_directory_is_one_load_and_a_bad_file_one_rejection() {
+    let t = TestHost::new();
+    let _watch = ctihost::plugins::watcher::watch_dir(
+        t.host.clone(),
+        t.plugin_dir(),
+        Duration::from_millis(100),
+    )
+    .unwrap();
+    // One copy of a component and its manifest into the directory.
+    t.write_plugin(
+        "r",
+        "router",
+        &router_bytes("c1"),
+        "[config]\nmode = \"ok\"\nqueue = \"c1\"\n",
+    );
+    let v = wait_for(Duration::from_secs(10), || t.host.current_version("r")).await;
+    assert!(v.is_some(), "loaded from the directory");
+    quiet_then_probe(&t, 1).await;
+    assert_eq!(
+        history(&t, "r"),
+        [("watch".to_owned(), "loaded".to_owned())],
+        "exactly one load for one copy"
+    );
+
+    // A broken component left there is tried once, not at every event.
+    std::fs::write(t.plugin_dir().join("r.wasm"), b"\0asm broken").unwrap();
+    let rejected = wait_for(Duration::from_secs(10), || {
+        history(&t, "r")
+            .iter()
+            .any(|(_, o)| o == "rejected")
+            .then_some(())
+    })
+    .await;
+    assert!(rejected.is_some());
+    quiet_then_probe(&t, 2).await;
+    let rows = history(&t, "r");
+    assert_eq!(
+        rows.iter().filter(|(_, o)| o == "rejected").count(),
+        1,
+        "{rows:?}"
+    );
+    assert_eq!(
+        queue_of(&t.route("r").await),
+        "c1",
+        "the good version serves"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_manifest_unloads_it_or_brings_back_the_embedded_version() {
+    let t = TestHost::new();
+    let stock = ctihost::plugins::embedded::STOCK
+        .iter()
+        .find(|p| p.name == "skills-router")
+        .unwrap();
+    t.host.load(stock.source(), Trigger::Startup).await.unwrap();
+    let embedded = t.host.current_version("skills-router").unwrap();
+    let _watch = ctihost::plugins::watcher::watch_dir(
+        t.host.clone(),
+        t.plugin_dir(),
+        Duration::from_millis(100),
+    )
+    .unwrap();
+    let own = t.write_plugin(
+        "skills-router",
+        "router",
+        &router_bytes("bank"),
+        "[config]\nmode = \"ok\"\nqueue = \"bank\"\n",
+    );
+    let bank = wait_for(Duration::from_secs(10), || {
+        t.host
+            .current_version("skills-router")
+            .filter(|v| *v != embedded)
+    })
+    .await;
+    assert!(bank.is_some(), "the bank's router overrides the stock one");
+    let other = t.write_plugin(
+        "extra",
+        "router",
+        &router_bytes("extra"),
+        "[config]\nmode = \"ok\"\nqueue = \"x\"\n",
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || t.host.current_version("extra"))
+            .await
+            .is_some()
+    );
+
+    std::fs::remove_file(&own).unwrap();
+    let back = wait_for(Duration::from_secs(10), || {
+        t.host
+            .current_version("skills-router")
+            .filter(|v| *v == embedded)
+    })
+    .await;
+    assert!(back.is_some(), "the embedded router serves again");
+    std::fs::remove_file(&other).unwrap();
+    let gone = wait_for(Duration::from_secs(10), || {
+        t.host.current_version("extra").is_none().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "a plugin with no embedded version is unloaded"
+    );
+    assert_eq!(
+        history(&t, "extra").last().map(|(_, o)| o.as_str()),
+        Some("unloaded")
+    );
+}

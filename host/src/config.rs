@@ -23,10 +23,26 @@ pub struct Config {
     pub supervisors: Vec<SupervisorEntry>,
     pub media: MediaConfig,
     pub recording: RecordingConfig,
+    /// The demo center's extras (a built-in CRM on loopback).
+    pub demo: DemoConfig,
     /// IANA time zone of the center ("Asia/Shanghai"): where "today" on the
     /// wallboard, agents' calls today and report days begin. Default: the
     /// machine's zone (TZ, /etc/localtime), else UTC.
     pub timezone: Option<String>,
+}
+
+/// What the demo center adds so that a first call shows a real card.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Serve the built-in demo CRM (a few customers, by phone and by
+    /// account) on this address; the stock `crm-http` connector points at
+    /// 127.0.0.1:8090.
+    pub crm: Option<SocketAddr>,
+    /// When the plugin directory is created at start-up, put the stock
+    /// router into it with its business hours commented out (the demo takes
+    /// calls at any hour, and the newcomer has a live plugin to edit).
+    pub seed_plugins: bool,
 }
 
 /// Call recording (what to record is the recording-policy plugin's call).
@@ -210,6 +226,14 @@ pub struct PluginsConfig {
     pub dir: Option<PathBuf>,
     /// Load the stock plugins compiled into the binary.
     pub embedded: bool,
+    /// Create `dir` at start-up when it does not exist (otherwise a missing
+    /// directory stops start-up: the bank's plugins would silently be
+    /// replaced by the stock ones).
+    pub create_dir: bool,
+    /// Start even when a plugin named here (router, screen_pop,
+    /// recording_policy, crm_connector) is not loaded; the log says so every
+    /// minute and /metrics shows `ctihost_plugin_configured_missing`.
+    pub allow_missing: bool,
     /// Reload on file changes in `dir`.
     pub watch: bool,
     pub debounce_ms: u64,
@@ -244,6 +268,7 @@ impl Default for Config {
             supervisors: vec![],
             media: MediaConfig::default(),
             recording: RecordingConfig::default(),
+            demo: DemoConfig::default(),
             timezone: None,
         }
     }
@@ -269,6 +294,8 @@ impl Default for PluginsConfig {
         Self {
             dir: None,
             embedded: true,
+            create_dir: false,
+            allow_missing: false,
             watch: true,
             debounce_ms: 300,
             crm_connector: None,

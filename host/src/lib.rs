@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod center;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod media;
 pub mod metrics;
 pub mod plugins;

@@ -15,6 +15,8 @@ pub struct Metrics {
     calls: Mutex<BTreeMap<String, u64>>,
     /// (direction, method or status) -> count.
     sip: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// The plugins the config names, by role (checked when rendered).
+    configured: Mutex<Vec<(&'static str, String, crate::plugins::PluginKind)>>,
 }
 
 impl Metrics {
@@ -38,12 +40,29 @@ impl Metrics {
         *self.sip.lock().entry((direction, key)).or_default() += 1;
     }
 
+    pub fn set_configured_plugins(
+        &self,
+        configured: Vec<(&'static str, String, crate::plugins::PluginKind)>,
+    ) {
+        *self.configured.lock() = configured;
+    }
+
     /// The Prometheus text exposition (version 0.0.4).
     pub fn render(&self, acd: Option<&AcdSnapshot>, plugins: &[PluginStatus]) -> String {
         let mut s = String::new();
         s.push_str("# HELP ctihost_calls_total Calls ended, by disposition.\n# TYPE ctihost_calls_total counter\n");
         for (d, n) in self.calls.lock().iter() {
             let _ = writeln!(s, "ctihost_calls_total{{disposition=\"{}\"}} {n}", esc(d));
+        }
+        s.push_str("# HELP ctihost_plugin_configured_missing 1 when a plugin the config names for a role is not loaded (or of another kind).\n# TYPE ctihost_plugin_configured_missing gauge\n");
+        for (role, name, kind) in self.configured.lock().iter() {
+            let missing = !plugins.iter().any(|p| &p.name == name && p.kind == *kind);
+            let _ = writeln!(
+                s,
+                "ctihost_plugin_configured_missing{{role=\"{role}\",plugin=\"{}\"}} {}",
+                esc(name),
+                u8::from(missing)
+            );
         }
         s.push_str("# HELP ctihost_sip_requests_total SIP requests, by direction and method.\n# TYPE ctihost_sip_requests_total counter\n");
         let sip = self.sip.lock().clone();

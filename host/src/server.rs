@@ -52,6 +52,25 @@ pub enum ServerError {
     TooManyListeners,
     #[error(transparent)]
     Prompts(#[from] crate::media::prompts::PromptError),
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
+    #[error(
+        "plugin directory {path} ([plugins] dir): {source}; create it, set [plugins] create_dir = true, or remove [plugins] dir to run on the embedded stock plugins"
+    )]
+    PluginDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "[plugins] {role} = {name:?}: {problem} (loaded: {loaded}; looked in {places}). Put {name}.toml and its component into the plugin directory, correct the name, or set [plugins] allow_missing = true to start anyway"
+    )]
+    MissingPlugin {
+        role: &'static str,
+        name: String,
+        problem: String,
+        loaded: String,
+        places: String,
+    },
     #[error("queue {queue}: music_on_hold {prompt:?} is not a prompt (known: {known})")]
     UnknownMusic {
         queue: String,
@@ -355,6 +374,7 @@ pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
         }
     }
     if let Some(dir) = &config.plugins.dir {
+        open_plugin_dir(config, dir)?;
         for (path, r) in host.load_dir(dir, Trigger::Startup).await {
             // A broken plugin in the directory must not keep the center down:
             // the embedded version (if any) serves and the error is logged.
@@ -364,6 +384,113 @@ pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
         }
     }
     Ok(host)
+}
+
+/// A configured plugin directory must be there: a missing one would leave
+/// the stock plugins serving in place of the bank's. The demo center creates
+/// (and seeds) its own.
+fn open_plugin_dir(config: &Config, dir: &Path) -> Result<(), ServerError> {
+    let err = |source| ServerError::PluginDir {
+        path: dir.to_owned(),
+        source,
+    };
+    match std::fs::read_dir(dir) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && config.plugins.create_dir => {
+            std::fs::create_dir_all(dir).map_err(err)?;
+            if config.demo.seed_plugins {
+                crate::demo::seed_plugins(dir)?;
+            } else {
+                tracing::info!(dir = %dir.display(), "plugin directory created");
+            }
+            Ok(())
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// The plugins the config names for each role, and the kind each must be.
+fn configured_plugins(config: &Config) -> Vec<(&'static str, String, crate::plugins::PluginKind)> {
+    use crate::plugins::PluginKind;
+    let p = &config.plugins;
+    let mut v = vec![("router", p.router.clone(), PluginKind::Router)];
+    if let Some(n) = &p.screen_pop {
+        v.push(("screen_pop", n.clone(), PluginKind::ScreenPop));
+    }
+    if let Some(n) = &p.recording_policy {
+        v.push(("recording_policy", n.clone(), PluginKind::RecordingPolicy));
+    }
+    if let Some(n) = &p.crm_connector {
+        v.push(("crm_connector", n.clone(), PluginKind::CrmConnector));
+    }
+    v
+}
+
+/// Every plugin the config names is loaded and of the right kind, or
+/// start-up stops naming it (unless `allow_missing`, then it says so).
+fn check_configured_plugins(
+    config: &Config,
+    host: &PluginHost,
+    metrics: &Metrics,
+) -> Result<(), ServerError> {
+    let loaded = host.list();
+    let configured = configured_plugins(config);
+    metrics.set_configured_plugins(
+        configured
+            .iter()
+            .map(|(role, name, kind)| (*role, name.clone(), *kind))
+            .collect(),
+    );
+    for (role, name, kind) in configured {
+        let problem = match loaded.iter().find(|p| p.name == name) {
+            None => "no plugin of that name is loaded".to_owned(),
+            Some(p) if p.kind != kind => format!("it is a {}, not a {kind}", p.kind),
+            Some(_) => continue,
+        };
+        let mut places = Vec::new();
+        if config.plugins.embedded {
+            places.push("the embedded stock plugins".to_owned());
+        }
+        match &config.plugins.dir {
+            Some(d) => places.push(format!("the plugin directory {}", d.display())),
+            None => places.push("no plugin directory ([plugins] dir is not set)".to_owned()),
+        }
+        let e = ServerError::MissingPlugin {
+            role,
+            name,
+            problem,
+            loaded: loaded
+                .iter()
+                .map(|p| format!("{} ({})", p.name, p.kind))
+                .collect::<Vec<_>>()
+                .join(", "),
+            places: places.join(" and "),
+        };
+        if !config.plugins.allow_missing {
+            return Err(e);
+        }
+        tracing::error!(error = %e, "starting without a configured plugin ([plugins] allow_missing = true)");
+    }
+    Ok(())
+}
+
+/// With `allow_missing`, a configured plugin that is not loaded is named in
+/// the log every minute until it is there.
+fn spawn_missing_plugin_reminder(config: &Config, host: PluginHost) {
+    let configured = configured_plugins(config);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let loaded = host.list();
+            for (role, name, kind) in &configured {
+                if !loaded.iter().any(|p| &p.name == name && p.kind == *kind) {
+                    tracing::error!(role, plugin = %name, "a configured plugin is still not loaded; calls use the host's fallback");
+                }
+            }
+        }
+    });
 }
 
 pub fn admin_token(config: &Config) -> Result<String, ServerError> {
@@ -499,6 +626,23 @@ pub async fn run(
         _ => None,
     };
     let metrics = Arc::new(Metrics::default());
+    check_configured_plugins(&config, &host, &metrics)?;
+    if config.plugins.allow_missing {
+        spawn_missing_plugin_reminder(&config, host.clone());
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let _demo_crm = match config.demo.crm {
+        Some(addr) => {
+            let mut rx = stop_rx.clone();
+            Some(
+                crate::demo::serve_crm(addr, async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await?,
+            )
+        }
+        None => None,
+    };
     let sip = start_sip(&config, &host, metrics.clone()).await?;
     if config.recording_dir().is_some() {
         spawn_purge(
@@ -550,6 +694,7 @@ pub async fn run(
             thresholds,
             calendar,
             members: queue_members(&config),
+            plugin_dir: config.plugins.dir.clone(),
         },
         token,
     )
@@ -567,6 +712,8 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServerError::Serve)?;
+    let _ = stop_tx.send(true);
+    drop(stop_rx);
     // Sessions and registrations written since the store's last periodic
     // flush must survive this restart.
     if let Err(e) = host.store().flush() {

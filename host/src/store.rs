@@ -23,6 +23,27 @@ pub enum StoreError {
     Codec(#[from] serde_json::Error),
 }
 
+/// Which version-history entries to list.
+#[derive(Debug, Default, Clone)]
+pub struct HistoryFilter<'a> {
+    pub plugin: Option<&'a str>,
+    /// Keep only these outcomes ("loaded", "rejected", "rolled-back", ...).
+    pub outcomes: Option<Vec<&'a str>>,
+    /// Only entries older than this (paging back through a long history).
+    pub before_ms: Option<u64>,
+}
+
+impl HistoryFilter<'_> {
+    fn passes(&self, e: &HistoryEntry) -> bool {
+        self.plugin.is_none_or(|p| p == e.plugin)
+            && self
+                .outcomes
+                .as_ref()
+                .is_none_or(|o| o.contains(&e.outcome.as_str()))
+            && self.before_ms.is_none_or(|b| e.at_ms < b)
+    }
+}
+
 /// One line of a plugin's version history.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HistoryEntry {
@@ -141,11 +162,26 @@ impl Store {
         plugin: Option<&str>,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.history_where(
+            &HistoryFilter {
+                plugin,
+                ..HistoryFilter::default()
+            },
+            limit,
+        )
+    }
+
+    /// The newest `limit` entries that pass `filter`, oldest first.
+    pub fn history_where(
+        &self,
+        filter: &HistoryFilter<'_>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut out = Vec::new();
         for item in self.history.iter().rev() {
             let (_, v) = item?;
             let e: HistoryEntry = serde_json::from_slice(&v)?;
-            if plugin.is_none_or(|p| p == e.plugin) {
+            if filter.passes(&e) {
                 out.push(e);
                 if out.len() >= limit {
                     break;

@@ -26,6 +26,8 @@ pub struct AdminState {
     pub calendar: crate::calendar::Calendar,
     /// Agents by queue (a report for one queue keeps its agents).
     pub members: std::collections::HashMap<String, std::collections::BTreeSet<String>>,
+    /// The watched plugin directory, if any (named in answers that need it).
+    pub plugin_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -35,8 +37,33 @@ struct By {
 }
 
 #[derive(Deserialize)]
-struct Limit {
+struct HistoryQuery {
     limit: Option<usize>,
+    /// Comma-separated outcomes to keep: loaded, rejected, rolled-back, unloaded, unchanged.
+    outcome: Option<String>,
+    /// Entries older than this, ms since the epoch (the next page back).
+    before_ms: Option<u64>,
+}
+
+fn history_answer(
+    host: &crate::plugins::PluginHost,
+    plugin: Option<&str>,
+    q: &HistoryQuery,
+) -> Response {
+    let filter = crate::store::HistoryFilter {
+        plugin,
+        outcomes: q.outcome.as_deref().map(|o| {
+            o.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        }),
+        before_ms: q.before_ms,
+    };
+    match host.history_where(&filter, q.limit.unwrap_or(100).min(10_000)) {
+        Ok(h) => Json(h).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 fn trigger(by: &By) -> Trigger {
@@ -76,14 +103,29 @@ async fn list(State(AdminState { plugins: host, .. }): State<AdminState>) -> Res
 }
 
 async fn reload(
-    State(AdminState { plugins: host, .. }): State<AdminState>,
+    State(AdminState {
+        plugins: host,
+        plugin_dir,
+        ..
+    }): State<AdminState>,
     Path(name): Path<String>,
     Query(by): Query<By>,
 ) -> Response {
-    if !host.list().iter().any(|p| p.name == name) {
+    let loaded: Vec<String> = host.list().into_iter().map(|p| p.name).collect();
+    if !loaded.contains(&name) {
+        let how = match &plugin_dir {
+            Some(d) => format!(
+                "put {name}.toml and its component into the plugin directory {} (the host loads it by itself)",
+                d.display()
+            ),
+            None => "this host has no plugin directory: set [plugins] dir in its config, put the plugin's manifest and component there, and restart".to_owned(),
+        };
         return error(
             StatusCode::NOT_FOUND,
-            format!("no plugin named {name:?} is loaded"),
+            format!(
+                "no plugin named {name:?} is loaded (loaded: {}); to add one, {how}",
+                loaded.join(", ")
+            ),
         );
     }
     match host.reload(&name, trigger(&by)).await {
@@ -112,22 +154,16 @@ async fn rollback(
 async fn history(
     State(AdminState { plugins: host, .. }): State<AdminState>,
     Path(name): Path<String>,
-    Query(l): Query<Limit>,
+    Query(q): Query<HistoryQuery>,
 ) -> Response {
-    match host.history_of(Some(&name), l.limit.unwrap_or(100)) {
-        Ok(h) => Json(h).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+    history_answer(&host, Some(&name), &q)
 }
 
 async fn all_history(
     State(AdminState { plugins: host, .. }): State<AdminState>,
-    Query(l): Query<Limit>,
+    Query(q): Query<HistoryQuery>,
 ) -> Response {
-    match host.history_of(None, l.limit.unwrap_or(100)) {
-        Ok(h) => Json(h).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+    history_answer(&host, None, &q)
 }
 
 #[derive(Deserialize)]

@@ -194,6 +194,9 @@ struct Inner {
     store: Store,
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
     crm_connector: Option<String>,
+    /// The embedded version of each plugin that has one, as loaded at
+    /// start-up: what serves again when a directory plugin's manifest is removed.
+    embedded: Mutex<BTreeMap<String, PluginSource>>,
     /// Serialises loads so two triggers never race on one slot.
     load_lock: tokio::sync::Mutex<()>,
 }
@@ -224,6 +227,7 @@ impl PluginHost {
                 store,
                 slots: RwLock::new(BTreeMap::new()),
                 crm_connector: settings.crm_connector,
+                embedded: Mutex::new(BTreeMap::new()),
                 load_lock: tokio::sync::Mutex::new(()),
             }),
         })
@@ -251,6 +255,12 @@ impl PluginHost {
         let _guard = self.inner.load_lock.lock().await;
         let origin = source.describe();
         let result = self.load_locked(source.clone(), trigger).await;
+        if let (Ok(r), PluginSource::Embedded { .. }) = (&result, &source) {
+            self.inner
+                .embedded
+                .lock()
+                .insert(r.name.clone(), source.clone());
+        }
         match &result {
             Ok(r) if r.changed => {
                 tracing::info!(plugin = %r.name, version = %r.version, previous = ?r.previous, %trigger, source = %origin, "plugin version loaded");
@@ -458,6 +468,7 @@ impl PluginHost {
             crm,
             memory_bytes: m.limits.memory_mb as usize * 1024 * 1024,
             max_stdio_bytes: m.limits.max_stdio_bytes as usize,
+            self_test,
         })
     }
 
@@ -516,6 +527,47 @@ impl PluginHost {
             out.push((m, r));
         }
         out
+    }
+
+    /// The plugin loaded from `manifest` loses that source (its manifest was
+    /// removed from the plugin directory): its embedded version serves again
+    /// where there is one, otherwise it is unloaded. Returns the plugin's name.
+    pub async fn unload_manifest(&self, manifest: &Path, trigger: Trigger) -> Option<String> {
+        let origin = PluginSource::Manifest(manifest.to_owned()).describe();
+        let name = {
+            let slots = self.inner.slots.read();
+            slots
+                .iter()
+                .find(|(_, s)| s.source.lock().describe() == origin)
+                .map(|(n, _)| n.clone())?
+        };
+        let embedded = self.inner.embedded.lock().get(&name).cloned();
+        match embedded {
+            Some(source) => match self.load(source, trigger).await {
+                Ok(r) => {
+                    tracing::info!(plugin = %name, version = %r.version, manifest = %manifest.display(), "manifest removed; the embedded version serves again");
+                }
+                Err(e) => {
+                    tracing::error!(plugin = %name, error = %e, "manifest removed but the embedded version failed to load; the directory version keeps serving");
+                }
+            },
+            None => {
+                let _guard = self.inner.load_lock.lock().await;
+                let removed = self.inner.slots.write().remove(&name);
+                if let Some(slot) = removed {
+                    let version = slot.current.load().short().to_owned();
+                    tracing::warn!(plugin = %name, %version, manifest = %manifest.display(), "manifest removed; plugin unloaded");
+                    self.history(
+                        &name,
+                        &version,
+                        trigger,
+                        "unloaded",
+                        &format!("{origin} was removed"),
+                    );
+                }
+            }
+        }
+        Some(name)
     }
 
     /// Put the previous version back. The version rolled back from becomes the
@@ -586,6 +638,14 @@ impl PluginHost {
             .read()
             .get(name)
             .map(|s| s.current.load().hash.clone())
+    }
+
+    pub fn history_where(
+        &self,
+        filter: &crate::store::HistoryFilter<'_>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, crate::store::StoreError> {
+        self.inner.store.history_where(filter, limit)
     }
 
     pub fn history_of(

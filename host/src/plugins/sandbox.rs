@@ -55,6 +55,9 @@ pub struct PluginContext {
     pub crm: Option<Arc<dyn CrmLink>>,
     pub memory_bytes: usize,
     pub max_stdio_bytes: usize,
+    /// The load's self-test: no CRM, no store, so what the plugin logs about
+    /// them is expected and goes to debug, not to the operator's warnings.
+    pub self_test: bool,
 }
 
 /// Raised by the limiter; recognised by downcast to classify the failure.
@@ -144,14 +147,27 @@ impl InvocationState {
             }
             return;
         }
-        let message = truncate(message, MAX_LOG_BYTES);
+        // A plugin's text is data: one line, no control characters, so it
+        // cannot forge log lines of its own.
+        let message = printable(truncate(message, MAX_LOG_BYTES));
         let fields = fields
             .iter()
             .take(16)
-            .map(|(k, v)| format!("{}={}", truncate(k, 64), truncate(v, 256)))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    printable(truncate(k, 64)),
+                    printable(truncate(v, 256))
+                )
+            })
             .collect::<Vec<_>>()
             .join(" ");
         let (p, v, c) = (&self.ctx.name, &self.ctx.version, &self.call_id);
+        let level = if self.ctx.self_test {
+            tracing::Level::DEBUG
+        } else {
+            level
+        };
         match level {
             tracing::Level::ERROR => {
                 tracing::error!(plugin = %p, version = %v, call_id = %c, fields = %fields, "{message}")
@@ -169,6 +185,24 @@ impl InvocationState {
                 tracing::trace!(plugin = %p, version = %v, call_id = %c, fields = %fields, "{message}")
             }
         }
+    }
+}
+
+/// Control characters (CR, LF, ESC, ...) shown as escapes.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
     }
 }
 
