@@ -19,6 +19,9 @@ pub struct Config {
     #[serde(default = "yes")]
     crm_lookup: bool,
     vip: Option<Vip>,
+    /// Callers the CRM does not know by their number are asked for an
+    /// account or card number (a sensitive step) and looked up by it.
+    identify: Option<Identify>,
     hours: Option<Hours>,
     #[serde(default)]
     services: Vec<Service>,
@@ -32,6 +35,28 @@ struct Vip {
     /// VIPs are served outside business hours too.
     #[serde(default)]
     always_open: bool,
+}
+
+#[derive(Deserialize)]
+struct Identify {
+    #[serde(default = "identify_step")]
+    step: String,
+    #[serde(default = "identify_prompt")]
+    prompt: String,
+    #[serde(default = "nineteen")]
+    max_digits: u8,
+    #[serde(default = "timeout")]
+    timeout_ms: u32,
+}
+
+fn identify_step() -> String {
+    "identify".into()
+}
+fn identify_prompt() -> String {
+    "enter-card".into()
+}
+fn nineteen() -> u8 {
+    19
 }
 
 #[derive(Deserialize)]
@@ -217,14 +242,43 @@ impl Guest for SkillsRouter {
                 return queue("general").into();
             }
         };
+        let mut unknown_number = false;
         if call.customer.is_none() && cfg.crm_lookup {
             match lookup(&LookupKey::Phone(call.caller.clone())) {
-                Ok(c) => call.customer = c,
+                Ok(Some(c)) => call.customer = Some(c),
+                Ok(None) => unknown_number = true,
                 Err(e) => host::log(
                     host::LogLevel::Warn,
                     "CRM lookup failed; routing without customer",
                     &[("error", &format!("{e:?}"))],
                 ),
+            }
+        }
+        if unknown_number && let Some(id) = &cfg.identify {
+            match call.digits(&id.step) {
+                // Asked once: the caller's answer (or silence) comes back here.
+                None => {
+                    host::counter_add("identify_asked", 1);
+                    let mut step = ivr(&id.step, &id.prompt, id.max_digits).sensitive();
+                    step.inter_digit_timeout_ms = id.timeout_ms;
+                    return step.into();
+                }
+                Some(digits) if !digits.is_empty() => {
+                    match lookup(&LookupKey::Account(digits.to_owned())) {
+                        Ok(Some(c)) => {
+                            host::counter_add("identified_by_account", 1);
+                            call.customer = Some(c);
+                        }
+                        Ok(None) => host::counter_add("account_not_found", 1),
+                        // The digits are sensitive: never in a log line.
+                        Err(e) => host::log(
+                            host::LogLevel::Warn,
+                            "CRM lookup by account failed; routing without customer",
+                            &[("error", &format!("{e:?}"))],
+                        ),
+                    }
+                }
+                Some(_) => {}
             }
         }
         let (decision, outcome) = decide(&cfg, &call);
