@@ -220,7 +220,7 @@ fn run_serves_admin_api_to_the_cli() {
     }
     let server = server::start(&config);
 
-    let o = admin(&server, "s3cret-token", &["list"]);
+    let o = admin(&server, "s3cret-token", &["list", "--format", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let list = stdout_json(&o);
     let names: Vec<&str> = list
@@ -293,7 +293,11 @@ fn run_serves_admin_api_to_the_cli() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("404"));
 
-    let o = admin(&server, "s3cret-token", &["history", "r"]);
+    let o = admin(
+        &server,
+        "s3cret-token",
+        &["history", "r", "--format", "json"],
+    );
     assert!(o.status.success());
     let h = stdout_json(&o);
     let rows: Vec<(&str, &str)> = h
@@ -315,6 +319,49 @@ fn run_serves_admin_api_to_the_cli() {
             ("cli", "loaded"),
             ("cli", "rolled-back")
         ]
+    );
+    // By default a table a person reads; filtered to the real loads.
+    let o = admin(
+        &server,
+        "s3cret-token",
+        &["history", "r", "--outcome", "loaded,rolled-back"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("at ") && lines[0].contains("outcome"),
+        "{table}"
+    );
+    assert_eq!(
+        lines.len(),
+        4,
+        "three loads and rollbacks, no rejection: {table}"
+    );
+    assert!(!table.contains("rejected"), "{table}");
+    let o = admin(&server, "s3cret-token", &["list"]);
+    let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("skills-router ") && l.contains("router")),
+        "{table}"
+    );
+    // A newcomer without the token file is told where it is and what to pass.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ctihost"))
+        .args(["plugin", "list", "--url", &server.url])
+        .current_dir(elsewhere.path())
+        .env_remove("CTIHOST_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("ctihost-data/admin.token")
+            && err.contains("--token-file")
+            && err.contains("hint:"),
+        "{err}"
     );
 
     // Call records through the CLI: CSV, JSON, table, and a time filter.

@@ -3,6 +3,7 @@
 mod admin_client;
 mod plugin_new;
 mod plugin_offline;
+mod plugin_tables;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -139,6 +140,9 @@ pub enum PluginCommand {
     ExportStock { dir: PathBuf },
     /// List plugins of a running host.
     List {
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
         #[command(flatten)]
         admin: admin_client::AdminArgs,
     },
@@ -154,9 +158,24 @@ pub enum PluginCommand {
         #[command(flatten)]
         admin: admin_client::AdminArgs,
     },
-    /// Version history of one plugin (or all) on a running host.
+    /// Version history of one plugin (or all) on a running host, newest
+    /// last.
     History {
         name: Option<String>,
+        /// Only these outcomes, comma-separated: loaded, rejected,
+        /// rolled-back, unloaded, unchanged (e.g. `--outcome loaded,rolled-back`).
+        #[arg(long)]
+        outcome: Option<String>,
+        /// How many entries (the newest).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Entries before this time (a duration back from now, an RFC 3339
+        /// time or ms): the page before the one shown.
+        #[arg(long)]
+        before: Option<String>,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
         #[command(flatten)]
         admin: admin_client::AdminArgs,
     },
@@ -201,8 +220,13 @@ fn hash_password() -> ExitCode {
 pub fn init_tracing(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour codes only for a person at a terminal: a log file or a
+    // journal gets plain text (and NO_COLOR is honoured).
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         b.json().init();
@@ -272,8 +296,8 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 }
             }
             PluginCommand::ExportStock { dir } => plugin_offline::export_stock(&dir),
-            PluginCommand::List { admin } => {
-                admin_client::call(&admin, reqwest::Method::GET, "/admin/plugins").await
+            PluginCommand::List { format, admin } => {
+                admin_client::table(&admin, "/admin/plugins", &format, plugin_tables::plugins).await
             }
             PluginCommand::Reload { name, admin } => {
                 admin_client::call(
@@ -291,12 +315,32 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 )
                 .await
             }
-            PluginCommand::History { name, admin } => {
-                let path = match name {
-                    Some(n) => format!("/admin/plugins/{n}/history"),
+            PluginCommand::History {
+                name,
+                outcome,
+                limit,
+                before,
+                format,
+                admin,
+            } => {
+                let mut path = match name {
+                    Some(n) => format!("/admin/plugins/{}/history", admin_client::encode(&n)),
                     None => "/admin/plugins/history".to_owned(),
                 };
-                admin_client::call(&admin, reqwest::Method::GET, &path).await
+                path.push_str(&format!("?limit={limit}"));
+                if let Some(o) = outcome {
+                    path.push_str(&format!("&outcome={}", admin_client::encode(&o)));
+                }
+                if let Some(b) = before {
+                    match admin_client::since_ms(&b, ctihost::clock::now_ms()) {
+                        Ok(ms) => path.push_str(&format!("&before_ms={ms}")),
+                        Err(e) => {
+                            eprintln!("error: {}", e.replace("--since", "--before"));
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                admin_client::table(&admin, &path, &format, plugin_tables::history).await
             }
         },
     }

@@ -154,7 +154,11 @@ async fn fetch(
             Ok(t) => t.trim().to_owned(),
             Err(e) => {
                 eprintln!(
-                    "error: no --token and cannot read {}: {e}",
+                    "error: no --token and cannot read {}: {e}\n\
+                     hint: `ctihost run` writes its admin token into <data_dir>/admin.token \
+                     (the default center's data_dir is ./ctihost-data, in the directory it was \
+                     started from). Run this command from there, or pass --token-file PATH \
+                     or --token TOKEN (or set CTIHOST_ADMIN_TOKEN).",
                     args.token_file.display()
                 );
                 return Err(ExitCode::from(2));
@@ -173,10 +177,72 @@ async fn fetch(
             Ok((status, r.text().await.unwrap_or_default()))
         }
         Err(e) => {
-            eprintln!("error: cannot reach {url}: {e}");
+            eprintln!(
+                "error: cannot reach {url}: {e}\n\
+                 hint: is `ctihost run` serving there? Start it with `make run`, or point at \
+                 another host with --url URL (or CTIHOST_ADMIN_URL); its address is the \
+                 `[admin] listen` of its config."
+            );
             Err(ExitCode::from(2))
         }
     }
+}
+
+/// Percent-encode a path segment or query value.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b',' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A refused answer, with what to do about the usual ones.
+fn refused(status: reqwest::StatusCode, body: &str) -> ExitCode {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.to_owned());
+    eprintln!("error: {status}: {message}");
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        eprintln!(
+            "hint: the host refused the admin token: use the token of the host at --url \
+             (its <data_dir>/admin.token, or `[admin] token` of its config)."
+        );
+    }
+    ExitCode::from(1)
+}
+
+/// GET `path` and print it as a table (or the JSON as it came).
+pub async fn table(
+    args: &AdminArgs,
+    path: &str,
+    format: &str,
+    render: fn(&serde_json::Value, &ctihost::calendar::Calendar) -> String,
+) -> ExitCode {
+    if !["table", "json"].contains(&format) {
+        eprintln!("error: --format {format:?}: expected table or json");
+        return ExitCode::from(2);
+    }
+    let (status, body) = match fetch(args, reqwest::Method::GET, path).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if !status.is_success() {
+        return refused(status, &body);
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+        eprintln!("error: unexpected answer (not JSON): {body}");
+        return ExitCode::from(1);
+    };
+    match format {
+        "json" => println!("{}", serde_json::to_string_pretty(&v).unwrap_or(body)),
+        _ => print!("{}", render(&v, &ctihost::calendar::Calendar::system())),
+    }
+    ExitCode::SUCCESS
 }
 
 pub async fn call(args: &AdminArgs, method: reqwest::Method, path: &str) -> ExitCode {
@@ -184,17 +250,15 @@ pub async fn call(args: &AdminArgs, method: reqwest::Method, path: &str) -> Exit
         Ok(r) => r,
         Err(code) => return code,
     };
+    if !status.is_success() {
+        return refused(status, &body);
+    }
     let pretty = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or(body);
-    if status.is_success() {
-        println!("{pretty}");
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("error: {status}: {pretty}");
-        ExitCode::from(1)
-    }
+    println!("{pretty}");
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]

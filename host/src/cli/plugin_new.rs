@@ -123,8 +123,15 @@ fn project(name: &str, kind: &str, lang: &str, sample: &str) -> Result<Vec<File>
             "# A warm instance serves up to 100 calls (0 = a fresh one per call).\ninstance_reuse = 100\n"
         }
     };
+    // test.sh finds the binary that made the project without PATH set up.
+    let ctihost = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok())
+        .map(|p| p.display().to_string().replace('\'', "'\\''"))
+        .unwrap_or_else(|| "ctihost".to_owned());
     let fill = |t: &str| {
-        t.replace("{{name}}", name)
+        t.replace("{{ctihost}}", &ctihost)
+            .replace("{{name}}", name)
             .replace("{{crate}}", &krate)
             .replace("{{file}}", &file)
             .replace("{{kind}}", kind)

@@ -3,7 +3,17 @@
 # (`ctihost plugin invoke`, the same limits as the host) and check the answer.
 set -euo pipefail
 cd "$(dirname "$0")"
-CTIHOST=${CTIHOST:-ctihost}
+# The ctihost binary: $CTIHOST, else the one that created this project,
+# else ctihost on PATH.
+CTIHOST=${CTIHOST:-}
+if [ -z "$CTIHOST" ]; then
+  if [ -x '{{ctihost}}' ]; then CTIHOST='{{ctihost}}'
+  elif command -v ctihost >/dev/null; then CTIHOST=ctihost
+  else
+    echo "test.sh: no ctihost binary found: set CTIHOST=/path/to/ctihost (make run builds target/release/ctihost)" >&2
+    exit 2
+  fi
+fi
 expect='{{expect}}'
 out=$("$CTIHOST" plugin invoke --hook {{hook}} --input sample-input.json plugin.toml)
 echo "$out"
