@@ -109,9 +109,25 @@ pub fn start(config: &Path) -> Server {
 
 /// The same with `RUST_LOG` set to `filter`.
 pub fn start_logging(config: &Path, filter: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ctihost"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", filter)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctihost"));
+    cmd.args(["run", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", filter);
+    start_command(cmd)
+}
+
+/// `ctihost run` with no config, as a newcomer starts it (the default
+/// center, on its fixed loopback ports), in `cwd`.
+pub fn start_default_center(cwd: &Path) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctihost"));
+    cmd.arg("run")
+        .current_dir(cwd)
+        .env_remove("CTIHOST_CONFIG")
+        .env("RUST_LOG", "info");
+    start_command(cmd)
+}
+
+fn start_command(mut cmd: Command) -> Server {
+    let mut child = cmd
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
