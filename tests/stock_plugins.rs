@@ -9,7 +9,23 @@ use ctihost::plugins::{HookCall, HookOutput, Trigger};
 use serde_json::json;
 use support::*;
 
+/// The stock plugins against `crm`; the router without its account step
+/// (tested on its own below), so unknown callers reach the menu at once.
 async fn center(crm: &Crm) -> TestHost {
+    let t = center_as_shipped(crm).await;
+    let d = t.plugin_dir();
+    std::fs::write(
+        d.join("skills-router.toml"),
+        without_table(stock_manifest("skills-router"), "[config.identify]"),
+    )
+    .unwrap();
+    t.load(&d.join("skills-router.toml"), Trigger::Startup)
+        .await
+        .unwrap();
+    t
+}
+
+async fn center_as_shipped(crm: &Crm) -> TestHost {
     let t = TestHost::new();
     let url = format!("http://{}", crm.addr);
     t.write_plugin(
@@ -46,6 +62,106 @@ fn answered(mut c: CallInfo, step: &str, digits: &str) -> CallInfo {
         sensitive: false,
     });
     c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skills_router_asks_unknown_callers_for_an_account_and_finds_them_by_it() {
+    let crm = Crm::start().await;
+    let t = center_as_shipped(&crm).await;
+    crm.add_account(
+        "6222881234",
+        json!({"id": "C-3", "name": "Sun Li", "segment": "vip", "accounts": ["6222881234"]}),
+    );
+    let mut c = call("+8613700000009", "95588");
+    c.arrived_at_ms = MONDAY_10H;
+    // Not known by number: a sensitive step asks for the account.
+    let step = match route(&t, c.clone()).await {
+        RouteDecision::Ivr(s) => s,
+        other => panic!("expected the account step, got {other:?}"),
+    };
+    assert_eq!(
+        (step.name.as_str(), step.prompt.as_str()),
+        ("identify", "enter-card")
+    );
+    assert!(
+        step.sensitive,
+        "account digits are never logged or recorded"
+    );
+    assert_eq!(step.terminator.as_deref(), Some("#"));
+    assert!(step.max_digits >= 16 && step.inter_digit_timeout_ms > 0);
+    let entered = |digits: &str| {
+        let mut c = c.clone();
+        c.ivr.push(IvrEntry {
+            step: "identify".into(),
+            digits: digits.into(),
+            sensitive: true,
+        });
+        c
+    };
+    // The account of a VIP: found by it, so served as a VIP.
+    match route(&t, entered("6222881234")).await {
+        RouteDecision::Queue(q) => assert_eq!((q.queue.as_str(), q.priority), ("vip", 10)),
+        other => panic!("{other:?}"),
+    }
+    // An account the CRM does not know, or no digits: the menu, asked once.
+    for digits in ["1111", ""] {
+        match route(&t, entered(digits)).await {
+            RouteDecision::Ivr(s) => assert_eq!(s.name, "main-menu", "{digits:?}"),
+            other => panic!("{digits:?}: {other:?}"),
+        }
+    }
+    // A caller known by number is not asked.
+    let mut known = call("+8613900000002", "95588");
+    known.arrived_at_ms = MONDAY_10H;
+    assert!(matches!(route(&t, known).await, RouteDecision::Ivr(s) if s.name == "main-menu"));
+    // The card of the caller found by account says so, and shows no digits.
+    let mut offered = entered("6222881234");
+    offered.ivr.push(IvrEntry {
+        step: "main-menu".into(),
+        digits: "1".into(),
+        sensitive: false,
+    });
+    let agent = AgentInfo {
+        id: "1001".into(),
+        name: "Zhang Wei".into(),
+        skills: vec![],
+    };
+    let inv = t
+        .host
+        .invoke(
+            "crm-screen-pop",
+            HookCall::BuildCard {
+                call: offered,
+                agent,
+            },
+        )
+        .await
+        .unwrap();
+    let HookOutput::BuildCard(card) = inv.output else {
+        panic!()
+    };
+    assert_eq!(card.title, "VIP - Sun Li");
+    let identified = card.fields.iter().find(|f| f.label == "Identified");
+    assert_eq!(
+        identified.map(|f| f.value.as_str()),
+        Some("by entered account")
+    );
+    assert!(
+        card.fields.iter().all(|f| !f.value.contains("6222881234")),
+        "{card:?}"
+    );
+    let counters = t
+        .host
+        .list()
+        .into_iter()
+        .find(|p| p.name == "skills-router")
+        .unwrap()
+        .counters;
+    assert_eq!(
+        counters.get("identified_by_account"),
+        Some(&1),
+        "{counters:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -234,6 +234,13 @@ impl Crm {
         let force = Arc::new(AtomicUsize::new(0));
         let app = axum::Router::new()
             .route("/customers/by-phone/{phone}", axum::routing::get(by_phone))
+            // Accounts are kept in the same table under "account:NUMBER".
+            .route(
+                "/customers/by-account/{account}",
+                axum::routing::get(|state: State<S>, Path(account): Path<String>| async move {
+                    by_phone(state, Path(format!("account:{account}"))).await
+                }),
+            )
             .with_state((hits.clone(), customers.clone(), force.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -254,6 +261,11 @@ impl Crm {
             .lock()
             .unwrap()
             .insert(phone.to_owned(), customer);
+    }
+
+    /// A customer found by account number.
+    pub fn add_account(&self, account: &str, customer: serde_json::Value) {
+        self.add(&format!("account:{account}"), customer);
     }
 
     pub fn hits(&self) -> usize {
@@ -291,24 +303,34 @@ pub async fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) ->
     }
 }
 
-/// The stock skills router without its business hours, so that the tests do
-/// not depend on the time of day they run at.
+/// The stock skills router without its business hours and without asking
+/// callers the CRM does not know for an account number, so that tests not
+/// about those rules do not depend on the time of day and reach the menu at once.
 pub fn always_open_router(dir: &std::path::Path) -> std::path::PathBuf {
     let plugins = dir.join("router.d");
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(wasm("skills_router"), plugins.join("skills_router.wasm")).unwrap();
-    let manifest = without_hours(stock_manifest("skills-router"));
+    let manifest = without_table(
+        &without_hours(stock_manifest("skills-router")),
+        "[config.identify]",
+    );
     assert!(!manifest.contains("after_hours"), "{manifest}");
+    assert!(!manifest.contains("[config.identify]"), "{manifest}");
     std::fs::write(plugins.join("skills-router.toml"), manifest).unwrap();
     plugins
 }
 
 /// A skills-router-shaped manifest without its `[config.hours]` table.
 pub fn without_hours(manifest: &str) -> String {
+    without_table(manifest, "[config.hours]")
+}
+
+/// A manifest without the TOML table whose header line is `header`.
+pub fn without_table(manifest: &str, header: &str) -> String {
     let mut out = String::new();
     let mut skipping = false;
     for line in manifest.lines() {
-        if line.starts_with("[config.hours]") {
+        if line.starts_with(header) {
             skipping = true;
         } else if skipping && line.starts_with('[') {
             skipping = false;
