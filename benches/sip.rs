@@ -22,7 +22,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sipp_load::{Killed, agents_config, answerer, callers, register_agents};
+use sipp_load::{Killed, KilledGroup, agents_config, answerer, callers, register_agents};
 use support::server::{self, free_port};
 
 /// Agents registered for the host run: the most calls the ACD can have connected at once.
@@ -124,7 +124,7 @@ fn fresh_center(config: &Path, dir: &Path) -> (server::Server, Killed) {
     (s, uas)
 }
 
-fn kamailio(port: u16, uas: u16, dir: &Path) -> Option<Killed> {
+fn kamailio(port: u16, uas: u16, dir: &Path) -> Option<KilledGroup> {
     let modules = [
         "/usr/lib/x86_64-linux-gnu/kamailio/modules",
         "/usr/lib/kamailio/modules",
@@ -170,15 +170,16 @@ request_route {{
     let bin = ["/usr/sbin/kamailio", "/usr/local/sbin/kamailio"]
         .into_iter()
         .find(|p| Path::new(p).exists())?;
-    let child = Command::new(bin)
-        .args(["-f", path.to_str()?, "-DD", "-E", "-m", "256", "-M", "16"])
-        .arg("-P")
-        .arg(dir.join("kamailio.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let k = Killed(child);
+    // Kamailio forks its workers: they die with its process group.
+    let k = KilledGroup::spawn(
+        Command::new(bin)
+            .args(["-f", path.to_str()?, "-DD", "-E", "-m", "256", "-M", "16"])
+            .arg("-P")
+            .arg(dir.join("kamailio.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .ok()?;
     // Ready once its UDP socket is bound.
     let bound = format!("0100007F:{port:04X}");
     let until = Instant::now() + Duration::from_secs(10);

@@ -19,6 +19,26 @@ impl Drop for Killed {
     }
 }
 
+/// A process that forks workers (Kamailio): started in its own process group,
+/// and the whole group is killed on drop, so no worker outlives the bench.
+pub struct KilledGroup(pub Child);
+
+impl KilledGroup {
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Self> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0).spawn().map(KilledGroup)
+    }
+}
+
+impl Drop for KilledGroup {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn sipp(args: &[&str], dir: &Path) -> Command {
     let mut c = Command::new("sipp");
     c.args(["-i", "127.0.0.1", "-buff_size", BUFF, "-nostdin"])
