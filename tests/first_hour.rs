@@ -8,7 +8,6 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -17,7 +16,7 @@ use support::root;
 use support::server::{self, Server};
 
 /// The default center listens on fixed ports (5060, 8089, 8090): one at a time.
-static DEFAULT_PORTS: Mutex<()> = Mutex::new(());
+static DEFAULT_PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn default_center(cwd: &Path) -> Server {
     server::start_default_center(cwd)
@@ -120,7 +119,7 @@ fn records(s: &Server, token: &str, n: usize) -> Vec<Value> {
 
 #[test]
 fn the_readme_call_recipe_reaches_the_agent_as_written() {
-    let _ports = DEFAULT_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = DEFAULT_PORTS.blocking_lock();
     let cwd = tempfile::tempdir().unwrap();
     let s = default_center(cwd.path());
     let token = token(cwd.path());
@@ -176,7 +175,7 @@ fn field<'a>(card: &'a Value, label: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_center_shows_a_crm_card_by_number_and_by_entered_account() {
-    let _ports = DEFAULT_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = DEFAULT_PORTS.lock().await;
     let cwd = tempfile::tempdir().unwrap();
     let s = default_center(cwd.path());
     let token = token(cwd.path());
