@@ -505,6 +505,54 @@ fn router_rejects_with_its_chosen_code() {
     assert_eq!(rec["cause"], "486 Busy Here");
 }
 
+/// What a router returns never reaches the wire unchecked: a reject reason,
+/// a forward target or a prompt name carrying CRLF and a header of its own
+/// is a plugin failure, and the caller gets the manifest's fallback.
+#[test]
+fn a_router_cannot_write_sip_headers() {
+    for (i, config) in [
+        "mode = \"reject\"\ncode = \"486\"\nreason = \"Busy Here\\r\\nX-Injected: from-plugin\"",
+        "mode = \"forward\"\ntarget = \"sip:x@h>\\r\\nRecord-Route: <sip:attacker@203.0.113.9>\\r\\nX-Injected: 1\"",
+        "mode = \"forward\"\ntarget = \"sip:attacker@203.0.113.9?X-Injected=1\"",
+        "mode = \"ivr\"\nprompt = \"main-menu\\r\\nX-Injected: 1\"",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins.d");
+        std::fs::create_dir_all(&plugins).unwrap();
+        std::fs::copy(support::wasm("test_router"), plugins.join("r.wasm")).unwrap();
+        std::fs::write(
+            plugins.join("skills-router.toml"),
+            format!(
+                "name = \"skills-router\"\nkind = \"router\"\nfile = \"r.wasm\"\n\
+                 [fallback.route.Reject]\ncode = 503\nreason = \"Service Unavailable\"\n\
+                 [config]\n{config}\n"
+            ),
+        )
+        .unwrap();
+        let s = center_with(dir.path(), 15, "dir = \"plugins.d\"");
+        let r = invite_for_final(&s, &format!("inject-{i}"));
+        assert!(
+            r.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+            "{config}: the fallback answers: {r}"
+        );
+        assert!(
+            !r.contains("X-Injected") && !r.contains("attacker") && !r.contains("Record-Route"),
+            "{config}: {r}"
+        );
+        let metrics = s.admin_text("/metrics", "t0k");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("ctihost_plugin_failures_total{plugin=\"skills-router\"")
+                    && l.ends_with(" 1")),
+            "{config}: counted as the plugin's failure:\n{metrics}"
+        );
+    }
+}
+
 #[test]
 fn queue_timeout_overflows_to_the_configured_target() {
     let dir = tempfile::tempdir().unwrap();

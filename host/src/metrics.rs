@@ -129,6 +129,56 @@ impl Metrics {
                 p.failures
             );
         }
+        s.push_str("# HELP ctihost_plugin_starved_total Deadlines missed because the host was starved or a host call was slow (fallback used, not the plugin's failure).\n# TYPE ctihost_plugin_starved_total counter\n");
+        for p in plugins {
+            let _ = writeln!(
+                s,
+                "ctihost_plugin_starved_total{{plugin=\"{}\",version=\"{}\"}} {}",
+                esc(&p.name),
+                esc(&p.version),
+                p.starved
+            );
+        }
+        s.push_str("# HELP ctihost_plugin_kv_bytes Bytes in the plugin's key-value namespace (keys and values).\n# TYPE ctihost_plugin_kv_bytes gauge\n");
+        for p in plugins {
+            let _ = writeln!(
+                s,
+                "ctihost_plugin_kv_bytes{{plugin=\"{}\"}} {}",
+                esc(&p.name),
+                p.kv.bytes
+            );
+        }
+        s.push_str("# HELP ctihost_plugin_kv_keys Keys in the plugin's key-value namespace.\n# TYPE ctihost_plugin_kv_keys gauge\n");
+        for p in plugins {
+            let _ = writeln!(
+                s,
+                "ctihost_plugin_kv_keys{{plugin=\"{}\"}} {}",
+                esc(&p.name),
+                p.kv.keys
+            );
+        }
+        s.push_str("# HELP ctihost_plugin_kv_refused_total Key-value writes refused for the plugin's quota.\n# TYPE ctihost_plugin_kv_refused_total counter\n");
+        for p in plugins {
+            let _ = writeln!(
+                s,
+                "ctihost_plugin_kv_refused_total{{plugin=\"{}\"}} {}",
+                esc(&p.name),
+                p.kv.refused
+            );
+        }
+        // host.counter-add: at most 256 names per plugin, each at most 64
+        // bytes (the sandbox's bounds), so the series stay bounded.
+        s.push_str("# HELP ctihost_plugin_counter A plugin's own counter (host.counter-add), by plugin and name.\n# TYPE ctihost_plugin_counter gauge\n");
+        for p in plugins {
+            for (name, value) in &p.counters {
+                let _ = writeln!(
+                    s,
+                    "ctihost_plugin_counter{{plugin=\"{}\",name=\"{}\"}} {value}",
+                    esc(&p.name),
+                    esc(name)
+                );
+            }
+        }
         s.push_str("# HELP ctihost_plugin_latency_seconds Invocation latency, by plugin and version.\n# TYPE ctihost_plugin_latency_seconds summary\n");
         for p in plugins {
             let labels = format!(

@@ -13,6 +13,7 @@ pub mod outbound_http;
 pub mod registry;
 pub mod sandbox;
 mod stdio;
+pub mod validate;
 pub mod version;
 pub mod watcher;
 
@@ -22,4 +23,5 @@ pub use manifest::Manifest;
 pub use registry::{
     HostSettings, Invocation, LoadError, LoadReport, PluginHost, PluginSource, PluginStatus,
 };
+pub use validate::DecisionScope;
 pub use version::{Failure, FailureKind, Trigger};

@@ -341,6 +341,45 @@ fn queue_members(config: &Config) -> HashMap<String, std::collections::BTreeSet<
     m
 }
 
+/// What the configured center has, for checking plugins' decisions: a
+/// queue, agent, prompt or skill it lacks makes a decision a plugin failure.
+struct CenterScope {
+    queues: std::collections::HashSet<String>,
+    agents: std::collections::HashSet<String>,
+    prompts: std::collections::HashSet<String>,
+    skills: std::collections::HashSet<String>,
+}
+
+impl CenterScope {
+    fn new(config: &Config, prompts: &crate::media::prompts::Prompts) -> Self {
+        Self {
+            queues: config.queues.iter().map(|q| q.name.clone()).collect(),
+            agents: config.agents.iter().map(|a| a.id.clone()).collect(),
+            prompts: prompts.names().into_iter().collect(),
+            skills: config
+                .agents
+                .iter()
+                .flat_map(|a| a.skills.keys().cloned())
+                .collect(),
+        }
+    }
+}
+
+impl crate::plugins::DecisionScope for CenterScope {
+    fn has_queue(&self, name: &str) -> bool {
+        self.queues.contains(name)
+    }
+    fn has_agent(&self, id: &str) -> bool {
+        self.agents.contains(id)
+    }
+    fn has_prompt(&self, name: &str) -> bool {
+        self.prompts.contains(name)
+    }
+    fn has_skill(&self, skill: &str) -> bool {
+        self.skills.contains(skill)
+    }
+}
+
 /// Build the plugin host from the config and load embedded and directory plugins.
 pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
@@ -363,6 +402,12 @@ pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
         store,
     )
     .map_err(ServerError::Plugins)?;
+    // With a center to serve, decisions (and the self-tests of every load)
+    // must name what it has.
+    if !config.sip.udp.is_empty() || !config.sip.tcp.is_empty() {
+        let prompts = crate::media::prompts::Prompts::load(config.media.prompts.as_deref())?;
+        host.set_scope(Arc::new(CenterScope::new(config, &prompts)));
+    }
     if config.plugins.embedded {
         for p in STOCK {
             host.load(p.source(), Trigger::Startup)

@@ -23,6 +23,9 @@ pub enum StoreError {
     Codec(#[from] serde_json::Error),
 }
 
+/// Version-history entries kept per plugin ([`Store::prune_history`]).
+pub const HISTORY_PER_PLUGIN: usize = 1000;
+
 /// Which version-history entries to list.
 #[derive(Debug, Default, Clone)]
 pub struct HistoryFilter<'a> {
@@ -152,8 +155,50 @@ impl Store {
         let id = self.db.generate_id()?;
         self.history
             .insert(id.to_be_bytes(), serde_json::to_vec(entry)?)?;
+        self.prune_history(&entry.plugin, HISTORY_PER_PLUGIN)?;
         self.history.flush()?;
         Ok(())
+    }
+
+    /// Keep at most `cap` entries of `plugin`: its oldest rejections (and
+    /// unchanged reloads, unloads) go first, so the loads and rollbacks that
+    /// tell which code served stay findable; only then the oldest of the rest.
+    /// Works in batches (10% over the cap) so a load is not a full scan.
+    pub fn prune_history(&self, plugin: &str, cap: usize) -> Result<usize, StoreError> {
+        let mut rows: Vec<(sled::IVec, bool)> = Vec::new();
+        for item in self.history.iter() {
+            let (k, v) = item?;
+            let e: HistoryEntry = serde_json::from_slice(&v)?;
+            if e.plugin == plugin {
+                rows.push((k, matches!(e.outcome.as_str(), "loaded" | "rolled-back")));
+            }
+        }
+        if rows.len() <= cap + cap / 10 {
+            return Ok(0);
+        }
+        let mut excess = rows.len() - cap;
+        let mut removed = 0;
+        for pass_keeps_loads in [true, false] {
+            for (k, is_load) in &rows {
+                if excess == 0 {
+                    break;
+                }
+                if pass_keeps_loads && *is_load {
+                    continue;
+                }
+                if self.history.remove(k)?.is_some() {
+                    excess -= 1;
+                    removed += 1;
+                }
+            }
+        }
+        tracing::info!(
+            plugin,
+            removed,
+            cap,
+            "plugin version history pruned (oldest rejections first)"
+        );
+        Ok(removed)
     }
 
     /// Newest last; `plugin = None` gives every plugin's.
@@ -318,6 +363,41 @@ mod tests {
 
     use super::*;
     use crate::acd::Disposition;
+
+    #[test]
+    fn version_history_is_capped_per_plugin_rejections_first() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("db")).unwrap();
+        let entry = |plugin: &str, outcome: &str, at_ms: u64| HistoryEntry {
+            at_ms,
+            plugin: plugin.into(),
+            version: "v".into(),
+            trigger: "watch".into(),
+            outcome: outcome.into(),
+            message: String::new(),
+        };
+        s.record_history(&entry("r", "loaded", 1)).unwrap();
+        s.record_history(&entry("other", "rejected", 2)).unwrap();
+        for i in 0..HISTORY_PER_PLUGIN + 200 {
+            s.record_history(&entry("r", "rejected", 10 + i as u64))
+                .unwrap();
+        }
+        s.record_history(&entry("r", "rolled-back", 1_000_000))
+            .unwrap();
+        let rows = s.history(Some("r"), usize::MAX).unwrap();
+        assert!(
+            rows.len() <= HISTORY_PER_PLUGIN + HISTORY_PER_PLUGIN / 10,
+            "{}",
+            rows.len()
+        );
+        assert_eq!(rows[0].outcome, "loaded", "the oldest load is kept");
+        assert_eq!(rows.last().unwrap().outcome, "rolled-back");
+        assert_eq!(
+            s.history(Some("other"), 10).unwrap().len(),
+            1,
+            "others untouched"
+        );
+    }
 
     fn record(id: &str, ended_ms: u64) -> CallRecord {
         CallRecord {

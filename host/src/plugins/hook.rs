@@ -12,6 +12,7 @@ use super::bindings::*;
 use super::kind::PluginKind;
 use super::manifest::Fallbacks;
 use super::sandbox::InvocationState;
+use super::validate::{self, DecisionScope};
 
 /// One call into a plugin, with its arguments.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -72,6 +73,19 @@ impl HookCall {
             HookCall::BuildCard { .. } => PluginKind::ScreenPop,
             HookCall::Lookup { .. } => PluginKind::CrmConnector,
             HookCall::OnConnect { .. } | HookCall::OnEvent { .. } => PluginKind::RecordingPolicy,
+        }
+    }
+
+    /// Give the call another id (offline samples must not look like the
+    /// host's self-test, which a plugin could special-case).
+    pub fn set_call_id(&mut self, id: &str) {
+        match self {
+            HookCall::Route { call }
+            | HookCall::RankAgents { call, .. }
+            | HookCall::BuildCard { call, .. }
+            | HookCall::OnConnect { call }
+            | HookCall::OnEvent { call, .. } => call.call_id = id.to_owned(),
+            HookCall::Lookup { .. } => {}
         }
     }
 
@@ -165,8 +179,14 @@ impl HookCall {
         }
     }
 
-    /// Check a plugin's answer; the error says what is wrong with it.
-    pub fn validate(&self, out: &HookOutput, max_bytes: usize) -> Result<(), String> {
+    /// Check a plugin's answer; the error says what is wrong with it. With
+    /// a `scope`, what a decision names must exist in the center.
+    pub fn validate(
+        &self,
+        out: &HookOutput,
+        max_bytes: usize,
+        scope: Option<&dyn DecisionScope>,
+    ) -> Result<(), String> {
         let size = json_size(out);
         if size > max_bytes {
             return Err(format!(
@@ -174,42 +194,25 @@ impl HookCall {
             ));
         }
         match (self, out) {
-            (HookCall::Route { .. }, HookOutput::Route(d)) => validate_route(d),
+            (HookCall::Route { .. }, HookOutput::Route(d)) => validate::route(d, scope),
             (HookCall::RankAgents { candidates, .. }, HookOutput::RankAgents(ids)) => {
                 match ids
                     .iter()
                     .find(|id| !candidates.iter().any(|c| &c.id == *id))
                 {
-                    Some(bad) => Err(format!("ranked unknown agent {bad:?}")),
+                    Some(bad) => Err(format!(
+                        "ranked unknown agent {:?}",
+                        bad.escape_default().to_string()
+                    )),
                     None => Ok(()),
                 }
             }
-            (HookCall::BuildCard { .. }, HookOutput::BuildCard(c)) if c.title.is_empty() => {
-                Err("card has an empty title".into())
-            }
-            _ => Ok(()),
+            (HookCall::BuildCard { .. }, HookOutput::BuildCard(c)) => validate::card(c),
+            (HookCall::Lookup { .. }, HookOutput::Lookup(r)) => validate::lookup(r),
+            (HookCall::OnConnect { .. }, HookOutput::OnConnect(d)) => validate::recording(d),
+            (HookCall::OnEvent { .. }, HookOutput::OnEvent(_)) => Ok(()),
+            _ => Err(format!("answer does not fit hook {}", self.name())),
         }
-    }
-}
-
-fn validate_route(d: &RouteDecision) -> Result<(), String> {
-    match d {
-        RouteDecision::Reject(r) if !(400..=699).contains(&r.code) => Err(format!(
-            "reject code {} is not a SIP error status (400-699)",
-            r.code
-        )),
-        RouteDecision::Queue(q) if q.queue.is_empty() => {
-            Err("queue decision names no queue".into())
-        }
-        RouteDecision::Agent(a) if a.is_empty() => Err("agent decision names no agent".into()),
-        RouteDecision::Forward(f) if f.is_empty() => Err("forward decision has no target".into()),
-        RouteDecision::Ivr(s) if s.prompt.is_empty() || s.name.is_empty() => {
-            Err("IVR step needs a name and a prompt".into())
-        }
-        RouteDecision::Ivr(s) if s.max_digits > 64 => {
-            Err("IVR step asks for more than 64 digits".into())
-        }
-        _ => Ok(()),
     }
 }
 

@@ -54,14 +54,20 @@ impl host::Host for InvocationState {
         if value.len() > MAX_KV_VALUE {
             return Err(format!("value longer than {MAX_KV_VALUE} bytes"));
         }
-        tree.insert(key.as_bytes(), value)
-            .map(|_| ())
-            .map_err(|e| format!("store error: {e}"))
+        let (max_bytes, max_keys) = self.ctx.kv_quota;
+        let r = self
+            .ctx
+            .kv_usage
+            .set(tree, key.as_bytes(), value, max_bytes, max_keys);
+        if let Err(e) = &r {
+            tracing::warn!(plugin = %self.ctx.name, version = %self.ctx.version, call_id = %self.call_id, error = %e, "plugin key-value write refused");
+        }
+        r
     }
 
     async fn kv_delete(&mut self, key: String) {
         if let Some(tree) = self.ctx.kv.as_ref()
-            && let Err(e) = tree.remove(key.as_bytes())
+            && let Err(e) = self.ctx.kv_usage.delete(tree, key.as_bytes())
         {
             tracing::warn!(plugin = %self.ctx.name, error = %e, "plugin kv delete failed");
         }
@@ -72,7 +78,8 @@ impl host::Host for InvocationState {
     }
 
     async fn counter_add(&mut self, name: String, delta: i64) {
-        if name.len() <= 64 {
+        // A counter name becomes a metric label value: bounded and printable.
+        if !name.is_empty() && name.len() <= 64 && !name.chars().any(char::is_control) {
             self.ctx.counters.add(&name, delta);
         }
     }

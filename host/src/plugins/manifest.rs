@@ -51,6 +51,10 @@ pub struct Limits {
     pub pool_size: u32,
     /// Consecutive failures of a new version before it is rolled back.
     pub rollback_after_failures: u32,
+    /// The plugin's key-value namespace: at most this many KiB (keys and
+    /// values) and this many keys; a write past either fails in the plugin.
+    pub kv_max_kb: u32,
+    pub kv_max_keys: u32,
 }
 
 /// Components above this size are "large" (interpreters: Python, JS).
@@ -74,6 +78,8 @@ impl Default for Limits {
             instance_reuse: None,
             pool_size: 4,
             rollback_after_failures: 5,
+            kv_max_kb: 1024,
+            kv_max_keys: 10_000,
         }
     }
 }

@@ -27,6 +27,7 @@ use super::kind::PluginKind;
 use super::manifest::{Manifest, ManifestError};
 use super::outbound_http::HttpGrant;
 use super::sandbox::{CrmLink, InvocationState, PluginContext, PluginCounters};
+use super::validate::DecisionScope;
 use super::version::{Failure, Trigger, Version, short_hash};
 use crate::store::{HistoryEntry, Store};
 
@@ -98,6 +99,10 @@ pub enum LoadError {
     },
     #[error("self-test failed on hook {hook}: {message}")]
     SelfTest { hook: &'static str, message: String },
+    #[error(
+        "version {version} of plugin {name} was rolled back after failures; it is not loaded again from the same files (change them, or roll forward by fixing the plugin)"
+    )]
+    RolledBack { name: String, version: String },
     #[error("plugin {name} is a {existing}; a {new} cannot replace it")]
     KindChange {
         name: String,
@@ -122,7 +127,7 @@ pub enum InvokeError {
 pub enum RollbackError {
     #[error("no plugin named {0:?} is loaded")]
     NoSuchPlugin(String),
-    #[error("plugin {0} has no previous version to roll back to")]
+    #[error("plugin {0} has no previous version that served well to roll back to")]
     NoPrevious(String),
 }
 
@@ -169,11 +174,19 @@ pub struct PluginStatus {
     pub mean_us: f64,
     pub warm_instances: usize,
     pub counters: BTreeMap<String, i64>,
+    /// Deadlines missed because the host was starved (not counted as failures).
+    pub starved: u64,
+    /// The plugin's key-value namespace against its quota.
+    pub kv: super::sandbox::KvFigures,
 }
+
+/// Earlier versions kept per plugin, newest last, for rollback.
+pub const KEPT_VERSIONS: usize = 8;
 
 struct Slot {
     current: ArcSwap<Version>,
-    previous: Mutex<Option<Arc<Version>>>,
+    /// Earlier versions, newest last (at most [`KEPT_VERSIONS`]).
+    previous: Mutex<Vec<Arc<Version>>>,
     source: Mutex<PluginSource>,
     counters: Arc<PluginCounters>,
 }
@@ -197,6 +210,10 @@ struct Inner {
     /// The embedded version of each plugin that has one, as loaded at
     /// start-up: what serves again when a directory plugin's manifest is removed.
     embedded: Mutex<BTreeMap<String, PluginSource>>,
+    /// Each plugin's key-value usage, shared by its versions.
+    kv_usage: Mutex<BTreeMap<String, Arc<super::sandbox::KvUsage>>>,
+    /// What the center has, for checking decisions (none: syntax only).
+    scope: RwLock<Option<Arc<dyn DecisionScope>>>,
     /// Serialises loads so two triggers never race on one slot.
     load_lock: tokio::sync::Mutex<()>,
 }
@@ -228,6 +245,8 @@ impl PluginHost {
                 slots: RwLock::new(BTreeMap::new()),
                 crm_connector: settings.crm_connector,
                 embedded: Mutex::new(BTreeMap::new()),
+                scope: RwLock::new(None),
+                kv_usage: Mutex::new(BTreeMap::new()),
                 load_lock: tokio::sync::Mutex::new(()),
             }),
         })
@@ -243,6 +262,16 @@ impl PluginHost {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// From now on, decisions (and self-tests) are checked against what the
+    /// center has: a queue, agent, prompt or skill it lacks is a failure.
+    pub fn set_scope(&self, scope: Arc<dyn DecisionScope>) {
+        *self.inner.scope.write() = Some(scope);
+    }
+
+    fn scope(&self) -> Option<Arc<dyn DecisionScope>> {
+        self.inner.scope.read().clone()
     }
 
     /// Load (or reload) a plugin; on success new invocations use it at once.
@@ -315,7 +344,8 @@ impl PluginHost {
         trigger: Trigger,
     ) -> Result<LoadReport, LoadError> {
         let (manifest, bytes) = source.read()?;
-        let hash = hex::encode(Sha256::digest(&bytes));
+        let component_hash = hex::encode(Sha256::digest(&bytes));
+        let hash = version_id(&component_hash, &manifest);
         let existing = self.inner.slots.read().get(&manifest.name).cloned();
         if let Some(slot) = &existing {
             let cur = slot.current.load();
@@ -324,6 +354,17 @@ impl PluginHost {
                     name: manifest.name,
                     existing: cur.kind(),
                     new: manifest.kind,
+                });
+            }
+            if let Some(bad) = slot
+                .previous
+                .lock()
+                .iter()
+                .find(|v| v.hash == hash && v.bad.load(Ordering::Relaxed))
+            {
+                return Err(LoadError::RolledBack {
+                    name: manifest.name,
+                    version: bad.short().to_owned(),
                 });
             }
             if cur.hash == hash && cur.manifest == manifest {
@@ -344,7 +385,7 @@ impl PluginHost {
         let (component, compile) = self
             .inner
             .cache
-            .load(self.engine(), &hash, Arc::new(bytes))
+            .load(self.engine(), &component_hash, Arc::new(bytes))
             .await
             .map_err(LoadError::Compile)?;
         let kind = manifest.kind;
@@ -364,15 +405,16 @@ impl PluginHost {
         // Self-test in a sandbox with no CRM, no HTTP and no key-value store:
         // it proves the plugin answers, and answers sanely when the CRM is down.
         let test_ctx = Arc::new(self.context(&manifest, &version_short, counters.clone(), true)?);
+        let scope = self.scope();
         for call in hook::self_test_calls(kind) {
             super::version::execute(
                 self.engine(),
                 &pre,
                 &test_ctx,
                 &manifest.limits,
-                0,
-                None,
+                (0, None),
                 &call,
+                scope.as_deref(),
             )
             .await
             .map_err(|f| LoadError::SelfTest {
@@ -382,14 +424,21 @@ impl PluginHost {
         }
         let ctx = Arc::new(self.context(&manifest, &version_short, counters.clone(), false)?);
         let name = manifest.name.clone();
+        let stock = matches!(source, PluginSource::Embedded { .. });
         let version = Arc::new(Version::new(
-            manifest, hash, size, trigger, compile, pre, ctx,
+            manifest,
+            (hash, component_hash),
+            size,
+            (trigger, stock),
+            compile,
+            pre,
+            ctx,
         ));
         let previous = match existing {
             Some(slot) => {
                 let old = slot.current.swap(version);
                 let prev = old.short().to_owned();
-                *slot.previous.lock() = Some(old);
+                keep_previous(&mut slot.previous.lock(), old);
                 *slot.source.lock() = source;
                 Some(prev)
             }
@@ -398,7 +447,7 @@ impl PluginHost {
                     name.clone(),
                     Arc::new(Slot {
                         current: ArcSwap::new(version),
-                        previous: Mutex::new(None),
+                        previous: Mutex::new(Vec::new()),
                         source: Mutex::new(source),
                         counters,
                     }),
@@ -457,12 +506,27 @@ impl PluginHost {
                     .map_err(|e| LoadError::Read(e.to_string()))?,
             )
         };
+        let kv_usage = match &kv {
+            Some(tree) => self
+                .inner
+                .kv_usage
+                .lock()
+                .entry(m.name.clone())
+                .or_insert_with(|| Arc::new(super::sandbox::KvUsage::scan(tree)))
+                .clone(),
+            None => Arc::default(),
+        };
         Ok(PluginContext {
             name: m.name.clone(),
             version: version.to_owned(),
             config: m.config.clone(),
             config_json: m.config_json(),
             kv,
+            kv_usage,
+            kv_quota: (
+                u64::from(m.limits.kv_max_kb) * 1024,
+                u64::from(m.limits.kv_max_keys),
+            ),
             counters,
             http,
             crm,
@@ -570,8 +634,9 @@ impl PluginHost {
         Some(name)
     }
 
-    /// Put the previous version back. The version rolled back from becomes the
-    /// "previous", so a rollback can itself be undone.
+    /// Put back the newest earlier version that served well (answered calls
+    /// and was not failing when replaced, or the stock one). The version
+    /// rolled back from is kept, so an operator's rollback can be undone.
     pub fn rollback(&self, name: &str, trigger: Trigger) -> Result<LoadReport, RollbackError> {
         rollback(&self.inner, name, trigger)
     }
@@ -587,14 +652,14 @@ impl PluginHost {
                     name: name.clone(),
                     kind: v.kind(),
                     version: v.short().to_owned(),
-                    previous: slot.previous.lock().as_ref().map(|p| p.short().to_owned()),
+                    previous: slot.previous.lock().last().map(|p| p.short().to_owned()),
                     source: slot.source.lock().describe(),
                     loaded_at_ms: v.loaded_at_ms,
                     trigger: v.trigger,
                     size: v.size,
                     invocations: inv,
                     failures: v.stats.failures.load(Ordering::Relaxed),
-                    consecutive_failures: v.stats.consecutive_failures.load(Ordering::Relaxed),
+                    consecutive_failures: v.stats.consecutive_failures(),
                     mean_us: if inv == 0 {
                         0.0
                     } else {
@@ -602,6 +667,14 @@ impl PluginHost {
                     },
                     warm_instances: v.warm_instances(),
                     counters: slot.counters.snapshot(),
+                    starved: v.stats.starved.load(Ordering::Relaxed),
+                    kv: self
+                        .inner
+                        .kv_usage
+                        .lock()
+                        .get(name)
+                        .map(|u| u.figures())
+                        .unwrap_or_default(),
                 }
             })
             .collect()
@@ -703,31 +776,31 @@ fn invoke<'a>(
             call_id = call.call_id()
         );
         let started = Instant::now();
+        let scope = inner.scope.read().clone();
         let result = version
-            .execute(&inner.engine.engine, &call)
+            .execute(&inner.engine.engine, &call, scope.as_deref())
             .instrument(span)
             .await;
         let elapsed_us = started.elapsed().as_secs_f64() * 1e6;
         let (output, failure) = match result {
             Ok(out) => (out, None),
+            Err(f) if !f.kind.is_plugins_fault() => {
+                tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, "plugin starved by the host; fallback used (not counted against the plugin)");
+                (call.fallback(&version.manifest.fallback), Some(f))
+            }
             Err(f) => {
                 tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, "plugin failed; fallback used");
-                let consecutive = version.stats.consecutive_failures.load(Ordering::Relaxed);
+                let consecutive = version.stats.consecutive_of(call.name());
                 if consecutive >= version.manifest.limits.rollback_after_failures.max(1)
                     && Arc::ptr_eq(&slot.current.load(), &version)
-                    // Rolling back to the same component (a manifest-only change) cannot help.
-                    && slot
-                        .previous
-                        .lock()
-                        .as_ref()
-                        .is_some_and(|p| p.hash != version.hash)
                 {
+                    version.bad.store(true, Ordering::Relaxed);
                     match rollback(inner, name, Trigger::AutoRollback) {
                         Ok(r) => {
-                            tracing::error!(plugin = name, bad = version.short(), restored = %r.version, consecutive, "new version failed repeatedly; rolled back")
+                            tracing::error!(plugin = name, bad = version.short(), restored = %r.version, hook = call.name(), consecutive, "new version failed repeatedly; rolled back")
                         }
                         Err(e) => {
-                            tracing::error!(plugin = name, error = %e, "automatic rollback failed")
+                            tracing::error!(plugin = name, bad = version.short(), error = %e, "automatic rollback found no version to go back to; the failing version keeps serving with its fallback")
                         }
                     }
                 }
@@ -746,6 +819,28 @@ fn invoke<'a>(
     })
 }
 
+/// Keep `old` among the earlier versions (newest last, bounded). A version
+/// that is still there is moved to the end rather than kept twice.
+fn keep_previous(previous: &mut Vec<Arc<Version>>, old: Arc<Version>) {
+    previous.retain(|v| !Arc::ptr_eq(v, &old));
+    previous.push(old);
+    while previous.len() > KEPT_VERSIONS {
+        // The oldest that is not the stock one goes first: the stock version
+        // stays the last resort.
+        let i = previous.iter().position(|v| !v.stock).unwrap_or(0);
+        previous.remove(i);
+    }
+}
+
+/// The version id: the component's hash and the manifest together.
+fn version_id(component_hash: &str, manifest: &Manifest) -> String {
+    let mut h = Sha256::new();
+    h.update(component_hash.as_bytes());
+    h.update(b"\n");
+    h.update(serde_json::to_vec(manifest).unwrap_or_default());
+    hex::encode(h.finalize())
+}
+
 fn rollback(inner: &Arc<Inner>, name: &str, trigger: Trigger) -> Result<LoadReport, RollbackError> {
     let slot = inner
         .slots
@@ -754,13 +849,12 @@ fn rollback(inner: &Arc<Inner>, name: &str, trigger: Trigger) -> Result<LoadRepo
         .cloned()
         .ok_or_else(|| RollbackError::NoSuchPlugin(name.to_owned()))?;
     let mut prev = slot.previous.lock();
-    let target = prev
-        .take()
+    let at = prev
+        .iter()
+        .rposition(|v| v.served_well())
         .ok_or_else(|| RollbackError::NoPrevious(name.to_owned()))?;
-    target
-        .stats
-        .consecutive_failures
-        .store(0, Ordering::Relaxed);
+    let target = prev.remove(at);
+    target.stats.reset_runs();
     let old = slot.current.swap(target.clone());
     let report = LoadReport {
         name: name.to_owned(),
@@ -771,7 +865,7 @@ fn rollback(inner: &Arc<Inner>, name: &str, trigger: Trigger) -> Result<LoadRepo
         size: target.size,
         compile: None,
     };
-    *prev = Some(old);
+    keep_previous(&mut prev, old);
     drop(prev);
     let entry = HistoryEntry {
         at_ms: crate::clock::now_ms(),

@@ -41,6 +41,77 @@ impl PluginCounters {
     }
 }
 
+/// What a plugin's key-value namespace holds, against its quota. Shared by
+/// every version of the plugin (they share the namespace).
+#[derive(Default)]
+pub struct KvUsage {
+    state: Mutex<KvFigures>,
+}
+
+#[derive(Default, Clone, Copy, Debug, serde::Serialize)]
+pub struct KvFigures {
+    pub bytes: u64,
+    pub keys: u64,
+    /// Writes refused for the quota.
+    pub refused: u64,
+}
+
+impl KvUsage {
+    /// Count what `tree` holds now (once, when the plugin first loads).
+    pub fn scan(tree: &sled::Tree) -> Self {
+        let mut f = KvFigures::default();
+        for (k, v) in tree.iter().flatten() {
+            f.bytes += (k.len() + v.len()) as u64;
+            f.keys += 1;
+        }
+        Self {
+            state: Mutex::new(f),
+        }
+    }
+
+    pub fn figures(&self) -> KvFigures {
+        *self.state.lock()
+    }
+
+    /// Write `key` = `value` if the namespace stays within the quota.
+    pub fn set(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+        value: Vec<u8>,
+        max_bytes: u64,
+        max_keys: u64,
+    ) -> Result<(), String> {
+        let mut f = self.state.lock();
+        let old = tree
+            .get(key)
+            .map_err(|e| format!("store error: {e}"))?
+            .map(|v| (key.len() + v.len()) as u64);
+        let bytes = f.bytes - old.unwrap_or(0).min(f.bytes) + (key.len() + value.len()) as u64;
+        let keys = f.keys + u64::from(old.is_none());
+        if bytes > max_bytes || keys > max_keys {
+            f.refused += 1;
+            return Err(format!(
+                "key-value quota exceeded: the namespace would hold {bytes} bytes in {keys} keys (at most {max_bytes} bytes, {max_keys} keys; [limits] kv_max_kb, kv_max_keys)"
+            ));
+        }
+        tree.insert(key, value)
+            .map_err(|e| format!("store error: {e}"))?;
+        f.bytes = bytes;
+        f.keys = keys;
+        Ok(())
+    }
+
+    pub fn delete(&self, tree: &sled::Tree, key: &[u8]) -> Result<(), sled::Error> {
+        let mut f = self.state.lock();
+        if let Some(v) = tree.remove(key)? {
+            f.bytes = f.bytes.saturating_sub((key.len() + v.len()) as u64);
+            f.keys = f.keys.saturating_sub(1);
+        }
+        Ok(())
+    }
+}
+
 /// What one plugin version may touch; shared by all its invocations.
 pub struct PluginContext {
     pub name: String,
@@ -50,6 +121,9 @@ pub struct PluginContext {
     pub config_json: String,
     /// The plugin's own key-value namespace; none during self-test.
     pub kv: Option<sled::Tree>,
+    /// What the namespace holds, and the version's quota (bytes, keys).
+    pub kv_usage: Arc<KvUsage>,
+    pub kv_quota: (u64, u64),
     pub counters: Arc<PluginCounters>,
     pub http: Option<Arc<HttpGrant>>,
     pub crm: Option<Arc<dyn CrmLink>>,

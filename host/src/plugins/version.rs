@@ -13,6 +13,7 @@ use super::hook::{HookCall, HookOutput, Instance, Pre};
 use super::kind::PluginKind;
 use super::manifest::{Limits, Manifest};
 use super::sandbox::{DeadlineExceeded, InvocationState, MemoryLimitExceeded, PluginContext};
+use super::validate::DecisionScope;
 
 /// Who asked for a load or a rollback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -49,6 +50,18 @@ pub enum FailureKind {
     MemoryLimit,
     BadOutput,
     Instantiate,
+    /// The deadline passed while the guest itself ran for less than a quarter
+    /// of it: the host was starved (CPU) or a host call (the CRM) was slow. The
+    /// fallback is used, but this is not the plugin's fault and never counts
+    /// towards its rollback.
+    Starved,
+}
+
+impl FailureKind {
+    /// Whether this failure is the plugin's own (and counts towards rollback).
+    pub fn is_plugins_fault(self) -> bool {
+        self != FailureKind::Starved
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,12 +76,73 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// Hooks, for failure runs counted per hook.
+pub const HOOKS: [&str; 6] = [
+    "route",
+    "rank-agents",
+    "build-card",
+    "lookup",
+    "on-connect",
+    "on-event",
+];
+
 #[derive(Default)]
 pub struct VersionStats {
     pub invocations: AtomicU64,
+    /// Invocations answered by the plugin itself (no fallback).
+    pub answered: AtomicU64,
+    /// The plugin's own failures.
     pub failures: AtomicU64,
-    pub consecutive_failures: AtomicU32,
+    /// Deadlines the host caused (starved CPU, slow host calls).
+    pub starved: AtomicU64,
+    /// The current run of failures of each hook (see [`HOOKS`]): a hook that
+    /// always fails is seen even when another hook of the version succeeds.
+    consecutive: [AtomicU32; HOOKS.len()],
     pub total_ns: AtomicU64,
+}
+
+impl VersionStats {
+    fn hook_index(hook: &str) -> usize {
+        HOOKS.iter().position(|h| *h == hook).unwrap_or(0)
+    }
+
+    /// The longest current failure run of any hook.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn consecutive_of(&self, hook: &str) -> u32 {
+        self.consecutive[Self::hook_index(hook)].load(Ordering::Relaxed)
+    }
+
+    pub fn reset_runs(&self) {
+        for c in &self.consecutive {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn record(&self, hook: &str, result: &Result<HookOutput, Failure>, elapsed_ns: u64) {
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        self.total_ns.fetch_add(elapsed_ns, Ordering::Relaxed);
+        let run = &self.consecutive[Self::hook_index(hook)];
+        match result {
+            Ok(_) => {
+                self.answered.fetch_add(1, Ordering::Relaxed);
+                run.store(0, Ordering::Relaxed);
+            }
+            Err(f) if !f.kind.is_plugins_fault() => {
+                self.starved.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                run.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// A live instance kept for reuse (when `limits.instance_reuse` allows it).
@@ -80,8 +154,16 @@ pub struct Warm {
 
 pub struct Version {
     pub manifest: Manifest,
-    /// sha256 of the component bytes, hex.
+    /// The version's id, hex: sha256 over the component's hash and the
+    /// manifest, so a manifest-only change is a version of its own.
     pub hash: String,
+    /// sha256 of the component bytes, hex (the compiled-artifact cache key).
+    pub component_hash: String,
+    /// Set when the version was rolled back for its failures: never a
+    /// rollback target again, and not loaded again from the same files.
+    pub bad: std::sync::atomic::AtomicBool,
+    /// The embedded stock version: trusted as a rollback target.
+    pub stock: bool,
     pub size: usize,
     pub loaded_at_ms: u64,
     pub trigger: Trigger,
@@ -98,9 +180,9 @@ impl Version {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         manifest: Manifest,
-        hash: String,
+        (hash, component_hash): (String, String),
         size: usize,
-        trigger: Trigger,
+        (trigger, stock): (Trigger, bool),
         compile: CompileInfo,
         pre: Pre,
         ctx: Arc<PluginContext>,
@@ -109,6 +191,9 @@ impl Version {
             reuse: manifest.limits.reuse_for(size),
             manifest,
             hash,
+            component_hash,
+            bad: std::sync::atomic::AtomicBool::new(false),
+            stock,
             size,
             loaded_at_ms: crate::clock::now_ms(),
             trigger,
@@ -136,29 +221,36 @@ impl Version {
         self.pool.lock().len()
     }
 
-    pub async fn execute(&self, engine: &Engine, call: &HookCall) -> Result<HookOutput, Failure> {
+    pub async fn execute(
+        &self,
+        engine: &Engine,
+        call: &HookCall,
+        scope: Option<&dyn DecisionScope>,
+    ) -> Result<HookOutput, Failure> {
         let started = Instant::now();
         let result = execute(
             engine,
             &self.pre,
             &self.ctx,
             &self.manifest.limits,
-            self.reuse,
-            Some(&self.pool),
+            (self.reuse, Some(&self.pool)),
             call,
+            scope,
         )
         .await;
-        let s = &self.stats;
-        s.invocations.fetch_add(1, Ordering::Relaxed);
-        s.total_ns
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        if result.is_ok() {
-            s.consecutive_failures.store(0, Ordering::Relaxed);
-        } else {
-            s.failures.fetch_add(1, Ordering::Relaxed);
-            s.consecutive_failures.fetch_add(1, Ordering::Relaxed);
-        }
+        self.stats
+            .record(call.name(), &result, started.elapsed().as_nanos() as u64);
         result
+    }
+
+    /// A rollback may come back to this version: it answered calls and was
+    /// not failing when it was replaced (or it is the stock one), and it was
+    /// never rolled back for its failures.
+    pub fn served_well(&self) -> bool {
+        !self.bad.load(Ordering::Relaxed)
+            && (self.stock
+                || (self.stats.answered.load(Ordering::Relaxed) > 0
+                    && self.stats.consecutive_failures() == 0))
     }
 }
 
@@ -173,12 +265,16 @@ pub async fn execute(
     pre: &Pre,
     ctx: &Arc<PluginContext>,
     limits: &Limits,
-    reuse: u32,
-    pool: Option<&Mutex<Vec<Warm>>>,
+    (reuse, pool): (u32, Option<&Mutex<Vec<Warm>>>),
     call: &HookCall,
+    scope: Option<&dyn DecisionScope>,
 ) -> Result<HookOutput, Failure> {
     let deadline = Duration::from_millis(limits.deadline_ms);
     let until = Instant::now() + deadline;
+    // CPU time the hook's polls took (the guest's code and the host calls it
+    // makes): how long it computed, as opposed to the wall clock, which also
+    // counts a host too busy to run it, instantiation, and waits on the CRM.
+    let cpu_ns = Arc::new(AtomicU64::new(0));
     let warm = if reuse > 0 {
         pool.and_then(|p| p.lock().pop())
     } else {
@@ -199,7 +295,11 @@ pub async fn execute(
         };
         store.data_mut().begin(call.call_id());
         arm_deadline(&mut store, until, limits.deadline_ms);
-        let out = instance.run(&mut store, call).await;
+        let out = CpuMetered {
+            inner: Box::pin(instance.run(&mut store, call)),
+            cpu_ns: cpu_ns.clone(),
+        }
+        .await;
         let stderr = store.data_mut().drain_stdio();
         let out = out.map_err(|e| {
             let mut f = classify(e, FailureKind::Trap);
@@ -220,17 +320,33 @@ pub async fn execute(
     };
     // The epoch callback stops guest code; this outer bound also covers time
     // spent in host calls (CRM lookups, HTTP) on the plugin's behalf.
-    let (out, warm) = match tokio::time::timeout(deadline + Duration::from_millis(5), attempt).await
-    {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(Failure {
-                kind: FailureKind::Deadline,
-                message: format!("no answer within {} ms", limits.deadline_ms),
-            });
+    let timed = tokio::time::timeout(deadline + Duration::from_millis(5), attempt).await;
+    let cpu_us = cpu_ns.load(Ordering::Relaxed) / 1000;
+    let guest_ms = cpu_us / 1000;
+    let starved = |f: Failure| {
+        if f.kind == FailureKind::Deadline && cpu_us * 4 < limits.deadline_ms * 1000 {
+            Failure {
+                kind: FailureKind::Starved,
+                message: format!(
+                    "{}; it computed for about {guest_ms} ms of it (the host was busy, or a host call was slow)",
+                    f.message
+                ),
+            }
+        } else {
+            f
         }
     };
-    call.validate(&out, limits.max_output_kb as usize * 1024)
+    let (out, warm) = match timed {
+        Ok(Ok(r)) => r,
+        Ok(Err(f)) => return Err(starved(f)),
+        Err(_) => {
+            return Err(starved(Failure {
+                kind: FailureKind::Deadline,
+                message: format!("no answer within {} ms", limits.deadline_ms),
+            }));
+        }
+    };
+    call.validate(&out, limits.max_output_kb as usize * 1024, scope)
         .map_err(|message| Failure {
             kind: FailureKind::BadOutput,
             message,
@@ -244,6 +360,30 @@ pub async fn execute(
         }
     }
     Ok(out)
+}
+
+/// Adds the CPU time of each poll of `inner` (on the thread that polls it)
+/// to `cpu_ns`; readable after the future is dropped by a timeout.
+struct CpuMetered<F> {
+    inner: std::pin::Pin<Box<F>>,
+    cpu_ns: Arc<AtomicU64>,
+}
+
+impl<F: std::future::Future> std::future::Future for CpuMetered<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let started = cpu_time::ThreadTime::try_now().ok();
+        let r = self.inner.as_mut().poll(cx);
+        if let Some(t) = started {
+            self.cpu_ns
+                .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+        r
+    }
 }
 
 fn arm_deadline(store: &mut Store<InvocationState>, until: Instant, ms: u64) {

@@ -54,6 +54,43 @@ impl Guest for TestRouter {
                 }
             },
             "huge-output" => RouteDecision::Forward("9".repeat(8 << 20)),
+            // Whatever the manifest says, as a hostile or careless author
+            // would return it: a forward target, an agent, a queue.
+            "forward" => RouteDecision::Forward(host::config_get("target").unwrap_or_default()),
+            "agent" => RouteDecision::Agent(host::config_get("agent").unwrap_or_default()),
+            // Passes its self-test on `queue`, then names `live_queue`.
+            "live-queue" => queue(&host::config_get("live_queue").unwrap_or_default()).into(),
+            // An IVR step as configured, then the queue once it was answered.
+            "ivr" => match call.ivr.iter().find(|e| e.step == "step") {
+                None => RouteDecision::Ivr(IvrStep {
+                    name: "step".into(),
+                    prompt: host::config_get("prompt").unwrap_or_else(|| "main-menu".into()),
+                    max_digits: 1,
+                    terminator: None,
+                    inter_digit_timeout_ms: host::config_get("timeout_ms")
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(3000),
+                    sensitive: false,
+                }),
+                Some(_) => ok_decision(),
+            },
+            // Grows its key-value namespace by `kv_chunks` x 64 KiB a call.
+            "kv-hog" => {
+                let n: u32 = host::config_get("kv_chunks")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(16);
+                let at = host::now_ms();
+                let mut refused = 0;
+                for i in 0..n {
+                    if host::kv_set(&format!("{}-{at}-{i}", call.call_id), &vec![1u8; 64 * 1024])
+                        .is_err()
+                    {
+                        refused += 1;
+                    }
+                }
+                host::counter_add("kv_refused", refused);
+                ok_decision()
+            }
             "bad-decision" => reject(200, "OK is not a rejection"),
             "reject" => {
                 let code = host::config_get("code")
