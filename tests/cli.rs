@@ -91,6 +91,71 @@ fn plugin_check_good_and_bad_files() {
     let missing = ctihost(&["plugin", "check", "/nonexistent.wasm"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("cannot read"));
+
+    // A manifest: checked, then its component as the manifest declares it.
+    std::fs::copy(wasm("skills_router"), dir.path().join("skills_router.wasm")).unwrap();
+    let manifest = dir.path().join("skills-router.toml");
+    std::fs::write(&manifest, stock_manifest("skills-router")).unwrap();
+    let o = ctihost(&["plugin", "check", manifest.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = stdout_json(&o);
+    assert_eq!(
+        (j["name"].as_str(), j["kind"].as_str()),
+        (Some("skills-router"), Some("router"))
+    );
+    assert!(
+        j["component"]
+            .as_str()
+            .unwrap()
+            .ends_with("skills_router.wasm")
+    );
+    assert_eq!(j["self_test"], "passed");
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(
+        &typo,
+        "name = \"t\"\nkind = \"router\"\nfile = \"skills_router.wasm\"\n[limits]\ndeadlin_ms = 5\n",
+    )
+    .unwrap();
+    let o = ctihost(&["plugin", "check", typo.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("line 5") && stderr(&o).contains("deadlin_ms"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !stderr(&o).contains("not a WebAssembly component"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn plugin_invoke_samples_are_not_the_self_test_call() {
+    // The test router behaves only for call ids starting "selftest", as a
+    // plugin gaming the host's self-test would: the sample catches it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(wasm("test_router"), dir.path().join("t.wasm")).unwrap();
+    let m = dir.path().join("t.toml");
+    std::fs::write(
+        &m,
+        "name = \"t\"\nkind = \"router\"\nfile = \"t.wasm\"\n[config]\nmode = \"trap\"\n",
+    )
+    .unwrap();
+    let o = ctihost(&["plugin", "invoke", m.to_str().unwrap(), "--hook", "route"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(stdout_json(&o)["failure"]["kind"], "trap");
+    let o = ctihost(&["plugin", "sample-input", "--hook", "route"]);
+    let id = stdout_json(&o)["call_id"].as_str().unwrap().to_owned();
+    assert!(
+        id.starts_with("sample-") && !id.contains("selftest"),
+        "{id}"
+    );
 }
 
 #[test]

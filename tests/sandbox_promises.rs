@@ -453,3 +453,224 @@ async fn a_plugin_cannot_grow_its_key_value_store_past_its_quota() {
         "plugins' own counters reach /metrics: {metrics}"
     );
 }
+
+/// Bad versions deployed through the watched directory of a real center
+/// while SIPp calls flow (two a second): no call fails (the fallback
+/// serves), each bad version is off within its failure count, and it stays
+/// off while its files stay in the directory (CTIHOST_STAYS_OFF_SECS, 20 s
+/// by default; 300 for the five minutes the issue asks, see the closing note).
+#[test]
+fn bad_versions_under_sipp_load_fail_no_call_and_stay_off() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    use support::server;
+
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins.d");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let deploy = |tag: &str, config: &str| {
+        std::fs::write(plugins.join("r.wasm"), router(tag)).unwrap();
+        std::fs::write(
+            plugins.join("skills-router.toml"),
+            format!(
+                "name = \"skills-router\"\nkind = \"router\"\nfile = \"r.wasm\"\n\
+                 [limits]\nrollback_after_failures = 3\n{FALLBACK}[config]\n{config}\n"
+            ),
+        )
+        .unwrap();
+    };
+    deploy("good", "mode = \"ok\"");
+    let config = dir.path().join("ctihost.toml");
+    let agent = |id: &str| {
+        format!(
+            "[[agents]]\nid = \"{id}\"\nsip_user = \"{id}\"\npassword = \"pw-{id}\"\nqueues = {{ general = 1 }}\n"
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n\
+             [plugins]\ndir = \"plugins.d\"\nwatch = true\ndebounce_ms = 100\n\
+             [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = []\ndigest_algorithms = [\"MD5\"]\n\
+             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n\
+             [[queues]]\nname = \"general\"\nring_timeout_secs = 10\nmax_wait_secs = 120\nwrap_up_secs = 0\n{}{}",
+            agent("1001"),
+            agent("1002")
+        ),
+    )
+    .unwrap();
+    let s = server::start(&config);
+    let sip = s.sip_udp.unwrap().to_string();
+    let scenario = |f: &str| {
+        root()
+            .join("examples/sipp")
+            .join(f)
+            .to_string_lossy()
+            .into_owned()
+    };
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let phones: Vec<Killed> = ["1001", "1002"]
+        .iter()
+        .map(|id| {
+            let pw = format!("pw-{id}");
+            Killed(
+                Command::new("sipp")
+                    .args(["-sf", &scenario("agent_phone.xml"), "-oocsf"])
+                    .arg(scenario("agent_answer.xml"))
+                    .args(["-s", id, "-au", id, "-ap", &pw, "-d", "600000", "-m", "1"])
+                    .args(["-i", "127.0.0.1", "-p", &server::free_port().to_string()])
+                    .args(["-nostdin", &sip])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let registered = |id: &str| {
+        s.admin_json("/admin/sip/registrations", "t0k")[id]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    while !(registered("1001") && registered("1002")) {
+        assert!(Instant::now() < until, "both phones registered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stays_off: u64 = std::env::var("CTIHOST_STAYS_OFF_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    // Two calls a second for as long as the test runs (bounded).
+    let total = (2 * (stays_off + 60)).to_string();
+    let caller = Killed(
+        Command::new("sipp")
+            .args([
+                "-sf",
+                &root().join("tests/sipp/caller_uac.xml").to_string_lossy(),
+            ])
+            .args(["-s", "95588", "-d", "300", "-r", "2", "-m", &total])
+            .args(["-i", "127.0.0.1", "-p", &server::free_port().to_string()])
+            .args(["-nostdin", &sip])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let history = || {
+        s.admin_json("/admin/plugins/skills-router/history?limit=1000", "t0k")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let current = || {
+        s.admin_json("/admin/plugins", "t0k")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "skills-router")
+            .unwrap()
+            .clone()
+    };
+    let good = current()["version"].as_str().unwrap().to_owned();
+    let bad_versions = [
+        ("trap", "trap", "mode = \"trap\""),
+        // The same component as the good one, a manifest that makes it trap.
+        ("manifest-only", "good", "mode = \"trap\""),
+        (
+            "header-injection",
+            "inject",
+            "mode = \"reject\"\ncode = \"486\"\nreason = \"Busy\\r\\nX-Injected: 1\"",
+        ),
+        (
+            "unknown-queue",
+            "queue",
+            "mode = \"live-queue\"\nlive_queue = \"genral\"",
+        ),
+        ("no-digits", "ivr", "mode = \"ivr\"\ntimeout_ms = \"0\""),
+    ];
+    for (what, tag, cfg) in bad_versions {
+        let rows_before = history().len();
+        deploy(tag, cfg);
+        // Loaded by the watcher, then rolled back by the host on its own.
+        let until = Instant::now() + Duration::from_secs(30);
+        let (loaded, rolled) = loop {
+            let h = history();
+            let new = &h[rows_before.min(h.len())..];
+            let loaded = new
+                .iter()
+                .find(|e| e["trigger"] == "watch" && e["outcome"] == "loaded");
+            let rolled = new
+                .iter()
+                .find(|e| e["trigger"] == "auto-rollback" && e["outcome"] == "rolled-back");
+            if let (Some(l), Some(r)) = (loaded, rolled) {
+                break (l.clone(), r.clone());
+            }
+            assert!(
+                Instant::now() < until,
+                "{what}: loaded and rolled back within 30 s: {new:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let bad = loaded["version"].as_str().unwrap()[..12].to_owned();
+        assert!(
+            rolled["version"].as_str().unwrap().starts_with(&good),
+            "{what}: back to the good one {good}: {rolled}"
+        );
+        assert_eq!(current()["version"], good.as_str(), "{what}");
+        // The host logs each failure with the version (the serving
+        // version's figures in /metrics are the good one's again).
+        let failures = s
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("plugin failed; fallback used") && l.contains(&bad))
+            .count();
+        // Calls already inside the bad version when it was swapped out may
+        // fail too (two a second): a few more than the count, never more.
+        assert!(
+            (3..=5).contains(&failures),
+            "{what}: {failures} failures before the rollback"
+        );
+    }
+    // The last bad files stay in the directory: nothing brings them back.
+    let rows = history().len();
+    let until = Instant::now() + Duration::from_secs(stays_off);
+    while Instant::now() < until {
+        assert_eq!(
+            current()["version"],
+            good.as_str(),
+            "the good version keeps serving"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        history().len(),
+        rows,
+        "no load or rollback while the files stay: {:?}",
+        &history()[rows..]
+    );
+    drop(caller);
+    // Every call that ended was answered (by the fallback's queue while a
+    // bad version served): none failed. Calls cut by stopping SIPp have not
+    // ended yet.
+    let recs = s
+        .admin_json("/admin/cdr?limit=5000", "t0k")
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(recs.len() >= 40, "calls flowed: {}", recs.len());
+    let not_answered: Vec<_> = recs
+        .iter()
+        .filter(|r| r["disposition"] != "answered")
+        .collect();
+    assert!(not_answered.is_empty(), "{not_answered:?}");
+    drop(phones);
+}

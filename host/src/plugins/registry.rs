@@ -127,7 +127,9 @@ pub enum InvokeError {
 pub enum RollbackError {
     #[error("no plugin named {0:?} is loaded")]
     NoSuchPlugin(String),
-    #[error("plugin {0} has no previous version that served well to roll back to")]
+    #[error(
+        "plugin {0} has no earlier version to roll back to (none kept, or each was rolled back for its failures)"
+    )]
     NoPrevious(String),
 }
 
@@ -634,9 +636,10 @@ impl PluginHost {
         Some(name)
     }
 
-    /// Put back the newest earlier version that served well (answered calls
-    /// and was not failing when replaced, or the stock one). The version
-    /// rolled back from is kept, so an operator's rollback can be undone.
+    /// Put back the newest earlier version that served well: not rolled back
+    /// for its failures and not failing when it was replaced (the stock one
+    /// is the oldest kept). The version rolled back from is kept, so an
+    /// operator's rollback can be undone.
     pub fn rollback(&self, name: &str, trigger: Trigger) -> Result<LoadReport, RollbackError> {
         rollback(&self.inner, name, trigger)
     }
@@ -849,9 +852,13 @@ fn rollback(inner: &Arc<Inner>, name: &str, trigger: Trigger) -> Result<LoadRepo
         .cloned()
         .ok_or_else(|| RollbackError::NoSuchPlugin(name.to_owned()))?;
     let mut prev = slot.previous.lock();
+    // The newest version not known to be bad: never rolled back for its
+    // failures, not failing when it was replaced. One that was replaced
+    // before it served a call qualifies (its self-test passed); if it fails,
+    // it is rolled back in turn and never chosen again.
     let at = prev
         .iter()
-        .rposition(|v| v.served_well())
+        .rposition(|v| v.acceptable())
         .ok_or_else(|| RollbackError::NoPrevious(name.to_owned()))?;
     let target = prev.remove(at);
     target.stats.reset_runs();

@@ -243,14 +243,10 @@ impl Version {
         result
     }
 
-    /// A rollback may come back to this version: it answered calls and was
-    /// not failing when it was replaced (or it is the stock one), and it was
-    /// never rolled back for its failures.
-    pub fn served_well(&self) -> bool {
-        !self.bad.load(Ordering::Relaxed)
-            && (self.stock
-                || (self.stats.answered.load(Ordering::Relaxed) > 0
-                    && self.stats.consecutive_failures() == 0))
+    /// A rollback may come back to this version: it was never rolled back
+    /// for its failures and was not failing when it was replaced.
+    pub fn acceptable(&self) -> bool {
+        !self.bad.load(Ordering::Relaxed) && self.stats.consecutive_failures() == 0
     }
 }
 
