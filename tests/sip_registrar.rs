@@ -189,10 +189,134 @@ fn register_with_sha256_digest() {
         ok.contains(&format!("Contact: <sip:1001@{me}>;expires=120")),
         "{ok}"
     );
-    // Unregister with the same credentials: Expires 0 removes the binding.
+    // Unregister with the next nonce count (a nonce count is good once):
+    // Expires 0 removes the binding.
+    let response = h(format!("{ha1}:{nonce}:00000002:c0ffee:auth:{ha2}"));
+    let auth = format!(
+        "Authorization: Digest username=\"1001\", realm=\"bank.test\", nonce=\"{nonce}\", uri=\"sip:bank.test\", response=\"{response}\", algorithm=SHA-256, qop=auth, nc=00000002, cnonce=\"c0ffee\"\r\n"
+    );
     let bye = ask(reg(3, &auth).replace("Expires: 120", "Expires: 0"));
     assert!(bye.starts_with("SIP/2.0 200 OK"), "{bye}");
     assert_eq!(registrations(&s), serde_json::json!({}));
+}
+
+/// A REGISTER captured on the wire cannot be replayed to take an agent's
+/// calls (RFC 7616: each nonce count once, the answer bound to its
+/// Request-URI), and passwords cannot be guessed at wire speed: a source's
+/// attempts are refused unchecked after ten failures, while the owner's
+/// phone, elsewhere, still registers.
+#[test]
+fn a_captured_register_cannot_be_replayed_and_guessing_is_throttled() {
+    use sha2::{Digest, Sha256};
+    let h = |s: String| hex::encode(Sha256::digest(s.as_bytes()));
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), r#"["SHA-256", "MD5"]"#);
+    let host = s.sip_udp.unwrap();
+    let socket = |ip: &str| {
+        let sock = UdpSocket::bind(format!("{ip}:0")).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        sock
+    };
+    let (phone, attacker, guesser) = (
+        socket("127.0.0.1"),
+        socket("127.0.0.3"),
+        socket("127.0.0.4"),
+    );
+    let ask = |sock: &UdpSocket, uri: &str, id: &str, auth: &str| -> String {
+        let me = sock.local_addr().unwrap();
+        let msg = format!(
+            "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{id}\r\nFrom: <sip:1001@bank.test>;tag={id}\r\nTo: <sip:1001@bank.test>\r\nCall-ID: {id}\r\nCSeq: 1 REGISTER\r\nContact: <sip:1001@{me}>\r\n{auth}Expires: 120\r\nContent-Length: 0\r\n\r\n"
+        );
+        sock.send_to(msg.as_bytes(), host).unwrap();
+        let mut buf = [0u8; 4096];
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let nonce_of = |challenge: &str| -> String {
+        assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+        challenge
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let answer = |nonce: &str, nc: u32, uri: &str, password: &str| {
+        let ha1 = h(format!("1001:bank.test:{password}"));
+        let ha2 = h(format!("REGISTER:{uri}"));
+        let response = h(format!("{ha1}:{nonce}:{nc:08x}:c0ffee:auth:{ha2}"));
+        format!(
+            "Authorization: Digest username=\"1001\", realm=\"bank.test\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=SHA-256, qop=auth, nc={nc:08x}, cnonce=\"c0ffee\"\r\n"
+        )
+    };
+    let nonce = nonce_of(&ask(&phone, "sip:bank.test", "p1", ""));
+    let captured = answer(&nonce, 1, "sip:bank.test", "demo-1001");
+    let ok = ask(&phone, "sip:bank.test", "p2", &captured);
+    assert!(ok.starts_with("SIP/2.0 200 OK"), "{ok}");
+
+    // Replayed at once from another address, new branch and Call-ID, the
+    // attacker's Contact: challenged again, and no binding of the attacker.
+    let replay = ask(&attacker, "sip:bank.test", "a1", &captured);
+    assert!(replay.starts_with("SIP/2.0 401"), "{replay}");
+    assert!(replay.contains("stale=true"), "{replay}");
+    let bindings = registrations(&s).to_string();
+    assert!(!bindings.contains("127.0.0.3"), "{bindings}");
+    // The same answer under another Request-URI is not this request's.
+    let moved = ask(&attacker, "sip:other.test", "a2", &captured);
+    assert!(moved.starts_with("SIP/2.0 403"), "{moved}");
+    // The phone goes on with the next nonce count.
+    let next = ask(
+        &phone,
+        "sip:bank.test",
+        "p3",
+        &answer(&nonce, 2, "sip:bank.test", "demo-1001"),
+    );
+    assert!(next.starts_with("SIP/2.0 200 OK"), "{next}");
+
+    // Guessing: ten wrong passwords from one source, then it is refused
+    // unchecked (with Retry-After) even when it finally guesses right.
+    for i in 0..10 {
+        let nonce = nonce_of(&ask(&guesser, "sip:bank.test", &format!("g{i}a"), ""));
+        let r = ask(
+            &guesser,
+            "sip:bank.test",
+            &format!("g{i}b"),
+            &answer(&nonce, 1, "sip:bank.test", &format!("guess-{i}")),
+        );
+        assert!(r.starts_with("SIP/2.0 403 Forbidden\r\n"), "{r}");
+    }
+    let nonce = nonce_of(&ask(&guesser, "sip:bank.test", "g-right-a", ""));
+    let r = ask(
+        &guesser,
+        "sip:bank.test",
+        "g-right-b",
+        &answer(&nonce, 1, "sip:bank.test", "demo-1001"),
+    );
+    assert!(
+        r.starts_with("SIP/2.0 403 Forbidden - too many failed attempts\r\n"),
+        "{r}"
+    );
+    assert!(r.contains("Retry-After: "), "{r}");
+    // The owner's phone is not locked out.
+    let nonce = nonce_of(&ask(&phone, "sip:bank.test", "p4", ""));
+    let ok = ask(
+        &phone,
+        "sip:bank.test",
+        "p5",
+        &answer(&nonce, 1, "sip:bank.test", "demo-1001"),
+    );
+    assert!(ok.starts_with("SIP/2.0 200 OK"), "{ok}");
+    let metrics = s.admin_text("/metrics", "t0k");
+    assert!(
+        metrics.contains("ctihost_sip_digest_replays_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ctihost_sip_digest_throttled_total 1"),
+        "{metrics}"
+    );
 }
 
 #[test]

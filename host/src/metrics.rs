@@ -197,6 +197,16 @@ impl Metrics {
     }
 }
 
+/// The SIP digest check's refusals.
+pub fn render_auth(f: &crate::sip::digest::AuthFigures) -> String {
+    format!(
+        "# HELP ctihost_sip_digest_replays_total Digest answers refused as replays of a nonce count already used.\n# TYPE ctihost_sip_digest_replays_total counter\nctihost_sip_digest_replays_total {}\n\
+         # HELP ctihost_sip_digest_throttled_total Digest attempts refused unchecked: too many failures from the source.\n# TYPE ctihost_sip_digest_throttled_total counter\nctihost_sip_digest_throttled_total {}\n\
+         # HELP ctihost_sip_digest_failing_sources Sources with failed digest attempts in the current window (at most 10000 tracked).\n# TYPE ctihost_sip_digest_failing_sources gauge\nctihost_sip_digest_failing_sources {}\n",
+        f.replays, f.throttled, f.failing_sources
+    )
+}
+
 /// Label values escape backslash, quote and newline.
 fn esc(v: &str) -> String {
     v.replace('\\', "\\\\")

@@ -302,7 +302,10 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         Some(c) => c.snapshot().await,
         None => None,
     };
-    let text = state.metrics.render(acd.as_ref(), &state.plugins.list());
+    let mut text = state.metrics.render(acd.as_ref(), &state.plugins.list());
+    if let Some(ep) = &state.sip {
+        text.push_str(&crate::metrics::render_auth(&ep.auth_figures()));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -91,6 +91,11 @@ fn token() -> String {
 const NO_DIALOG: (u16, &str) = (481, "Call/Transaction Does Not Exist");
 
 impl B2bua {
+    /// What the trunks' digest check refused (metrics).
+    pub fn trunk_auth_figures(&self) -> super::digest::AuthFigures {
+        self.trunks.auth.figures()
+    }
+
     pub fn new(
         ep: &Arc<SipEndpoint>,
         registrar: Arc<Registrar>,
@@ -476,10 +481,20 @@ impl B2bua {
             return Err(forbidden("Forbidden - not a trunk"));
         }
         let now_secs = now_ms() / 1000;
-        match t
-            .auth
-            .check(msg.header("Proxy-Authorization"), "INVITE", now_secs)
-        {
+        match t.auth.check(
+            msg.header("Proxy-Authorization"),
+            "INVITE",
+            msg.uri().unwrap_or(""),
+            peer.addr.ip(),
+            now_secs,
+        ) {
+            Verdict::Throttled { retry_after_secs } => Err(response(
+                msg,
+                403,
+                "Forbidden - too many failed attempts",
+                Some(&token()),
+                &[("Retry-After", retry_after_secs.to_string())],
+            )),
             Verdict::Authenticated { user } => t
                 .by_user
                 .get(&user)

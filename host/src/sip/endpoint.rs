@@ -56,6 +56,19 @@ impl SipEndpoint {
     }
 
     /// Calls (INVITE, BYE, CANCEL) are handled once the B2BUA is attached.
+    /// Digest refusals of phones and trunks together: replays of a nonce
+    /// count, and attempts refused unchecked for too many failures.
+    pub fn auth_figures(&self) -> super::digest::AuthFigures {
+        let mut f = self.registrar.auth_figures();
+        if let Some(b) = self.b2bua.get() {
+            let t = b.trunk_auth_figures();
+            f.replays += t.replays;
+            f.throttled += t.throttled;
+            f.failing_sources += t.failing_sources;
+        }
+        f
+    }
+
     pub fn attach_b2bua(&self, b: Arc<B2bua>) {
         let _ = self.b2bua.set(b);
     }

@@ -58,6 +58,11 @@ pub struct Registrar {
 const DEFAULT_EXPIRES: u64 = 3600;
 
 impl Registrar {
+    /// What the registrar's digest check refused (metrics).
+    pub fn auth_figures(&self) -> super::digest::AuthFigures {
+        self.auth.figures()
+    }
+
     pub fn new(
         realm: String,
         algorithms: Vec<Algorithm>,
@@ -189,10 +194,20 @@ impl Registrar {
             return reply(400, "Bad Request - To has no user", &[]);
         };
         let now_secs = now_ms / 1000;
-        match self
-            .auth
-            .check(req.header("Authorization"), "REGISTER", now_secs)
-        {
+        match self.auth.check(
+            req.header("Authorization"),
+            "REGISTER",
+            req.uri().unwrap_or(""),
+            source.ip(),
+            now_secs,
+        ) {
+            Verdict::Throttled { retry_after_secs } => {
+                return reply(
+                    403,
+                    "Forbidden - too many failed attempts",
+                    &[("Retry-After", retry_after_secs.to_string())],
+                );
+            }
             Verdict::Challenge { stale } => {
                 let extra: Vec<(&str, String)> = self
                     .auth
