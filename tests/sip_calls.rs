@@ -339,23 +339,68 @@ fn trunk_authenticates_with_digest() {
 
 #[test]
 fn invite_from_an_address_that_is_no_trunk_is_refused() {
+    // One small stateless answer, never retransmitted and no 100 Trying: a
+    // forged source cannot turn the host into an amplifier (an unACKed 403
+    // used to come back eleven times, plus the 100).
     let dir = tempfile::tempdir().unwrap();
     let s = center(dir.path(), 15);
-    let sock = UdpSocket::bind("127.0.0.2:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (got, sent) = intrude(&s, "127.0.0.2", "x1", Duration::from_millis(2500));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("SIP/2.0 403 Forbidden - not a trunk"),
+        "{got:?}"
+    );
+    assert!(
+        got[0].len() <= sent,
+        "the answer is no larger than the request"
+    );
+    assert!(records(&s, 0).is_empty());
+}
+
+/// An INVITE from `source` (127.0.0.2 is no trunk): every answer within
+/// `wait`, and the request's size. Timer G would repeat a final answer at
+/// 0.5 s and 1.5 s.
+fn intrude(s: &Server, source: &str, id: &str, wait: Duration) -> (Vec<String>, usize) {
+    let sock = UdpSocket::bind(format!("{source}:0")).unwrap();
+    sock.set_read_timeout(Some(wait)).unwrap();
     let me = sock.local_addr().unwrap();
     let invite = format!(
-        "INVITE sip:95566@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-x1\r\nFrom: <sip:intruder@{me}>;tag=1\r\nTo: <sip:95566@127.0.0.1>\r\nCall-ID: intruder-1\r\nCSeq: 1 INVITE\r\nContact: <sip:intruder@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "INVITE sip:95566@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{id}\r\nFrom: <sip:intruder@{me}>;tag=1\r\nTo: <sip:95566@127.0.0.1>\r\nCall-ID: intruder-{id}\r\nCSeq: 1 INVITE\r\nContact: <sip:intruder@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     );
     sock.send_to(invite.as_bytes(), s.sip_udp.unwrap()).unwrap();
+    let mut got = Vec::new();
     let mut buf = [0u8; 2048];
-    let (n, _) = sock.recv_from(&mut buf).unwrap();
-    let r = String::from_utf8_lossy(&buf[..n]);
-    assert!(r.starts_with("SIP/2.0 100 Trying"), "{r}");
-    let (n, _) = sock.recv_from(&mut buf).unwrap();
-    let r = String::from_utf8_lossy(&buf[..n]);
-    assert!(r.starts_with("SIP/2.0 403 Forbidden - not a trunk"), "{r}");
-    assert!(records(&s, 0).is_empty());
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    (got, invite.len())
+}
+
+#[test]
+fn unknown_sources_can_be_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ctihost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n\
+             [plugins]\nwatch = false\ndir = \"{}\"\n\
+             [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = []\nunknown_sources = \"ignore\"\n\
+             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n[[queues]]\nname = \"general\"\n",
+            support::always_open_router(dir.path()).display()
+        ),
+    )
+    .unwrap();
+    let s = server::start(&config);
+    let (got, _) = intrude(&s, "127.0.0.2", "x2", Duration::from_millis(1500));
+    assert!(got.is_empty(), "no answer at all: {got:?}");
+    // The trunk's calls still get in.
+    let (got, _) = intrude(&s, "127.0.0.1", "x3", Duration::from_millis(500));
+    assert!(
+        got.first()
+            .is_some_and(|r| r.starts_with("SIP/2.0 100 Trying")),
+        "{got:?}"
+    );
 }
 
 /// 10% of the trunk caller's SIP packets are lost (both ways); retransmissions

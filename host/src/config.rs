@@ -138,6 +138,20 @@ pub struct SipConfig {
     /// Kernel buffer of each UDP socket, each way (capped by the kernel's
     /// net.core.rmem_max / wmem_max; a warning says so at start-up).
     pub udp_buffer_bytes: usize,
+    /// What an INVITE from an address that is no trunk gets (with no
+    /// digest trunk configured): one stateless 403, or nothing.
+    pub unknown_sources: UnknownSources,
+}
+
+/// The answer to a source that is no trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownSources {
+    /// One 403, sent once, never retransmitted.
+    #[default]
+    Refuse,
+    /// No answer at all (the source cannot even tell a host is there).
+    Ignore,
 }
 
 impl Default for SipConfig {
@@ -153,6 +167,7 @@ impl Default for SipConfig {
                 crate::sip::digest::Algorithm::Md5,
             ],
             udp_buffer_bytes: 4 << 20,
+            unknown_sources: UnknownSources::Refuse,
         }
     }
 }

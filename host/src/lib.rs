@@ -10,6 +10,7 @@ pub mod center;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod log_limit;
 pub mod media;
 pub mod metrics;
 pub mod plugins;

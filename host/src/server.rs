@@ -221,6 +221,7 @@ pub async fn start_sip(
             trunk_creds,
             secret,
         ),
+        unknown_sources: config.sip.unknown_sources,
     };
     let agents = config
         .agents

@@ -68,6 +68,18 @@ pub struct Trunks {
     /// Trunk name by digest user name, for trunks that authenticate instead.
     pub by_user: HashMap<String, String>,
     pub auth: Authenticator,
+    /// What an INVITE from a source that is no trunk gets.
+    pub unknown_sources: crate::config::UnknownSources,
+}
+
+/// What an initial INVITE gets before any transaction exists.
+pub enum Screen {
+    /// From a trunk, or with a fresh nonce of ours: a transaction handles it.
+    Pass,
+    /// One stateless answer (a refusal or a challenge), never retransmitted.
+    Answer(Vec<u8>),
+    /// Nothing at all.
+    Drop,
 }
 
 pub struct B2bua {
@@ -91,6 +103,61 @@ fn token() -> String {
 const NO_DIALOG: (u16, &str) = (481, "Call/Transaction Does Not Exist");
 
 impl B2bua {
+    /// Screen an INVITE before the transaction layer: one that opens no
+    /// call of a trunk costs the host one small stateless answer at most (no
+    /// 100 Trying, no retransmissions), so a forged source cannot use the
+    /// host as an amplifier.
+    pub fn screen_invite(&self, msg: &RawMessage, peer: Peer) -> Screen {
+        use crate::config::UnknownSources;
+        let in_dialog = msg.header("To").and_then(|t| param(t, "tag")).is_some();
+        let t = &self.trunks;
+        if in_dialog
+            || t.by_address
+                .iter()
+                .any(|(_, ips)| ips.contains(&peer.addr.ip()))
+        {
+            return Screen::Pass;
+        }
+        let now_secs = now_ms() / 1000;
+        if !t.by_user.is_empty() {
+            if t.auth
+                .has_fresh_nonce(msg.header("Proxy-Authorization"), now_secs)
+            {
+                return Screen::Pass;
+            }
+            let extra: Vec<(&str, String)> = t
+                .auth
+                .challenges(now_secs, false)
+                .into_iter()
+                .map(|c| ("Proxy-Authenticate", c))
+                .collect();
+            return Screen::Answer(response(
+                msg,
+                407,
+                "Proxy Authentication Required",
+                Some(&token()),
+                &extra,
+            ));
+        }
+        crate::log_limit::warn_every_second(
+            "invite-not-a-trunk",
+            &format!(
+                "INVITE from an address that is no trunk refused (last from {})",
+                peer.addr
+            ),
+        );
+        match t.unknown_sources {
+            UnknownSources::Ignore => Screen::Drop,
+            UnknownSources::Refuse => Screen::Answer(response(
+                msg,
+                403,
+                "Forbidden - not a trunk",
+                Some(&token()),
+                &[],
+            )),
+        }
+    }
+
     /// What the trunks' digest check refused (metrics).
     pub fn trunk_auth_figures(&self) -> super::digest::AuthFigures {
         self.trunks.auth.figures()
@@ -516,7 +583,13 @@ impl B2bua {
                 ))
             }
             Verdict::Forbidden { user, known } => {
-                tracing::warn!(user, known, source = %peer.addr, "INVITE with wrong trunk credentials");
+                crate::log_limit::warn_every_second(
+                    "invite-wrong-trunk-credentials",
+                    &format!(
+                        "INVITE with wrong trunk credentials (last: user {user:?}, known {known}, from {})",
+                        peer.addr
+                    ),
+                );
                 Err(forbidden("Forbidden - wrong trunk credentials"))
             }
         }

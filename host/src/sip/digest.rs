@@ -493,6 +493,21 @@ impl Authenticator {
         }
     }
 
+    /// Whether `authorization` carries a nonce of ours that is still fresh,
+    /// for this realm: only then is a request worth a transaction (the answer
+    /// itself is checked later, once).
+    pub fn has_fresh_nonce(&self, authorization: Option<&str>, now_secs: u64) -> bool {
+        authorization
+            .and_then(DigestResponse::parse)
+            .is_some_and(|a| {
+                a.get("realm") == Some(self.realm.as_str())
+                    && self
+                        .nonces
+                        .check(a.get("nonce").unwrap_or(""), now_secs)
+                        .is_ok()
+            })
+    }
+
     /// Challenge header values, one per algorithm in order of preference.
     pub fn challenges(&self, now_secs: u64, stale: bool) -> Vec<String> {
         self.nonces

@@ -243,6 +243,15 @@ impl SipEndpoint {
             }
             return;
         }
+        if msg.method() == Some("INVITE")
+            && let Some(b) = self.b2bua.get()
+        {
+            match b.screen_invite(&msg, peer) {
+                super::b2bua::Screen::Pass => {}
+                super::b2bua::Screen::Answer(resp) => return self.send(peer, resp),
+                super::b2bua::Screen::Drop => return,
+            }
+        }
         let out = self.layer.lock().receive_request(msg, peer, now_ms());
         self.dispatch(out);
         self.wake.notify_one();

@@ -218,7 +218,12 @@ impl Registrar {
                 return reply(401, "Unauthorized", &extra);
             }
             Verdict::Forbidden { user, known } => {
-                tracing::warn!(user, known, %source, "REGISTER with wrong credentials");
+                crate::log_limit::warn_every_second(
+                    "register-wrong-credentials",
+                    &format!(
+                        "REGISTER with wrong credentials (last: user {user:?}, known {known}, from {source})"
+                    ),
+                );
                 return reply(403, "Forbidden", &[]);
             }
             Verdict::Authenticated { user: u } if u != user => {
