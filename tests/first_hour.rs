@@ -273,6 +273,27 @@ async fn the_demo_center_shows_a_crm_card_by_number_and_by_entered_account() {
         !log.contains("6222881234"),
         "the entered account never reaches the log"
     );
+    // What the center keeps is its own user's only: directories 0700,
+    // files 0600 (the store, the token, the recordings).
+    let mut files = 0;
+    let mut stack = vec![cwd.path().join("ctihost-data")];
+    while let Some(p) = stack.pop() {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", p.display());
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            files += 1;
+        }
+    }
+    assert!(
+        files > 5,
+        "the store, the token and recordings were checked"
+    );
+    let wavs = walk_wavs(&cwd.path().join("ctihost-data").join("recordings"));
+    assert!(wavs >= 2, "the calls were recorded ({wavs} WAV files)");
     let crm_warnings: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("WARN") && l.contains("CRM"))
@@ -282,6 +303,21 @@ async fn the_demo_center_shows_a_crm_card_by_number_and_by_entered_account() {
         "the demo CRM answers: {crm_warnings:?}"
     );
     drop(phone);
+}
+
+fn walk_wavs(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() {
+                walk_wavs(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "wav"))
+            }
+        })
+        .sum()
 }
 
 fn run_expecting_failure(config: &str) -> (Option<i32>, String) {

@@ -347,6 +347,11 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
 }
 
 async fn run(config_path: Option<PathBuf>) -> ExitCode {
+    // Call records, registrations, sessions and call audio are the bank's:
+    // every file the host creates is readable by its own user only (0600,
+    // directories 0700), whatever the caller's umask.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let config = match &config_path {
         Some(p) => match Config::from_file(p) {
             Ok(c) => c,

@@ -24,18 +24,24 @@ impl Metrics {
         *self.calls.lock().entry(disposition.to_owned()).or_default() += 1;
     }
 
-    /// A SIP message seen on the wire: `first_line` is its start line.
+    /// A SIP message seen on the wire: `first_line` is its start line. The
+    /// network cannot add label values: methods outside the ones the host
+    /// knows, and anything but a status code 100-699, count as "other".
     pub fn sip_message(&self, direction: &'static str, first_line: &[u8]) {
         let line = String::from_utf8_lossy(first_line);
         let key = match line.strip_prefix("SIP/2.0 ") {
-            Some(rest) => format!("status:{}", rest.split_whitespace().next().unwrap_or("")),
-            None => format!("method:{}", line.split_whitespace().next().unwrap_or("")),
-        };
-        // Unknown methods from the network are not allowed to create label values.
-        let key = if key.len() > 24 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            "method:other".to_owned()
-        } else {
-            key
+            Some(rest) => match rest.split_whitespace().next().map(str::parse::<u16>) {
+                Some(Ok(code)) if (100..=699).contains(&code) => format!("status:{code}"),
+                _ => "status:other".to_owned(),
+            },
+            None => {
+                let method = line.split_whitespace().next().unwrap_or("");
+                if crate::sip::wire::KNOWN_METHODS.contains(&method) {
+                    format!("method:{method}")
+                } else {
+                    "method:other".to_owned()
+                }
+            }
         };
         *self.sip.lock().entry((direction, key)).or_default() += 1;
     }
@@ -217,6 +223,29 @@ fn esc(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_network_cannot_add_label_values() {
+        let m = Metrics::default();
+        for i in 0..2000 {
+            m.sip_message("in", format!("M{i}ETHOD sip:x SIP/2.0").as_bytes());
+            m.sip_message("in", format!("SIP/2.0 {} Odd", 700 + i).as_bytes());
+        }
+        m.sip_message("in", b"INVITE sip:x SIP/2.0");
+        m.sip_message("in", b"SIP/2.0 486 Busy Here");
+        let page = m.render(None, &[]);
+        let series = page
+            .lines()
+            .filter(|l| l.starts_with("ctihost_sip_"))
+            .count();
+        assert_eq!(series, 4, "{page}");
+        assert!(
+            page.contains("ctihost_sip_requests_total{direction=\"in\",method=\"other\"} 2000")
+        );
+        assert!(
+            page.contains("ctihost_sip_responses_total{direction=\"in\",status=\"other\"} 2000")
+        );
+    }
 
     #[test]
     fn disposition_names_match_the_call_records() {

@@ -387,6 +387,17 @@ pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
         path: config.data_dir.clone(),
         source,
     })?;
+    // A data directory made by an earlier version (or by hand) may be open
+    // to every local user: it holds call records, sessions and recordings.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) =
+            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+        {
+            tracing::warn!(dir = %config.data_dir.display(), error = %e, "cannot make the data directory private (0700)");
+        }
+    }
     let store = Store::open(&config.data_dir.join("db"))?;
     let host = PluginHost::new(
         HostSettings {
