@@ -740,6 +740,7 @@ pub async fn run(
             thresholds.clone(),
             calendar.clone(),
         ),
+        login_slots: Arc::new(tokio::sync::Semaphore::new(crate::api::cti::LOGIN_SLOTS)),
     };
     let app = crate::api::admin_router(
         crate::api::admin::AdminState {
@@ -765,10 +766,13 @@ pub async fn run(
         })?;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(%addr, plugins = host.list().len(), pooling = host.pooling(), "ctihost ready; admin API listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServerError::Serve)?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(ServerError::Serve)?;
     let _ = stop_tx.send(true);
     drop(stop_rx);
     // Sessions and registrations written since the store's last periodic

@@ -32,7 +32,14 @@ pub struct ApiState {
     /// The recording-policy plugin asked on a secure pause.
     pub recording_policy: Option<String>,
     pub wallboard: tokio::sync::watch::Receiver<Arc<Wallboard>>,
+    /// Password checks running at once (argon2 takes 19 MiB each): a flood
+    /// of logins waits here, then is refused, instead of taking memory.
+    pub login_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Password checks at once, and how long a login waits for a slot.
+pub const LOGIN_SLOTS: usize = 4;
+const LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// An error answer: status and a message in `{"error": ...}`.
 #[derive(Debug)]
@@ -205,21 +212,55 @@ struct LoginAnswer {
 
 async fn login(
     State(state): State<ApiState>,
+    parts: Parts,
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> ApiResult<Json<LoginAnswer>> {
     let Json(body) = body?;
+    if body.id.len() > 64 || body.password.len() > 1024 {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "id (64 bytes) or password (1024 bytes) too long".into(),
+        ));
+    }
+    let source = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    // An id that failed often (from anywhere) is slowed, never locked.
+    let delay = state.sessions.delay_for(&body.id, now_ms());
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let Ok(Ok(_slot)) = tokio::time::timeout(LOGIN_WAIT, state.login_slots.acquire()).await else {
+        crate::log_limit::warn_every_second(
+            "login-busy",
+            "desktop logins refused: every password check slot is busy",
+        );
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many logins at once; try again in a moment".into(),
+        ));
+    };
     let sessions = state.sessions.clone();
     let id = body.id.clone();
     // argon2 costs tens of milliseconds of CPU: keep it off the async workers.
-    let result = tokio::task::spawn_blocking(move || sessions.login(&id, &body.password, now_ms()))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let result =
+        tokio::task::spawn_blocking(move || sessions.login(&id, &body.password, source, now_ms()))
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let principal_label = match &result {
         Ok(_) => "logged in".to_owned(),
         Err(e) => format!("refused: {e}"),
     };
     let account = state.sessions.account(&body.id);
-    if let Some(a) = account {
+    // Refused unchecked: no audit row (the store would grow at the
+    // attacker's rate); the log line is rate-limited.
+    if let Err(LoginError::Throttled(_)) = &result {
+        crate::log_limit::warn_every_second(
+            "login-throttled",
+            "desktop login refused unchecked: too many failures from the source",
+        );
+    } else if let Some(a) = account {
         let who = match a.role {
             super::session::Role::Agent => Principal::Agent(a.id.clone()),
             super::session::Role::Supervisor => Principal::Supervisor(a.id.clone()),

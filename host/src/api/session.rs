@@ -84,14 +84,59 @@ struct Session {
 /// session up to this much earlier than its idle timeout would have.
 const STORE_EVERY_MS: u64 = 60_000;
 
-/// Failed logins per account within a window.
-const MAX_FAILURES: u32 = 5;
+/// Failed logins from one source within [`FAILURE_WINDOW_MS`] after which
+/// its attempts are refused unchecked for the rest of the window.
+pub const MAX_FAILURES_PER_SOURCE: u32 = 10;
+/// Failed logins for one id (from anywhere, known or unknown alike) after
+/// which each attempt for it waits [`SLOW_LOGIN_MS`] first: guessing an
+/// id from many sources is slowed without ever locking its owner out.
+pub const SLOW_AFTER_FAILURES: u32 = 5;
+pub const SLOW_LOGIN_MS: u64 = 1000;
 const FAILURE_WINDOW_MS: u64 = 5 * 60 * 1000;
+/// Sources and ids with failures tracked at once (the oldest are dropped).
+pub const MAX_TRACKED: usize = 10_000;
+
+/// Count a failure of `key` in a bounded, windowed table.
+fn count_failure<K: std::hash::Hash + Eq + Clone>(
+    t: &mut HashMap<K, (u32, u64)>,
+    key: &K,
+    now_ms: u64,
+) {
+    if t.len() >= MAX_TRACKED && !t.contains_key(key) {
+        t.retain(|_, (_, since)| now_ms < *since + FAILURE_WINDOW_MS);
+        if t.len() >= MAX_TRACKED
+            && let Some(k) = t
+                .iter()
+                .min_by_key(|(_, (_, s))| *s)
+                .map(|(k, _)| k.clone())
+        {
+            t.remove(&k);
+        }
+    }
+    let e = t.entry(key.clone()).or_insert((0, now_ms));
+    if now_ms >= e.1 + FAILURE_WINDOW_MS {
+        *e = (0, now_ms);
+    }
+    e.0 += 1;
+}
+
+fn failures_now<K: std::hash::Hash + Eq>(
+    t: &HashMap<K, (u32, u64)>,
+    key: &K,
+    now_ms: u64,
+) -> (u32, u64) {
+    match t.get(key) {
+        Some(&(n, since)) if now_ms < since + FAILURE_WINDOW_MS => (n, since),
+        _ => (0, now_ms),
+    }
+}
 
 pub struct Sessions {
     accounts: HashMap<String, Account>,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
+    /// Failed logins by id (known or not) and by source, in the window.
     failures: Mutex<HashMap<String, (u32, u64)>>,
+    source_failures: Mutex<HashMap<std::net::IpAddr, (u32, u64)>>,
     idle_ms: u64,
     admin: AdminToken,
     /// Verified against when the id is unknown, so both cost the same time.
@@ -114,6 +159,7 @@ impl Sessions {
             accounts: accounts.into_iter().map(|a| (a.id.clone(), a)).collect(),
             sessions: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            source_failures: Mutex::new(HashMap::new()),
             idle_ms: idle_secs.saturating_mul(1000),
             admin,
             decoy: super::password::hash("decoy")?,
@@ -188,35 +234,52 @@ impl Sessions {
         self.accounts.get(id)
     }
 
+    /// How long an attempt for `id` waits before it is checked (none until
+    /// the id has failed [`SLOW_AFTER_FAILURES`] times in the window).
+    pub fn delay_for(&self, id: &str, now_ms: u64) -> std::time::Duration {
+        let (n, _) = failures_now(&self.failures.lock(), &id.to_owned(), now_ms);
+        if n >= SLOW_AFTER_FAILURES {
+            std::time::Duration::from_millis(SLOW_LOGIN_MS)
+        } else {
+            std::time::Duration::ZERO
+        }
+    }
+
     /// Check the password (argon2: call from a blocking thread) and open a
-    /// session; returns its token.
-    pub fn login(&self, id: &str, password: &str, now_ms: u64) -> Result<String, LoginError> {
-        if let Some(&(n, since)) = self.failures.lock().get(id)
-            && n >= MAX_FAILURES
-            && now_ms < since + FAILURE_WINDOW_MS
-        {
-            return Err(LoginError::Throttled(
-                (since + FAILURE_WINDOW_MS - now_ms).div_ceil(1000),
-            ));
+    /// session; returns its token. A source that failed too often is refused
+    /// unchecked; known and unknown ids fail alike (and are counted alike).
+    pub fn login(
+        &self,
+        id: &str,
+        password: &str,
+        source: Option<std::net::IpAddr>,
+        now_ms: u64,
+    ) -> Result<String, LoginError> {
+        if let Some(ip) = source {
+            let (n, since) = failures_now(&self.source_failures.lock(), &ip, now_ms);
+            if n >= MAX_FAILURES_PER_SOURCE {
+                return Err(LoginError::Throttled(
+                    (since + FAILURE_WINDOW_MS - now_ms).div_ceil(1000),
+                ));
+            }
         }
         let account = self.accounts.get(id);
         let hash = account.and_then(|a| a.password_hash.as_deref());
         let ok = super::password::verify(hash.unwrap_or(&self.decoy), password);
+        let failed = || {
+            count_failure(&mut self.failures.lock(), &id.to_owned(), now_ms);
+            if let Some(ip) = source {
+                count_failure(&mut self.source_failures.lock(), &ip, now_ms);
+            }
+        };
         let account = match account {
             Some(a) if ok && hash.is_some() => a,
             Some(a) if a.password_hash.is_none() => {
+                failed();
                 return Err(LoginError::NoPassword(a.id.clone()));
             }
-            // Only known ids are counted: an unknown one can never log in,
-            // and counting them would let anyone grow the table.
-            None => return Err(LoginError::Wrong),
-            Some(_) => {
-                let mut f = self.failures.lock();
-                let e = f.entry(id.to_owned()).or_insert((0, now_ms));
-                if now_ms >= e.1 + FAILURE_WINDOW_MS {
-                    *e = (0, now_ms);
-                }
-                e.0 += 1;
+            _ => {
+                failed();
                 return Err(LoginError::Wrong);
             }
         };
@@ -322,9 +385,9 @@ mod tests {
     fn sessions_outlive_a_restart_through_the_store() {
         let store = crate::store::Store::temporary().unwrap();
         let first = sessions().with_store(store.clone(), 0);
-        let kept = first.login("1001", "pw", 1000).unwrap();
-        let out = first.login("1001", "pw", 1000).unwrap();
-        let idle = first.login("1001", "pw", 1000).unwrap();
+        let kept = first.login("1001", "pw", None, 1000).unwrap();
+        let out = first.login("1001", "pw", None, 1000).unwrap();
+        let idle = first.login("1001", "pw", None, 1000).unwrap();
         first.logout(&out);
         // `kept` is used at 40 s and 70 s (stored: 60 s since its login).
         assert!(first.authenticate(&kept, 40_000).is_some());
@@ -351,7 +414,7 @@ mod tests {
     #[test]
     fn login_gives_a_token_that_expires_when_idle() {
         let s = sessions();
-        let t = s.login("1001", "pw", 1000).unwrap();
+        let t = s.login("1001", "pw", None, 1000).unwrap();
         assert_eq!(
             s.authenticate(&t, 30_000),
             Some(Principal::Agent("1001".into()))
@@ -365,28 +428,51 @@ mod tests {
     }
 
     #[test]
-    fn wrong_and_unknown_read_the_same_and_guessing_is_throttled() {
+    fn wrong_and_unknown_read_the_same_and_guessing_is_throttled_by_source() {
         let s = sessions();
-        assert_eq!(s.login("1001", "nope", 0), Err(LoginError::Wrong));
-        assert_eq!(s.login("9999", "pw", 0), Err(LoginError::Wrong));
+        let attacker = Some(std::net::IpAddr::from([10, 0, 0, 9]));
+        let owner = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+        assert_eq!(s.login("1001", "nope", attacker, 0), Err(LoginError::Wrong));
+        assert_eq!(s.login("9999", "pw", attacker, 0), Err(LoginError::Wrong));
         assert_eq!(
-            s.login("1002", "x", 0),
+            s.login("1002", "x", attacker, 0),
             Err(LoginError::NoPassword("1002".into()))
         );
-        for _ in 0..4 {
-            let _ = s.login("1001", "nope", 10);
+        // Known and unknown ids are slowed alike: no id oracle.
+        for id in ["1001", "9999"] {
+            for _ in 0..SLOW_AFTER_FAILURES {
+                let _ = s.login(id, "nope", None, 10);
+            }
+            assert_eq!(
+                s.delay_for(id, 20),
+                std::time::Duration::from_millis(SLOW_LOGIN_MS),
+                "{id}"
+            );
+        }
+        // The guessing source is refused unchecked; the owner elsewhere is not.
+        for _ in 0..MAX_FAILURES_PER_SOURCE {
+            let _ = s.login("1001", "nope", attacker, 30);
         }
         assert!(matches!(
-            s.login("1001", "pw", 20),
+            s.login("1001", "pw", attacker, 40),
             Err(LoginError::Throttled(_))
         ));
-        assert!(s.login("1001", "pw", FAILURE_WINDOW_MS + 1).is_ok());
+        assert!(s.login("1001", "pw", owner, 40).is_ok(), "never locked out");
+        assert_eq!(
+            s.delay_for("1001", 50),
+            std::time::Duration::ZERO,
+            "a success clears it"
+        );
+        assert!(
+            s.login("1001", "pw", attacker, FAILURE_WINDOW_MS + 31)
+                .is_ok()
+        );
     }
 
     #[test]
     fn logout_ends_the_session() {
         let s = sessions();
-        let t = s.login("1001", "pw", 0).unwrap();
+        let t = s.login("1001", "pw", None, 0).unwrap();
         assert_eq!(s.logout(&t), Some(Principal::Agent("1001".into())));
         assert_eq!(s.authenticate(&t, 1), None);
     }
