@@ -244,6 +244,50 @@ async fn sessions_states_and_bad_input() {
         "{actions:?}"
     );
 
+    // The scheme of Authorization is case-insensitive (RFC 7235).
+    let token = api.login("1001", "desk-1001").await;
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/me", api.base))
+        .header("authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // A not-ready reason is short printable text (it reaches every wallboard).
+    let (st, v) = api
+        .call(
+            "POST",
+            "/api/me/state",
+            Some(&token),
+            Some(json!({"state": "not-ready", "reason": "x".repeat(1 << 20)})),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, _) = api
+        .call(
+            "POST",
+            "/api/me/state",
+            Some(&token),
+            Some(json!({"state": "not-ready", "reason": "lunch\r\nINJECTED"})),
+        )
+        .await;
+    assert_eq!(st, 400);
+    // The event stream without an upgrade answers JSON like the rest.
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/events", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "{:?}",
+        r.headers()
+    );
+
     // Guessing a password is braked: after five failures for an id each
     // attempt for it waits a second; after ten from one source (two above,
     // eight here) that source is refused unchecked, even the right password.

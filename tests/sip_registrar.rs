@@ -360,6 +360,18 @@ fn bad_requests_get_the_right_answers_and_the_host_keeps_serving() {
             .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"),
     );
     assert!(r.starts_with("SIP/2.0 400 Bad Request - bad CSeq"), "{r}");
+    // A header the message model cannot read: a plain reason, nothing of
+    // the parser's internals.
+    let r = ask(
+        &format!("{}Content-Length: 0\r\n\r\n", head("OPTIONS", "e"))
+            .replace("OPTIONS sip:127.0.0.1 SIP/2.0", "OPTIONS sip:127.0.0.1:99999 SIP/2.0"),
+    );
+    assert!(r.starts_with("SIP/2.0 400 "), "{r}");
+    let reason = r.lines().next().unwrap();
+    assert!(
+        !reason.contains("rsip") && !reason.contains("Tokenizer") && !reason.contains("error"),
+        "{reason}"
+    );
     // Oversized (limit 4096 in this config): 513.
     let big = format!(
         "{}X-Padding: {}\r\nContent-Length: 0\r\n\r\n",

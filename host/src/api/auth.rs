@@ -26,12 +26,19 @@ impl AdminToken {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme is
+/// case-insensitive (RFC 7235: "bearer" and "BEARER" are Bearer).
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 pub async fn require_admin(State(token): State<AdminToken>, req: Request, next: Next) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer);
     match presented {
         Some(t) if token.matches(t.trim()) => next.run(req).await,
         Some(_) => (
@@ -47,5 +54,17 @@ pub async fn require_admin(State(token): State<AdminToken>, req: Request, next: 
             ),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod bearer_tests {
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for v in ["Bearer t0k", "bearer t0k", "BEARER  t0k"] {
+            assert_eq!(super::bearer(v), Some("t0k"), "{v}");
+        }
+        assert_eq!(super::bearer("Basic t0k"), None);
+        assert_eq!(super::bearer("Bearer"), None);
     }
 }

@@ -37,6 +37,9 @@ pub struct ApiState {
     pub login_slots: Arc<tokio::sync::Semaphore>,
 }
 
+/// Longest not-ready reason an agent may give.
+pub const MAX_REASON_BYTES: usize = 64;
+
 /// Password checks at once, and how long a login waits for a slot.
 pub const LOGIN_SLOTS: usize = 4;
 const LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -84,7 +87,7 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(super::auth::bearer)
         .map(str::trim)
 }
 
@@ -376,6 +379,15 @@ async fn set_state(
     body: Result<Json<StateBody>, JsonRejection>,
 ) -> ApiResult<Json<AgentSnapshot>> {
     let Json(body) = body?;
+    // The reason is broadcast to every wallboard and kept in the state log.
+    if let Some(r) = &body.reason
+        && (r.len() > MAX_REASON_BYTES || r.chars().any(char::is_control) || r.trim().is_empty())
+    {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("reason: 1 to {MAX_REASON_BYTES} bytes of printable text"),
+        ));
+    }
     let Principal::Agent(agent) = &who else {
         return Err(ApiError(
             StatusCode::FORBIDDEN,

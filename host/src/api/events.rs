@@ -22,9 +22,24 @@ use crate::clock::now_ms;
 /// Close codes in the application range (RFC 6455 7.4.2).
 const CLOSE_UNAUTHORIZED: u16 = 4401;
 
-pub async fn upgrade(State(state): State<ApiState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(socket, state))
+pub async fn upgrade(
+    State(state): State<ApiState>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    use axum::response::IntoResponse;
+    match ws {
+        Ok(ws) => ws
+            .max_message_size(64 * 1024)
+            .on_upgrade(move |socket| serve(socket, state)),
+        // Every answer of the API is JSON, this one too.
+        Err(e) => (
+            e.status(),
+            axum::Json(serde_json::json!({
+                "error": format!("{e}: /api/events is a WebSocket (GET with Upgrade: websocket)")
+            })),
+        )
+            .into_response(),
+    }
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {

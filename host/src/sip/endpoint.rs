@@ -285,18 +285,18 @@ impl SipEndpoint {
         if !cseq_ok {
             return Some(response(msg, 400, "Bad Request - bad CSeq", None, &[]));
         }
-        // rsip is the message model: a request it cannot read is refused here.
-        let reason = rsip::Request::try_from(mask_ipv6(&msg.to_bytes()).as_slice()).err()?;
-        let reason = format!(
-            "Bad Request - {}",
-            reason
-                .to_string()
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(60)
-                .collect::<String>()
-        );
-        Some(response(msg, 400, &reason, None, &[]))
+        // rsip is the message model: a request it cannot read is refused
+        // here. Its error text names the parser's internals: it goes to the
+        // debug log, the peer gets a plain reason.
+        let e = rsip::Request::try_from(mask_ipv6(&msg.to_bytes()).as_slice()).err()?;
+        tracing::debug!(method, error = %e, "SIP request the message model cannot read");
+        Some(response(
+            msg,
+            400,
+            "Bad Request - malformed message",
+            None,
+            &[],
+        ))
     }
 
     fn on_request(self: &Arc<Self>, key: TxKey, msg: RawMessage, peer: Peer) {
