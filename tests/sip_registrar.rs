@@ -363,8 +363,10 @@ fn bad_requests_get_the_right_answers_and_the_host_keeps_serving() {
     // A header the message model cannot read: a plain reason, nothing of
     // the parser's internals.
     let r = ask(
-        &format!("{}Content-Length: 0\r\n\r\n", head("OPTIONS", "e"))
-            .replace("OPTIONS sip:127.0.0.1 SIP/2.0", "OPTIONS sip:127.0.0.1:99999 SIP/2.0"),
+        &format!("{}Content-Length: 0\r\n\r\n", head("OPTIONS", "e")).replace(
+            "OPTIONS sip:127.0.0.1 SIP/2.0",
+            "OPTIONS sip:127.0.0.1:99999 SIP/2.0",
+        ),
     );
     assert!(r.starts_with("SIP/2.0 400 "), "{r}");
     let reason = r.lines().next().unwrap();
@@ -410,4 +412,95 @@ fn bad_requests_get_the_right_answers_and_the_host_keeps_serving() {
     // Still serving, over UDP with SIPp (compact headers) and over TCP.
     assert!(sipp("options.xml", udp, "u1", &[]));
     assert!(sipp("options.xml", s.sip_tcp.unwrap(), "t1", &[]));
+}
+
+/// TCP is bounded: connections per source, idle connections, and the
+/// answers queued for a peer that never reads (3,000 idle connections were
+/// held forever, and 60,000 pipelined OPTIONS grew the queue without bound).
+#[test]
+fn tcp_connections_are_bounded_and_idle_ones_closed() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ctihost.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n\
+         [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\ntcp_max_per_source = 5\ntcp_idle_secs = 2\n",
+    )
+    .unwrap();
+    let s = server::start(&config);
+    let tcp = s.sip_tcp.unwrap();
+    let options = |branch: &str| {
+        format!(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-{branch}\r\nFrom: <sip:t@x>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: tcp-{branch}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    // An OPTIONS on each of the first five is answered (they are open);
+    // the sixth and later are closed at once.
+    let mut open: Vec<TcpStream> = Vec::new();
+    for i in 0..5 {
+        let mut c = TcpStream::connect(tcp).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(options(&format!("o{i}")).as_bytes()).unwrap();
+        let mut buf = [0u8; 512];
+        let n = c.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"SIP/2.0 200"), "{i}");
+        open.push(c);
+    }
+    let mut extra = TcpStream::connect(tcp).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = extra.write_all(options("over").as_bytes());
+    let mut buf = [0u8; 512];
+    assert!(
+        matches!(extra.read(&mut buf), Ok(0) | Err(_)),
+        "the sixth is closed"
+    );
+    // Idle ones are closed after tcp_idle_secs (2 s).
+    let started = std::time::Instant::now();
+    for c in &mut open {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert!(
+            matches!(c.read(&mut buf), Ok(0) | Err(_)),
+            "idle connection closed"
+        );
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+
+    // A peer that pipelines requests and never reads is dropped once its
+    // answers fill their queue; the host goes on serving.
+    // (A small receive buffer, so that the host's answers back up quickly.)
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&tcp.into()).unwrap();
+    let mut hog: TcpStream = sock.into();
+    hog.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let burst: String = (0..40_000).map(|i| options(&format!("p{i}"))).collect();
+    let _ = hog.write_all(burst.as_bytes());
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = s.admin_text("/metrics", "t0k");
+        if m.contains("ctihost_bound_hits_total{bound=\"tcp-output-queue\"}") {
+            assert!(
+                m.contains("ctihost_bound_hits_total{bound=\"tcp-connections-per-source\"} 1"),
+                "{m}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the non-reading peer was dropped: {m}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut c = TcpStream::connect(tcp).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(options("after").as_bytes()).unwrap();
+    let n = c.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"SIP/2.0 200"));
 }

@@ -346,12 +346,30 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
     }
 }
 
+#[cfg(unix)]
+fn raise_nofile() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        let from = l.current;
+        l.current = l.maximum;
+        match setrlimit(Resource::Nofile, l) {
+            Ok(()) => tracing::info!(from = ?from, to = ?l.maximum, "descriptor limit raised"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+        }
+    }
+}
+
 async fn run(config_path: Option<PathBuf>) -> ExitCode {
     // Call records, registrations, sessions and call audio are the bank's:
     // every file the host creates is readable by its own user only (0600,
     // directories 0700), whatever the caller's umask.
     #[cfg(unix)]
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    // A default systemd unit gives 1,024 descriptors: a thousand idle TCP
+    // connections left no sockets for media. Take what the hard limit allows.
+    #[cfg(unix)]
+    raise_nofile();
     let config = match &config_path {
         Some(p) => match Config::from_file(p) {
             Ok(c) => c,

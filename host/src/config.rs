@@ -141,6 +141,14 @@ pub struct SipConfig {
     /// What an INVITE from an address that is no trunk gets (with no
     /// digest trunk configured): one stateless 403, or nothing.
     pub unknown_sources: UnknownSources,
+    /// TCP connections open at once (capped at half the process's
+    /// descriptor limit: the rest is kept for media and the store).
+    pub tcp_max_connections: usize,
+    /// TCP connections at once from one address.
+    pub tcp_max_per_source: usize,
+    /// A TCP connection that sends nothing (not even a CRLF keep-alive) for
+    /// this long is closed.
+    pub tcp_idle_secs: u64,
 }
 
 /// The answer to a source that is no trunk.
@@ -168,6 +176,9 @@ impl Default for SipConfig {
             ],
             udp_buffer_bytes: 4 << 20,
             unknown_sources: UnknownSources::Refuse,
+            tcp_max_connections: 4096,
+            tcp_max_per_source: 32,
+            tcp_idle_secs: 600,
         }
     }
 }

@@ -15,6 +15,8 @@ pub struct Metrics {
     calls: Mutex<BTreeMap<String, u64>>,
     /// (direction, method or status) -> count.
     sip: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Times a bound refused something, by bound (static names only).
+    bounds: Mutex<BTreeMap<&'static str, u64>>,
     /// The plugins the config names, by role (checked when rendered).
     configured: Mutex<Vec<(&'static str, String, crate::plugins::PluginKind)>>,
 }
@@ -46,6 +48,11 @@ impl Metrics {
         *self.sip.lock().entry((direction, key)).or_default() += 1;
     }
 
+    /// A bound refused something (a connection, a queue entry).
+    pub fn bound_hit(&self, bound: &'static str) {
+        *self.bounds.lock().entry(bound).or_default() += 1;
+    }
+
     pub fn set_configured_plugins(
         &self,
         configured: Vec<(&'static str, String, crate::plugins::PluginKind)>,
@@ -59,6 +66,10 @@ impl Metrics {
         s.push_str("# HELP ctihost_calls_total Calls ended, by disposition.\n# TYPE ctihost_calls_total counter\n");
         for (d, n) in self.calls.lock().iter() {
             let _ = writeln!(s, "ctihost_calls_total{{disposition=\"{}\"}} {n}", esc(d));
+        }
+        s.push_str("# HELP ctihost_bound_hits_total Times a bound refused something the network asked for, by bound.\n# TYPE ctihost_bound_hits_total counter\n");
+        for (b, n) in self.bounds.lock().iter() {
+            let _ = writeln!(s, "ctihost_bound_hits_total{{bound=\"{b}\"}} {n}");
         }
         s.push_str("# HELP ctihost_plugin_configured_missing 1 when a plugin the config names for a role is not loaded (or of another kind).\n# TYPE ctihost_plugin_configured_missing gauge\n");
         for (role, name, kind) in self.configured.lock().iter() {

@@ -153,8 +153,9 @@ pub async fn start_sip(
         let index = u8::try_from(i).map_err(|_| ServerError::TooManyListeners)?;
         tokio::spawn(crate::sip::transport::serve_udp(sock, index, ep.clone()));
     }
+    let limits = tcp_limits(config);
     for l in tcp {
-        tokio::spawn(crate::sip::transport::serve_tcp(l, ep.clone()));
+        tokio::spawn(crate::sip::transport::serve_tcp(l, ep.clone(), limits));
     }
     tokio::spawn(ep.clone().run_timers());
     let prompts = crate::media::prompts::Prompts::load(config.media.prompts.as_deref())?;
@@ -329,6 +330,30 @@ pub async fn start_sip(
         }
     });
     Ok(Some((ep, center, media)))
+}
+
+/// The configured TCP bounds, the connection cap kept within half of the
+/// process's descriptor limit (the relay's RTP sockets, the store and the API
+/// need the rest: a TCP flood must never leave calls without media ports).
+fn tcp_limits(config: &Config) -> crate::sip::transport::TcpLimits {
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let room = usize::try_from(nofile / 2).unwrap_or(usize::MAX);
+    let max = config.sip.tcp_max_connections.min(room);
+    if max < config.sip.tcp_max_connections {
+        tracing::warn!(
+            configured = config.sip.tcp_max_connections,
+            allowed = max,
+            nofile,
+            "SIP TCP connections capped at half the descriptor limit (raise LimitNOFILE)"
+        );
+    }
+    crate::sip::transport::TcpLimits {
+        max_connections: max,
+        max_per_source: config.sip.tcp_max_per_source,
+        idle: Duration::from_secs(config.sip.tcp_idle_secs.max(1)),
+    }
 }
 
 /// Agent ids by queue, from the agents' `queues`.

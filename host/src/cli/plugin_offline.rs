@@ -115,19 +115,14 @@ async fn check_in(
             .await
         {
             Ok(report) => {
-                let (imports, exports) = host.interface(&report.name).unwrap_or_default();
-                return Ok(serde_json::json!({
-                    "file": file.display().to_string(),
-                    "kind": k,
-                    "world": format!("cti:plugin/{}@0.1.0", k.world()),
-                    "version": host.current_version(&report.name),
-                    "size_bytes": size,
-                    "compile_ms": compile.millis,
-                    "imports": imports,
-                    "exports": exports,
-                    "hooks": k.hooks(),
-                    "self_test": "passed",
-                }));
+                return Ok(check_report(
+                    &host,
+                    &report.name,
+                    file,
+                    k,
+                    size,
+                    compile.millis,
+                ));
             }
             Err(e) => reasons.push(format!("  as {k}: {e}")),
         }
@@ -158,21 +153,34 @@ async fn check_manifest(
         .load(PluginSource::Manifest(file.to_owned()), Trigger::Cli)
         .await
         .map_err(|e| format!("{} is not a valid ctihost plugin: {e}", file.display()))?;
-    let (imports, exports) = host.interface(&report.name).unwrap_or_default();
-    Ok(serde_json::json!({
+    let mut r = check_report(&host, &report.name, file, m.kind, size, compile.millis);
+    r["component"] = component.display().to_string().into();
+    r["name"] = m.name.clone().into();
+    Ok(r)
+}
+
+/// What `plugin check` prints of a plugin that loaded.
+fn check_report(
+    host: &PluginHost,
+    name: &str,
+    file: &Path,
+    kind: PluginKind,
+    size: usize,
+    compile_ms: f64,
+) -> serde_json::Value {
+    let (imports, exports) = host.interface(name).unwrap_or_default();
+    serde_json::json!({
         "file": file.display().to_string(),
-        "component": component.display().to_string(),
-        "name": m.name,
-        "kind": m.kind,
-        "world": format!("cti:plugin/{}@0.1.0", m.kind.world()),
-        "version": host.current_version(&report.name),
+        "kind": kind,
+        "world": format!("cti:plugin/{}@0.1.0", kind.world()),
+        "version": host.current_version(name),
         "size_bytes": size,
-        "compile_ms": compile.millis,
+        "compile_ms": compile_ms,
         "imports": imports,
         "exports": exports,
-        "hooks": m.kind.hooks(),
+        "hooks": kind.hooks(),
         "self_test": "passed",
-    }))
+    })
 }
 
 fn tempfile_dir() -> Result<PathBuf, String> {

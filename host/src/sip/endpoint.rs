@@ -10,7 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{Sender, channel, error::TrySendError};
 
 use super::b2bua::B2bua;
 use super::flow::{Peer, Transport};
@@ -28,7 +28,7 @@ pub struct SipEndpoint {
     udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
     tcp_local: Option<SocketAddr>,
     /// Open TCP connections by remote address: the writer task's queue.
-    tcp: Mutex<HashMap<SocketAddr, UnboundedSender<Vec<u8>>>>,
+    tcp: Mutex<HashMap<SocketAddr, Sender<Vec<u8>>>>,
     /// Wakes the timer task when a transaction may have armed an earlier timer.
     wake: Notify,
     metrics: Arc<Metrics>,
@@ -86,7 +86,21 @@ impl SipEndpoint {
         }
     }
 
-    pub fn connection_opened(&self, peer: SocketAddr, tx: UnboundedSender<Vec<u8>>) {
+    /// A bound refused something (counted in /metrics).
+    pub fn bound_hit(&self, bound: &'static str) {
+        self.metrics.bound_hit(bound);
+    }
+
+    /// Connections open now, and those from one address.
+    pub fn connections(&self, from: Option<std::net::IpAddr>) -> usize {
+        let conns = self.tcp.lock();
+        match from {
+            Some(ip) => conns.keys().filter(|a| a.ip() == ip).count(),
+            None => conns.len(),
+        }
+    }
+
+    pub fn connection_opened(&self, peer: SocketAddr, tx: Sender<Vec<u8>>) {
         self.tcp.lock().insert(peer, tx);
     }
 
@@ -119,14 +133,29 @@ impl SipEndpoint {
             Transport::Tcp => {
                 let mut conns = self.tcp.lock();
                 let bytes = match conns.get(&peer.addr) {
-                    Some(q) => match q.send(bytes) {
+                    Some(q) => match q.try_send(bytes) {
                         Ok(()) => return,
-                        Err(e) => e.0, // the connection just closed: open a new one
+                        // A peer that does not read what it asked for: its
+                        // queue is full, the connection is dropped (the
+                        // reader sees its sender gone and closes).
+                        Err(TrySendError::Full(_)) => {
+                            conns.remove(&peer.addr);
+                            self.metrics.bound_hit("tcp-output-queue");
+                            crate::log_limit::warn_every_second(
+                                "tcp-output-queue-full",
+                                &format!(
+                                    "SIP TCP peer {} does not read its answers; connection closed",
+                                    peer.addr
+                                ),
+                            );
+                            return;
+                        }
+                        Err(TrySendError::Closed(b)) => b, // just closed: open a new one
                     },
                     None => bytes,
                 };
-                let (tx, rx) = unbounded_channel();
-                let _ = tx.send(bytes);
+                let (tx, rx) = channel(super::transport::OUTPUT_QUEUE);
+                let _ = tx.try_send(bytes);
                 conns.insert(peer.addr, tx);
                 tokio::spawn(super::transport::connect(self.clone(), peer.addr, rx));
             }

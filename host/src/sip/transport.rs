@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::{Receiver, channel};
 
 use super::endpoint::SipEndpoint;
 use super::flow::Peer;
@@ -47,23 +47,74 @@ pub async fn serve_udp(socket: Arc<UdpSocket>, listener: u8, ep: Arc<SipEndpoint
     }
 }
 
-pub async fn serve_tcp(listener: TcpListener, ep: Arc<SipEndpoint>) {
+/// Messages queued for one TCP peer: a peer that does not read its answers
+/// (pipelined requests, never a read) is dropped when this fills.
+pub const OUTPUT_QUEUE: usize = 256;
+
+/// What the network may hold open over TCP.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    /// Connections at once (accepted and our own), over every source.
+    pub max_connections: usize,
+    /// Connections at once from one address.
+    pub max_per_source: usize,
+    /// A connection that sends nothing for this long is closed (a phone's
+    /// keep-alives, CRLF, count).
+    pub idle: std::time::Duration,
+}
+
+pub async fn serve_tcp(listener: TcpListener, ep: Arc<SipEndpoint>, limits: TcpLimits) {
+    let mut backoff = std::time::Duration::from_millis(10);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let (tx, rx) = unbounded_channel();
+                backoff = std::time::Duration::from_millis(10);
+                let refused = if ep.connections(None) >= limits.max_connections {
+                    Some("tcp-connections")
+                } else if ep.connections(Some(peer.ip())) >= limits.max_per_source {
+                    Some("tcp-connections-per-source")
+                } else {
+                    None
+                };
+                if let Some(bound) = refused {
+                    // Closed at once: the descriptor goes back before the
+                    // next accept, and media keeps its own.
+                    drop(stream);
+                    ep.bound_hit(bound);
+                    crate::log_limit::warn_every_second(
+                        bound,
+                        &format!(
+                            "SIP TCP connection from {peer} refused: {bound} at its limit ({limits:?})"
+                        ),
+                    );
+                    continue;
+                }
+                let (tx, rx) = channel(OUTPUT_QUEUE);
                 ep.connection_opened(peer, tx);
-                tokio::spawn(connection(stream, peer, ep.clone(), rx));
+                tokio::spawn(connection(stream, peer, ep.clone(), rx, limits.idle));
             }
-            Err(e) => tracing::warn!(error = %e, "SIP TCP accept failed"),
+            Err(e) => {
+                // Out of descriptors (EMFILE) and the like: retrying at once
+                // spins a core and floods the log. Back off, log once a second.
+                crate::log_limit::warn_every_second(
+                    "tcp-accept-failed",
+                    &format!(
+                        "SIP TCP accept failed: {e}; retrying in {} ms",
+                        backoff.as_millis()
+                    ),
+                );
+                ep.bound_hit("tcp-accept-failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+            }
         }
     }
 }
 
 /// Open a connection for requests to a peer we have none with.
-pub async fn connect(ep: Arc<SipEndpoint>, peer: SocketAddr, rx: UnboundedReceiver<Vec<u8>>) {
+pub async fn connect(ep: Arc<SipEndpoint>, peer: SocketAddr, rx: Receiver<Vec<u8>>) {
     match TcpStream::connect(peer).await {
-        Ok(stream) => connection(stream, peer, ep, rx).await,
+        Ok(stream) => connection(stream, peer, ep, rx, std::time::Duration::from_secs(3600)).await,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "SIP TCP connect failed");
             ep.connection_closed(peer);
@@ -75,7 +126,8 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     ep: Arc<SipEndpoint>,
-    mut rx: UnboundedReceiver<Vec<u8>>,
+    mut rx: Receiver<Vec<u8>>,
+    idle: std::time::Duration,
 ) {
     let (mut reader, mut writer) = stream.into_split();
     // Ends when the endpoint forgets the connection and the queue is drained.
@@ -116,9 +168,18 @@ async fn connection(
                 Frame::Invalid => break 'read,
             }
         }
-        match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        match tokio::time::timeout(idle, reader.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => {
+                ep.bound_hit("tcp-idle");
+                tracing::debug!(%peer, idle_secs = idle.as_secs(), "idle SIP TCP connection closed");
+                break;
+            }
+        }
+        // Dropped by the endpoint (its output queue was full): stop reading.
+        if !ep.has_connection(peer) {
+            break;
         }
     }
     ep.connection_closed(peer);
