@@ -173,9 +173,18 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
         ]
     );
     // The agent who did not answer is not ready; the event stream said so.
+    // Each offer's screen-pop runs on its own and may still be finishing
+    // after the call ended: read events until both full cards are in (10 s).
     let mut saw = false;
     let mut cards = vec![];
-    while let Ok(e) = events.try_recv() {
+    let full = |cards: &Vec<Box<ctihost::center::ScreenPop>>, agent: &String| {
+        cards.iter().any(|c| &c.agent == agent && !c.provisional)
+    };
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(saw && full(&cards, &first_agent) && full(&cards, &second_agent)) {
+        let Ok(Ok(e)) = tokio::time::timeout_at(until, events.recv()).await else {
+            break;
+        };
         match e {
             Published::Acd(AcdEvent::AgentStateChanged {
                 agent,
