@@ -14,6 +14,7 @@ use serde_json::Value;
 use support::desk::{Api, events, next_of};
 use support::root;
 use support::server::{self, Server};
+use support::sipp::Killed;
 
 /// The default center listens on fixed ports (5060, 8089, 8090): one at a time.
 static DEFAULT_PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -86,14 +87,6 @@ fn exit_within(child: &mut Child, secs: u64) -> bool {
         }
         assert!(Instant::now() < until, "process did not finish in {secs} s");
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -189,25 +182,12 @@ async fn the_demo_center_shows_a_crm_card_by_number_and_by_entered_account() {
             .to_string_lossy()
             .into_owned()
     };
-    let phone = Killed(
-        Command::new("sipp")
-            .args(["-sf", &scenario("agent_phone.xml"), "-oocsf"])
-            .arg(scenario("agent_answer.xml"))
-            .args([
-                "-s",
-                "1001",
-                "-au",
-                "1001",
-                "-ap",
-                "demo-1001",
-                "-d",
-                "60000",
-            ])
-            .args(["-m", "1", "-p", "5071", "-nostdin", "127.0.0.1:5060"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let phone = support::sipp::agent_phone(
+        "127.0.0.1:5060".parse().unwrap(),
+        "1001",
+        "demo-1001",
+        60,
+        5071,
     );
     {
         let (s, token) = (&s, token.clone());

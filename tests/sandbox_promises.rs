@@ -501,35 +501,15 @@ fn bad_versions_under_sipp_load_fail_no_call_and_stay_off() {
     .unwrap();
     let s = server::start(&config);
     let sip = s.sip_udp.unwrap().to_string();
-    let scenario = |f: &str| {
-        root()
-            .join("examples/sipp")
-            .join(f)
-            .to_string_lossy()
-            .into_owned()
-    };
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let phones: Vec<Killed> = ["1001", "1002"]
+    let phones: Vec<_> = ["1001", "1002"]
         .iter()
         .map(|id| {
-            let pw = format!("pw-{id}");
-            Killed(
-                Command::new("sipp")
-                    .args(["-sf", &scenario("agent_phone.xml"), "-oocsf"])
-                    .arg(scenario("agent_answer.xml"))
-                    .args(["-s", id, "-au", id, "-ap", &pw, "-d", "600000", "-m", "1"])
-                    .args(["-i", "127.0.0.1", "-p", &server::free_port().to_string()])
-                    .args(["-nostdin", &sip])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap(),
+            support::sipp::agent_phone(
+                s.sip_udp.unwrap(),
+                id,
+                &format!("pw-{id}"),
+                600,
+                server::free_port(),
             )
         })
         .collect();
@@ -549,7 +529,7 @@ fn bad_versions_under_sipp_load_fail_no_call_and_stay_off() {
         .unwrap_or(20);
     // Two calls a second for as long as the test runs (bounded).
     let total = (2 * (stays_off + 60)).to_string();
-    let caller = Killed(
+    let caller = support::sipp::Killed(
         Command::new("sipp")
             .args([
                 "-sf",

@@ -156,32 +156,32 @@ impl Metrics {
                 p.starved
             );
         }
-        s.push_str("# HELP ctihost_plugin_kv_bytes Bytes in the plugin's key-value namespace (keys and values).\n# TYPE ctihost_plugin_kv_bytes gauge\n");
-        for p in plugins {
-            let _ = writeln!(
-                s,
-                "ctihost_plugin_kv_bytes{{plugin=\"{}\"}} {}",
-                esc(&p.name),
-                p.kv.bytes
-            );
-        }
-        s.push_str("# HELP ctihost_plugin_kv_keys Keys in the plugin's key-value namespace.\n# TYPE ctihost_plugin_kv_keys gauge\n");
-        for p in plugins {
-            let _ = writeln!(
-                s,
-                "ctihost_plugin_kv_keys{{plugin=\"{}\"}} {}",
-                esc(&p.name),
-                p.kv.keys
-            );
-        }
-        s.push_str("# HELP ctihost_plugin_kv_refused_total Key-value writes refused for the plugin's quota.\n# TYPE ctihost_plugin_kv_refused_total counter\n");
-        for p in plugins {
-            let _ = writeln!(
-                s,
-                "ctihost_plugin_kv_refused_total{{plugin=\"{}\"}} {}",
-                esc(&p.name),
-                p.kv.refused
-            );
+        type Figure = fn(&PluginStatus) -> u64;
+        let kv: [(&str, &str, &str, Figure); 3] = [
+            (
+                "ctihost_plugin_kv_bytes",
+                "gauge",
+                "Bytes in the plugin's key-value namespace (keys and values).",
+                |p| p.kv.bytes,
+            ),
+            (
+                "ctihost_plugin_kv_keys",
+                "gauge",
+                "Keys in the plugin's key-value namespace.",
+                |p| p.kv.keys,
+            ),
+            (
+                "ctihost_plugin_kv_refused_total",
+                "counter",
+                "Key-value writes refused for the plugin's quota.",
+                |p| p.kv.refused,
+            ),
+        ];
+        for (metric, kind, help, figure) in kv {
+            let _ = writeln!(s, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
+            for p in plugins {
+                let _ = writeln!(s, "{metric}{{plugin=\"{}\"}} {}", esc(&p.name), figure(p));
+            }
         }
         // host.counter-add: at most 256 names per plugin, each at most 64
         // bytes (the sandbox's bounds), so the series stay bounded.

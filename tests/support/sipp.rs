@@ -94,3 +94,36 @@ pub fn finished(mut child: Child) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The shipped agent phone (`examples/sipp/agent_phone.xml` with
+/// `agent_answer.xml` for each offered call): registers `user` with
+/// `password` from `port`, answers every call for `secs`, then signs off.
+/// Killed when dropped.
+pub fn agent_phone(target: SocketAddr, user: &str, password: &str, secs: u64, port: u16) -> Killed {
+    let scenario = |f: &str| super::root().join("examples/sipp").join(f);
+    Killed(
+        Command::new("sipp")
+            .arg("-sf")
+            .arg(scenario("agent_phone.xml"))
+            .arg("-oocsf")
+            .arg(scenario("agent_answer.xml"))
+            .args(["-s", user, "-au", user, "-ap", password])
+            .args(["-d", &(secs * 1000).to_string(), "-m", "1"])
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"])
+            .arg(target.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -182,6 +182,10 @@ pub struct PluginStatus {
     pub kv: super::sandbox::KvFigures,
 }
 
+/// Tries of a self-test call that the host starved before the load is
+/// rejected (saying the host was too busy).
+const SELF_TEST_ATTEMPTS: u32 = 5;
+
 /// Earlier versions kept per plugin, newest last, for rollback.
 pub const KEPT_VERSIONS: usize = 8;
 
@@ -409,20 +413,34 @@ impl PluginHost {
         let test_ctx = Arc::new(self.context(&manifest, &version_short, counters.clone(), true)?);
         let scope = self.scope();
         for call in hook::self_test_calls(kind) {
-            super::version::execute(
-                self.engine(),
-                &pre,
-                &test_ctx,
-                &manifest.limits,
-                (0, None),
-                &call,
-                scope.as_deref(),
-            )
-            .await
-            .map_err(|f| LoadError::SelfTest {
-                hook: call.name(),
-                message: f.to_string(),
-            })?;
+            // A starved attempt says nothing about the plugin (a load while
+            // the host is saturated): tried again, a few times.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match super::version::execute(
+                    self.engine(),
+                    &pre,
+                    &test_ctx,
+                    &manifest.limits,
+                    (0, None),
+                    &call,
+                    scope.as_deref(),
+                )
+                .await
+                {
+                    Ok(_) => break,
+                    Err(f) if !f.kind.is_plugins_fault() && attempt < SELF_TEST_ATTEMPTS => {
+                        tracing::info!(plugin = %manifest.name, hook = call.name(), attempt, "self-test starved by a busy host; trying again");
+                    }
+                    Err(f) => {
+                        return Err(LoadError::SelfTest {
+                            hook: call.name(),
+                            message: f.to_string(),
+                        });
+                    }
+                }
+            }
         }
         let ctx = Arc::new(self.context(&manifest, &version_short, counters.clone(), false)?);
         let name = manifest.name.clone();
