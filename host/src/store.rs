@@ -260,8 +260,33 @@ impl Store {
 
     /// Call records of calls that ended at or after `since_ms`, oldest first.
     pub fn calls_since(&self, since_ms: u64, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
+        self.calls_page(since_ms, None, limit)
+    }
+
+    /// The same, starting after the record of `after` (a call id) that
+    /// ended at `since_ms`: the next page after a page's last record, with
+    /// none repeated or skipped however many calls end in one millisecond.
+    pub fn calls_page(
+        &self,
+        since_ms: u64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        use std::ops::Bound;
+        let mut key = since_ms.to_be_bytes().to_vec();
+        let start = match after {
+            Some(id) => {
+                key.extend_from_slice(id.as_bytes());
+                Bound::Excluded(key)
+            }
+            None => Bound::Included(key),
+        };
         let mut out = Vec::new();
-        for item in self.cdr.range(since_ms.to_be_bytes()..).take(limit) {
+        for item in self
+            .cdr
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take(limit)
+        {
             let (_, v) = item?;
             out.push(serde_json::from_slice(&v)?);
         }

@@ -170,7 +170,10 @@ async fn all_history(
 struct CdrQuery {
     /// Calls that ended at or after this time, ms since the epoch.
     since_ms: Option<u64>,
+    /// At most this many (10,000 a page at most).
     limit: Option<usize>,
+    /// The next page: records after this call id's (which ended at since_ms).
+    after: Option<String>,
     /// json (default) or csv.
     format: Option<String>,
 }
@@ -179,10 +182,11 @@ async fn cdr(
     State(AdminState { plugins: host, .. }): State<AdminState>,
     Query(q): Query<CdrQuery>,
 ) -> Response {
-    let records = match host
-        .store()
-        .calls_since(q.since_ms.unwrap_or(0), q.limit.unwrap_or(10_000))
-    {
+    let records = match host.store().calls_page(
+        q.since_ms.unwrap_or(0),
+        q.after.as_deref(),
+        q.limit.unwrap_or(10_000).min(10_000),
+    ) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };

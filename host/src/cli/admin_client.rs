@@ -25,8 +25,9 @@ pub struct CdrArgs {
     /// an RFC 3339 time ("2026-11-29T00:00:00Z"), or ms since the epoch.
     #[arg(long, default_value = "24h")]
     since: String,
-    #[arg(long, default_value_t = 10_000)]
-    limit: usize,
+    /// At most this many records (default: all of them, fetched page by page).
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 /// Parse `--since` into ms since the epoch.
@@ -58,36 +59,66 @@ pub async fn cdr(args: &AdminArgs, q: &CdrArgs, format: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let wire = if format == "csv" { "csv" } else { "json" };
-    let path = format!(
-        "/admin/cdr?since_ms={since}&limit={}&format={wire}",
-        q.limit
-    );
-    let (status, body) = match fetch(args, reqwest::Method::GET, &path).await {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    if !status.is_success() {
-        eprintln!("error: {status}: {body}");
-        return ExitCode::from(1);
+    if !["table", "json", "csv"].contains(&format) {
+        eprintln!("error: --format {format:?}: expected table, json or csv");
+        return ExitCode::from(2);
     }
-    match format {
-        "csv" => print!("{body}"),
-        "json" => println!("{body}"),
-        "table" => match serde_json::from_str::<Vec<ctihost::acd::CallRecord>>(&body) {
-            Ok(records) => print!("{}", ctihost::store::export::to_table(&records)),
+    // Page through every record (the API answers 10,000 at most a call):
+    // an export must never stop short without saying so.
+    let wanted = q.limit.unwrap_or(usize::MAX);
+    let mut records: Vec<ctihost::acd::CallRecord> = Vec::new();
+    let mut after: Option<(u64, String)> = None;
+    while records.len() < wanted {
+        let page = PAGE.min(wanted - records.len());
+        let path = match &after {
+            None => format!("/admin/cdr?since_ms={since}&limit={page}"),
+            Some((ms, id)) => format!("/admin/cdr?since_ms={ms}&after={}&limit={page}", encode(id)),
+        };
+        let (status, body) = match fetch(args, reqwest::Method::GET, &path).await {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        if !status.is_success() {
+            return refused(status, &body);
+        }
+        let got: Vec<ctihost::acd::CallRecord> = match serde_json::from_str(&body) {
+            Ok(v) => v,
             Err(e) => {
                 eprintln!("error: unexpected answer: {e}");
                 return ExitCode::from(1);
             }
-        },
-        other => {
-            eprintln!("error: --format {other:?}: expected table, json or csv");
-            return ExitCode::from(2);
+        };
+        let full = got.len() == page;
+        if let Some(last) = got.last() {
+            after = Some((last.ended_ms, last.call_id.clone()));
         }
+        records.extend(got);
+        if !full {
+            break;
+        }
+    }
+    match format {
+        "csv" => match ctihost::store::export::to_csv(&records) {
+            Ok(text) => print!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        "json" => match serde_json::to_string(&records) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        _ => print!("{}", ctihost::store::export::to_table(&records)),
     }
     ExitCode::SUCCESS
 }
+
+/// Records fetched a call.
+const PAGE: usize = 5000;
 
 pub async fn report(
     args: &AdminArgs,
