@@ -808,3 +808,110 @@ fn metrics_move_with_calls() {
         "the router was invoked for the call"
     );
 }
+
+/// `kill -9` with calls in progress: after the restart every record of a
+/// finished call is still there, and every call that was live at the kill
+/// has a record too, disposition `interrupted`, so no call offered to the
+/// center goes unaccounted for.
+#[test]
+fn calls_live_at_a_kill_are_recorded_as_interrupted_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = center(dir.path(), 15);
+    let phones: Vec<_> = ["1001", "1002"]
+        .iter()
+        .map(|id| {
+            support::sipp::agent_phone(
+                s.sip_udp.unwrap(),
+                id,
+                &format!("pw-{id}"),
+                120,
+                free_port(),
+            )
+        })
+        .collect();
+    let registered = |id: &str| {
+        s.admin_json("/admin/sip/registrations", "t0k")[id]
+            .as_array()
+            .is_some_and(|b| !b.is_empty())
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    while !(registered("1001") && registered("1002")) {
+        assert!(Instant::now() < until, "phones registered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Four calls a second, each talking 1.5 s: two agents, so some calls
+    // are talking and some waiting at any moment.
+    let mut caller = sipp_cmd(
+        "caller_uac.xml",
+        s.sip_udp.unwrap(),
+        free_port(),
+        &["-s", "95566", "-d", "1500", "-r", "4", "-m", "100"],
+    )
+    .spawn()
+    .unwrap();
+    let before = records(&s, 4);
+    assert!(before.len() >= 4, "calls finished before the kill");
+    let finished = s
+        .admin_json("/admin/cdr?limit=5000", "t0k")
+        .as_array()
+        .cloned()
+        .unwrap();
+    let killed_at = ctihost::clock::now_ms();
+    Command::new("kill")
+        .args(["-KILL", &s.pid().to_string()])
+        .status()
+        .unwrap();
+    let _ = caller.kill();
+    let _ = caller.wait();
+    drop(phones);
+    drop(s);
+
+    let s = center(dir.path(), 15);
+    let after = s
+        .admin_json("/admin/cdr?limit=5000", "t0k")
+        .as_array()
+        .cloned()
+        .unwrap();
+    let ids = |v: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
+        v.iter()
+            .map(|r| r["call_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        ids(&finished).is_subset(&ids(&after)),
+        "every finished call kept its record"
+    );
+    let interrupted: Vec<_> = after
+        .iter()
+        .filter(|r| r["disposition"] == "interrupted")
+        .collect();
+    assert!(
+        !interrupted.is_empty(),
+        "calls were live at the kill: {after:?}"
+    );
+    for r in &interrupted {
+        assert!(
+            !ids(&finished).contains(r["call_id"].as_str().unwrap()),
+            "{r}"
+        );
+        assert!(r["arrived_ms"].as_u64().unwrap() <= killed_at, "{r}");
+        assert_eq!(r["caller"], "+8613800000001", "{r}");
+        assert!(r["cause"].as_str().unwrap().contains("host stopped"), "{r}");
+    }
+    // Some of them had reached an agent: the record says who.
+    assert!(
+        interrupted
+            .iter()
+            .any(|r| r["agent"].is_string() && r["talk_secs"].as_f64().unwrap() >= 0.0),
+        "{interrupted:?}"
+    );
+    // Written once: a second restart adds nothing.
+    drop(s);
+    let s = center(dir.path(), 15);
+    let again = s
+        .admin_json("/admin/cdr?limit=5000", "t0k")
+        .as_array()
+        .cloned()
+        .unwrap();
+    assert_eq!(again.len(), after.len());
+}

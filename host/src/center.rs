@@ -253,6 +253,10 @@ pub fn spawn(
                             AcdEvent::CallEnded(_)
                                 | AcdEvent::QueueLog { .. }
                                 | AcdEvent::AgentStateChanged { .. }
+                                | AcdEvent::CallArrived { .. }
+                                | AcdEvent::CallQueued { .. }
+                                | AcdEvent::CallOffered { .. }
+                                | AcdEvent::CallConnected { .. }
                         ) && recorder.send((now_ms(), e.clone())).is_err()
                         {
                             tracing::error!("call record writer is gone; record dropped");
@@ -464,6 +468,61 @@ fn execute(
     }
 }
 
+/// Keep what is known of a live call in the store, so that a crash leaves
+/// an `interrupted` record for it at the next start (`ended_ms` holds the
+/// time of the last event seen).
+fn track_live_call(
+    store: &Store,
+    at_ms: u64,
+    e: &AcdEvent,
+) -> Result<(), crate::store::StoreError> {
+    let update = |call_id: &str, f: &dyn Fn(&mut crate::acd::CallRecord)| {
+        if let Some(mut r) = store.live_call(call_id)? {
+            f(&mut r);
+            r.ended_ms = at_ms;
+            store.put_live_call(&r)?;
+        }
+        Ok(())
+    };
+    match e {
+        AcdEvent::CallArrived {
+            call_id,
+            caller,
+            dialed,
+        } => store.put_live_call(&crate::acd::CallRecord {
+            call_id: call_id.clone(),
+            caller: caller.clone(),
+            dialed: dialed.clone(),
+            trunk: String::new(),
+            arrived_ms: at_ms,
+            queued_ms: None,
+            offered_ms: None,
+            answered_ms: None,
+            ended_ms: at_ms,
+            queue: None,
+            agent: None,
+            disposition: crate::acd::Disposition::Interrupted,
+            wait_secs: 0.0,
+            talk_secs: 0.0,
+            overflowed_from: vec![],
+            plugin_versions: Default::default(),
+            cause: String::new(),
+        }),
+        AcdEvent::CallQueued { call_id, queue, .. } => update(call_id, &|r| {
+            r.queue = Some(queue.clone());
+            r.queued_ms.get_or_insert(at_ms);
+        }),
+        AcdEvent::CallOffered { call_id, .. } => update(call_id, &|r| {
+            r.offered_ms.get_or_insert(at_ms);
+        }),
+        AcdEvent::CallConnected { call_id, agent } => update(call_id, &|r| {
+            r.agent = Some(agent.clone());
+            r.answered_ms.get_or_insert(at_ms);
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Call records and the queue log are written by their own thread: a
 /// flush (fsync) per call on the center's task would stall every call behind
 /// the disk. The thread takes everything queued, writes it and flushes once
@@ -475,8 +534,17 @@ fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<(u64, AcdEvent)> {
         .name("call-records".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
-                let mut ended = 0;
+                let mut to_flush = 0;
                 for (at_ms, e) in std::iter::once(first).chain(rx.try_iter()) {
+                    if let Err(err) = track_live_call(&store, at_ms, &e) {
+                        tracing::error!(error = %err, "cannot store what is known of a live call");
+                    }
+                    if matches!(
+                        e,
+                        AcdEvent::CallArrived { .. } | AcdEvent::CallConnected { .. }
+                    ) {
+                        to_flush += 1; // durable at once: a crash must not lose it
+                    }
                     let result = match &e {
                         AcdEvent::AgentStateChanged { agent, state } => {
                             store.log_agent_state(&crate::store::AgentStateEntry {
@@ -486,8 +554,10 @@ fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<(u64, AcdEvent)> {
                             })
                         }
                         AcdEvent::CallEnded(r) => {
-                            ended += 1;
-                            store.insert_call(r)
+                            to_flush += 1;
+                            store
+                                .insert_call(r)
+                                .and_then(|()| store.end_live_call(&r.call_id))
                         }
                         AcdEvent::QueueLog {
                             at_ms,
@@ -508,7 +578,7 @@ fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<(u64, AcdEvent)> {
                         tracing::error!(error = %err, "cannot store call center record");
                     }
                 }
-                if ended > 0
+                if to_flush > 0
                     && let Err(err) = store.flush_calls()
                 {
                     tracing::error!(error = %err, "cannot flush call records");

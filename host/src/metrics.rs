@@ -270,6 +270,7 @@ mod tests {
             Overflowed,
             Forwarded,
             Failed,
+            Interrupted,
         ] {
             assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
         }

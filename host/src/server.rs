@@ -709,6 +709,20 @@ pub async fn run(
     };
     let metrics = Arc::new(Metrics::default());
     check_configured_plugins(&config, &host, &metrics)?;
+    // Calls that were live when the host last died get their records now.
+    match host.store().close_interrupted_calls() {
+        Ok(closed) if !closed.is_empty() => {
+            tracing::warn!(
+                calls = closed.len(),
+                "calls cut off by the last stop recorded as interrupted"
+            );
+            for r in &closed {
+                metrics.call_ended(r.disposition.as_str());
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot record the calls the last stop cut off"),
+    }
     if config.plugins.allow_missing {
         spawn_missing_plugin_reminder(&config, host.clone());
     }

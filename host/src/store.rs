@@ -65,6 +65,9 @@ pub struct HistoryEntry {
 pub struct Store {
     db: sled::Db,
     history: sled::Tree,
+    /// What is known of each call in progress (a record in the making),
+    /// durable, so a crash does not lose the calls it cut off.
+    live_calls: sled::Tree,
     cdr: sled::Tree,
     queue_log: sled::Tree,
     audit: sled::Tree,
@@ -132,7 +135,9 @@ impl Store {
         let recordings = db.open_tree("recordings")?;
         let sessions = db.open_tree("desktop_sessions")?;
         let registrations = db.open_tree("registrations")?;
+        let live_calls = db.open_tree("live_calls")?;
         Ok(Self {
+            live_calls,
             db,
             history,
             cdr,
@@ -237,6 +242,60 @@ impl Store {
         Ok(out)
     }
 
+    /// What is known of a call in progress, replacing what was known.
+    pub fn put_live_call(&self, partial: &CallRecord) -> Result<(), StoreError> {
+        self.live_calls
+            .insert(partial.call_id.as_bytes(), serde_json::to_vec(partial)?)?;
+        Ok(())
+    }
+
+    pub fn live_call(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        Ok(match self.live_calls.get(call_id.as_bytes())? {
+            Some(v) => Some(serde_json::from_slice(&v)?),
+            None => None,
+        })
+    }
+
+    pub fn end_live_call(&self, call_id: &str) -> Result<(), StoreError> {
+        self.live_calls.remove(call_id.as_bytes())?;
+        Ok(())
+    }
+
+    /// At start-up: every call that was live when the host last stopped
+    /// without ending it gets its record, disposition `interrupted`, ended
+    /// at the last event the host knew of it (a live entry's `ended_ms`), so
+    /// every call ever offered is accounted for. Returns the records written.
+    pub fn close_interrupted_calls(&self) -> Result<Vec<CallRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.live_calls.iter() {
+            let (k, v) = item?;
+            let mut r: CallRecord = match serde_json::from_slice(&v) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "unreadable live call entry dropped");
+                    self.live_calls.remove(k)?;
+                    continue;
+                }
+            };
+            r.ended_ms = r.ended_ms.max(r.arrived_ms);
+            r.disposition = crate::acd::Disposition::Interrupted;
+            let since = |t: Option<u64>| t.map(|t| r.ended_ms.saturating_sub(t) as f64 / 1000.0);
+            r.talk_secs = since(r.answered_ms).unwrap_or(0.0);
+            r.wait_secs = match (r.queued_ms, r.answered_ms) {
+                (Some(q), Some(a)) => a.saturating_sub(q) as f64 / 1000.0,
+                (Some(_), None) => since(r.queued_ms).unwrap_or(0.0),
+                _ => 0.0,
+            };
+            r.cause = "the host stopped (crash or kill) while the call was live; ended at the last event the host knew of".into();
+            self.insert_call(&r)?;
+            self.live_calls.remove(k)?;
+            out.push(r);
+        }
+        self.flush_calls()?;
+        self.live_calls.flush()?;
+        Ok(out)
+    }
+
     /// Store a finished call's record. It is on disk when this returns, so it
     /// survives a `kill -9` of the host at any later moment.
     pub fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
@@ -255,6 +314,7 @@ impl Store {
 
     pub fn flush_calls(&self) -> Result<(), StoreError> {
         self.cdr.flush()?;
+        self.live_calls.flush()?;
         Ok(())
     }
 

@@ -308,6 +308,9 @@ pub enum Disposition {
     Overflowed,
     Forwarded,
     Failed,
+    /// The host stopped (a crash, `kill -9`) while the call was live; the
+    /// record is written at the next start from what was known.
+    Interrupted,
 }
 
 impl Disposition {
@@ -322,6 +325,7 @@ impl Disposition {
             Disposition::Overflowed => "overflowed",
             Disposition::Forwarded => "forwarded",
             Disposition::Failed => "failed",
+            Disposition::Interrupted => "interrupted",
         }
     }
 }
