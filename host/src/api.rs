@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod cti;
 pub mod events;
+pub mod login_pool;
 pub mod pages;
 pub mod password;
 pub mod session;

@@ -779,7 +779,10 @@ pub async fn run(
             thresholds.clone(),
             calendar.clone(),
         ),
-        login_slots: Arc::new(tokio::sync::Semaphore::new(crate::api::cti::LOGIN_SLOTS)),
+        logins: Arc::new(
+            crate::api::login_pool::LoginPool::new()
+                .map_err(|e| ServerError::Token(format!("password check threads: {e}")))?,
+        ),
     };
     let app = crate::api::admin_router(
         crate::api::admin::AdminState {

@@ -32,17 +32,14 @@ pub struct ApiState {
     /// The recording-policy plugin asked on a secure pause.
     pub recording_policy: Option<String>,
     pub wallboard: tokio::sync::watch::Receiver<Arc<Wallboard>>,
-    /// Password checks running at once (argon2 takes 19 MiB each): a flood
-    /// of logins waits here, then is refused, instead of taking memory.
-    pub login_slots: Arc<tokio::sync::Semaphore>,
+    /// Where password checks run (argon2 takes 19 MiB each): a few threads
+    /// and a bounded queue, so a flood of logins is refused, not served
+    /// with the host's memory.
+    pub logins: Arc<super::login_pool::LoginPool>,
 }
 
 /// Longest not-ready reason an agent may give.
 pub const MAX_REASON_BYTES: usize = 64;
-
-/// Password checks at once, and how long a login waits for a slot.
-pub const LOGIN_SLOTS: usize = 4;
-const LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// An error answer: status and a message in `{"error": ...}`.
 #[derive(Debug)]
@@ -234,23 +231,25 @@ async fn login(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let Ok(Ok(_slot)) = tokio::time::timeout(LOGIN_WAIT, state.login_slots.acquire()).await else {
+    let sessions = state.sessions.clone();
+    let id = body.id.clone();
+    // argon2 costs tens of milliseconds of CPU: off the async workers, on
+    // the password threads.
+    let password = body.password.clone();
+    let Ok(result) = state
+        .logins
+        .run(move || sessions.login(&id, &password, source, now_ms()))
+        .await
+    else {
         crate::log_limit::warn_every_second(
             "login-busy",
-            "desktop logins refused: every password check slot is busy",
+            "desktop logins refused: every password check is busy and the queue is full",
         );
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many logins at once; try again in a moment".into(),
         ));
     };
-    let sessions = state.sessions.clone();
-    let id = body.id.clone();
-    // argon2 costs tens of milliseconds of CPU: keep it off the async workers.
-    let result =
-        tokio::task::spawn_blocking(move || sessions.login(&id, &body.password, source, now_ms()))
-            .await
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let principal_label = match &result {
         Ok(_) => "logged in".to_owned(),
         Err(e) => format!("refused: {e}"),
