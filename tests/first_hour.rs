@@ -65,20 +65,6 @@ fn readme_command(line: &str, host_cwd: &Path) -> Command {
     c
 }
 
-fn registered(s: &Server, token: &str, user: &str) -> bool {
-    s.admin_json("/admin/sip/registrations", token)[user]
-        .as_array()
-        .is_some_and(|b| !b.is_empty())
-}
-
-fn wait_registered(s: &Server, token: &str, user: &str) {
-    let until = Instant::now() + Duration::from_secs(20);
-    while !registered(s, token, user) {
-        assert!(Instant::now() < until, "{user} registered within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn exit_within(child: &mut Child, secs: u64) -> bool {
     let until = Instant::now() + Duration::from_secs(secs);
     loop {
@@ -125,7 +111,7 @@ fn the_readme_call_recipe_reaches_the_agent_as_written() {
     );
 
     let phone = Killed(readme_command(sipp[0], cwd.path()).spawn().unwrap());
-    wait_registered(&s, &token, "1001");
+    s.wait_registered(&token, &["1001"]);
     let mut callers = 0;
     for line in &sipp[1..] {
         let mut caller = readme_command(line, cwd.path()).spawn().unwrap();
@@ -189,10 +175,7 @@ async fn the_demo_center_shows_a_crm_card_by_number_and_by_entered_account() {
         60,
         5071,
     );
-    {
-        let (s, token) = (&s, token.clone());
-        tokio::task::block_in_place(|| wait_registered(s, &token, "1001"));
-    }
+    tokio::task::block_in_place(|| s.wait_registered(&token, &["1001"]));
     let call = |file: &str, port: &str| {
         Command::new("sipp")
             .args([

@@ -513,16 +513,7 @@ fn bad_versions_under_sipp_load_fail_no_call_and_stay_off() {
             )
         })
         .collect();
-    let registered = |id: &str| {
-        s.admin_json("/admin/sip/registrations", "t0k")[id]
-            .as_array()
-            .is_some_and(|b| !b.is_empty())
-    };
-    let until = Instant::now() + Duration::from_secs(20);
-    while !(registered("1001") && registered("1002")) {
-        assert!(Instant::now() < until, "both phones registered");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.wait_registered("t0k", &["1001", "1002"]);
     let stays_off: u64 = std::env::var("CTIHOST_STAYS_OFF_SECS")
         .ok()
         .and_then(|v| v.parse().ok())

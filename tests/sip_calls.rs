@@ -829,16 +829,7 @@ fn calls_live_at_a_kill_are_recorded_as_interrupted_after_the_restart() {
             )
         })
         .collect();
-    let registered = |id: &str| {
-        s.admin_json("/admin/sip/registrations", "t0k")[id]
-            .as_array()
-            .is_some_and(|b| !b.is_empty())
-    };
-    let until = Instant::now() + Duration::from_secs(20);
-    while !(registered("1001") && registered("1002")) {
-        assert!(Instant::now() < until, "phones registered");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    s.wait_registered("t0k", &["1001", "1002"]);
     // Four calls a second, each talking 1.5 s: two agents, so some calls
     // are talking and some waiting at any moment.
     let mut caller = sipp_cmd(

@@ -468,58 +468,77 @@ fn execute(
     }
 }
 
-/// Keep what is known of a live call in the store, so that a crash leaves
-/// an `interrupted` record for it at the next start (`ended_ms` holds the
-/// time of the last event seen).
-fn track_live_call(
-    store: &Store,
-    at_ms: u64,
-    e: &AcdEvent,
-) -> Result<(), crate::store::StoreError> {
-    let update = |call_id: &str, f: &dyn Fn(&mut crate::acd::CallRecord)| {
-        if let Some(mut r) = store.live_call(call_id)? {
-            f(&mut r);
-            r.ended_ms = at_ms;
-            store.put_live_call(&r)?;
+/// What is known of each live call, kept in the store as it changes so that
+/// a crash leaves an `interrupted` record for it at the next start
+/// (`ended_ms` holds the time of the last event seen). The record writer owns
+/// the map: the store is only written, never read back.
+#[derive(Default)]
+struct LiveCalls(std::collections::HashMap<crate::acd::CallId, crate::acd::CallRecord>);
+
+impl LiveCalls {
+    fn track(
+        &mut self,
+        store: &Store,
+        at_ms: u64,
+        e: &AcdEvent,
+    ) -> Result<(), crate::store::StoreError> {
+        let (call_id, change): (&crate::acd::CallId, &dyn Fn(&mut crate::acd::CallRecord)) = match e
+        {
+            AcdEvent::CallArrived {
+                call_id,
+                caller,
+                dialed,
+            } => {
+                let r = crate::acd::CallRecord {
+                    call_id: call_id.clone(),
+                    caller: caller.clone(),
+                    dialed: dialed.clone(),
+                    trunk: String::new(),
+                    arrived_ms: at_ms,
+                    queued_ms: None,
+                    offered_ms: None,
+                    answered_ms: None,
+                    ended_ms: at_ms,
+                    queue: None,
+                    agent: None,
+                    disposition: crate::acd::Disposition::Interrupted,
+                    wait_secs: 0.0,
+                    talk_secs: 0.0,
+                    overflowed_from: vec![],
+                    plugin_versions: Default::default(),
+                    cause: String::new(),
+                };
+                store.put_live_call(&r)?;
+                self.0.insert(call_id.clone(), r);
+                return Ok(());
+            }
+            // The store's entry goes once the record is written (the writer
+            // does both, in that order).
+            AcdEvent::CallEnded(r) => {
+                self.0.remove(&r.call_id);
+                return Ok(());
+            }
+            AcdEvent::CallQueued { call_id, queue, .. } => (call_id, &|r| {
+                r.queue = Some(queue.clone());
+                r.queued_ms.get_or_insert(at_ms);
+            }),
+            AcdEvent::CallOffered { call_id, .. } => (call_id, &|r| {
+                r.offered_ms.get_or_insert(at_ms);
+            }),
+            AcdEvent::CallConnected { call_id, agent } => (call_id, &|r| {
+                r.agent = Some(agent.clone());
+                r.answered_ms.get_or_insert(at_ms);
+            }),
+            _ => return Ok(()),
+        };
+        match self.0.get_mut(call_id) {
+            Some(r) => {
+                change(r);
+                r.ended_ms = at_ms;
+                store.put_live_call(r)
+            }
+            None => Ok(()),
         }
-        Ok(())
-    };
-    match e {
-        AcdEvent::CallArrived {
-            call_id,
-            caller,
-            dialed,
-        } => store.put_live_call(&crate::acd::CallRecord {
-            call_id: call_id.clone(),
-            caller: caller.clone(),
-            dialed: dialed.clone(),
-            trunk: String::new(),
-            arrived_ms: at_ms,
-            queued_ms: None,
-            offered_ms: None,
-            answered_ms: None,
-            ended_ms: at_ms,
-            queue: None,
-            agent: None,
-            disposition: crate::acd::Disposition::Interrupted,
-            wait_secs: 0.0,
-            talk_secs: 0.0,
-            overflowed_from: vec![],
-            plugin_versions: Default::default(),
-            cause: String::new(),
-        }),
-        AcdEvent::CallQueued { call_id, queue, .. } => update(call_id, &|r| {
-            r.queue = Some(queue.clone());
-            r.queued_ms.get_or_insert(at_ms);
-        }),
-        AcdEvent::CallOffered { call_id, .. } => update(call_id, &|r| {
-            r.offered_ms.get_or_insert(at_ms);
-        }),
-        AcdEvent::CallConnected { call_id, agent } => update(call_id, &|r| {
-            r.agent = Some(agent.clone());
-            r.answered_ms.get_or_insert(at_ms);
-        }),
-        _ => Ok(()),
     }
 }
 
@@ -533,10 +552,11 @@ fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<(u64, AcdEvent)> {
     let spawned = std::thread::Builder::new()
         .name("call-records".into())
         .spawn(move || {
+            let mut live = LiveCalls::default();
             while let Ok(first) = rx.recv() {
                 let mut to_flush = 0;
                 for (at_ms, e) in std::iter::once(first).chain(rx.try_iter()) {
-                    if let Err(err) = track_live_call(&store, at_ms, &e) {
+                    if let Err(err) = live.track(&store, at_ms, &e) {
                         tracing::error!(error = %err, "cannot store what is known of a live call");
                     }
                     if matches!(

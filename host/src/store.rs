@@ -249,13 +249,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn live_call(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
-        Ok(match self.live_calls.get(call_id.as_bytes())? {
-            Some(v) => Some(serde_json::from_slice(&v)?),
-            None => None,
-        })
-    }
-
     pub fn end_live_call(&self, call_id: &str) -> Result<(), StoreError> {
         self.live_calls.remove(call_id.as_bytes())?;
         Ok(())
@@ -292,7 +285,6 @@ impl Store {
             out.push(r);
         }
         self.flush_calls()?;
-        self.live_calls.flush()?;
         Ok(out)
     }
 
@@ -312,9 +304,10 @@ impl Store {
         Ok(())
     }
 
+    /// Makes records and live-call entries durable: sled flushes the whole
+    /// database, so one flush (one fsync) covers both trees.
     pub fn flush_calls(&self) -> Result<(), StoreError> {
         self.cdr.flush()?;
-        self.live_calls.flush()?;
         Ok(())
     }
 

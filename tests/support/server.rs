@@ -74,6 +74,26 @@ impl Server {
         }
     }
 
+    /// Wait (20 s at most) until each of `users` has a registered phone.
+    pub fn wait_registered(&self, token: &str, users: &[&str]) {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let regs = self.admin_json("/admin/sip/registrations", token);
+            let missing: Vec<&&str> = users
+                .iter()
+                .filter(|u| regs[**u].as_array().is_none_or(|b| b.is_empty()))
+                .collect();
+            if missing.is_empty() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "not registered within 20 s: {missing:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// GET an admin endpoint with `token` and parse the JSON body.
     pub fn admin_json(&self, path: &str, token: &str) -> serde_json::Value {
         use std::io::{Read, Write};

@@ -141,16 +141,7 @@ pub async fn report(
     let wire = if format == "csv" { "csv" } else { "json" };
     let mut path = format!("/admin/reports?since_ms={since}&interval={interval}&format={wire}");
     if let Some(q) = queue {
-        let q: String = q
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        path.push_str(&format!("&queue={q}"));
+        path.push_str(&format!("&queue={}", encode(q)));
     }
     let (status, body) = match fetch(args, reqwest::Method::GET, &path).await {
         Ok(r) => r,
