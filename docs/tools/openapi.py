@@ -16,12 +16,21 @@ ERR = {"description": "error", "content": {"application/json": {"schema": ref("E
 def errors(*codes):
     text = {400: "bad input", 401: "no or expired session / token", 403: "not allowed for this principal",
             404: "unknown call, agent or plugin", 409: "does not fit the current state",
+            410: "the recording was purged", 415: "the body is not JSON (Content-Type: application/json)",
             422: "body does not match the schema", 429: "too many failed logins",
+            500: "the store or the file could not be read",
             503: "call center not running"}
     return {str(c): {**ERR, "description": text[c]} for c in codes}
 SESSION = [{"session": []}]
 ADMIN = [{"admin": []}]
 def op(summary, responses, security=SESSION, request=None, params=None, tags=None):
+    # What axum's extractors answer by themselves: a JSON body that is not
+    # JSON (400), not declared as JSON (415) or not of the schema (422); a
+    # query or path value of the wrong type (400).
+    implied = []
+    if request: implied += [400, 415, 422]
+    if params and any(p["in"] in ("query", "path") and p["schema"]["type"] != "string" for p in params): implied += [400]
+    responses = {**errors(*[c for c in implied if str(c) not in responses]), **responses}
     o = {"summary": summary, "responses": responses, "security": security}
     if request: o["requestBody"] = request
     if params: o["parameters"] = params
@@ -29,6 +38,7 @@ def op(summary, responses, security=SESSION, request=None, params=None, tags=Non
     return o
 CALL_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "call id (the inbound SIP Call-ID)"}
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "description": "plugin name"}
+REC_ID = {"name": "call_id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "call id of the recorded call"}
 def q(name, typ, desc): return {"name": name, "in": "query", "required": False, "schema": {"type": typ}, "description": desc}
 
 paths = {
@@ -90,6 +100,23 @@ paths = {
     {"200": ok("bindings by SIP user", {"type": "object"}), **errors(401, 403, 503)}, security=ADMIN, tags=["sip"])},
  "/admin/media": {"get": op("The RTP relay: ports in use and every live relay (latched peers, packet counts)",
     {"200": ok("relay status", {"type": "object"}), **errors(401, 403, 503)}, security=ADMIN, tags=["media"])},
+ "/admin/recordings": {"get": op("The recording index: every recording with its file, duration, silent spans, policy and version, retention and SHA-256",
+    {"200": ok("recordings", {"type": "array", "items": ref("Recording")}), **errors(401, 403, 500)}, security=ADMIN, tags=["recordings"])},
+ "/admin/recordings/purge": {"post": op("Delete the recordings past their retention now (the host also does so every purge_interval_secs)",
+    {"200": ok("what was purged", {"type": "object"}), **errors(401, 403, 500)}, security=ADMIN,
+    params=[q("as_of_ms", "integer", "purge what has expired by this time (default now)")], tags=["recordings"])},
+ "/admin/recordings/{call_id}": {"get": op("One recording's index entry",
+    {"200": ok("the entry", ref("Recording")), **errors(401, 403, 404, 500)}, security=ADMIN, params=[REC_ID], tags=["recordings"])},
+ "/admin/recordings/{call_id}/audio": {"get": op("The recording's audio (WAV), served only when the file still matches the SHA-256 of its index entry",
+    {"200": {"description": "the WAV file", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+     **errors(401, 403, 404, 410, 500), "409": {**ERR, "description": "the file does not match its index hash"}},
+    security=ADMIN, params=[REC_ID], tags=["recordings"])},
+ "/admin/drain": {
+    "get": op("Where a stop stands: running, draining, ending-calls, stopped; live calls; the drain's deadline",
+        {"200": ok("the stop's status", ref("StopStatus")), **errors(401, 403)}, security=ADMIN, tags=["operations"]),
+    "post": op("Stop the host without losing a call: new calls and OPTIONS get 503 with Retry-After, live calls get within_secs to finish, the calls left are ended with BYE both ways, every record and recording index is written, then the process exits (`ctihost drain`). A second request can only shorten the drain.",
+        {"202": ok("the stop has begun", ref("StopStatus")), **errors(400, 401, 403), "409": {**ERR, "description": "too many stop requests at once"}},
+        security=ADMIN, params=[q("within_secs", "integer", "longest drain, at most 86400 (default 0: end the calls at once)")], tags=["operations"])},
  "/metrics": {"get": op("Prometheus text format 0.0.4 (send the admin token as a bearer token)",
     {"200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}, **errors(401, 403)},
     security=ADMIN, tags=["metrics"])},
@@ -131,6 +158,13 @@ schemas = {
                 agents={"type": "array", "items": ref("Agent")},
                 agents_by_state={"type": "object", "additionalProperties": integer}),
  "AuditEntry": S(at_ms=integer, who=string, action=string, call_id=nullable(string), outcome=string),
+ "Recording": S(call_id=string, file=string, started_ms=integer, duration_ms=integer,
+                legs={"type": "string", "enum": ["caller", "agent", "both"]},
+                silent_spans={"type": "array", "items": S(start_ms=integer, end_ms=integer, reason=string)},
+                policy=string, policy_version=string, reason=string, retention_days=integer,
+                expires_ms=nullable(integer), sha256=string, purged_ms=nullable(integer)),
+ "StopStatus": S(phase={"type": "string", "enum": ["running", "draining", "ending-calls", "stopped"]},
+                 live_calls=integer, drain_deadline_ms=nullable(integer), retry_after_secs=integer),
  "HistoryEntry": S(at_ms=integer, plugin=string, version=string, trigger=string, outcome=string, message=string),
 }
 

@@ -58,6 +58,15 @@ enum Query {
     CallInfo(CallId, oneshot::Sender<Option<CallInfo>>),
     /// An agent's "pause"/"resume" for the recording policy.
     Recording(CallId, String, recording::PolicyReply),
+    /// Answered once every record of calls ended so far is on disk.
+    Flushed(oneshot::Sender<()>),
+}
+
+/// What the record writer thread is given.
+enum ToWriter {
+    Event(u64, AcdEvent),
+    /// Write everything before this, flush, then answer.
+    Barrier(oneshot::Sender<()>),
 }
 
 /// Talks to a running center.
@@ -124,6 +133,16 @@ impl CenterHandle {
             .send((event, tx))
             .map_err(|_| Refusal::Stopped)?;
         rx.await.map_err(|_| Refusal::Stopped)?
+    }
+
+    /// Wait until the record of every call that ended before this call is
+    /// durable (false: the center or its writer has stopped).
+    pub async fn flushed(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.queries.send(Query::Flushed(tx)).is_err() {
+            return false;
+        }
+        rx.await.is_ok()
     }
 
     /// What the center reports (for the API's event stream).
@@ -196,6 +215,11 @@ pub fn spawn(
                         Query::CallInfo(call_id, reply) => {
                             let _ = reply.send(acd.call_info(now_ms(), &call_id));
                         }
+                        Query::Flushed(reply) => {
+                            if recorder.send(ToWriter::Barrier(reply)).is_err() {
+                                tracing::error!("call record writer is gone");
+                            }
+                        }
                         Query::Recording(call_id, request, reply) => {
                             match acd.call_info(now_ms(), &call_id) {
                                 Some(info) => policies.request(&call_id, info, request, reply),
@@ -257,7 +281,7 @@ pub fn spawn(
                                 | AcdEvent::CallQueued { .. }
                                 | AcdEvent::CallOffered { .. }
                                 | AcdEvent::CallConnected { .. }
-                        ) && recorder.send((now_ms(), e.clone())).is_err()
+                        ) && recorder.send(ToWriter::Event(now_ms(), e.clone())).is_err()
                         {
                             tracing::error!("call record writer is gone; record dropped");
                         }
@@ -547,15 +571,24 @@ impl LiveCalls {
 /// the disk. The thread takes everything queued, writes it and flushes once
 /// (group commit), so a record is durable a few milliseconds after its call
 /// ended, and the center never waits.
-fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<(u64, AcdEvent)> {
-    let (tx, rx) = std::sync::mpsc::channel::<(u64, AcdEvent)>();
+fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<ToWriter> {
+    let (tx, rx) = std::sync::mpsc::channel::<ToWriter>();
     let spawned = std::thread::Builder::new()
         .name("call-records".into())
         .spawn(move || {
             let mut live = LiveCalls::default();
             while let Ok(first) = rx.recv() {
                 let mut to_flush = 0;
-                for (at_ms, e) in std::iter::once(first).chain(rx.try_iter()) {
+                let mut barriers = Vec::new();
+                for msg in std::iter::once(first).chain(rx.try_iter()) {
+                    let (at_ms, e) = match msg {
+                        ToWriter::Event(at_ms, e) => (at_ms, e),
+                        ToWriter::Barrier(reply) => {
+                            barriers.push(reply);
+                            to_flush += 1;
+                            continue;
+                        }
+                    };
                     if let Err(err) = live.track(&store, at_ms, &e) {
                         tracing::error!(error = %err, "cannot store what is known of a live call");
                     }
@@ -602,6 +635,9 @@ fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<(u64, AcdEvent)> {
                     && let Err(err) = store.flush_calls()
                 {
                     tracing::error!(error = %err, "cannot flush call records");
+                }
+                for reply in barriers {
+                    let _ = reply.send(());
                 }
             }
         });

@@ -62,6 +62,20 @@ pub enum Command {
         #[command(flatten)]
         admin: admin_client::AdminArgs,
     },
+    /// Stop a running host without losing a call: it refuses new calls
+    /// (503 with Retry-After, also to OPTIONS probes) while live calls
+    /// finish, ends those left after --within with BYE both ways, writes
+    /// every record and recording index, and exits.
+    Drain {
+        /// Longest time live calls get to finish ("300", "5m", "1h").
+        #[arg(long, default_value = "0")]
+        within: String,
+        /// Wait until the host has stopped.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        admin: admin_client::AdminArgs,
+    },
     /// Hash a desktop password for the config (`desktop_password_hash`):
     /// reads the password from standard input, prints its argon2id PHC string.
     HashPassword,
@@ -189,6 +203,7 @@ impl Cli {
             Command::Plugin { .. }
             | Command::Cdr { .. }
             | Command::Report { .. }
+            | Command::Drain { .. }
             | Command::HashPassword => "error",
         }
     }
@@ -239,6 +254,11 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run { config } => run(config).await,
         Command::HashPassword => hash_password(),
+        Command::Drain {
+            within,
+            wait,
+            admin,
+        } => admin_client::drain(&admin, &within, wait).await,
         Command::Report {
             since,
             queue,
@@ -386,24 +406,35 @@ async fn run(config_path: Option<PathBuf>) -> ExitCode {
             }
         },
     };
-    let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
+    // Every SIGTERM and SIGINT reaches the server: the first starts the
+    // stop (a drain of `[shutdown] drain_secs`), a second ends the drain.
+    let (signals_tx, signals) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
         #[cfg(unix)]
         {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => {
-                        let _ = ctrl_c.await;
-                        return;
-                    }
-                };
-            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                eprintln!("error: cannot listen for SIGTERM/SIGINT");
+                return;
+            };
+            loop {
+                tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                if signals_tx.send(()).is_err() {
+                    return;
+                }
+            }
         }
         #[cfg(not(unix))]
-        let _ = ctrl_c.await;
-    };
-    match ctihost::server::run(config, shutdown).await {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if signals_tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    match ctihost::server::run(config, signals).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

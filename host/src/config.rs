@@ -23,6 +23,8 @@ pub struct Config {
     pub supervisors: Vec<SupervisorEntry>,
     pub media: MediaConfig,
     pub recording: RecordingConfig,
+    /// How the host stops (SIGTERM, SIGINT, `ctihost drain`).
+    pub shutdown: ShutdownConfig,
     /// The demo center's extras (a built-in CRM on loopback).
     pub demo: DemoConfig,
     /// IANA time zone of the center ("Asia/Shanghai"): where "today" on the
@@ -43,6 +45,29 @@ pub struct DemoConfig {
     /// router into it with its business hours commented out (the demo takes
     /// calls at any hour, and the newcomer has a live plugin to edit).
     pub seed_plugins: bool,
+}
+
+/// How the host stops: it drains first (new calls get 503 with
+/// Retry-After while live calls finish), then ends the calls left with BYE
+/// both ways, and writes every record and recording index before it exits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// How long a signal's stop lets live calls finish (0: end them at
+    /// once). `ctihost drain --within` sets its own; a second signal ends
+    /// the drain at once. Keep it below the service manager's stop timeout.
+    pub drain_secs: u64,
+    /// The Retry-After of the 503 new calls and OPTIONS get while draining.
+    pub retry_after_secs: u32,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain_secs: 0,
+            retry_after_secs: 30,
+        }
+    }
 }
 
 /// Call recording (what to record is the recording-policy plugin's call).
@@ -294,6 +319,7 @@ impl Default for Config {
             supervisors: vec![],
             media: MediaConfig::default(),
             recording: RecordingConfig::default(),
+            shutdown: ShutdownConfig::default(),
             demo: DemoConfig::default(),
             timezone: None,
         }

@@ -18,4 +18,5 @@ pub mod random;
 pub mod reports;
 pub mod server;
 pub mod sip;
+pub mod stop;
 pub mod store;

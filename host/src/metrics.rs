@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use parking_lot::Mutex;
 
 use crate::acd::AcdSnapshot;
@@ -19,6 +21,9 @@ pub struct Metrics {
     bounds: Mutex<BTreeMap<&'static str, u64>>,
     /// The plugins the config names, by role (checked when rendered).
     configured: Mutex<Vec<(&'static str, String, crate::plugins::PluginKind)>>,
+    draining: AtomicBool,
+    /// Calls and probes refused with 503 while draining.
+    drain_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -53,6 +58,14 @@ impl Metrics {
         *self.bounds.lock().entry(bound).or_default() += 1;
     }
 
+    pub fn set_draining(&self, on: bool) {
+        self.draining.store(on, Ordering::Relaxed);
+    }
+
+    pub fn drain_refused(&self) {
+        self.drain_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn set_configured_plugins(
         &self,
         configured: Vec<(&'static str, String, crate::plugins::PluginKind)>,
@@ -71,6 +84,16 @@ impl Metrics {
         for (b, n) in self.bounds.lock().iter() {
             let _ = writeln!(s, "ctihost_bound_hits_total{{bound=\"{b}\"}} {n}");
         }
+        let _ = writeln!(
+            s,
+            "# HELP ctihost_draining 1 while the host drains (new calls and OPTIONS get 503).\n# TYPE ctihost_draining gauge\nctihost_draining {}",
+            u8::from(self.draining.load(Ordering::Relaxed))
+        );
+        let _ = writeln!(
+            s,
+            "# HELP ctihost_drain_refused_total New calls and OPTIONS refused with 503 while draining.\n# TYPE ctihost_drain_refused_total counter\nctihost_drain_refused_total {}",
+            self.drain_refused.load(Ordering::Relaxed)
+        );
         s.push_str("# HELP ctihost_plugin_configured_missing 1 when a plugin the config names for a role is not loaded (or of another kind).\n# TYPE ctihost_plugin_configured_missing gauge\n");
         for (role, name, kind) in self.configured.lock().iter() {
             let missing = !plugins.iter().any(|p| &p.name == name && p.kind == *kind);

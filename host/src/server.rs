@@ -1,7 +1,6 @@
 //! `ctihost run`: wires store, plugins and API together and waits for shutdown.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -687,10 +686,12 @@ fn spawn_purge(store: Store, every: Duration) {
     });
 }
 
-/// Serve until `shutdown` resolves.
+/// Serve until a stop is asked for, by `signals` (each item one signal:
+/// the first drains for `[shutdown] drain_secs`, a later one ends the drain
+/// at once) or by the admin API, then stop as [`crate::stop`] says.
 pub async fn run(
     config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    mut signals: tokio::sync::mpsc::UnboundedReceiver<()>,
 ) -> Result<(), ServerError> {
     let host = start_plugins(&config).await?;
     let _watch = match (&config.plugins.dir, config.plugins.watch) {
@@ -747,6 +748,21 @@ pub async fn run(
         );
     }
     let token = AdminToken::new(&admin_token(&config)?);
+    let (stopper, mut stop_control) = crate::stop::channel(config.shutdown.retry_after_secs);
+    {
+        let stopper = stopper.clone();
+        let drain = Duration::from_secs(config.shutdown.drain_secs);
+        tokio::spawn(async move {
+            let mut first = true;
+            while signals.recv().await.is_some() {
+                let drain = if first { drain } else { Duration::ZERO };
+                first = false;
+                if stopper.request(drain).is_err() {
+                    tracing::warn!("stop already asked for several times");
+                }
+            }
+        });
+    }
     let center = sip.as_ref().map(|(_, c, _)| c.clone());
     let thresholds: HashMap<String, u32> = config
         .queues
@@ -795,6 +811,7 @@ pub async fn run(
             calendar,
             members: queue_members(&config),
             plugin_dir: config.plugins.dir.clone(),
+            stop: stopper,
         },
         token,
     )
@@ -808,13 +825,50 @@ pub async fn run(
         })?;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(%addr, plugins = host.list().len(), pooling = host.pooling(), "ctihost ready; admin API listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(ServerError::Serve)?;
+    // The API keeps serving while the host drains: agents finish their
+    // calls and wrap-up, the operator watches /admin/drain and /metrics.
+    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut api = tokio::spawn(
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = api_stop_rx.await;
+        })
+        .into_future(),
+    );
+    let parts = sip
+        .as_ref()
+        .map(|(endpoint, center, media)| crate::stop::Parts {
+            endpoint: endpoint.clone(),
+            center: center.clone(),
+            media: media.clone(),
+        });
+    tokio::select! {
+        served = &mut api => {
+            // The API ended by itself: an error, nothing to drain for.
+            return match served {
+                Ok(r) => r.map_err(ServerError::Serve),
+                Err(e) => Err(ServerError::Serve(std::io::Error::other(e))),
+            };
+        }
+        request = stop_control.requested() => {
+            let request = request.unwrap_or(crate::stop::StopRequest { drain: Duration::ZERO });
+            let summary = stop_control.stop(request, parts.as_ref()).await;
+            tracing::info!(
+                drained = summary.drained,
+                ended = summary.ended,
+                unsettled = summary.unsettled,
+                "calls done; stopping"
+            );
+        }
+    }
+    let _ = api_stop_tx.send(());
+    match api.await {
+        Ok(r) => r.map_err(ServerError::Serve)?,
+        Err(e) => return Err(ServerError::Serve(std::io::Error::other(e))),
+    }
     let _ = stop_tx.send(true);
     drop(stop_rx);
     // Sessions and registrations written since the store's last periodic

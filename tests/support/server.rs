@@ -30,17 +30,32 @@ impl Server {
     }
 
     /// Stop as an operator's restart does (SIGTERM) and wait for the exit.
-    pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        while self.child.try_wait().ok().flatten().is_none() {
-            assert!(
-                std::time::Instant::now() < until,
-                "ctihost did not stop on SIGTERM"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(15))
+            .expect("ctihost did not stop on SIGTERM")
+    }
+
+    /// Send the server a signal ("TERM", "INT").
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{name}");
+    }
+
+    /// Wait for the server to exit by itself (None: still running after `limit`).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().ok().flatten() {
+                return Some(st);
+            }
+            if std::time::Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

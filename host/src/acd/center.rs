@@ -43,6 +43,17 @@ impl Default for AcdSettings {
 
 mod control;
 
+/// Why the host itself ends a call: what an unanswered one is recorded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostEnd {
+    /// The call could not go on (media, transport, a failed transfer).
+    Failed,
+    /// Someone asked (the API's hang-up).
+    Asked,
+    /// The host is stopping.
+    Stopping,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum CallState {
     Routing,
@@ -243,7 +254,7 @@ impl Acd {
             CallEvent::CallerHungUp { call_id } => self.hung_up(now_ms, &call_id, true),
             CallEvent::AgentHungUp { call_id } => self.hung_up(now_ms, &call_id, false),
             CallEvent::CallFailed { call_id, reason } => {
-                self.end_by_host(now_ms, &call_id, &reason, true)
+                self.end_by_host(now_ms, &call_id, &reason, HostEnd::Failed)
             }
             CallEvent::TimerFired { timer } => self.timer(now_ms, timer),
             CallEvent::AgentLogin { agent } => {
@@ -288,8 +299,14 @@ impl Acd {
                 self.set_priority(now_ms, &call_id, priority)
             }
             CallEvent::HangUp { call_id, by } => {
-                self.end_by_host(now_ms, &call_id, &format!("ended by {by}"), false)
+                self.end_by_host(now_ms, &call_id, &format!("ended by {by}"), HostEnd::Asked)
             }
+            CallEvent::HostStopping { call_id } => self.end_by_host(
+                now_ms,
+                &call_id,
+                "ended by the host's stop",
+                HostEnd::Stopping,
+            ),
             CallEvent::Transfer {
                 call_id,
                 target,
@@ -1331,7 +1348,7 @@ impl Acd {
     }
 
     /// The host ends the call: on a failure (`failed`), or because the API asked.
-    fn end_by_host(&mut self, now_ms: u64, call_id: &str, reason: &str, failed: bool) {
+    fn end_by_host(&mut self, now_ms: u64, call_id: &str, reason: &str, why: HostEnd) {
         let Some(c) = self.calls.get(call_id) else {
             return;
         };
@@ -1341,10 +1358,11 @@ impl Acd {
         {
             qq.remove(call_id);
         }
-        let mut disposition = if failed {
-            Disposition::Failed
-        } else {
-            Disposition::Rejected
+        let failed = why == HostEnd::Failed;
+        let mut disposition = match why {
+            HostEnd::Failed => Disposition::Failed,
+            HostEnd::Asked => Disposition::Rejected,
+            HostEnd::Stopping => Disposition::Interrupted,
         };
         match state {
             CallState::Ringing { agents } => {

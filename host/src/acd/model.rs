@@ -108,6 +108,12 @@ pub enum CallEvent {
         call_id: CallId,
         priority: i32,
     },
+    /// The host is stopping: end the call both ways now. An answered call
+    /// keeps its disposition; one that never reached an agent is
+    /// `interrupted`.
+    HostStopping {
+        call_id: CallId,
+    },
     /// End the call from the API (`by`: who asked, for the record).
     HangUp {
         call_id: CallId,

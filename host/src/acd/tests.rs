@@ -961,6 +961,37 @@ fn hang_up_from_the_api_ends_a_queued_or_connected_call() {
 }
 
 #[test]
+fn the_host_stopping_ends_each_call_and_records_waiting_ones_as_interrupted() {
+    let mut s = Sim::new(
+        vec![QueueConfig::named("cards")],
+        vec![agent("1001", &[("cards", 1)], &[])],
+    );
+    s.call("waiting", QueueTarget::plain("cards"));
+    s.login("1001");
+    s.call("talking", QueueTarget::plain("cards"));
+    // The agent was offered the first call when it logged in.
+    s.ev(CallEvent::AgentAnswered {
+        call_id: "waiting".into(),
+        agent: "1001".into(),
+    });
+    for id in ["talking", "waiting"] {
+        let o = s.ev(CallEvent::HostStopping { call_id: id.into() });
+        assert!(
+            has(&o, &Command::HangUpCaller { call_id: id.into() }),
+            "{o:?}"
+        );
+    }
+    let answered = s.record("waiting");
+    assert_eq!(answered.disposition, Disposition::Answered);
+    assert_eq!(answered.cause, "ended by the host's stop");
+    let cut = s.record("talking");
+    assert_eq!(cut.disposition, Disposition::Interrupted);
+    assert_eq!(cut.cause, "ended by the host's stop");
+    // The agent is free again (the queue has no wrap-up time).
+    assert_eq!(s.state("1001"), AgentState::Ready);
+}
+
+#[test]
 fn a_queue_with_music_answers_callers_and_announces_their_place_on_a_timer() {
     let mut q = QueueConfig::named("cards");
     q.music_on_hold = Some("music-on-hold".into());

@@ -28,6 +28,8 @@ pub struct AdminState {
     pub members: std::collections::HashMap<String, std::collections::BTreeSet<String>>,
     /// The watched plugin directory, if any (named in answers that need it).
     pub plugin_dir: Option<std::path::PathBuf>,
+    /// Asks for the host's stop (`POST /admin/drain`).
+    pub stop: crate::stop::StopHandle,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +96,7 @@ pub fn router(state: AdminState, token: AdminToken) -> axum::Router {
         .route("/admin/recordings/purge", post(purge_recordings))
         .route("/admin/recordings/{call_id}", get(recording))
         .route("/admin/recordings/{call_id}/audio", get(recording_audio))
+        .route("/admin/drain", get(drain_status).post(drain))
         .layer(axum::middleware::from_fn_with_state(token, require_admin))
         .with_state(state)
 }
@@ -415,4 +418,38 @@ async fn purge_recordings(State(state): State<AdminState>, Query(q): Query<Purge
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrainRequest {
+    /// Longest drain before the calls left are ended (default: at once).
+    within_secs: Option<u64>,
+}
+
+/// Stop the host: new calls get 503 with Retry-After, live ones finish
+/// within `within_secs` (then they are ended), then the process exits.
+async fn drain(State(state): State<AdminState>, Query(q): Query<DrainRequest>) -> Response {
+    let within = q.within_secs.unwrap_or(0);
+    // A day at most: a drain that outlives the operator's attention is an
+    // outage of its own.
+    if within > 86_400 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "within_secs is at most 86400 (a day)",
+        );
+    }
+    tracing::warn!(within_secs = within, "stop asked for through the admin API");
+    match state
+        .stop
+        .request_and_status(std::time::Duration::from_secs(within))
+        .await
+    {
+        Ok(status) => (StatusCode::ACCEPTED, Json(status)).into_response(),
+        Err(e) => error(StatusCode::CONFLICT, e),
+    }
+}
+
+async fn drain_status(State(state): State<AdminState>) -> Response {
+    Json(state.stop.status()).into_response()
 }

@@ -67,3 +67,52 @@ pub fn router() -> axum::Router {
             get(|| async { asset("application/json", OPENAPI_JSON) }),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route the API's routers declare, as (path, method) pairs, read
+    /// from their source: a route added without its OpenAPI entry fails here.
+    fn declared_routes() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for src in [include_str!("admin.rs"), include_str!("cti.rs")] {
+            for part in src.split(".route(\"").skip(1) {
+                let Some((path, rest)) = part.split_once('"') else {
+                    continue;
+                };
+                let call = rest.split("))\n").next().unwrap_or("");
+                for method in ["get", "post", "put", "delete", "patch"] {
+                    if call.contains(&format!(" {method}("))
+                        || call.contains(&format!(".{method}("))
+                    {
+                        out.push((path.to_owned(), method.to_owned()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_openapi_document_describes_every_route_and_the_extractors_answers() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI_JSON).unwrap();
+        let routes = declared_routes();
+        assert!(routes.len() >= 29, "{routes:?}");
+        let missing: Vec<_> = routes
+            .iter()
+            .filter(|(p, m)| doc["paths"][p][m].is_null())
+            .collect();
+        assert!(missing.is_empty(), "not in docs/openapi.json: {missing:?}");
+        for (p, m) in &routes {
+            let op = &doc["paths"][p][m];
+            let has = |code: &str| !op["responses"][code].is_null();
+            if !op["requestBody"].is_null() {
+                for code in ["400", "415", "422"] {
+                    assert!(has(code), "{m} {p} lacks {code}");
+                }
+            }
+            if *p != "/api/openapi.json" && *p != "/api/events" && *p != "/api/login" {
+                assert!(has("401"), "{m} {p} lacks 401");
+            }
+        }
+    }
+}

@@ -165,15 +165,11 @@ pub async fn report(
     ExitCode::SUCCESS
 }
 
-async fn fetch(
-    args: &AdminArgs,
-    method: reqwest::Method,
-    path: &str,
-) -> Result<(reqwest::StatusCode, String), ExitCode> {
-    let token = match &args.token {
-        Some(t) => t.clone(),
+fn token(args: &AdminArgs) -> Result<String, ExitCode> {
+    match &args.token {
+        Some(t) => Ok(t.clone()),
         None => match std::fs::read_to_string(&args.token_file) {
-            Ok(t) => t.trim().to_owned(),
+            Ok(t) => Ok(t.trim().to_owned()),
             Err(e) => {
                 eprintln!(
                     "error: no --token and cannot read {}: {e}\n\
@@ -183,10 +179,18 @@ async fn fetch(
                      or --token TOKEN (or set CTIHOST_ADMIN_TOKEN).",
                     args.token_file.display()
                 );
-                return Err(ExitCode::from(2));
+                Err(ExitCode::from(2))
             }
         },
-    };
+    }
+}
+
+async fn fetch(
+    args: &AdminArgs,
+    method: reqwest::Method,
+    path: &str,
+) -> Result<(reqwest::StatusCode, String), ExitCode> {
+    let token = token(args)?;
     let url = format!("{}{}", args.url.trim_end_matches('/'), path);
     match reqwest::Client::new()
         .request(method, &url)
@@ -281,6 +285,73 @@ pub async fn call(args: &AdminArgs, method: reqwest::Method, path: &str) -> Exit
         .unwrap_or(body);
     println!("{pretty}");
     ExitCode::SUCCESS
+}
+
+/// `ctihost drain`: ask the host to stop after its live calls, say what it
+/// does, and with `wait` follow it until it is gone.
+pub async fn drain(args: &AdminArgs, within: &str, wait: bool) -> ExitCode {
+    let secs = match within.parse::<u64>() {
+        Ok(s) => s,
+        Err(_) => match humantime::parse_duration(within) {
+            Ok(d) => d.as_secs(),
+            Err(_) => {
+                eprintln!("error: --within {within:?}: expected seconds (300) or a duration (5m)");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let (status, body) = match fetch(
+        args,
+        reqwest::Method::POST,
+        &format!("/admin/drain?within_secs={secs}"),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if !status.is_success() {
+        return refused(status, &body);
+    }
+    let state = serde_json::from_str::<serde_json::Value>(&body).ok();
+    let live = state
+        .as_ref()
+        .and_then(|v| v["live_calls"].as_u64())
+        .unwrap_or(0);
+    let retry = state
+        .as_ref()
+        .and_then(|v| v["retry_after_secs"].as_u64())
+        .unwrap_or(0);
+    println!(
+        "draining: new calls and OPTIONS get 503 (Retry-After: {retry} s); {live} live call(s) may finish within {secs} s, then the ones left are ended with BYE both ways and the host exits"
+    );
+    if !wait {
+        return ExitCode::SUCCESS;
+    }
+    let Ok(token) = token(args) else {
+        return ExitCode::from(2);
+    };
+    let url = format!("{}/admin/drain", args.url.trim_end_matches('/'));
+    let client = reqwest::Client::new();
+    let mut last_live = live;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let answer = client.get(&url).bearer_auth(&token).send().await;
+        let Ok(r) = answer else {
+            println!("stopped");
+            return ExitCode::SUCCESS;
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or_default();
+        let live = v["live_calls"].as_u64().unwrap_or(0);
+        if live != last_live {
+            println!(
+                "{live} live call(s), phase {}",
+                v["phase"].as_str().unwrap_or("?")
+            );
+            last_live = live;
+        }
+    }
 }
 
 #[cfg(test)]

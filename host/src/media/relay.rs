@@ -332,6 +332,11 @@ impl Media {
         self.pool.in_use()
     }
 
+    /// Relays still running or finishing their recording.
+    pub fn live_relays(&self) -> usize {
+        self.live.lock().len()
+    }
+
     pub fn ports_total(&self) -> usize {
         self.pool.total()
     }
@@ -486,7 +491,12 @@ impl Session {
                 }
             }
         }
-        self.finish_recording();
+        // The ports and the live entry are released only once the recording
+        // is indexed: a stop waits for `live_relays` to reach 0, and then
+        // every recording must be in the index.
+        if let Some(finishing) = self.finish_recording() {
+            let _ = finishing.await;
+        }
     }
 
     fn apply(&mut self, c: Control) {
@@ -681,14 +691,12 @@ impl Session {
         to
     }
 
-    fn finish_recording(&mut self) {
-        let Some(r) = self.recorder.take() else {
-            return;
-        };
+    fn finish_recording(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        let r = self.recorder.take()?;
         let sink = self.settings.recordings.clone();
         let call_id = self.shared.call_id.clone();
         // Closing and hashing a long recording is blocking file work.
-        tokio::task::spawn_blocking(move || match r.finish() {
+        Some(tokio::task::spawn_blocking(move || match r.finish() {
             Ok(entry) => {
                 tracing::info!(call_id, file = %entry.file.display(), duration_ms = entry.duration_ms, "recording finished");
                 if let Some(sink) = sink {
@@ -696,6 +704,6 @@ impl Session {
                 }
             }
             Err(e) => tracing::error!(call_id, error = %e, "cannot finish the recording"),
-        });
+        }))
     }
 }

@@ -159,6 +159,11 @@ impl B2bua {
     }
 
     /// What the trunks' digest check refused (metrics).
+    /// Caller legs and agent legs still open (a stop waits for none).
+    pub fn live_legs(&self) -> usize {
+        self.calls.lock().len() + self.legs.lock().len()
+    }
+
     pub fn trunk_auth_figures(&self) -> super::digest::AuthFigures {
         self.trunks.auth.figures()
     }
@@ -891,9 +896,16 @@ impl B2bua {
                             self.bye_caller(c);
                         }
                     }
-                    Some(false) => {
-                        self.final_to_caller(&call_id, 480, "Temporarily Unavailable", &[])
-                    }
+                    Some(false) => match self.ep().and_then(|ep| ep.draining()) {
+                        // The host is stopping: the caller may try again elsewhere.
+                        Some(retry_after) => self.final_to_caller(
+                            &call_id,
+                            503,
+                            "Service Unavailable - the host is stopping",
+                            &[("Retry-After", retry_after.to_string())],
+                        ),
+                        None => self.final_to_caller(&call_id, 480, "Temporarily Unavailable", &[]),
+                    },
                     None => {}
                 }
             }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use super::b2bua::B2bua;
 use super::flow::{Peer, Transport};
 use super::registrar::{Presence, Registrar};
 use super::transaction::{Output, Side, Timers, TransactionLayer, TxKey};
-use super::wire::{KNOWN_METHODS, RawMessage, addr_uri, response, uri_user};
+use super::wire::{KNOWN_METHODS, RawMessage, addr_uri, param, response, uri_user};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 
@@ -32,6 +33,9 @@ pub struct SipEndpoint {
     /// Wakes the timer task when a transaction may have armed an earlier timer.
     wake: Notify,
     metrics: Arc<Metrics>,
+    /// While draining: the Retry-After (seconds) of the 503 new calls get;
+    /// 0 when not draining.
+    draining: AtomicU32,
 }
 
 impl SipEndpoint {
@@ -52,6 +56,7 @@ impl SipEndpoint {
             tcp: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             metrics,
+            draining: AtomicU32::new(0),
         }
     }
 
@@ -249,6 +254,43 @@ impl SipEndpoint {
         }
     }
 
+    /// Refuse new calls (and OPTIONS probes, so a load balancer or a
+    /// dispatcher takes this host out) with 503 and this Retry-After;
+    /// None: take calls again.
+    pub fn set_draining(&self, retry_after_secs: Option<u32>) {
+        let v = retry_after_secs.map_or(0, |s| s.max(1));
+        self.draining.store(v, Ordering::Relaxed);
+        self.metrics.set_draining(v > 0);
+    }
+
+    pub fn draining(&self) -> Option<u32> {
+        match self.draining.load(Ordering::Relaxed) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+
+    /// Open call legs of the B2BUA (0 without one).
+    pub fn live_legs(&self) -> usize {
+        self.b2bua.get().map_or(0, |b| b.live_legs())
+    }
+
+    /// Our requests (BYE, CANCEL, INVITE) still waiting for a final answer.
+    pub fn awaiting_answers(&self) -> usize {
+        self.layer.lock().awaiting_answers()
+    }
+
+    fn refused_draining(&self, msg: &RawMessage, retry_after: u32) -> Vec<u8> {
+        self.metrics.drain_refused();
+        response(
+            msg,
+            503,
+            "Service Unavailable - draining",
+            None,
+            &[("Retry-After", retry_after.to_string())],
+        )
+    }
+
     /// One message from the network.
     pub fn receive(self: &Arc<Self>, bytes: &[u8], peer: Peer) {
         let msg = match RawMessage::parse(bytes) {
@@ -271,6 +313,14 @@ impl SipEndpoint {
                 self.send(peer, resp);
             }
             return;
+        }
+        if let Some(retry_after) = self.draining()
+            && (msg.method() == Some("OPTIONS")
+                || (msg.method() == Some("INVITE")
+                    && msg.header("To").and_then(|t| param(t, "tag")).is_none()))
+        {
+            // Stateless: a retransmission gets the same answer again.
+            return self.send(peer, self.refused_draining(&msg, retry_after));
         }
         if msg.method() == Some("INVITE")
             && let Some(b) = self.b2bua.get()

@@ -308,6 +308,17 @@ impl TransactionLayer {
         self.txs.is_empty()
     }
 
+    /// Our requests still waiting for a final answer (a stop waits for its BYEs).
+    pub fn awaiting_answers(&self) -> usize {
+        self.txs
+            .iter()
+            .filter(|(k, t)| {
+                k.side() == Side::Client
+                    && matches!(t.state, State::Calling | State::Trying | State::Proceeding)
+            })
+            .count()
+    }
+
     pub fn state(&self, key: &TxKey) -> Option<State> {
         self.txs.get(key).map(|t| t.state)
     }

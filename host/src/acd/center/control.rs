@@ -2,7 +2,7 @@
 //! live state before they are applied, so a refusal reaches the asker as an
 //! answer instead of a warning in the log.
 
-use super::{Acd, CallState};
+use super::{Acd, CallState, HostEnd};
 use crate::acd::AgentState;
 use crate::acd::model::*;
 
@@ -37,7 +37,9 @@ impl Acd {
                     other.name()
                 ))),
             },
-            CallEvent::HangUp { call_id, .. } => self.known_call(call_id).map(|_| ()),
+            CallEvent::HangUp { call_id, .. } | CallEvent::HostStopping { call_id } => {
+                self.known_call(call_id).map(|_| ())
+            }
             CallEvent::Transfer {
                 call_id, target, ..
             } => {
@@ -185,7 +187,7 @@ impl Acd {
                         now_ms,
                         call_id,
                         &format!("transfer to agent {a} failed: not ready"),
-                        true,
+                        HostEnd::Failed,
                     );
                 }
             }

@@ -1,0 +1,270 @@
+//! The host's stop, in three steps, so that an upgrade behind a load
+//! balancer loses nothing:
+//!
+//! 1. **Drain**: new calls and OPTIONS probes get `503` with `Retry-After`
+//!    (the balancer or a dispatcher takes the host out) while live calls go
+//!    on, until none is left or the drain period ends.
+//! 2. **End what is left**: each remaining call is ended both ways (BYE to
+//!    the caller and the agent; a caller not yet answered gets `503`), and
+//!    the host waits, at most [`ANSWER_WAIT`], for the peers' answers.
+//! 3. **Settle**: the relays finish and index their recordings and the
+//!    record writer has every call's record on disk (at most [`SETTLE_WAIT`]).
+//!
+//! A stop is asked for by a signal (SIGTERM, SIGINT: `[shutdown]
+//! drain_secs`) or by `POST /admin/drain` (`ctihost drain`). A later request
+//! with a shorter drain shortens it (a second signal ends it at once).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::acd::CallEvent;
+use crate::center::CenterHandle;
+use crate::media::Media;
+use crate::sip::endpoint::SipEndpoint;
+
+/// Longest wait for the answers to the host's BYEs and CANCELs.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(4);
+/// Longest wait for recordings to be indexed and records written.
+pub const SETTLE_WAIT: Duration = Duration::from_secs(10);
+
+/// A request to stop, draining for at most `drain` first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopRequest {
+    pub drain: Duration,
+}
+
+/// Where a stop stands, as `GET /admin/drain` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Running,
+    Draining,
+    EndingCalls,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StopStatus {
+    pub phase: Phase,
+    /// Calls live when the status was last updated.
+    pub live_calls: usize,
+    /// When the drain ends and the calls left are ended (ms since the epoch).
+    pub drain_deadline_ms: Option<u64>,
+    /// The Retry-After new calls get while draining.
+    pub retry_after_secs: u32,
+}
+
+/// Asks for a stop and tells where it stands (the admin API's side).
+#[derive(Clone)]
+pub struct StopHandle {
+    requests: mpsc::Sender<StopRequest>,
+    status: watch::Receiver<StopStatus>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("the host is already stopping")]
+    Busy,
+}
+
+impl StopHandle {
+    pub fn request(&self, drain: Duration) -> Result<(), StopError> {
+        self.requests
+            .try_send(StopRequest { drain })
+            .map_err(|_| StopError::Busy)
+    }
+
+    /// Ask for a stop and return the status once the stop has begun (at
+    /// most a second later): the asker learns how many calls it waits for.
+    pub async fn request_and_status(&self, drain: Duration) -> Result<StopStatus, StopError> {
+        self.request(drain)?;
+        let mut status = self.status.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            status.wait_for(|s| s.phase != Phase::Running),
+        )
+        .await;
+        Ok(self.status())
+    }
+
+    pub fn status(&self) -> StopStatus {
+        self.status.borrow().clone()
+    }
+}
+
+/// The run loop's side: the requests, and where to say how the stop goes.
+pub struct StopControl {
+    requests: mpsc::Receiver<StopRequest>,
+    status: watch::Sender<StopStatus>,
+    retry_after_secs: u32,
+}
+
+pub fn channel(retry_after_secs: u32) -> (StopHandle, StopControl) {
+    // A few requests at once are plenty: each only shortens the drain.
+    let (tx, rx) = mpsc::channel(8);
+    let (status_tx, status_rx) = watch::channel(StopStatus {
+        phase: Phase::Running,
+        live_calls: 0,
+        drain_deadline_ms: None,
+        retry_after_secs,
+    });
+    (
+        StopHandle {
+            requests: tx,
+            status: status_rx,
+        },
+        StopControl {
+            requests: rx,
+            status: status_tx,
+            retry_after_secs,
+        },
+    )
+}
+
+/// What a stop touches: the SIP side and the center, when SIP runs.
+pub struct Parts {
+    pub endpoint: Arc<SipEndpoint>,
+    pub center: CenterHandle,
+    pub media: Option<Arc<Media>>,
+}
+
+/// What the stop did, for the last log lines.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Calls that finished on their own during the drain.
+    pub drained: usize,
+    /// Calls the host ended.
+    pub ended: usize,
+    /// Legs, requests or relays still open when the waits ran out.
+    pub unsettled: usize,
+}
+
+impl StopControl {
+    /// Wait for the first stop request.
+    pub async fn requested(&mut self) -> Option<StopRequest> {
+        self.requests.recv().await
+    }
+
+    fn set(&self, f: impl FnOnce(&mut StopStatus)) {
+        self.status.send_modify(f);
+    }
+
+    /// Carry out a stop that `first` asked for.
+    pub async fn stop(&mut self, first: StopRequest, parts: Option<&Parts>) -> Summary {
+        let Some(p) = parts else {
+            self.set(|s| s.phase = Phase::Stopped);
+            return Summary::default();
+        };
+        let live_at_start = live_calls(&p.center).await.len();
+        let mut deadline = Instant::now() + first.drain;
+        p.endpoint.set_draining(Some(self.retry_after_secs));
+        self.set(|s| {
+            s.phase = Phase::Draining;
+            s.live_calls = live_at_start;
+            s.drain_deadline_ms = Some(crate::clock::now_ms() + first.drain.as_millis() as u64);
+        });
+        tracing::warn!(
+            live_calls = live_at_start,
+            drain_secs = first.drain.as_secs(),
+            retry_after_secs = self.retry_after_secs,
+            "stopping: new calls get 503 while live calls finish; the calls left at the end of the drain are ended"
+        );
+        let mut ended = p.center.subscribe_ended();
+        let mut live = live_calls(&p.center).await;
+        while !live.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tokio::select! {
+                _ = ended.recv() => {}
+                Some(r) = self.requests.recv() => {
+                    let sooner = Instant::now() + r.drain;
+                    if sooner < deadline {
+                        deadline = sooner;
+                        tracing::warn!(drain_secs = r.drain.as_secs(), "stop asked again: the drain is shortened");
+                    }
+                }
+                _ = tokio::time::sleep(left) => {}
+            }
+            live = live_calls(&p.center).await;
+            let n = live.len();
+            self.set(|s| s.live_calls = n);
+        }
+        let drained = live_at_start.saturating_sub(live.len());
+        self.set(|s| {
+            s.phase = Phase::EndingCalls;
+            s.live_calls = live.len();
+        });
+        if !live.is_empty() {
+            tracing::warn!(
+                calls = live.len(),
+                "ending the calls still live: BYE to both sides"
+            );
+        }
+        for call_id in &live {
+            p.center.send(CallEvent::HostStopping {
+                call_id: call_id.clone(),
+            });
+        }
+        // The ACD turns each into hang-up commands; wait until the B2BUA has
+        // no leg left and the peers have answered what the host sent.
+        let media_live = || p.media.as_ref().map_or(0, |m| m.live_relays());
+        let answered = wait_until(ANSWER_WAIT, || {
+            p.endpoint.live_legs() == 0 && p.endpoint.awaiting_answers() == 0
+        })
+        .await;
+        let settled = wait_until(SETTLE_WAIT, || media_live() == 0).await;
+        let written = tokio::time::timeout(SETTLE_WAIT, p.center.flushed())
+            .await
+            .unwrap_or(false);
+        let unsettled = if answered && settled && written {
+            0
+        } else {
+            let n = p.endpoint.live_legs() + p.endpoint.awaiting_answers() + media_live();
+            tracing::error!(
+                open_legs = p.endpoint.live_legs(),
+                unanswered_requests = p.endpoint.awaiting_answers(),
+                relays = media_live(),
+                records_written = written,
+                "stopping with work unfinished: the waits ran out"
+            );
+            n.max(1)
+        };
+        self.set(|s| {
+            s.phase = Phase::Stopped;
+            s.live_calls = 0;
+        });
+        Summary {
+            drained,
+            ended: live.len(),
+            unsettled,
+        }
+    }
+}
+
+async fn live_calls(center: &CenterHandle) -> Vec<String> {
+    center
+        .snapshot()
+        .await
+        .map(|s| s.calls.into_iter().map(|c| c.call_id).collect())
+        .unwrap_or_default()
+}
+
+/// Check `done` every 20 ms until it holds (true) or `limit` passes (false):
+/// the legs, transactions and relays have no event to wait on together.
+async fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
