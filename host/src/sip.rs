@@ -1,11 +1,14 @@
-//! SIP adapter: wire format around `rsip`, transports, transactions,
-//! registrar. (The B2BUA that turns INVITEs into ACD calls joins here.)
+//! SIP adapter: wire format (framing, the grammar of what the host reads),
+//! transports, transactions, digest, registrar, and the B2BUA that turns
+//! trunk INVITEs into ACD calls.
 
 pub mod b2bua;
 pub mod digest;
 pub mod endpoint;
 pub mod flow;
+pub mod info_dtmf;
 pub mod registrar;
+pub mod syntax;
 pub mod transaction;
 pub mod transport;
 pub mod wire;

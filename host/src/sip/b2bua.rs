@@ -303,40 +303,18 @@ impl B2bua {
             drop(calls);
             return self.respond(&key, response(msg, NO_DIALOG.0, NO_DIALOG.1, None, &[]));
         };
-        let ctype = msg
-            .header("Content-Type")
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        let body = String::from_utf8_lossy(&msg.body);
-        let digit = match ctype.as_str() {
-            "application/dtmf-relay" => body.lines().find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case("signal")
-                    .then(|| v.trim().to_owned())
-            }),
-            "application/dtmf" => Some(body.trim().to_owned()),
-            _ => None,
-        };
-        let digit = digit.and_then(|d| {
-            let mut chars = d.chars();
-            let first = chars.next()?;
-            let valid =
-                chars.next().is_none() && (first.is_ascii_digit() || "*#ABCDabcd".contains(first));
-            valid.then(|| first.to_ascii_uppercase())
-        });
-        let answer = match (digit, &c.relay) {
-            (Some(d), Some(relay)) => {
+        use super::info_dtmf::InfoBody;
+        let info = super::info_dtmf::parse(msg.header("Content-Type"), &msg.body);
+        let answer = match (info, &c.relay) {
+            (InfoBody::Digit(d), Some(relay)) => {
                 relay.control(crate::media::Control::Dtmf(d));
                 response(msg, 200, "OK", None, &[])
             }
-            (Some(_), None) => response(msg, 200, "OK", None, &[]),
-            (None, _) if ctype.is_empty() => response(msg, 200, "OK", None, &[]),
-            (None, _) => response(
+            (InfoBody::Digit(_) | InfoBody::Empty, _) => response(msg, 200, "OK", None, &[]),
+            (InfoBody::NoDigit, _) => {
+                response(msg, 400, "Bad Request - no key in the DTMF body", None, &[])
+            }
+            (InfoBody::Unsupported, _) => response(
                 msg,
                 415,
                 "Unsupported Media Type",

@@ -17,7 +17,7 @@ use super::b2bua::B2bua;
 use super::flow::{Peer, Transport};
 use super::registrar::{Presence, Registrar};
 use super::transaction::{Output, Side, Timers, TransactionLayer, TxKey};
-use super::wire::{KNOWN_METHODS, RawMessage, addr_uri, param, response, uri_user};
+use super::wire::{KNOWN_METHODS, RawMessage, WireError, addr_uri, param, response, uri_user};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 
@@ -296,6 +296,23 @@ impl SipEndpoint {
         let msg = match RawMessage::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
+                // A request whose head reads but whose Content-Length is
+                // wrong for the datagram gets 400 (RFC 4475 3.1.2.2, 3.1.2.3);
+                // the rest cannot be answered.
+                if matches!(e, WireError::ShortBody | WireError::BadContentLength)
+                    && let Ok(head) = RawMessage::parse_head(bytes)
+                    && head.is_request()
+                    && head.method() != Some("ACK")
+                    && ["Via", "From", "To", "Call-ID", "CSeq"]
+                        .iter()
+                        .all(|h| head.header(h).is_some())
+                {
+                    let reason = match e {
+                        WireError::ShortBody => "Bad Request - body shorter than Content-Length",
+                        _ => "Bad Request - bad Content-Length",
+                    };
+                    return self.send(peer, response(&head, 400, reason, None, &[]));
+                }
                 tracing::debug!(source = %peer.addr, error = %e, "unparseable SIP message dropped");
                 return;
             }
@@ -364,18 +381,37 @@ impl SipEndpoint {
         if !cseq_ok {
             return Some(response(msg, 400, "Bad Request - bad CSeq", None, &[]));
         }
-        // rsip is the message model: a request it cannot read is refused
-        // here. Its error text names the parser's internals: it goes to the
-        // debug log, the peer gets a plain reason.
-        let e = rsip::Request::try_from(mask_ipv6(&msg.to_bytes()).as_slice()).err()?;
-        tracing::debug!(method, error = %e, "SIP request the message model cannot read");
-        Some(response(
-            msg,
-            400,
-            "Bad Request - malformed message",
-            None,
-            &[],
-        ))
+        use super::syntax::Refusal;
+        let refusal = super::syntax::check_request(msg).err()?;
+        tracing::debug!(method, ?refusal, "request refused by the grammar check");
+        Some(match refusal {
+            Refusal::BadRequest(what) => {
+                response(msg, 400, &format!("Bad Request - {what}"), None, &[])
+            }
+            Refusal::Version => response(msg, 505, "Version Not Supported", None, &[]),
+            Refusal::UnsupportedScheme => response(msg, 416, "Unsupported URI Scheme", None, &[]),
+            Refusal::BadExtension(tags) => response(
+                msg,
+                420,
+                "Bad Extension",
+                None,
+                &[("Unsupported", tags.join(", "))],
+            ),
+            Refusal::NotAcceptable => response(
+                msg,
+                406,
+                "Not Acceptable - answers carry application/sdp",
+                None,
+                &[],
+            ),
+            Refusal::UnsupportedMediaType => response(
+                msg,
+                415,
+                "Unsupported Media Type",
+                None,
+                &[("Accept", "application/sdp".into())],
+            ),
+        })
     }
 
     fn on_request(self: &Arc<Self>, key: TxKey, msg: RawMessage, peer: Peer) {
@@ -415,32 +451,6 @@ impl SipEndpoint {
     }
 }
 
-/// rsip 0.4 cannot parse IPv6 references (`[2001:db8::1]:5060`) in Via, URIs
-/// or Contact; for its check they are replaced by a host name of the same role.
-fn mask_ipv6(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'[' {
-            let end = bytes[i + 1..]
-                .iter()
-                .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'%')))
-                .map(|n| i + 1 + n);
-            if let Some(e) = end
-                && bytes[e] == b']'
-                && bytes[i + 1..e].contains(&b':')
-            {
-                out.extend_from_slice(b"ipv6.invalid");
-                i = e + 1;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
-}
-
 fn not_implemented(msg: &RawMessage) -> Vec<u8> {
     response(
         msg,
@@ -452,21 +462,3 @@ fn not_implemented(msg: &RawMessage) -> Vec<u8> {
 }
 
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, INFO, REGISTER, OPTIONS";
-
-#[cfg(test)]
-mod tests {
-    use super::mask_ipv6;
-
-    #[test]
-    fn ipv6_references_are_masked_for_rsip_only() {
-        let m = mask_ipv6(b"INVITE sip:95588@[::1]:5060 SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::7%25lo]:5070;branch=z\r\nX: [not v6]\r\n");
-        assert_eq!(
-            String::from_utf8(m).unwrap(),
-            "INVITE sip:95588@ipv6.invalid:5060 SIP/2.0\r\nVia: SIP/2.0/UDP ipv6.invalid:5070;branch=z\r\nX: [not v6]\r\n"
-        );
-        let r = rsip::Request::try_from(
-            mask_ipv6(b"OPTIONS sip:[::1]:5060 SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:5070;branch=z9hG4bK1\r\nFrom: <sip:a@[::1]>;tag=1\r\nTo: <sip:b@[::1]>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").as_slice(),
-        );
-        assert!(r.is_ok(), "{r:?}");
-    }
-}

@@ -206,7 +206,7 @@ fn cseq(msg: &RawMessage) -> Option<(u32, &str)> {
 /// The branch, or for pre-RFC 3261 peers a stand-in built from the dialog.
 fn branch_of(msg: &RawMessage) -> String {
     match msg.branch() {
-        Some(b) if b.starts_with("z9hG4bK") => b.to_owned(),
+        Some(b) if b.starts_with("z9hG4bK") => b,
         _ => format!(
             "{}|{}|{}",
             msg.header("Call-ID").unwrap_or(""),
@@ -219,10 +219,7 @@ fn branch_of(msg: &RawMessage) -> String {
 }
 
 fn sent_by(msg: &RawMessage) -> &str {
-    msg.header("Via")
-        .and_then(|v| v.split(';').next())
-        .and_then(|v| v.split_whitespace().nth(1))
-        .unwrap_or("")
+    msg.sent_by().unwrap_or("")
 }
 
 /// The key of the server transaction a request belongs to.

@@ -199,8 +199,13 @@ impl RawMessage {
     }
 
     /// The branch of the top Via (transaction key).
-    pub fn branch(&self) -> Option<&str> {
-        param(self.header("Via")?, "branch")
+    pub fn branch(&self) -> Option<String> {
+        super::syntax::top_via(self.header("Via")?).and_then(|(_, b)| b)
+    }
+
+    /// The sent-by (`host[:port]`) of the top Via.
+    pub fn sent_by(&self) -> Option<&str> {
+        super::syntax::top_via(self.header("Via")?).map(|(s, _)| s)
     }
 }
 
@@ -235,8 +240,10 @@ pub fn uri_socket_addr(uri: &str) -> Option<std::net::SocketAddr> {
 }
 
 /// A `;name=value` parameter of a header value (case-insensitive name).
+/// A `;` inside a quoted display name or inside `<...>` is not a
+/// separator: `"x;tag=a" <sip:b;tag=c>;tag=d` has the tag `d`.
 pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
-    value.split(';').skip(1).find_map(|p| {
+    header_params(value).find_map(|p| {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
         k.trim()
             .eq_ignore_ascii_case(name)
@@ -244,8 +251,33 @@ pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The `;`-separated parameters of a header value, outside quotes and
+/// angle brackets.
+fn header_params(value: &str) -> impl Iterator<Item = &str> {
+    let (mut quoted, mut escaped, mut bracket) = (false, false, false);
+    let mut cuts = Vec::new();
+    for (i, b) in value.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => bracket = true,
+            b'>' if !quoted => bracket = false,
+            b';' if !quoted && !bracket => cuts.push(i),
+            _ => {}
+        }
+    }
+    let ends: Vec<usize> = cuts.iter().skip(1).copied().chain([value.len()]).collect();
+    cuts.into_iter()
+        .zip(ends)
+        .map(move |(a, b)| &value[a + 1..b])
+}
+
 /// The URI of a name-addr or addr-spec (`"Bob" <sip:bob@x>;tag=1` -> `sip:bob@x`).
 pub fn addr_uri(value: &str) -> &str {
+    if let Ok(na) = super::syntax::parse_name_addr(value) {
+        return na.uri;
+    }
     match (value.find('<'), value.find('>')) {
         (Some(a), Some(b)) if a < b => &value[a + 1..b],
         _ => value.split(';').next().unwrap_or(value).trim(),
@@ -355,6 +387,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parameters_are_found_outside_quotes_and_brackets() {
+        let v = "\"x;tag=a\" <sip:b@h;tag=c>;tag=d;lr";
+        assert_eq!(param(v, "tag"), Some("d"));
+        assert_eq!(param(v, "lr"), Some(""));
+        assert_eq!(addr_uri(v), "sip:b@h;tag=c");
+        assert_eq!(
+            param("SIP/2.0/UDP h;branch=z9hG4bK1;rport", "branch"),
+            Some("z9hG4bK1")
+        );
+        assert_eq!(param("sip:a@b;tag=1", "tag"), Some("1"));
+        assert_eq!(addr_uri("\"a<b\" <sip:c@d>"), "sip:c@d");
+    }
+
+    #[test]
     fn uri_addresses() {
         let a = |s: &str| uri_socket_addr(s).map(|a| a.to_string());
         assert_eq!(
@@ -374,7 +420,7 @@ mod tests {
         let m = RawMessage::parse(REG.as_bytes()).unwrap();
         assert_eq!(m.method(), Some("REGISTER"));
         assert_eq!(m.header("Call-ID"), Some("abc@x"));
-        assert_eq!(m.branch(), Some("z9hG4bK-1"));
+        assert_eq!(m.branch().as_deref(), Some("z9hG4bK-1"));
         let bytes = m.to_bytes();
         let req = rsip::Request::try_from(bytes.as_slice()).unwrap();
         assert_eq!(req.method, rsip::Method::Register);

@@ -239,7 +239,7 @@ fn invite_client_acks_an_error_itself_and_absorbs_its_retransmissions() {
     assert_eq!(ack.method(), Some("ACK"));
     assert_eq!(
         ack.branch(),
-        Some("z9hG4bK-c2"),
+        Some("z9hG4bK-c2".to_owned()),
         "same branch as the INVITE"
     );
     assert_eq!(ack.header("CSeq"), Some("7 ACK"));
