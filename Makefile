@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test deps test-deps lint bench
+.PHONY: run test deps test-deps lint bench fuzz
 
 # The stock plugins are built for wasm32-wasip2 by host/build.rs.
 deps:
@@ -31,3 +31,8 @@ test: lint
 bench: deps
 	bash tests/install-deps.sh --bench
 	cargo bench -p ctihost
+
+# Each cargo-fuzz target for FUZZ_SECS seconds (host/fuzz/FUZZING.md).
+FUZZ_SECS ?= 30
+fuzz: deps
+	bash host/fuzz/run.sh $(FUZZ_SECS)

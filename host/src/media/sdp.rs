@@ -11,6 +11,9 @@ pub enum SdpError {
     NoAudio,
     #[error("no codec the host carries (PCMU, PCMA) in the SDP's audio stream")]
     NoCodec,
+    /// RFC 4566 5.7: every stream needs a connection address.
+    #[error("no connection address (c=) for the SDP's audio stream")]
+    NoConnection,
 }
 
 fn lines(sdp: &[u8]) -> impl Iterator<Item = &str> {
@@ -86,7 +89,22 @@ pub fn rewrite(sdp: &[u8], relay: SocketAddr) -> Result<Vec<u8>, SdpError> {
     let mut audio_seen = false;
     let mut in_audio = false;
     let mut codecs_left = 0;
+    // A c= line before the first m= covers every stream; else the audio
+    // stream needs its own.
+    let (mut session_c, mut audio_c, mut before_media) = (false, false, true);
     for l in lines(sdp) {
+        if l.starts_with("m=") {
+            before_media = false;
+        } else if l
+            .strip_prefix("c=")
+            .is_some_and(|c| c.split_whitespace().count() >= 3)
+        {
+            if before_media {
+                session_c = true;
+            } else if in_audio {
+                audio_c = true;
+            }
+        }
         let line = if let Some(m) = l.strip_prefix("m=") {
             let parts: Vec<&str> = m.split_whitespace().collect();
             in_audio = parts.first() == Some(&"audio") && !audio_seen;
@@ -142,6 +160,9 @@ pub fn rewrite(sdp: &[u8], relay: SocketAddr) -> Result<Vec<u8>, SdpError> {
     }
     if codecs_left == 0 {
         return Err(SdpError::NoCodec);
+    }
+    if !session_c && !audio_c {
+        return Err(SdpError::NoConnection);
     }
     Ok(out.into_bytes())
 }
@@ -293,6 +314,14 @@ mod tests {
             rewrite(b"v=0\nm=video 5000 RTP/AVP 96\n", relay),
             Err(SdpError::NoAudio)
         );
+        // Found by the sdp fuzz target: no c= anywhere gave phones an
+        // offer without a connection address.
+        let no_c = "v=0\no=- 1 1 IN IP4 10.0.0.5\ns=-\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
+        assert_eq!(rewrite(no_c.as_bytes(), relay), Err(SdpError::NoConnection));
+        let video_c = "v=0\nm=audio 4000 RTP/AVP 0\nm=video 5000 RTP/AVP 96\nc=IN IP4 10.0.0.5\n";
+        assert_eq!(rewrite(video_c.as_bytes(), relay), Err(SdpError::NoConnection));
+        let audio_c = "v=0\nm=audio 4000 RTP/AVP 0\nc=IN IP4 10.0.0.5\n";
+        assert!(rewrite(audio_c.as_bytes(), relay).is_ok());
     }
 
     #[test]
