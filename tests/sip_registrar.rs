@@ -425,7 +425,8 @@ fn tcp_connections_are_bounded_and_idle_ones_closed() {
     std::fs::write(
         &config,
         "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n\
-         [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\ntcp_max_per_source = 5\ntcp_idle_secs = 2\n",
+         [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\ntcp_max_per_source = 5\ntcp_idle_secs = 2\n\
+         max_requests_per_source = 0\n",
     )
     .unwrap();
     let s = server::start(&config);
@@ -503,4 +504,69 @@ fn tcp_connections_are_bounded_and_idle_ones_closed() {
     c.write_all(options("after").as_bytes()).unwrap();
     let n = c.read(&mut buf).unwrap();
     assert!(buf[..n].starts_with(b"SIP/2.0 200"));
+}
+
+/// A source sending more than `[sip] max_requests_per_source` requests in a
+/// second has the rest of that second's dropped unanswered (counted in
+/// /metrics); a trunk's address is never limited.
+#[test]
+fn requests_beyond_the_per_source_rate_are_dropped_unanswered_but_trunks_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ctihost.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n\
+         [sip]\nudp = [\"127.0.0.1:0\"]\ntcp = [\"127.0.0.1:0\"]\nmax_requests_per_source = 20\n\
+         [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n",
+    )
+    .unwrap();
+    let s = server::start(&config);
+    let udp = s.sip_udp.unwrap();
+    // `n` OPTIONS at once from `source`, then (in the next second) a probe:
+    // the answers before the probe's are those of the burst.
+    let burst = |source: &str, n: usize| -> usize {
+        let sock = UdpSocket::bind((source, 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let me = sock.local_addr().unwrap();
+        let options = |id: &str| {
+            format!(
+                "OPTIONS sip:{udp} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{id}\r\nFrom: <sip:t@x>;tag=1\r\nTo: <sip:{udp}>\r\nCall-ID: rate-{id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        for i in 0..n {
+            sock.send_to(options(&format!("{source}-{i}")).as_bytes(), udp)
+                .unwrap();
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1050 - u64::from(now.subsec_millis())));
+        sock.send_to(options(&format!("{source}-probe")).as_bytes(), udp)
+            .unwrap();
+        let mut answered = 0;
+        let mut buf = [0u8; 4096];
+        loop {
+            let (len, _) = sock.recv_from(&mut buf).expect("the probe is answered");
+            let text = String::from_utf8_lossy(&buf[..len]);
+            if text.contains("Call-ID: rate-") && text.contains("-probe") {
+                return answered;
+            }
+            answered += 1;
+        }
+    };
+    let got = burst("127.0.0.2", 100);
+    // 20 a second; a burst that straddles a second boundary gets two.
+    assert!((20..=40).contains(&got), "answered {got} of 100");
+    let m = s.admin_text("/metrics", "t0k");
+    let hits: u64 = m
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ctihost_bound_hits_total{bound=\"sip_requests_per_source\"} ")
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(hits, 100 - got as u64, "{m}");
+    assert_eq!(burst("127.0.0.1", 100), 100, "the trunk is not limited");
+    let log = s.log.lock().unwrap().join("\n");
+    assert!(log.contains("max_requests_per_source"), "{log}");
 }

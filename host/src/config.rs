@@ -174,6 +174,9 @@ pub struct SipConfig {
     /// A TCP connection that sends nothing (not even a CRLF keep-alive) for
     /// this long is closed.
     pub tcp_idle_secs: u64,
+    /// Requests a second from one address beyond which the rest of that
+    /// second's are dropped unanswered (trunk addresses exempt; 0: none).
+    pub max_requests_per_source: u32,
 }
 
 /// The answer to a source that is no trunk.
@@ -204,6 +207,7 @@ impl Default for SipConfig {
             tcp_max_connections: 4096,
             tcp_max_per_source: 32,
             tcp_idle_secs: 600,
+            max_requests_per_source: 50,
         }
     }
 }

@@ -141,13 +141,21 @@ pub async fn start_sip(
         tracing::info!(%local, "SIP listening on TCP");
         tcp.push(l);
     }
-    let ep = Arc::new(SipEndpoint::new(
-        registrar.clone(),
-        config.sip.max_message_bytes,
-        udp.clone(),
-        tcp.first().and_then(|l| l.local_addr().ok()),
-        metrics.clone(),
-    ));
+    let trunk_addresses: Vec<std::net::IpAddr> = config
+        .trunks
+        .iter()
+        .flat_map(|t| t.addresses.iter().copied())
+        .collect();
+    let ep = Arc::new(
+        SipEndpoint::new(
+            registrar.clone(),
+            config.sip.max_message_bytes,
+            udp.clone(),
+            tcp.first().and_then(|l| l.local_addr().ok()),
+            metrics.clone(),
+        )
+        .with_request_limit(config.sip.max_requests_per_source, trunk_addresses),
+    );
     for (i, (sock, _)) in udp.into_iter().enumerate() {
         let index = u8::try_from(i).map_err(|_| ServerError::TooManyListeners)?;
         tokio::spawn(crate::sip::transport::serve_udp(sock, index, ep.clone()));

@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod flow;
 pub mod info_dtmf;
 pub mod registrar;
+pub mod source_rate;
 pub mod syntax;
 pub mod transaction;
 pub mod transport;

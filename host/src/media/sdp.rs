@@ -319,7 +319,10 @@ mod tests {
         let no_c = "v=0\no=- 1 1 IN IP4 10.0.0.5\ns=-\nt=0 0\nm=audio 4000 RTP/AVP 0\n";
         assert_eq!(rewrite(no_c.as_bytes(), relay), Err(SdpError::NoConnection));
         let video_c = "v=0\nm=audio 4000 RTP/AVP 0\nm=video 5000 RTP/AVP 96\nc=IN IP4 10.0.0.5\n";
-        assert_eq!(rewrite(video_c.as_bytes(), relay), Err(SdpError::NoConnection));
+        assert_eq!(
+            rewrite(video_c.as_bytes(), relay),
+            Err(SdpError::NoConnection)
+        );
         let audio_c = "v=0\nm=audio 4000 RTP/AVP 0\nc=IN IP4 10.0.0.5\n";
         assert!(rewrite(audio_c.as_bytes(), relay).is_ok());
     }

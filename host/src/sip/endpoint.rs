@@ -36,6 +36,8 @@ pub struct SipEndpoint {
     /// While draining: the Retry-After (seconds) of the 503 new calls get;
     /// 0 when not draining.
     draining: AtomicU32,
+    /// Requests per source per second (trunks exempt).
+    rate: super::source_rate::SourceRate,
 }
 
 impl SipEndpoint {
@@ -57,7 +59,15 @@ impl SipEndpoint {
             wake: Notify::new(),
             metrics,
             draining: AtomicU32::new(0),
+            rate: super::source_rate::SourceRate::new(0, Vec::new()),
         }
+    }
+
+    /// At most `per_second` requests a second from one address (0: no
+    /// limit); `exempt` (the trunks) are never limited.
+    pub fn with_request_limit(mut self, per_second: u32, exempt: Vec<std::net::IpAddr>) -> Self {
+        self.rate = super::source_rate::SourceRate::new(per_second, exempt);
+        self
     }
 
     /// Calls (INVITE, BYE, CANCEL) are handled once the B2BUA is attached.
@@ -322,6 +332,14 @@ impl SipEndpoint {
             let out = self.layer.lock().receive_response(msg, now_ms());
             self.dispatch(out);
             self.wake.notify_one();
+            return;
+        }
+        if !self.rate.allow(peer.addr.ip(), now_ms()) {
+            self.metrics.bound_hit("sip_requests_per_source");
+            crate::log_limit::warn_every_second(
+                "sip_requests_per_source",
+                "SIP requests over [sip] max_requests_per_source dropped unanswered",
+            );
             return;
         }
         if let Some(resp) = self.refusal(&msg, bytes.len()) {
