@@ -411,6 +411,37 @@ async fn a_call_reaches_the_desktop_with_its_card_then_pause_and_hangup() {
     assert_eq!(v["plugin"], "pci-recording");
     let (st, v) = rec("resume").await;
     assert_eq!((st, &v["paused"]), (200, &json!(false)), "{v}");
+    // A desktop in a loop (the supervisor's here) cannot grow the audit log
+    // at its own rate: 120 rows a minute per principal, then one row saying
+    // the rest are held back (counted in /metrics).
+    let path = format!("/api/calls/{call_id}/recording");
+    for i in 0..130 {
+        let action = if i % 2 == 0 { "pause" } else { "resume" };
+        let (st, _) = api
+            .call("POST", &path, Some(&sup), Some(json!({ "action": action })))
+            .await;
+        assert_eq!(st, 200);
+    }
+    let (_, audit) = api.call("GET", "/api/audit", Some(&sup), None).await;
+    let theirs: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["who"] == "supervisor:9001")
+        .collect();
+    // The login, then 119 of the 130, then the notice.
+    assert_eq!(theirs.len(), 121, "{audit}");
+    assert_eq!(theirs[120]["action"], "audit-suppressed", "{audit}");
+    let m = s.admin_text("/metrics", "t0k");
+    assert!(
+        m.contains("ctihost_bound_hits_total{bound=\"audit_rows_per_principal\"} 10"),
+        "{m}"
+    );
+    let (st, v) = rec("resume").await;
+    assert_eq!(
+        st, 200,
+        "still served, and the agent's rows still written: {v}"
+    );
 
     // Another agent's session may not touch the call.
     let other = api.login("1002", "desk-1002").await;
@@ -514,12 +545,17 @@ async fn a_call_reaches_the_desktop_with_its_card_then_pause_and_hangup() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["call_id"] == call_id.as_str())
+        .filter(|e| e["call_id"] == call_id.as_str() && e["who"] == "agent:1001")
         .collect();
     let actions: Vec<&str> = mine.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(
         actions,
-        ["recording pause", "recording resume", "hangup"],
+        [
+            "recording pause",
+            "recording resume",
+            "recording resume",
+            "hangup"
+        ],
         "{mine:?}"
     );
     assert!(

@@ -3,6 +3,7 @@
 //! stream, and the embedded agent desktop and wallboard pages.
 
 pub mod admin;
+pub mod audit_budget;
 pub mod auth;
 pub mod cti;
 pub mod events;

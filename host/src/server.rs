@@ -807,6 +807,8 @@ pub async fn run(
             crate::api::login_pool::LoginPool::new()
                 .map_err(|e| ServerError::Token(format!("password check threads: {e}")))?,
         ),
+        audit_budget: Arc::default(),
+        metrics: metrics.clone(),
     };
     let app = crate::api::admin_router(
         crate::api::admin::AdminState {

@@ -36,6 +36,9 @@ pub struct ApiState {
     /// and a bounded queue, so a flood of logins is refused, not served
     /// with the host's memory.
     pub logins: Arc<super::login_pool::LoginPool>,
+    /// Audit rows each principal may add a minute.
+    pub audit_budget: Arc<super::audit_budget::AuditBudget>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Longest not-ready reason an agent may give.
@@ -132,9 +135,32 @@ impl ApiState {
     }
 
     fn audit(&self, who: &Principal, action: &str, call_id: Option<&str>, outcome: &str) {
+        use super::audit_budget::{Admit, ROWS_PER_MINUTE};
+        let label = who.label();
+        let now = now_ms();
+        let (action, call_id, outcome) = match self.audit_budget.admit(&label, now) {
+            Admit::Write => (action.to_owned(), call_id, outcome.to_owned()),
+            Admit::WriteSuppressedNotice => (
+                "audit-suppressed".to_owned(),
+                None,
+                format!(
+                    "more than {ROWS_PER_MINUTE} entries this minute: the rest of the minute's are not written"
+                ),
+            ),
+            Admit::Drop => {
+                self.metrics.bound_hit("audit_rows_per_principal");
+                crate::log_limit::warn_every_second(
+                    "audit_rows_per_principal",
+                    "audit rows over the per-principal budget not written",
+                );
+                return;
+            }
+        };
+        let action = action.as_str();
+        let outcome = outcome.as_str();
         let entry = AuditEntry {
-            at_ms: now_ms(),
-            who: who.label(),
+            at_ms: now,
+            who: label,
             action: action.to_owned(),
             call_id: call_id.map(str::to_owned),
             outcome: outcome.to_owned(),
