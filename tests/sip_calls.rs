@@ -896,6 +896,40 @@ fn calls_live_at_a_kill_are_recorded_as_interrupted_after_the_restart() {
             .any(|r| r["agent"].is_string() && r["talk_secs"].as_f64().unwrap() >= 0.0),
         "{interrupted:?}"
     );
+    // The recordings being written at the kill are indexed, interrupted,
+    // their WAV repaired to the audio that reached the disk, the hash of
+    // the repaired file in the index.
+    let recs = s.admin_json("/admin/recordings", "t0k");
+    let recs = recs.as_array().unwrap();
+    assert!(
+        recs.iter().all(|e| e["state"] != "recording"),
+        "none is left half-written: {recs:?}"
+    );
+    let cut: Vec<_> = recs
+        .iter()
+        .filter(|e| e["state"] == "interrupted")
+        .collect();
+    assert!(
+        !cut.is_empty(),
+        "a connected call was recording at the kill: {recs:?}"
+    );
+    for e in &cut {
+        assert!(
+            interrupted.iter().any(|r| r["call_id"] == e["call_id"]),
+            "an interrupted recording belongs to an interrupted call: {e}"
+        );
+        let file = std::path::PathBuf::from(e["file"].as_str().unwrap());
+        let file = if file.is_absolute() {
+            file
+        } else {
+            dir.path().join(file)
+        };
+        let wav = hound::WavReader::open(&file).unwrap();
+        assert_eq!(wav.spec().channels, 2, "{e}");
+        let call_id = e["call_id"].as_str().unwrap();
+        let audio = s.admin_bytes(&format!("/admin/recordings/{call_id}/audio"), "t0k");
+        assert!(audio.starts_with(b"RIFF"), "served (its hash matches): {e}");
+    }
     // Written once: a second restart adds nothing.
     drop(s);
     let s = center(dir.path(), 15);

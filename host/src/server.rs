@@ -694,6 +694,46 @@ fn spawn_purge(store: Store, every: Duration) {
     });
 }
 
+/// Recordings still being written when the host last died: their WAV
+/// header is repaired to the audio on disk, then they are hashed and
+/// indexed as `interrupted` (before any new call starts recording).
+fn recover_recordings(store: &Store) {
+    use crate::media::recorder::{RecordingState, hash_file, repair};
+    let entries = match store.list_recordings() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the recording index");
+            return;
+        }
+    };
+    let mut repaired = 0;
+    for mut e in entries
+        .into_iter()
+        .filter(|e| e.state == RecordingState::Recording)
+    {
+        match repair(&e.file).and_then(|ms| Ok((ms, hash_file(&e.file)?))) {
+            Ok((ms, sha256)) => {
+                e.duration_ms = ms;
+                e.sha256 = sha256;
+                repaired += 1;
+            }
+            Err(err) => {
+                tracing::error!(call_id = e.call_id, file = %e.file.display(), error = %err, "a recording cut off by the last stop cannot be read")
+            }
+        }
+        e.state = RecordingState::Interrupted;
+        if let Err(err) = store.put_recording(&e) {
+            tracing::error!(call_id = e.call_id, error = %err, "cannot index a recording cut off by the last stop");
+        }
+    }
+    if repaired > 0 {
+        tracing::warn!(
+            recordings = repaired,
+            "recordings cut off by the last stop repaired and indexed as interrupted"
+        );
+    }
+}
+
 /// Serve until a stop is asked for, by `signals` (each item one signal:
 /// the first drains for `[shutdown] drain_secs`, a later one ends the drain
 /// at once) or by the admin API, then stop as [`crate::stop`] says.
@@ -732,6 +772,7 @@ pub async fn run(
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot record the calls the last stop cut off"),
     }
+    recover_recordings(host.store());
     if config.plugins.allow_missing {
         spawn_missing_plugin_reminder(&config, host.clone());
     }

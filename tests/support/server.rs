@@ -59,6 +59,21 @@ impl Server {
         }
     }
 
+    /// GET an admin endpoint with `token`; the body as bytes.
+    pub fn admin_bytes(&self, path: &str, token: &str) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let host = self.url.strip_prefix("http://").unwrap();
+        let mut c = std::net::TcpStream::connect(host).unwrap();
+        write!(c, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut buf = Vec::new();
+        c.read_to_end(&mut buf).unwrap();
+        let at = buf
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(buf.len(), |i| i + 4);
+        buf.split_off(at)
+    }
+
     /// GET an admin endpoint with `token`; the body as text.
     pub fn admin_text(&self, path: &str, token: &str) -> String {
         use std::io::{Read, Write};

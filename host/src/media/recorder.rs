@@ -60,6 +60,23 @@ pub struct RecordingEntry {
     pub sha256: String,
     /// When the retention purge deleted the file.
     pub purged_ms: Option<u64>,
+    /// Whether the file is whole (older entries, written finished, are).
+    #[serde(default)]
+    pub state: RecordingState,
+}
+
+/// Where a recording stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordingState {
+    /// Being written: indexed when it starts, so a crash cannot orphan it.
+    Recording,
+    /// Finished and closed; the hash covers the whole file.
+    #[default]
+    Complete,
+    /// The host stopped mid-call: at the next start the WAV header was
+    /// repaired to the audio that reached the disk, then hashed.
+    Interrupted,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,11 +146,16 @@ impl Recorder {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let writer =
+        let mut writer =
             hound::WavWriter::create(&path, spec).map_err(|source| RecorderError::Wav {
                 path: path.clone(),
                 source,
             })?;
+        // The header on disk from the start: a crash leaves a WAV file.
+        writer.flush().map_err(|source| RecorderError::Wav {
+            path: path.clone(),
+            source,
+        })?;
         Ok(Self {
             call_id: call_id.to_owned(),
             path,
@@ -271,8 +293,103 @@ impl Recorder {
             expires_ms: (retention > 0).then(|| self.started_ms + retention as u64 * 86_400_000),
             sha256,
             purged_ms: None,
+            state: RecordingState::Complete,
         })
     }
+
+    /// The index entry of the recording as it starts (no audio, no hash
+    /// yet): written at once, so that a crash leaves the file indexed.
+    pub fn started_entry(&self) -> RecordingEntry {
+        let retention = self.plan.retention_days;
+        RecordingEntry {
+            call_id: self.call_id.clone(),
+            file: self.path.clone(),
+            started_ms: self.started_ms,
+            duration_ms: 0,
+            legs: self.plan.legs,
+            silent_spans: Vec::new(),
+            policy: self.plan.policy.clone(),
+            policy_version: self.plan.policy_version.clone(),
+            reason: self.plan.reason.clone(),
+            retention_days: retention,
+            expires_ms: (retention > 0).then(|| self.started_ms + retention as u64 * 86_400_000),
+            sha256: String::new(),
+            purged_ms: None,
+            state: RecordingState::Recording,
+        }
+    }
+}
+
+/// Make a WAV that was never closed (the host died while writing it)
+/// readable: RIFF and data sizes set to the whole frames on disk. Returns
+/// the audio's length in milliseconds.
+pub fn repair(path: &Path) -> Result<u64, RecorderError> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let io = |source| RecorderError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut head = vec![0u8; 512.min(len as usize)];
+    f.read_exact(&mut head).map_err(io)?;
+    let bad = || {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a WAV file this host wrote",
+        ))
+    };
+    if len < 44 && (head.is_empty() || b"RIFF".starts_with(&head[..head.len().min(4)])) {
+        // Cut off before its header reached the disk: an empty recording.
+        let mut h = Vec::with_capacity(44);
+        h.extend_from_slice(b"RIFF");
+        h.extend_from_slice(&36u32.to_le_bytes());
+        h.extend_from_slice(b"WAVEfmt ");
+        h.extend_from_slice(&16u32.to_le_bytes());
+        h.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        h.extend_from_slice(&2u16.to_le_bytes()); // stereo
+        h.extend_from_slice(&SAMPLE_RATE.to_le_bytes());
+        h.extend_from_slice(&(SAMPLE_RATE * 4).to_le_bytes());
+        h.extend_from_slice(&4u16.to_le_bytes());
+        h.extend_from_slice(&16u16.to_le_bytes());
+        h.extend_from_slice(b"data");
+        h.extend_from_slice(&0u32.to_le_bytes());
+        f.set_len(0).map_err(io)?;
+        f.seek(SeekFrom::Start(0)).map_err(io)?;
+        f.write_all(&h).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        return Ok(0);
+    }
+    if head.len() < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return Err(bad());
+    }
+    // Walk the chunks to "data".
+    let mut at = 12usize;
+    let data_start = loop {
+        let Some(chunk) = head.get(at..at + 8) else {
+            return Err(bad());
+        };
+        let size = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]) as usize;
+        if &chunk[..4] == b"data" {
+            break at + 8;
+        }
+        at = at + 8 + size + (size & 1);
+    };
+    let frame = 4u64; // stereo, 16 bits
+    let data_len = (len.saturating_sub(data_start as u64) / frame) * frame;
+    let riff_len = u32::try_from(data_start as u64 - 8 + data_len).map_err(|_| bad())?;
+    let data_len32 = u32::try_from(data_len).map_err(|_| bad())?;
+    f.set_len(data_start as u64 + data_len).map_err(io)?;
+    f.seek(SeekFrom::Start(4)).map_err(io)?;
+    f.write_all(&riff_len.to_le_bytes()).map_err(io)?;
+    f.seek(SeekFrom::Start(data_start as u64 - 4)).map_err(io)?;
+    f.write_all(&data_len32.to_le_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    Ok(data_len / frame * 1000 / u64::from(SAMPLE_RATE))
 }
 
 fn push(buf: &mut VecDeque<i16>, samples: impl Iterator<Item = i16>) {
@@ -326,6 +443,47 @@ mod tests {
             policy_version: "v".into(),
             reason: "test".into(),
         }
+    }
+
+    #[test]
+    fn a_recording_cut_off_mid_write_is_repaired_to_the_frames_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Recorder::create(dir.path(), "cut@x", 1_000, plan(Legs::Both)).unwrap();
+        let path = r.path().to_owned();
+        assert_eq!(r.started_entry().state, RecordingState::Recording);
+        for _ in 0..50 {
+            r.caller_audio(std::iter::repeat_n(1000i16, 160));
+            r.tick().unwrap();
+        }
+        // The host dies: the writer is never finalized (hound's header
+        // still says no data), and a half frame is on the disk.
+        let _leaked = std::mem::ManuallyDrop::new(r);
+        let _ = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &[1, 2]));
+        let ms = repair(&path).unwrap();
+        let wav = hound::WavReader::open(&path).unwrap();
+        assert_eq!(wav.spec().channels, 2);
+        assert!(wav.duration() > 0);
+        assert_eq!(ms, u64::from(wav.duration()) * 1000 / 8000);
+        assert!(repair(&dir.path().join("none.wav")).is_err());
+        // Cut off before the header reached the disk: an empty WAV.
+        let empty = dir.path().join("empty.wav");
+        std::fs::write(&empty, b"").unwrap();
+        assert_eq!(repair(&empty).unwrap(), 0);
+        assert_eq!(hound::WavReader::open(&empty).unwrap().duration(), 0);
+        for junk in [
+            &b"this is not a WAV file, and it is longer than a header"[..],
+            &[b'R'; 64][..],
+        ] {
+            std::fs::write(dir.path().join("junk.wav"), junk).unwrap();
+            assert!(repair(&dir.path().join("junk.wav")).is_err());
+        }
+        let mut no_data = b"RIFF\0\0\0\0WAVE".to_vec();
+        no_data.extend_from_slice(&[b'x'; 64]);
+        std::fs::write(dir.path().join("junk.wav"), &no_data).unwrap();
+        assert!(repair(&dir.path().join("junk.wav")).is_err());
     }
 
     #[test]

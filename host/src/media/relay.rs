@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -144,6 +144,7 @@ pub struct Media {
     pool: Arc<PortPool>,
     settings: Arc<MediaSettings>,
     live: Arc<Mutex<HashMap<String, Arc<Shared>>>>,
+    finishing: Arc<AtomicUsize>,
     /// Calls refused for want of ports, and when that was last logged.
     refused: AtomicU64,
     refused_logged_ms: AtomicU64,
@@ -189,6 +190,24 @@ struct Release {
     shared: Arc<Shared>,
     pool: Arc<PortPool>,
     live: Arc<Mutex<HashMap<String, Arc<Shared>>>>,
+    /// Recordings being closed and indexed.
+    finishing: Arc<AtomicUsize>,
+}
+
+/// Counts one recording being finished, until dropped.
+struct Finishing(Arc<AtomicUsize>);
+
+impl Finishing {
+    fn start(n: Arc<AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::AcqRel);
+        Self(n)
+    }
+}
+
+impl Drop for Finishing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Drop for Release {
@@ -210,6 +229,7 @@ impl Media {
             pool: Arc::new(pool),
             settings: Arc::new(settings),
             live: Arc::new(Mutex::new(HashMap::new())),
+            finishing: Arc::new(AtomicUsize::new(0)),
             refused: AtomicU64::new(0),
             refused_logged_ms: AtomicU64::new(0),
         }
@@ -307,6 +327,7 @@ impl Media {
             shared: shared.clone(),
             pool: self.pool.clone(),
             live: self.live.clone(),
+            finishing: self.finishing.clone(),
         };
         let session = Session::new(
             shared.clone(),
@@ -332,9 +353,9 @@ impl Media {
         self.pool.in_use()
     }
 
-    /// Relays still running or finishing their recording.
+    /// Relays still running, and recordings still being indexed.
     pub fn live_relays(&self) -> usize {
-        self.live.lock().len()
+        self.live.lock().len() + self.finishing.load(Ordering::Acquire)
     }
 
     pub fn ports_total(&self) -> usize {
@@ -491,12 +512,10 @@ impl Session {
                 }
             }
         }
-        // The ports and the live entry are released only once the recording
-        // is indexed: a stop waits for `live_relays` to reach 0, and then
-        // every recording must be in the index.
-        if let Some(finishing) = self.finish_recording() {
-            let _ = finishing.await;
-        }
+        // The ports go back now; the recording is closed, hashed and
+        // indexed on a blocking thread, counted until it is (a stop waits
+        // for `live_relays` to reach 0: then every recording is indexed).
+        self.finish_recording(&_release.finishing);
     }
 
     fn apply(&mut self, c: Control) {
@@ -574,6 +593,11 @@ impl Session {
                 tracing::info!(call_id = self.call_id(), file = %r.path().display(), "recording");
                 if self.collect.as_ref().is_some_and(|c| c.step.sensitive) {
                     r.set_sensitive(true);
+                }
+                // Indexed as it starts: a crash leaves no unindexed file.
+                if let Some(sink) = self.settings.recordings.clone() {
+                    let entry = r.started_entry();
+                    tokio::task::spawn_blocking(move || sink(entry));
                 }
                 self.shared.recording.store(true, Ordering::Relaxed);
                 self.recorder = Some(r);
@@ -691,19 +715,25 @@ impl Session {
         to
     }
 
-    fn finish_recording(&mut self) -> Option<tokio::task::JoinHandle<()>> {
-        let r = self.recorder.take()?;
+    fn finish_recording(&mut self, finishing: &Arc<AtomicUsize>) {
+        let Some(r) = self.recorder.take() else {
+            return;
+        };
+        let pending = Finishing::start(finishing.clone());
         let sink = self.settings.recordings.clone();
         let call_id = self.shared.call_id.clone();
         // Closing and hashing a long recording is blocking file work.
-        Some(tokio::task::spawn_blocking(move || match r.finish() {
-            Ok(entry) => {
-                tracing::info!(call_id, file = %entry.file.display(), duration_ms = entry.duration_ms, "recording finished");
-                if let Some(sink) = sink {
-                    sink(entry);
+        tokio::task::spawn_blocking(move || {
+            let _pending = pending;
+            match r.finish() {
+                Ok(entry) => {
+                    tracing::info!(call_id, file = %entry.file.display(), duration_ms = entry.duration_ms, "recording finished");
+                    if let Some(sink) = sink {
+                        sink(entry);
+                    }
                 }
+                Err(e) => tracing::error!(call_id, error = %e, "cannot finish the recording"),
             }
-            Err(e) => tracing::error!(call_id, error = %e, "cannot finish the recording"),
-        }))
+        });
     }
 }

@@ -5,9 +5,20 @@ use crate::media::recorder::RecordingEntry;
 
 impl Store {
     /// Add or replace a recording's entry; on disk when this returns.
+    /// Index a recording. The entry of one that is starting never replaces
+    /// an entry already there: a short call's finished entry may be
+    /// written first.
     pub fn put_recording(&self, entry: &RecordingEntry) -> Result<(), StoreError> {
         let tree = &self.recordings;
-        tree.insert(entry.call_id.as_bytes(), serde_json::to_vec(entry)?)?;
+        let value = serde_json::to_vec(entry)?;
+        if entry.state == crate::media::recorder::RecordingState::Recording {
+            // Err: something is there already; it stays. No fsync of its
+            // own: the store's periodic flush makes it durable within half
+            // a second, and a call start must not wait on the disk.
+            let _ = tree.compare_and_swap(entry.call_id.as_bytes(), None::<&[u8]>, Some(value))?;
+            return Ok(());
+        }
+        tree.insert(entry.call_id.as_bytes(), value)?;
         tree.flush()?;
         Ok(())
     }
