@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test deps test-deps lint bench fuzz
+.PHONY: run test deps test-deps lint bench fuzz soak
 
 # The stock plugins are built for wasm32-wasip2 by host/build.rs.
 deps:
@@ -30,7 +30,15 @@ test: lint
 # rtpengine, when they can be installed.
 bench: deps
 	bash tests/install-deps.sh --bench
-	cargo bench -p ctihost
+	cargo bench -p ctihost --bench plugins --bench sip --bench screenpop --bench media
+
+# One hour at half the measured maximum, with reloads, refused REGISTERs and
+# idle TCP around the calls (SOAK_SECS, SOAK_RATE).
+SOAK_SECS ?= 3600
+SOAK_RATE ?= 1100
+soak: deps
+	bash tests/install-deps.sh --bench
+	CTIHOST_SOAK_SECS=$(SOAK_SECS) CTIHOST_SOAK_RATE=$(SOAK_RATE) cargo bench -p ctihost --bench soak
 
 # Each cargo-fuzz target for FUZZ_SECS seconds (host/fuzz/FUZZING.md).
 FUZZ_SECS ?= 30

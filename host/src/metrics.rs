@@ -242,8 +242,9 @@ pub fn render_auth(f: &crate::sip::digest::AuthFigures) -> String {
     format!(
         "# HELP ctihost_sip_digest_replays_total Digest answers refused as replays of a nonce count already used.\n# TYPE ctihost_sip_digest_replays_total counter\nctihost_sip_digest_replays_total {}\n\
          # HELP ctihost_sip_digest_throttled_total Digest attempts refused unchecked: too many failures from the source.\n# TYPE ctihost_sip_digest_throttled_total counter\nctihost_sip_digest_throttled_total {}\n\
-         # HELP ctihost_sip_digest_failing_sources Sources with failed digest attempts in the current window (at most 10000 tracked).\n# TYPE ctihost_sip_digest_failing_sources gauge\nctihost_sip_digest_failing_sources {}\n",
-        f.replays, f.throttled, f.failing_sources
+         # HELP ctihost_sip_digest_failing_sources Sources with failed digest attempts in the current window (at most 10000 tracked).\n# TYPE ctihost_sip_digest_failing_sources gauge\nctihost_sip_digest_failing_sources {}\n\
+         # HELP ctihost_sip_digest_throttled_users Users whose attempts from elsewhere than their own phone are refused unchecked now (20 failures a minute).\n# TYPE ctihost_sip_digest_throttled_users gauge\nctihost_sip_digest_throttled_users {}\n",
+        f.replays, f.throttled, f.failing_sources, f.throttled_users
     )
 }
 

@@ -308,6 +308,13 @@ pub const MAX_FAILURES_PER_SOURCE: u32 = 10;
 pub const FAILURE_WINDOW_SECS: u64 = 60;
 /// Sources whose failures are tracked at once (the oldest are forgotten).
 pub const MAX_TRACKED_SOURCES: usize = 10_000;
+/// Failed digests for one known user, from any sources, within
+/// [`FAILURE_WINDOW_SECS`] before that user's attempts are refused
+/// unchecked for the rest of the window, except from the address the user
+/// last authenticated from (guessing from many addresses cannot lock the
+/// owner's phone out). Only configured users are counted: the table is as
+/// large as the config.
+pub const MAX_FAILURES_PER_USER: u32 = 20;
 
 #[derive(Default)]
 struct Guard {
@@ -315,6 +322,10 @@ struct Guard {
     uses: std::collections::HashMap<String, (u64, u64)>,
     /// source -> (failures in the window, window start second).
     failures: std::collections::HashMap<std::net::IpAddr, (u32, u64)>,
+    /// known user -> (failures in the window, window start second).
+    user_failures: std::collections::HashMap<String, (u32, u64)>,
+    /// known user -> the address it last authenticated from.
+    homes: std::collections::HashMap<String, std::net::IpAddr>,
     refused: u64,
     replays: u64,
 }
@@ -337,6 +348,9 @@ pub struct AuthFigures {
     pub replays: u64,
     /// Sources with failures in the current window.
     pub failing_sources: usize,
+    /// Users whose attempts (from elsewhere than their own phone) are
+    /// refused unchecked now.
+    pub throttled_users: usize,
 }
 
 impl Authenticator {
@@ -361,6 +375,34 @@ impl Authenticator {
             throttled: g.refused,
             replays: g.replays,
             failing_sources: g.failures.len(),
+            throttled_users: g
+                .user_failures
+                .values()
+                .filter(|(n, _)| *n >= MAX_FAILURES_PER_USER)
+                .count(),
+        }
+    }
+
+    /// Count a failed attempt for a configured `user`.
+    fn user_failed(&self, g: &mut Guard, user: &str, now_secs: u64) {
+        if !self.credentials.contains_key(user) {
+            return;
+        }
+        let e = g
+            .user_failures
+            .entry(user.to_owned())
+            .or_insert((0, now_secs));
+        if now_secs.saturating_sub(e.1) >= FAILURE_WINDOW_SECS {
+            *e = (0, now_secs);
+        }
+        e.0 += 1;
+        if e.0 == MAX_FAILURES_PER_USER {
+            tracing::warn!(
+                user,
+                failures = e.0,
+                window_secs = FAILURE_WINDOW_SECS,
+                "too many failed digest attempts for one user; refused unchecked for the rest of the window except from the user's own phone"
+            );
         }
     }
 
@@ -454,6 +496,16 @@ impl Authenticator {
                 };
             }
         }
+        let claimed = auth.get("username").unwrap_or("");
+        if let Some((n, since)) = g.user_failures.get(claimed).copied() {
+            let left = (since + FAILURE_WINDOW_SECS).saturating_sub(now_secs);
+            if n >= MAX_FAILURES_PER_USER && left > 0 && g.homes.get(claimed) != Some(&source) {
+                g.refused += 1;
+                return Verdict::Throttled {
+                    retry_after_secs: left,
+                };
+            }
+        }
         if auth.get("realm") != Some(self.realm.as_str()) {
             return Verdict::Challenge { stale: false };
         }
@@ -466,6 +518,7 @@ impl Authenticator {
         // another request).
         if !same_destination(auth.get("uri").unwrap_or(""), request_uri) {
             self.failed(&mut g, source, now_secs);
+            self.user_failed(&mut g, &user, now_secs);
             return Verdict::Forbidden {
                 user,
                 known: self
@@ -476,6 +529,7 @@ impl Authenticator {
         match self.credentials.get(&user) {
             Some(cred) if auth.verify(method, cred) => {
                 if self.fresh_use(&mut g, &auth, now_secs) {
+                    g.homes.insert(user.clone(), source);
                     Verdict::Authenticated { user }
                 } else {
                     tracing::warn!(user, %source, "digest answer replayed (nonce count already used); challenged again");
@@ -484,6 +538,7 @@ impl Authenticator {
             }
             Some(_) => {
                 self.failed(&mut g, source, now_secs);
+                self.user_failed(&mut g, &user, now_secs);
                 Verdict::Forbidden { user, known: true }
             }
             None => {
@@ -653,6 +708,48 @@ mod tests {
             Verdict::Authenticated { .. }
         ));
         assert_eq!(a.figures().throttled, 1);
+    }
+
+    #[test]
+    fn a_user_guessed_from_many_sources_is_refused_unchecked_but_not_from_its_phone() {
+        let a = authenticator();
+        let phone = std::net::IpAddr::from([127, 0, 0, 1]);
+        let nonce = a.nonces.issue(1000);
+        let right = answer(&nonce, 1, "sip:h", "demo-1001");
+        assert!(matches!(
+            a.check(Some(&right), "REGISTER", "sip:h", phone, 1000),
+            Verdict::Authenticated { .. }
+        ));
+        // A botnet: each address stays under the per-source limit.
+        for i in 0..MAX_FAILURES_PER_USER {
+            let from = std::net::IpAddr::from([10, 0, (i / 200) as u8, (i % 200) as u8]);
+            let wrong = answer(&nonce, 1, "sip:h", &format!("guess{i}"));
+            assert!(matches!(
+                a.check(Some(&wrong), "REGISTER", "sip:h", from, 1001),
+                Verdict::Forbidden { .. }
+            ));
+        }
+        assert_eq!(a.figures().throttled_users, 1);
+        // Even the right password from a new address is refused unchecked...
+        let stranger = std::net::IpAddr::from([10, 1, 1, 1]);
+        let right2 = answer(&nonce, 2, "sip:h", "demo-1001");
+        assert!(matches!(
+            a.check(Some(&right2), "REGISTER", "sip:h", stranger, 1002),
+            Verdict::Throttled { .. }
+        ));
+        // ...but the owner's phone goes on registering.
+        assert!(matches!(
+            a.check(Some(&right2), "REGISTER", "sip:h", phone, 1002),
+            Verdict::Authenticated { .. }
+        ));
+        // Unknown users are not tracked (the table cannot grow with input).
+        for i in 0..50 {
+            let from = std::net::IpAddr::from([10, 2, 0, i]);
+            let wrong = answer(&nonce, 1, "sip:h", "x")
+                .replace("username=\"1001\"", &format!("username=\"u{i}\""));
+            let _ = a.check(Some(&wrong), "REGISTER", "sip:h", from, 1003);
+        }
+        assert_eq!(a.guard.lock().user_failures.len(), 1);
     }
 
     #[test]
