@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sipp_load::{Killed, agents_config, register_agents, sipp};
+use sipp_load::{Killed, agents_config, callers_for, register_agents};
 use support::server;
 
 const AGENTS: usize = 500;
@@ -142,30 +142,8 @@ fn main() {
     // SIPp's built-in caller (as the SIP benchmark), without its global
     // timeout: the run is as long as it is told; a call fails on its own
     // timers (no answer within 64*T1).
-    let total = (u64::from(rate) * secs).to_string();
-    let port = server::free_port().to_string();
-    let mut calls = Killed(
-        sipp(
-            &[
-                "-sn",
-                "uac",
-                "-s",
-                "95588-en",
-                "-p",
-                &port,
-                "-r",
-                &rate.to_string(),
-                "-m",
-                &total,
-                "-d",
-                "0",
-                &udp.to_string(),
-            ],
-            dir,
-        )
-        .spawn()
-        .unwrap(),
-    );
+    let total = u32::try_from(u64::from(rate) * secs).unwrap_or(u32::MAX);
+    let mut calls = Killed(callers_for(udp, rate, total, 0, None, dir).spawn().unwrap());
     let mut samples: Vec<(u64, u64, usize)> = Vec::new();
     let mut reloads = (0u32, 0u32);
     let mut last_reload = Instant::now();

@@ -57,29 +57,38 @@ pub fn answerer(port: u16, dir: &Path) -> Killed {
     )
 }
 
-/// SIPp's built-in caller: `calls` calls at `rate`/s, each talking `talk_ms`.
+/// SIPp's built-in caller: `calls` calls at `rate`/s, each talking `talk_ms`
+/// (SIPp gives up after 60 s).
 pub fn callers(target: SocketAddr, rate: u32, calls: u32, talk_ms: u32, dir: &Path) -> Command {
-    sipp(
-        &[
-            "-sn",
-            "uac",
-            "-s",
-            "95588-en",
-            "-p",
-            &free_port().to_string(),
-            "-r",
-            &rate.to_string(),
-            "-m",
-            &calls.to_string(),
-            "-d",
-            &talk_ms.to_string(),
-            "-timeout",
-            "60",
-            "-timeout_error",
-            &target.to_string(),
-        ],
-        dir,
-    )
+    callers_for(target, rate, calls, talk_ms, Some(60), dir)
+}
+
+/// The same with SIPp's global timeout `timeout_secs` (None: none, for a
+/// run as long as the calls take).
+pub fn callers_for(
+    target: SocketAddr,
+    rate: u32,
+    calls: u32,
+    talk_ms: u32,
+    timeout_secs: Option<u32>,
+    dir: &Path,
+) -> Command {
+    let (port, rate, calls, talk) = (
+        free_port().to_string(),
+        rate.to_string(),
+        calls.to_string(),
+        talk_ms.to_string(),
+    );
+    let mut args = vec![
+        "-sn", "uac", "-s", "95588-en", "-p", &port, "-r", &rate, "-m", &calls, "-d", &talk,
+    ];
+    let timeout = timeout_secs.map(|t| t.to_string());
+    if let Some(t) = &timeout {
+        args.extend(["-timeout", t, "-timeout_error"]);
+    }
+    let target = target.to_string();
+    args.push(&target);
+    sipp(&args, dir)
 }
 
 /// `[[agents]]` tables for `n` agents (`a0001`.., SIP password `pw`, queue
