@@ -335,7 +335,9 @@ fn name_addr<'a>(c: &mut Cursor<'a>) -> Result<NameAddr<'a>, Malformed> {
         let mut words = Vec::new();
         loop {
             c.lws();
-            let w = c.take_while(is_token);
+            // Tokens, and (liberally: some carriers and PBXs send them)
+            // unquoted UTF-8 names; never ASCII separators like ','.
+            let w = c.take_while(|b| is_token(b) || b >= 0x80);
             if w.is_empty() {
                 break;
             }
@@ -526,6 +528,8 @@ mod tests {
         assert_eq!(na.param("tag"), Some("98asjd8"));
         let na = parse_name_addr("caller<sip:caller@example.com>;tag=323").unwrap();
         assert_eq!(na.display.as_deref(), Some("caller"));
+        let na = parse_name_addr("张三 <sip:+8613800000001@10.0.0.1>;tag=9").unwrap();
+        assert_eq!(na.display.as_deref(), Some("张三"));
         let na = parse_name_addr("sip:+19725552222@gw1.example.net;unknownparam").unwrap();
         assert_eq!(na.uri, "sip:+19725552222@gw1.example.net");
         assert_eq!(na.param("unknownparam"), Some(""));
