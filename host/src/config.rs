@@ -25,6 +25,8 @@ pub struct Config {
     pub recording: RecordingConfig,
     /// How the host stops (SIGTERM, SIGINT, `ctihost drain`).
     pub shutdown: ShutdownConfig,
+    /// The embedded store.
+    pub store: StoreConfig,
     /// The demo center's extras (a built-in CRM on loopback).
     pub demo: DemoConfig,
     /// IANA time zone of the center ("Asia/Shanghai"): where "today" on the
@@ -45,6 +47,23 @@ pub struct DemoConfig {
     /// router into it with its business hours commented out (the demo takes
     /// calls at any hour, and the newcomer has a live plugin to edit).
     pub seed_plugins: bool,
+}
+
+/// The embedded store (sled) under `data_dir/db`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The store's page cache, MiB: the bulk of the host's memory under
+    /// load (sled's default, 1 GiB, fills within minutes at 1,000 calls/s).
+    pub cache_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            cache_mb: crate::store::Store::DEFAULT_CACHE_BYTES >> 20,
+        }
+    }
 }
 
 /// How the host stops: it drains first (new calls get 503 with
@@ -324,6 +343,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             recording: RecordingConfig::default(),
             shutdown: ShutdownConfig::default(),
+            store: StoreConfig::default(),
             demo: DemoConfig::default(),
             timezone: None,
         }

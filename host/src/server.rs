@@ -430,7 +430,9 @@ pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
             tracing::warn!(dir = %config.data_dir.display(), error = %e, "cannot make the data directory private (0700)");
         }
     }
-    let store = Store::open(&config.data_dir.join("db"))?;
+    let cache_bytes = config.store.cache_mb.max(8) << 20;
+    let store = Store::open_with_cache(&config.data_dir.join("db"), cache_bytes)?;
+    tracing::info!(cache_mb = cache_bytes >> 20, "store opened");
     let host = PluginHost::new(
         HostSettings {
             engine: EngineSettings {

@@ -110,9 +110,19 @@ pub struct QueueLogEntry {
 }
 
 impl Store {
+    /// The store's page cache when none is configured (sled's own default
+    /// is 1 GiB, which a busy host fills).
+    pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, Self::DEFAULT_CACHE_BYTES)
+    }
+
+    /// Open with a page cache of at most `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(|source| StoreError::Open {
                 path: dir.display().to_string(),
