@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
         let (packet, next) = tail.split_at(len);
         rest = next;
         let Some(p) = parse(packet) else { continue };
-        let Some(ev) = telephone_event(p.payload) else { continue };
+        let Some(ev) = telephone_event(p.payload) else {
+            continue;
+        };
         if let Some(key) = detector.feed(p.timestamp, ev) {
             assert_eq!(key, ev.digit);
             last = Some((p.timestamp, key));

@@ -14,6 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = sdp::answer_direction(data);
     let _ = sdp::with_direction(data, "sendonly");
     if let Ok(out) = sdp::rewrite(data, relay) {
-        assert_eq!(sdp::audio_target(&out), Some(relay), "a rewritten offer names the relay");
+        assert_eq!(
+            sdp::audio_target(&out),
+            Some(relay),
+            "a rewritten offer names the relay"
+        );
     }
 });
