@@ -21,6 +21,7 @@ lint: test-deps
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cd plugins && cargo fmt --all -- --check
+	cd host/fuzz && cargo fmt -- --check
 	cd plugins && cargo clippy --workspace --release --target wasm32-wasip2 --target-dir ../target/wasm -- -D warnings
 
 test: lint
