@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use support::server::{Server, free_port};
-use support::sipp::{phone_with, sipp_cmd, target};
+use support::sipp::{phone_with, spawn_caller};
 use support::{Crm, desk};
 
 struct Driver(Child);
@@ -154,14 +154,7 @@ async fn desktop_shows_the_card_before_the_answer_and_the_wallboard_follows_the_
         |v| v == "ready",
     )
     .await;
-    let caller = sipp_cmd(
-        "caller_uac.xml",
-        target(&s, &[]),
-        free_port(),
-        &["-s", "95566", "-d", "1000"],
-    )
-    .spawn()
-    .unwrap();
+    let caller = spawn_caller(&s, "caller_uac.xml", &["-s", "95566", "-d", "1000"]);
 
     // The CRM's customer name is on the page while the phone still rings.
     let seen = until(&desktop, "card with the CRM's name", CARD_AND_STATUS, |v| {

@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::server::{Server, free_port};
-use support::sipp::{finished, phone_with, sipp_cmd, target};
+use support::server::Server;
+use support::sipp::{finished, phone_with, spawn_caller};
 use support::{Crm, desk};
 
 /// Send one request from a socket of our own and return the first final
@@ -82,14 +82,7 @@ async fn sigterm_drains_then_a_second_ends_the_calls_with_bye_both_ways_and_lose
     let host = s.sip_udp.unwrap();
     let phone = phone_with(&s, "1001", "agent_answer.xml", &[]);
     // This caller talks until the host sends its BYE.
-    let caller = sipp_cmd(
-        "caller_wait_bye.xml",
-        target(&s, &[]),
-        free_port(),
-        &["-s", "95566"],
-    )
-    .spawn()
-    .unwrap();
+    let caller = spawn_caller(&s, "caller_wait_bye.xml", &["-s", "95566"]);
     recording_live(&s);
     assert_eq!(
         ask(host, "OPTIONS", "probe-before").lines().next(),
@@ -174,14 +167,7 @@ async fn ctihost_drain_lets_the_live_call_finish_then_the_host_exits_by_itself()
     let host = s.sip_udp.unwrap();
     let phone = phone_with(&s, "1001", "agent_answer.xml", &[]);
     // This caller hangs up by itself after 4 s of talk.
-    let caller = sipp_cmd(
-        "caller_uac.xml",
-        target(&s, &[]),
-        free_port(),
-        &["-s", "95566", "-d", "4000"],
-    )
-    .spawn()
-    .unwrap();
+    let caller = spawn_caller(&s, "caller_uac.xml", &["-s", "95566", "-d", "4000"]);
     recording_live(&s);
 
     let out = Command::new(env!("CARGO_BIN_EXE_ctihost"))

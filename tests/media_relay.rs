@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::server::{Server, free_port};
-use support::sipp::{finished, phone_with, sipp_cmd, target};
+use support::sipp::{finished, phone_with, sipp_cmd, spawn_caller, target};
 use support::{Crm, desk};
 
 fn media(s: &Server) -> Value {
@@ -29,14 +29,7 @@ async fn caller_audio_reaches_the_agent_and_back_through_the_relay() {
         .unwrap();
     let rtp = agent_audio.local_addr().unwrap().port().to_string();
     let phone = phone_with(&s, "1001", "agent_answer_at.xml", &["-set", "rtp", &rtp]);
-    let caller = sipp_cmd(
-        "caller_pcap.xml",
-        target(&s, &[]),
-        free_port(),
-        &["-s", "95566", "-d", "9000"],
-    )
-    .spawn()
-    .unwrap();
+    let caller = spawn_caller(&s, "caller_pcap.xml", &["-s", "95566", "-d", "9000"]);
 
     // The agent's side: every packet counted on the wire, and sent back (the
     // relay latches onto this socket as the agent's address).
@@ -101,14 +94,7 @@ async fn a_caller_that_sends_no_rtp_is_hung_up_after_the_timeout() {
     let s = desk::center_with(dir.path(), crm.addr, "", "[media]\nrtp_timeout_secs = 2\n");
     let phone = phone_with(&s, "1001", "agent_answer.xml", &[]);
     // This caller never sends RTP and waits for the host's BYE.
-    let caller = sipp_cmd(
-        "caller_wait_bye.xml",
-        target(&s, &[]),
-        free_port(),
-        &["-s", "95566"],
-    )
-    .spawn()
-    .unwrap();
+    let caller = spawn_caller(&s, "caller_wait_bye.xml", &["-s", "95566"]);
     let started = Instant::now();
     let (caller_ok, phone_ok) =
         tokio::task::spawn_blocking(move || (finished(caller), finished(phone)))

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::server::{self, Server, free_port};
-use support::sipp::{caller, finished, phone, phone_with, sipp_cmd, target};
+use support::sipp::{caller, finished, phone, phone_with, sipp_cmd, spawn_caller};
 
 fn center(dir: &std::path::Path, ring_timeout_secs: u32) -> Server {
     center_with(dir, ring_timeout_secs, "")
@@ -170,14 +170,7 @@ fn caller_abandons_in_queue() {
     let dir = tempfile::tempdir().unwrap();
     let s = center(dir.path(), 15);
     let agent = phone(&s, "1001", "agent_answer.xml");
-    let talking = sipp_cmd(
-        "caller_uac.xml",
-        target(&s, &[]),
-        free_port(),
-        &["-s", "95566", "-d", "4000"],
-    )
-    .spawn()
-    .unwrap();
+    let talking = spawn_caller(&s, "caller_uac.xml", &["-s", "95566", "-d", "4000"]);
     // Wait until the first call is connected.
     let until = Instant::now() + Duration::from_secs(10);
     while !s

@@ -158,9 +158,13 @@ impl StopControl {
             self.set(|s| s.phase = Phase::Stopped);
             return Summary::default();
         };
-        let live_at_start = live_calls(&p.center).await.len();
-        let mut deadline = Instant::now() + first.drain;
+        // New calls are refused before the first look, and the look is
+        // subscribed to endings first: no call arrives or ends unseen.
         p.endpoint.set_draining(Some(self.retry_after_secs));
+        let mut ended = p.center.subscribe_ended();
+        let mut live = live_calls(&p.center).await;
+        let live_at_start = live.len();
+        let mut deadline = Instant::now() + first.drain;
         self.set(|s| {
             s.phase = Phase::Draining;
             s.live_calls = live_at_start;
@@ -172,8 +176,6 @@ impl StopControl {
             retry_after_secs = self.retry_after_secs,
             "stopping: new calls get 503 while live calls finish; the calls left at the end of the drain are ended"
         );
-        let mut ended = p.center.subscribe_ended();
-        let mut live = live_calls(&p.center).await;
         while !live.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -72,6 +72,14 @@ pub fn phone_with(s: &Server, agent: &str, scenario: &str, extra: &[&str]) -> Ch
     sipp_cmd(scenario, target, port, &args).spawn().unwrap()
 }
 
+/// A trunk caller running `scenario` with `args` against the host (over
+/// TCP when `args` says `-t t1`), left running.
+pub fn spawn_caller(s: &Server, scenario: &str, args: &[&str]) -> Child {
+    sipp_cmd(scenario, target(s, args), free_port(), args)
+        .spawn()
+        .unwrap()
+}
+
 pub fn caller(s: &Server, scenario_args: &[&str]) -> bool {
     sipp_cmd(
         scenario_args[0],

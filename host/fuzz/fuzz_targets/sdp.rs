@@ -8,7 +8,7 @@ use ctihost::media::sdp;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let relay: SocketAddr = "192.0.2.7:20002".parse().unwrap();
+    let relay = SocketAddr::from(([192, 0, 2, 7], 20002));
     let _ = sdp::audio_target(data);
     let _ = sdp::audio_profile(data);
     let _ = sdp::answer_direction(data);

@@ -454,7 +454,6 @@ impl Session {
         mut control: mpsc::UnboundedReceiver<Control>,
         release: Release,
     ) {
-        let _release = release;
         let mut from_caller = vec![0u8; 2048];
         let mut from_agent = vec![0u8; 2048];
         let mut packet = Vec::with_capacity(200);
@@ -515,7 +514,7 @@ impl Session {
         // The ports go back now; the recording is closed, hashed and
         // indexed on a blocking thread, counted until it is (a stop waits
         // for `live_relays` to reach 0: then every recording is indexed).
-        self.finish_recording(&_release.finishing);
+        self.finish_recording(&release.finishing);
     }
 
     fn apply(&mut self, c: Control) {

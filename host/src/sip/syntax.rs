@@ -48,6 +48,19 @@ const MAX_TAGS: usize = 8;
 
 pub fn check_request(msg: &RawMessage) -> Result<(), Refusal> {
     let bad = |what: &str| Refusal::BadRequest(what.to_owned());
+    // CSeq first: a sequence number beyond 2**32-1 or a method other than
+    // the request's is what most broken requests have wrong.
+    let cseq = msg.header("CSeq").unwrap_or("");
+    let mut it = cseq.split_whitespace();
+    let (Some(number), Some(cseq_method), None) = (it.next(), it.next(), it.next()) else {
+        return Err(bad("bad CSeq"));
+    };
+    if !number.bytes().all(|b| b.is_ascii_digit())
+        || number.parse::<u32>().is_err()
+        || Some(cseq_method) != msg.method()
+    {
+        return Err(bad("bad CSeq"));
+    }
     let mut parts = msg.start.split(' ').filter(|p| !p.is_empty());
     let (Some(method), Some(uri), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -65,17 +78,6 @@ pub fn check_request(msg: &RawMessage) -> Result<(), Refusal> {
         if msg.all(name).nth(1).is_some() {
             return Err(Refusal::BadRequest(format!("more than one {name}")));
         }
-    }
-    let cseq = msg.header("CSeq").unwrap_or("");
-    let mut it = cseq.split_whitespace();
-    let (Some(number), Some(cseq_method), None) = (it.next(), it.next(), it.next()) else {
-        return Err(bad("bad CSeq"));
-    };
-    if !number.bytes().all(|b| b.is_ascii_digit()) || number.parse::<u32>().is_err() {
-        return Err(bad("bad CSeq"));
-    }
-    if cseq_method != method {
-        return Err(bad("CSeq method differs from the request's"));
     }
     if let Some(mf) = msg.header("Max-Forwards")
         && (mf.is_empty() || !mf.bytes().all(|b| b.is_ascii_digit()))

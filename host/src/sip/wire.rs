@@ -254,33 +254,54 @@ pub fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
 /// The `;`-separated parameters of a header value, outside quotes and
 /// angle brackets.
 fn header_params(value: &str) -> impl Iterator<Item = &str> {
-    let (mut quoted, mut escaped, mut bracket) = (false, false, false);
-    let mut cuts = Vec::new();
-    for (i, b) in value.bytes().enumerate() {
-        match b {
-            _ if escaped => escaped = false,
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => bracket = true,
-            b'>' if !quoted => bracket = false,
-            b';' if !quoted && !bracket => cuts.push(i),
-            _ => {}
-        }
-    }
+    let mut bracket = false;
+    let cuts: Vec<usize> = unquoted(value)
+        .filter(|&(_, b)| {
+            match b {
+                b'<' => bracket = true,
+                b'>' => bracket = false,
+                _ => {}
+            }
+            b == b';' && !bracket
+        })
+        .map(|(i, _)| i)
+        .collect();
     let ends: Vec<usize> = cuts.iter().skip(1).copied().chain([value.len()]).collect();
     cuts.into_iter()
         .zip(ends)
         .map(move |(a, b)| &value[a + 1..b])
 }
 
+/// The bytes of a header value outside its quoted strings, with their
+/// offsets (quotes and quoted-pairs left out).
+fn unquoted(value: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let (mut quoted, mut escaped) = (false, false);
+    value.bytes().enumerate().filter(move |&(_, b)| {
+        if escaped {
+            escaped = false;
+            return false;
+        }
+        match b {
+            b'\\' if quoted => {
+                escaped = true;
+                false
+            }
+            b'"' => {
+                quoted = !quoted;
+                false
+            }
+            _ => !quoted,
+        }
+    })
+}
+
 /// The URI of a name-addr or addr-spec (`"Bob" <sip:bob@x>;tag=1` -> `sip:bob@x`).
+/// A `<` inside a quoted display name does not open the URI.
 pub fn addr_uri(value: &str) -> &str {
-    if let Ok(na) = super::syntax::parse_name_addr(value) {
-        return na.uri;
-    }
-    match (value.find('<'), value.find('>')) {
-        (Some(a), Some(b)) if a < b => &value[a + 1..b],
-        _ => value.split(';').next().unwrap_or(value).trim(),
+    let open = unquoted(value).find(|&(_, b)| b == b'<').map(|(i, _)| i);
+    match open.and_then(|a| value[a..].find('>').map(|b| (a, a + b))) {
+        Some((a, b)) => &value[a + 1..b],
+        None => value.split(';').next().unwrap_or(value).trim(),
     }
 }
 
