@@ -82,7 +82,20 @@ fn main() {
     support::always_open_router(dir);
     let config = dir.join("soak.toml");
     std::fs::write(&config, cfg).unwrap();
-    let s = server::start(&config);
+    // CTIHOST_SOAK_HEAPTRACK=FILE: the host alone under heaptrack's preload,
+    // its raw trace in FILE (`heaptrack_interpret < FILE | gzip > x.gz`).
+    let profile: Vec<(String, String)> = std::env::var("CTIHOST_SOAK_HEAPTRACK")
+        .map(|f| {
+            vec![
+                (
+                    "LD_PRELOAD".to_owned(),
+                    "/usr/lib/heaptrack/libheaptrack_preload.so".to_owned(),
+                ),
+                ("DUMP_HEAPTRACK_OUTPUT".to_owned(), f),
+            ]
+        })
+        .unwrap_or_default();
+    let s = server::start_with_env(&config, &profile);
     let _uas = register_agents(&s, AGENTS, dir);
     let pid = s.pid();
     let udp = s.sip_udp.unwrap();

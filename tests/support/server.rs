@@ -165,6 +165,16 @@ pub fn start_logging(config: &Path, filter: &str) -> Server {
     start_command(cmd)
 }
 
+/// The same with extra environment for the host alone (a profiler's
+/// preload, say), not for the harness or its peers.
+pub fn start_with_env(config: &Path, env: &[(String, String)]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctihost"));
+    cmd.args(["run", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    start_command(cmd)
+}
+
 /// `ctihost run` with no config, as a newcomer starts it (the default
 /// center, on its fixed loopback ports), in `cwd`.
 pub fn start_default_center(cwd: &Path) -> Server {
