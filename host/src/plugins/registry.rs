@@ -768,6 +768,11 @@ impl PluginHost {
     }
 }
 
+/// Failure lines written per plugin a second: the first of a burst are
+/// seen with their call ids, the rest counted (a plugin that fails every
+/// call at 1,000 calls/s must not write 1,000 lines a second).
+const FAILURE_LINES_PER_SECOND: u64 = 10;
+
 fn invoke<'a>(
     inner: &'a Arc<Inner>,
     name: &'a str,
@@ -806,16 +811,33 @@ fn invoke<'a>(
         let (output, failure) = match result {
             Ok(out) => (out, None),
             Err(f) if !f.kind.is_plugins_fault() => {
-                tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, "plugin starved by the host; fallback used (not counted against the plugin)");
+                if let Some(suppressed) = crate::log_limit::allow_keyed(
+                    "plugin-starved",
+                    name,
+                    FAILURE_LINES_PER_SECOND,
+                    crate::clock::now_ms(),
+                ) {
+                    tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, suppressed, "plugin starved by the host; fallback used (not counted against the plugin)");
+                }
                 (call.fallback(&version.manifest.fallback), Some(f))
             }
             Err(f) => {
-                tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, "plugin failed; fallback used");
+                if let Some(suppressed) = crate::log_limit::allow_keyed(
+                    "plugin-failed",
+                    name,
+                    FAILURE_LINES_PER_SECOND,
+                    crate::clock::now_ms(),
+                ) {
+                    tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, suppressed, "plugin failed; fallback used");
+                }
                 let consecutive = version.stats.consecutive_of(call.name());
                 if consecutive >= version.manifest.limits.rollback_after_failures.max(1)
                     && Arc::ptr_eq(&slot.current.load(), &version)
+                    // Once per version: a version with nothing to go back to
+                    // keeps failing at the call rate, and each attempt would
+                    // write a line and a history row.
+                    && !version.bad.swap(true, Ordering::Relaxed)
                 {
-                    version.bad.store(true, Ordering::Relaxed);
                     match rollback(inner, name, Trigger::AutoRollback) {
                         Ok(r) => {
                             tracing::error!(plugin = name, bad = version.short(), restored = %r.version, hook = call.name(), consecutive, "new version failed repeatedly; rolled back")
