@@ -271,7 +271,7 @@ fn run_serves_admin_api_to_the_cli() {
     let config = dir.path().join("ctihost.toml");
     std::fs::write(
         &config,
-        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret-token\"\n[plugins]\ndir = \"plugins.d\"\nwatch = false\n[sip]\nudp = []\ntcp = []\n",
+        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret-token\"\n[plugins]\ndir = \"plugins.d\"\nwatch = false\n[sip]\nudp = []\ntcp = []\n[store]\nretention_days = 0\n",
     )
     .unwrap();
     // Records already in the store (the telephony core writes them in production).
@@ -541,7 +541,7 @@ fn report_gives_the_hand_computed_service_levels() {
     std::fs::write(
         &config,
         "data_dir = \"data\"\ntimezone = \"Asia/Shanghai\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t0k\"\n[plugins]\nwatch = false\n\
-         [sip]\nudp = []\ntcp = []\n[[queues]]\nname = \"general\"\nservice_level_secs = 20\n[[queues]]\nname = \"vip\"\n",
+         [sip]\nudp = []\ntcp = []\n[[queues]]\nname = \"general\"\nservice_level_secs = 20\n[[queues]]\nname = \"vip\"\n[store]\nretention_days = 0\n",
     )
     .unwrap();
     let s = server::start(&config);
@@ -603,7 +603,7 @@ fn cdr_export_pages_through_every_record() {
     let config = dir.path().join("ctihost.toml");
     std::fs::write(
         &config,
-        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\n[sip]\nudp = []\ntcp = []\n",
+        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\n[sip]\nudp = []\ntcp = []\n[store]\nretention_days = 0\n",
     )
     .unwrap();
     let total = 12_345;
@@ -654,4 +654,104 @@ fn cdr_export_pages_through_every_record() {
     ]);
     let v = stdout_json(&o);
     assert_eq!(v.as_array().unwrap().len(), 7, "--limit caps it");
+}
+
+#[test]
+fn records_past_their_retention_are_deleted_and_counted() {
+    use ctihost::store::{AgentStateEntry, QueueLogEntry};
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let days_ago = |d: u64| now - d * 86_400_000;
+    {
+        let store = ctihost::store::Store::open(&dir.path().join("data").join("db")).unwrap();
+        for (id, d) in [("ten-days", 10), ("eight-days", 8), ("yesterday", 1)] {
+            store.insert_call(&sample_record(id, days_ago(d))).unwrap();
+            store
+                .log_queue_event(&QueueLogEntry {
+                    at_ms: days_ago(d),
+                    call_id: id.into(),
+                    queue: "general".into(),
+                    agent: None,
+                    kind: ctihost::acd::QueueLogKind::EnterQueue,
+                })
+                .unwrap();
+            store
+                .log_agent_state(&AgentStateEntry {
+                    at_ms: days_ago(d),
+                    agent: "1001".into(),
+                    state: "ready".into(),
+                })
+                .unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let config = dir.path().join("ctihost.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\n[sip]\nudp = []\ntcp = []\n\
+         [store]\nretention_days = 7\n",
+    )
+    .unwrap();
+    let server = server::start(&config);
+    // The first purge runs at start-up.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let metrics = loop {
+        let m = server.admin_text("/metrics", "t");
+        if m.contains("ctihost_store_purged_total{log=\"calls\"} 2") {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no purge within 20 s: {}",
+            m.lines()
+                .filter(|l| l.starts_with("ctihost_store"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        metrics.contains("ctihost_store_purged_total{log=\"queue_log\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ctihost_store_purged_total{log=\"agent_log\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ctihost_store_purge_failures_total 0"),
+        "{metrics}"
+    );
+    let disk = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ctihost_store_disk_bytes "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(disk > 0, "the store's size is a gauge: {metrics}");
+    let cdr = server.admin_json("/admin/cdr?since_ms=0", "t");
+    let ids: Vec<&str> = cdr
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["call_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["yesterday"],
+        "only what is inside the retention stays"
+    );
+    let log = server.admin_json("/admin/queue-log?since_ms=0", "t");
+    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+    assert!(
+        server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("store retention purge") && l.contains("calls=2")),
+        "a log line says what went"
+    );
 }

@@ -580,6 +580,11 @@ fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<ToWriter> {
             while let Ok(first) = rx.recv() {
                 let mut to_flush = 0;
                 let mut barriers = Vec::new();
+                // One key per log for the whole batch, written before the
+                // batch's records: whoever sees a record sees its log lines.
+                let mut queue_log = Vec::new();
+                let mut agent_log = Vec::new();
+                let mut ended = Vec::new();
                 for msg in std::iter::once(first).chain(rx.try_iter()) {
                     let (at_ms, e) = match msg {
                         ToWriter::Event(at_ms, e) => (at_ms, e),
@@ -598,19 +603,17 @@ fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<ToWriter> {
                     ) {
                         to_flush += 1; // durable at once: a crash must not lose it
                     }
-                    let result = match &e {
+                    match e {
                         AcdEvent::AgentStateChanged { agent, state } => {
-                            store.log_agent_state(&crate::store::AgentStateEntry {
+                            agent_log.push(crate::store::AgentStateEntry {
                                 at_ms,
-                                agent: agent.clone(),
+                                agent,
                                 state: state.name().to_owned(),
                             })
                         }
                         AcdEvent::CallEnded(r) => {
                             to_flush += 1;
-                            store
-                                .insert_call(r)
-                                .and_then(|()| store.end_live_call(&r.call_id))
+                            ended.push(r);
                         }
                         AcdEvent::QueueLog {
                             at_ms,
@@ -618,17 +621,28 @@ fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<ToWriter> {
                             queue,
                             agent,
                             kind,
-                        } => store.log_queue_event(&QueueLogEntry {
-                            at_ms: *at_ms,
-                            call_id: call_id.clone(),
-                            queue: queue.clone(),
-                            agent: agent.clone(),
-                            kind: *kind,
+                        } => queue_log.push(QueueLogEntry {
+                            at_ms,
+                            call_id,
+                            queue,
+                            agent,
+                            kind,
                         }),
-                        _ => Ok(()),
-                    };
-                    if let Err(err) = result {
-                        tracing::error!(error = %err, "cannot store call center record");
+                        _ => {}
+                    }
+                }
+                if let Err(err) = store
+                    .log_queue_events(&queue_log)
+                    .and_then(|()| store.log_agent_states(&agent_log))
+                {
+                    tracing::error!(error = %err, "cannot store the queue or agent-state log");
+                }
+                for r in &ended {
+                    if let Err(err) = store
+                        .insert_call(r)
+                        .and_then(|()| store.end_live_call(&r.call_id))
+                    {
+                        tracing::error!(call_id = %r.call_id, error = %err, "cannot store call record");
                     }
                 }
                 if to_flush > 0

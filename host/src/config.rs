@@ -56,12 +56,31 @@ pub struct StoreConfig {
     /// The store's page cache, MiB: the bulk of the host's memory under
     /// load (sled's default, 1 GiB, fills within minutes at 1,000 calls/s).
     pub cache_mb: u64,
+    /// Days call records, the queue log and the agent-state log are kept
+    /// (0: for ever). A bound on the disk: every call adds keys.
+    pub retention_days: u32,
+    /// Days the audit log is kept (0: for ever).
+    pub audit_retention_days: u32,
+    /// How often what is past its retention is deleted, seconds.
+    pub purge_interval_secs: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             cache_mb: crate::store::Store::DEFAULT_CACHE_BYTES >> 20,
+            retention_days: 400,
+            audit_retention_days: 2557,
+            purge_interval_secs: 3600,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn retention(&self) -> crate::store::Retention {
+        crate::store::Retention {
+            records_days: self.retention_days,
+            audit_days: self.audit_retention_days,
         }
     }
 }

@@ -24,6 +24,10 @@ pub struct Metrics {
     draining: AtomicBool,
     /// Calls and probes refused with 503 while draining.
     drain_refused: AtomicU64,
+    /// Keys deleted by the store's retention, by log (static names).
+    store_purged: Mutex<BTreeMap<&'static str, u64>>,
+    store_disk_bytes: AtomicU64,
+    store_purge_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -58,6 +62,18 @@ impl Metrics {
         *self.bounds.lock().entry(bound).or_default() += 1;
     }
 
+    pub fn store_purged(&self, log: &'static str, n: u64) {
+        *self.store_purged.lock().entry(log).or_default() += n;
+    }
+
+    pub fn store_purge_failed(&self) {
+        self.store_purge_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_store_disk_bytes(&self, bytes: u64) {
+        self.store_disk_bytes.store(bytes, Ordering::Relaxed);
+    }
+
     pub fn set_draining(&self, on: bool) {
         self.draining.store(on, Ordering::Relaxed);
     }
@@ -84,6 +100,16 @@ impl Metrics {
         for (b, n) in self.bounds.lock().iter() {
             let _ = writeln!(s, "ctihost_bound_hits_total{{bound=\"{b}\"}} {n}");
         }
+        s.push_str("# HELP ctihost_store_purged_total Keys deleted by the store's retention, by log.\n# TYPE ctihost_store_purged_total counter\n");
+        for (log, n) in self.store_purged.lock().iter() {
+            let _ = writeln!(s, "ctihost_store_purged_total{{log=\"{log}\"}} {n}");
+        }
+        let _ = writeln!(
+            s,
+            "# HELP ctihost_store_purge_failures_total Retention purges that failed (see the log).\n# TYPE ctihost_store_purge_failures_total counter\nctihost_store_purge_failures_total {}\n# HELP ctihost_store_disk_bytes The embedded store's size on disk.\n# TYPE ctihost_store_disk_bytes gauge\nctihost_store_disk_bytes {}",
+            self.store_purge_failures.load(Ordering::Relaxed),
+            self.store_disk_bytes.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             s,
             "# HELP ctihost_draining 1 while the host drains (new calls and OPTIONS get 503).\n# TYPE ctihost_draining gauge\nctihost_draining {}",

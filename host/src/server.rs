@@ -672,6 +672,63 @@ fn desktop_sessions(
         .map_err(|e| ServerError::Token(format!("desktop sessions: {e}")))
 }
 
+/// Deletes call records and logs past their retention, now and then every
+/// `every`; the store's size on disk is a gauge, looked at each minute.
+fn spawn_log_purge(
+    store: Store,
+    retention: crate::store::Retention,
+    every: Duration,
+    metrics: Arc<Metrics>,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60).min(every));
+        let mut last_purge: Option<tokio::time::Instant> = None;
+        loop {
+            tick.tick().await;
+            let store = store.clone();
+            let purge = last_purge.is_none_or(|t| t.elapsed() >= every);
+            let now = crate::clock::now_ms();
+            let done = tokio::task::spawn_blocking(move || {
+                let report = purge.then(|| store.purge_logs(now, retention));
+                (report, store.disk_bytes())
+            })
+            .await;
+            let Ok((report, bytes)) = done else {
+                tracing::error!("store retention purge stopped");
+                continue;
+            };
+            metrics.set_store_disk_bytes(bytes);
+            match report {
+                None => {}
+                Some(Ok(r)) => {
+                    last_purge = Some(tokio::time::Instant::now());
+                    for (log, n) in r.by_log() {
+                        metrics.store_purged(log, n);
+                    }
+                    if r.total() > 0 {
+                        tracing::info!(
+                            calls = r.calls,
+                            queue_log = r.queue_log,
+                            agent_log = r.agent_log,
+                            audit = r.audit,
+                            recording_index = r.recording_entries,
+                            retention_days = retention.records_days,
+                            audit_retention_days = retention.audit_days,
+                            disk_bytes = bytes,
+                            "store retention purge"
+                        );
+                    }
+                }
+                Some(Err(e)) => {
+                    last_purge = Some(tokio::time::Instant::now());
+                    metrics.store_purge_failed();
+                    tracing::error!(error = %e, "store retention purge failed");
+                }
+            }
+        }
+    });
+}
+
 /// Deletes recordings past their retention, now and then every `every`.
 fn spawn_purge(store: Store, every: Duration) {
     tokio::spawn(async move {
@@ -792,6 +849,12 @@ pub async fn run(
         None => None,
     };
     let sip = start_sip(&config, &host, metrics.clone()).await?;
+    spawn_log_purge(
+        host.store().clone(),
+        config.store.retention(),
+        Duration::from_secs(config.store.purge_interval_secs.max(1)),
+        metrics.clone(),
+    );
     if config.recording_dir().is_some() {
         spawn_purge(
             host.store().clone(),

@@ -4,7 +4,9 @@
 pub mod export;
 mod recordings;
 mod registrations;
+mod retention;
 mod sessions;
+pub use retention::{Retention, RetentionReport};
 pub use sessions::StoredSession;
 
 use std::path::Path;
@@ -59,6 +61,48 @@ pub struct HistoryEntry {
     /// loaded, rejected, unchanged, rolled-back.
     pub outcome: String,
     pub message: String,
+}
+
+/// A log key's value: the entries of one batch (a store written before
+/// batches held one entry a key).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Chunk<T> {
+    Many(Vec<T>),
+    One(T),
+}
+
+fn decode_chunk<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<Vec<T>, StoreError> {
+    Ok(match serde_json::from_slice(v)? {
+        Chunk::Many(v) => v,
+        Chunk::One(e) => vec![e],
+    })
+}
+
+/// Entries at or after `since_ms`, oldest first, from a tree of chunks
+/// keyed by their first entry's time: the chunk that began before
+/// `since_ms` may hold later entries too, so it is read first.
+fn read_since<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    since_ms: u64,
+    limit: usize,
+    at_ms: impl Fn(&T) -> u64,
+) -> Result<Vec<T>, StoreError> {
+    let start = since_ms.to_be_bytes();
+    let straddling = tree.range(..start).next_back().transpose()?;
+    let mut out = Vec::new();
+    for item in straddling.map(Ok).into_iter().chain(tree.range(start..)) {
+        let (_, v) = item?;
+        for e in decode_chunk::<T>(&v)? {
+            if out.len() >= limit {
+                return Ok(out);
+            }
+            if at_ms(&e) >= since_ms {
+                out.push(e);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Clone)]
@@ -359,10 +403,15 @@ impl Store {
     /// Append to the queue log (flushed with the call's record, or by sled's
     /// own periodic flush).
     pub fn log_queue_event(&self, entry: &QueueLogEntry) -> Result<(), StoreError> {
-        let mut key = entry.at_ms.to_be_bytes().to_vec();
-        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-        self.queue_log.insert(key, serde_json::to_vec(entry)?)?;
-        Ok(())
+        self.log_queue_events(std::slice::from_ref(entry))
+    }
+
+    /// Append entries to the queue log as one key (the record writer's
+    /// batch). sled keeps a page-table entry in memory for every 16 keys,
+    /// paged out or not: a key per entry made the host's memory grow by
+    /// about 20 bytes for each of a call's six log lines.
+    pub fn log_queue_events(&self, entries: &[QueueLogEntry]) -> Result<(), StoreError> {
+        self.append_chunk(&self.queue_log, entries, |e| e.at_ms)
     }
 
     pub fn queue_log_since(
@@ -370,12 +419,26 @@ impl Store {
         since_ms: u64,
         limit: usize,
     ) -> Result<Vec<QueueLogEntry>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.queue_log.range(since_ms.to_be_bytes()..).take(limit) {
-            let (_, v) = item?;
-            out.push(serde_json::from_slice(&v)?);
-        }
-        Ok(out)
+        read_since(&self.queue_log, since_ms, limit, |e: &QueueLogEntry| {
+            e.at_ms
+        })
+    }
+
+    /// One key for `entries`: the first one's time, then a unique id (the
+    /// keys sort by time, so retention deletes a prefix of the tree).
+    fn append_chunk<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        entries: &[T],
+        at_ms: impl Fn(&T) -> u64,
+    ) -> Result<(), StoreError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let mut key = at_ms(first).to_be_bytes().to_vec();
+        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        tree.insert(key, serde_json::to_vec(entries)?)?;
+        Ok(())
     }
 
     /// Append to the audit log; on disk when this returns.
@@ -398,10 +461,12 @@ impl Store {
 
     /// Append an agent state change (flushed with the call records).
     pub fn log_agent_state(&self, entry: &AgentStateEntry) -> Result<(), StoreError> {
-        let mut key = entry.at_ms.to_be_bytes().to_vec();
-        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-        self.agent_log.insert(key, serde_json::to_vec(entry)?)?;
-        Ok(())
+        self.log_agent_states(std::slice::from_ref(entry))
+    }
+
+    /// Append agent state changes as one key (as [`Store::log_queue_events`]).
+    pub fn log_agent_states(&self, entries: &[AgentStateEntry]) -> Result<(), StoreError> {
+        self.append_chunk(&self.agent_log, entries, |e| e.at_ms)
     }
 
     pub fn agent_log_since(
@@ -409,12 +474,9 @@ impl Store {
         since_ms: u64,
         limit: usize,
     ) -> Result<Vec<AgentStateEntry>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.agent_log.range(since_ms.to_be_bytes()..).take(limit) {
-            let (_, v) = item?;
-            out.push(serde_json::from_slice(&v)?);
-        }
-        Ok(out)
+        read_since(&self.agent_log, since_ms, limit, |e: &AgentStateEntry| {
+            e.at_ms
+        })
     }
 
     /// The last logged state ("ready", "logged-out", ...) of each of
@@ -426,14 +488,17 @@ impl Store {
         scan: usize,
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
         let mut last = std::collections::HashMap::new();
-        for item in self.agent_log.iter().rev().take(scan) {
-            if last.len() == agents.len() {
-                break;
-            }
+        let mut read = 0;
+        'chunks: for item in self.agent_log.iter().rev() {
             let (_, v) = item?;
-            let e: AgentStateEntry = serde_json::from_slice(&v)?;
-            if agents.contains(&e.agent.as_str()) {
-                last.entry(e.agent).or_insert(e.state);
+            for e in decode_chunk::<AgentStateEntry>(&v)?.into_iter().rev() {
+                if last.len() == agents.len() || read >= scan {
+                    break 'chunks;
+                }
+                read += 1;
+                if agents.contains(&e.agent.as_str()) {
+                    last.entry(e.agent).or_insert(e.state);
+                }
             }
         }
         Ok(last)
@@ -451,6 +516,67 @@ mod tests {
 
     use super::*;
     use crate::acd::Disposition;
+
+    fn q(at_ms: u64, call_id: &str) -> QueueLogEntry {
+        QueueLogEntry {
+            at_ms,
+            call_id: call_id.into(),
+            queue: "general".into(),
+            agent: None,
+            kind: QueueLogKind::EnterQueue,
+        }
+    }
+
+    #[test]
+    fn log_chunks_read_back_from_inside_a_batch_and_old_single_entries_too() {
+        let s = Store::temporary().unwrap();
+        // A store written before batches: one entry a key.
+        let mut key = 100u64.to_be_bytes().to_vec();
+        key.extend_from_slice(&1u64.to_be_bytes());
+        s.queue_log
+            .insert(key, serde_json::to_vec(&q(100, "old")).unwrap())
+            .unwrap();
+        s.log_queue_events(&[q(200, "a"), q(210, "b"), q(220, "c")])
+            .unwrap();
+        s.log_queue_events(&[]).unwrap();
+        s.log_queue_events(&[q(300, "d")]).unwrap();
+        let ids = |v: Vec<QueueLogEntry>| v.into_iter().map(|e| e.call_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(s.queue_log_since(0, 100).unwrap()),
+            ["old", "a", "b", "c", "d"]
+        );
+        assert_eq!(
+            ids(s.queue_log_since(205, 100).unwrap()),
+            ["b", "c", "d"],
+            "from inside the batch that began earlier"
+        );
+        assert_eq!(ids(s.queue_log_since(205, 1).unwrap()), ["b"], "limit");
+        assert_eq!(
+            ids(s.queue_log_since(301, 100).unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(s.queue_log.len(), 3, "one key a batch");
+    }
+
+    #[test]
+    fn last_agent_states_reads_back_through_batches() {
+        let s = Store::temporary().unwrap();
+        let e = |at_ms, agent: &str, state: &str| AgentStateEntry {
+            at_ms,
+            agent: agent.into(),
+            state: state.into(),
+        };
+        s.log_agent_states(&[e(1, "1001", "ready"), e(2, "1002", "ready")])
+            .unwrap();
+        s.log_agent_states(&[e(3, "1001", "logged-out"), e(4, "1003", "ready")])
+            .unwrap();
+        let agents: std::collections::HashSet<&str> = ["1001", "1002"].into();
+        let last = s.last_agent_states(&agents, 100).unwrap();
+        assert_eq!(last["1001"], "logged-out", "the newest wins");
+        assert_eq!(last["1002"], "ready");
+        let near = s.last_agent_states(&agents, 2).unwrap();
+        assert!(!near.contains_key("1002"), "scan bounds the entries read");
+    }
 
     #[test]
     fn version_history_is_capped_per_plugin_rejections_first() {
@@ -487,7 +613,7 @@ mod tests {
         );
     }
 
-    fn record(id: &str, ended_ms: u64) -> CallRecord {
+    pub(super) fn record(id: &str, ended_ms: u64) -> CallRecord {
         CallRecord {
             call_id: id.into(),
             caller: "+8613800000000".into(),
