@@ -32,15 +32,18 @@ run_one() {
         -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 >"logs/$t.log" 2>&1 || true
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "logs/$t.log")
+    # libFuzzer's last status line: edges covered (cov) and features (ft).
+    cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "logs/$t.log" | tail -1)
     units=$(grep -c . <(ls "corpus/$t") || true)
     if [ -n "$(ls -A "artifacts/$t" 2>/dev/null)" ]; then
         echo "FAIL $t: see host/fuzz/logs/$t.log, reproducer in host/fuzz/artifacts/$t/"
         grep -A4 "panicked" "logs/$t.log" | head -8
     else
-        echo "ok   $t: ${execs:-?} executions in ${secs} s, corpus $units inputs"
+        echo "ok   $t: ${execs:-?} executions in ${secs} s, corpus $units inputs, ${cov:-cov: ?}"
     fi
 }
 export -f run_one
 export secs
-printf '%s\n' "${targets[@]}" | xargs -P 2 -I{} bash -c 'run_one {}' | tee logs/summary.txt
+# FUZZ_JOBS targets at a time (2: the machine's cores).
+printf '%s\n' "${targets[@]}" | xargs -P "${FUZZ_JOBS:-2}" -I{} bash -c 'run_one {}' | tee logs/summary.txt
 ! grep -q '^FAIL' logs/summary.txt
