@@ -31,7 +31,7 @@ test: lint
 # rtpengine, when they can be installed.
 bench: deps
 	bash tests/install-deps.sh --bench
-	cargo bench -p ctihost --bench plugins --bench sip --bench screenpop --bench media
+	cargo bench -p ctihost --bench plugins --bench sip --bench screenpop --bench media --bench store
 
 # One hour at half the measured maximum, with reloads, refused REGISTERs and
 # idle TCP around the calls (SOAK_SECS, SOAK_RATE).

@@ -1,0 +1,156 @@
+//! Memory per stored call: `cargo bench -p ctihost --bench store`.
+//!
+//! sled (0.34) keeps a page-table entry in memory for every page of every
+//! tree, paged out or not, and a leaf page holds at most 16 keys: the
+//! host's resident memory grows with the number of keys the store holds,
+//! whatever the page cache's bound. This writes calls as the record writer
+//! does (a record, four queue-log lines, two agent-state lines, the
+//! live-call entry put and removed), two ways, each in its own process so
+//! one allocator's leftovers do not count against the other:
+//! 1. baseline: one key per log line (the host before batching);
+//! 2. the host: one key per log per writer batch (here 10 calls a batch,
+//!    what the writer sees at a few hundred calls/s).
+//!
+//! It prints RSS growth per call once the page cache is full (the last
+//! two thirds of the run) and the ratio. `CTIHOST_STORE_CALLS` sets the
+//! calls per way (default 600,000).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use ctihost::acd::{CallRecord, Disposition, QueueLogKind};
+use ctihost::store::{AgentStateEntry, QueueLogEntry, Store};
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn record(i: u64, at: u64) -> CallRecord {
+    CallRecord {
+        call_id: format!("{i}-6577@127.0.0.1"),
+        caller: "+8613800000000".into(),
+        dialed: "95588".into(),
+        trunk: "pstn".into(),
+        arrived_ms: at,
+        queued_ms: Some(at),
+        offered_ms: Some(at + 10),
+        answered_ms: Some(at + 20),
+        ended_ms: at + 100,
+        queue: Some("general".into()),
+        agent: Some(format!("{}", 1000 + i % 500)),
+        disposition: Disposition::Answered,
+        wait_secs: 0.02,
+        talk_secs: 0.08,
+        overflowed_from: vec![],
+        plugin_versions: BTreeMap::from([("skills-router".into(), "f4bb5d64e0a1".into())]),
+        cause: "caller hung up".into(),
+    }
+}
+
+/// Write `calls` calls; bytes of RSS per call over the last two thirds.
+fn measure(batched: bool, calls: u64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let t0 = 1_796_000_000_000u64;
+    let (mut queue, mut agents) = (Vec::new(), Vec::new());
+    let mut third = (0, 0);
+    for i in 0..calls {
+        let at = t0 + i;
+        let r = record(i, at);
+        store.put_live_call(&r).unwrap();
+        for kind in [
+            QueueLogKind::EnterQueue,
+            QueueLogKind::Offered,
+            QueueLogKind::Connect,
+            QueueLogKind::Complete,
+        ] {
+            queue.push(QueueLogEntry {
+                at_ms: at,
+                call_id: r.call_id.clone(),
+                queue: "general".into(),
+                agent: r.agent.clone(),
+                kind,
+            });
+        }
+        for state in ["on-call", "ready"] {
+            agents.push(AgentStateEntry {
+                at_ms: at,
+                agent: r.agent.clone().unwrap(),
+                state: state.into(),
+            });
+        }
+        if !batched {
+            for e in queue.drain(..) {
+                store.log_queue_event(&e).unwrap();
+            }
+            for e in agents.drain(..) {
+                store.log_agent_state(&e).unwrap();
+            }
+        } else if i % 10 == 9 {
+            store.log_queue_events(&queue).unwrap();
+            store.log_agent_states(&agents).unwrap();
+            queue.clear();
+            agents.clear();
+        }
+        store.insert_call(&r).unwrap();
+        store.end_live_call(&r.call_id).unwrap();
+        if i % 10 == 9 {
+            store.flush_calls().unwrap();
+        }
+        if i + 1 == calls / 3 {
+            third = (i + 1, rss_kib());
+        }
+    }
+    let end = rss_kib();
+    (end.saturating_sub(third.1) * 1024) as f64 / (calls - third.0) as f64
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let calls: u64 = std::env::var("CTIHOST_STORE_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600_000);
+    if let Ok(way) = std::env::var("CTIHOST_STORE_WAY") {
+        println!("{}", measure(way == "batched", calls));
+        return;
+    }
+    let me = std::env::current_exe().unwrap();
+    let run = |way: &str| -> f64 {
+        let out = Command::new(&me)
+            .env("CTIHOST_STORE_WAY", way)
+            .env("CTIHOST_STORE_CALLS", calls.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    // Medians of three runs each: the machine is noisy.
+    let median = |way: &str| {
+        let mut v: Vec<f64> = (0..3).map(|_| run(way)).collect();
+        v.sort_by(f64::total_cmp);
+        v[1]
+    };
+    let base = median("per-line");
+    let host = median("batched");
+    println!(
+        "store: {calls} calls a way, RSS growth per call once the page cache is full (median of 3)"
+    );
+    println!("  baseline, a key per log line: {base:>6.0} bytes a call");
+    println!("  the host, a key per batch:    {host:>6.0} bytes a call");
+    println!("  ratio host/baseline: {:.2}", host / base.max(1.0));
+}
