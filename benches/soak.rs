@@ -56,6 +56,23 @@ fn post(base: &str, path: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// SIPp's cumulative FailedCall(C) in the last line of its statistics file.
+fn failed_calls(stats: &std::path::Path) -> u64 {
+    let text = std::fs::read_to_string(stats).unwrap_or_default();
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return 0;
+    };
+    let Some(col) = header.split(';').position(|h| h == "FailedCall(C)") else {
+        return 0;
+    };
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .next_back()
+        .and_then(|l| l.split(';').nth(col)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn median(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
@@ -156,7 +173,14 @@ fn main() {
     // timeout: the run is as long as it is told; a call fails on its own
     // timers (no answer within 64*T1).
     let total = u32::try_from(u64::from(rate) * secs).unwrap_or(u32::MAX);
-    let mut calls = Killed(callers_for(udp, rate, total, 0, None, dir).spawn().unwrap());
+    // SIPp's statistics every 10 s: the failed calls are counted, not just
+    // seen (its exit status says only whether any failed).
+    let stats = dir.join("caller-stats.csv");
+    let mut caller = callers_for(udp, rate, total, 0, None, dir);
+    caller.args(["-trace_stat", "-stf", stats.to_str().unwrap(), "-fd", "10"]);
+    let mut calls = Killed(caller.spawn().unwrap());
+    // (seconds into the run, failed calls so far) at each change.
+    let mut failed_at: Vec<(u64, u64)> = Vec::new();
     let mut samples: Vec<(u64, u64, usize)> = Vec::new();
     let mut reloads = (0u32, 0u32);
     let mut last_reload = Instant::now();
@@ -166,6 +190,11 @@ fn main() {
         }
         let t = started.elapsed().as_secs();
         if samples.last().is_none_or(|(at, _, _)| t >= at + 10) {
+            let failed = failed_calls(&stats);
+            if failed_at.last().map_or(failed > 0, |(_, f)| failed > *f) {
+                eprintln!("  {t:>5} s: SIPp counts {failed} failed calls");
+                failed_at.push((t, failed));
+            }
             let sample = (t, support::rss_kib(pid), fds(pid));
             if t % 60 < 10 {
                 eprintln!("  {t:>5} s: RSS {} KiB, {} descriptors", sample.1, sample.2);
@@ -225,6 +254,24 @@ fn main() {
         rss(last),
         rss(last) as f64 / rss(first).max(1) as f64
     );
+    println!(
+        "  failed calls (SIPp): {}{}",
+        failed_calls(&stats),
+        if failed_at.is_empty() {
+            String::new()
+        } else {
+            format!(", first seen at {:?} (s, count)", failed_at)
+        }
+    );
+    // What the host counted on its failure paths.
+    for l in m.lines().filter(|l| {
+        !l.starts_with('#')
+            && (l.starts_with("ctihost_plugin_failures_total")
+                || l.starts_with("ctihost_plugin_starved_total")
+                || l.starts_with("ctihost_bound_hits_total"))
+    }) {
+        println!("  host: {l}");
+    }
     println!(
         "  descriptors median first tenth {}, last tenth {}: ratio {:.2}",
         fd(first),
