@@ -185,9 +185,10 @@ pub struct TransactionLayer {
     timers: Timers,
     txs: HashMap<TxKey, Tx>,
     heap: TimerHeap,
-    /// Server INVITE transactions in Accepted, by (Call-ID, CSeq number): the
-    /// ACK of a 2xx has its own branch and is matched by dialog instead.
-    accepted: HashMap<(String, u32), TxKey>,
+    /// Server INVITE transactions in Accepted, by Call-ID, with their CSeq
+    /// number: the ACK of a 2xx has its own branch and is matched by dialog
+    /// instead, and a BYE in the dialog stops the 2xx too.
+    accepted: HashMap<String, Vec<(u32, TxKey)>>,
     capacity: usize,
 }
 
@@ -341,9 +342,11 @@ impl TransactionLayer {
         if tx.kind == Kind::InviteServer
             && let (Some(cid), Some((n, _))) = (tx.request.header("Call-ID"), cseq(&tx.request))
         {
-            let k = (cid.to_owned(), n);
-            if self.accepted.get(&k) == Some(key) {
-                self.accepted.remove(&k);
+            if let Some(v) = self.accepted.get_mut(cid) {
+                v.retain(|(m, k)| !(*m == n && k == key));
+                if v.is_empty() {
+                    self.accepted.remove(cid);
+                }
             }
         }
         Some(tx)
@@ -396,17 +399,30 @@ impl TransactionLayer {
             };
         }
         if is_ack {
-            let dialog = msg
+            let invite = msg
                 .header("Call-ID")
                 .zip(cseq(&msg))
-                .map(|(c, (n, _))| (c.to_owned(), n));
-            if let Some(k) = dialog.and_then(|d| self.accepted.get(&d))
+                .and_then(|(c, (n, _))| self.accepted.get(c)?.iter().find(|(m, _)| *m == n));
+            if let Some((_, k)) = invite
                 && let Some(tx) = self.txs.get_mut(k)
             {
                 tx.acked = true;
                 disarm(tx, &[Timer::G]);
             }
             return vec![Output::Ack { msg, peer }];
+        }
+        if msg.method() == Some("BYE") {
+            // A BYE in the dialog says the 2xx arrived (its ACK was lost or
+            // is late): repeating the 2xx until timer L would only answer a
+            // call that is ending.
+            if let Some(invites) = msg.header("Call-ID").and_then(|c| self.accepted.get(c)) {
+                for (_, k) in invites {
+                    if let Some(tx) = self.txs.get_mut(k) {
+                        tx.acked = true;
+                        disarm(tx, &[Timer::G]);
+                    }
+                }
+            }
         }
         if self.txs.len() >= self.capacity {
             return vec![Output::Send {
@@ -487,7 +503,10 @@ impl TransactionLayer {
                         if let (Some(cid), Some((n, _))) =
                             (tx.request.header("Call-ID"), cseq(&tx.request))
                         {
-                            self.accepted.insert((cid.to_owned(), n), key.clone());
+                            self.accepted
+                                .entry(cid.to_owned())
+                                .or_default()
+                                .push((n, key.clone()));
                         }
                         // 13.3.1.4: the 2xx is repeated over any transport until the ACK.
                         arm(heap, tx, key, Timer::G, now + t.t1);

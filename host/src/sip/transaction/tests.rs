@@ -176,6 +176,42 @@ fn invite_server_repeats_a_2xx_until_the_ack_and_never_after() {
 }
 
 #[test]
+fn a_bye_before_the_ack_stops_the_2xx() {
+    let mut l = TransactionLayer::new(T);
+    let inv = request("INVITE", "z9hG4bK-i5", 1);
+    let Some(Output::Request { key, .. }) = l.receive_request(inv.clone(), udp(), 0).pop() else {
+        panic!("no request")
+    };
+    l.respond(&key, reply(&inv, 200), 0).unwrap();
+    let (times, _) = send_times(&mut l, 0, 2_000);
+    assert_eq!(times, [500, 1_500]);
+    // Another dialog's BYE changes nothing.
+    let mut other = request("BYE", "z9hG4bK-b0", 2).to_bytes();
+    other = String::from_utf8(other)
+        .unwrap()
+        .replace("Call-ID: c1", "Call-ID: c2")
+        .into_bytes();
+    l.receive_request(RawMessage::parse(&other).unwrap(), udp(), 2_000);
+    let (times, _) = send_times(&mut l, 2_000, 4_000);
+    assert_eq!(times, [3_500], "still repeated for its own dialog");
+    // The caller's BYE, its ACK lost: the 2xx got there.
+    let bye = request("BYE", "z9hG4bK-b1", 2);
+    let out = l.receive_request(bye, udp(), 4_000);
+    assert!(
+        matches!(out.last(), Some(Output::Request { .. })),
+        "the BYE reaches the TU"
+    );
+    let (times, events) = send_times(&mut l, 4_000, 40_000);
+    let twos: Vec<u64> = times;
+    assert!(
+        twos.is_empty(),
+        "no 2xx after the BYE (the BYE's own answer is the TU's): {twos:?}"
+    );
+    assert!(events.is_empty(), "not reported unacknowledged: {events:?}");
+    assert_eq!(l.state(&key), None, "Timer L ended it");
+}
+
+#[test]
 fn an_unacknowledged_2xx_is_reported_after_timer_l() {
     let mut l = TransactionLayer::new(T);
     let inv = request("INVITE", "z9hG4bK-i4", 1);
