@@ -180,3 +180,93 @@ async fn compiled_artifacts_are_cached_across_restarts() {
         first.millis
     );
 }
+
+/// More calls at once than the host has instance slots (`[plugins]
+/// max_instances`): they wait for a slot within their deadline; the ones
+/// that find none in time get the fallback, counted as the host's
+/// shortfall, and the plugin is not rolled back for it (a burst of calls
+/// after a stall once rolled a good router back to the stock one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_instance_pool_waits_and_is_not_the_plugins_fault() {
+    let t = TestHost::with_max_instances(8);
+    let burst = |name: &'static str| {
+        let calls: Vec<_> = (0..24)
+            .map(|_| {
+                let host = t.host.clone();
+                tokio::spawn(async move {
+                    host.invoke(
+                        name,
+                        ctihost::plugins::HookCall::Route {
+                            call: support::call("+8613700000001", "95588"),
+                        },
+                    )
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        async move {
+            let (mut served, mut full) = (0u64, 0u64);
+            for c in calls {
+                let inv = c.await.unwrap();
+                match inv.failure {
+                    None => served += 1,
+                    Some(f) => {
+                        // No slot before the deadline (HostFull), or one
+                        // found too late to finish (Starved): the host's.
+                        assert!(
+                            matches!(f.kind, FailureKind::HostFull | FailureKind::Starved),
+                            "{:?}: {}",
+                            f.kind,
+                            f.message
+                        );
+                        assert!(!f.kind.is_plugins_fault());
+                        assert!(
+                            matches!(&inv.output, HookOutput::Route(RouteDecision::Queue(q)) if q.queue == "safe-fallback"),
+                            "fallback used"
+                        );
+                        full += 1;
+                    }
+                }
+            }
+            (served, full)
+        }
+    };
+    let fallback = "[fallback.route.Queue]\nqueue = \"safe-fallback\"\npriority = 0\nskills = []\n";
+    // A deadline long enough for three rounds of eight: every call is served.
+    t.load_test_router(
+        "patient",
+        &format!("[limits]\ndeadline_ms = 20000\n{fallback}[config]\nmode = \"slow\"\nslow_ms = \"100\"\n"),
+    )
+    .await;
+    let (served, full) = burst("patient").await;
+    assert_eq!((served, full), (24, 0), "each waited for a slot");
+    // A deadline shorter than the wait: some find no slot in time.
+    t.load_test_router(
+        "hurried",
+        &format!("[limits]\ndeadline_ms = 450\nrollback_after_failures = 2\n{fallback}[config]\nmode = \"slow\"\nslow_ms = \"300\"\n"),
+    )
+    .await;
+    let before = t
+        .host
+        .list()
+        .into_iter()
+        .find(|p| p.name == "hurried")
+        .unwrap()
+        .version;
+    let (served, full) = burst("hurried").await;
+    assert!(
+        full > 0,
+        "24 calls of 300 ms on 8 slots within 450 ms: some found none"
+    );
+    assert!(served > 0, "the first ones were served");
+    let now = t
+        .host
+        .list()
+        .into_iter()
+        .find(|p| p.name == "hurried")
+        .unwrap();
+    assert_eq!(now.failures, 0, "not counted as the plugin's failures");
+    assert_eq!(now.version, before, "not rolled back");
+    assert_eq!(now.starved, full, "counted as the host's shortfall");
+}

@@ -195,7 +195,7 @@ impl Metrics {
                 p.failures
             );
         }
-        s.push_str("# HELP ctihost_plugin_starved_total Deadlines missed because the host was starved or a host call was slow (fallback used, not the plugin's failure).\n# TYPE ctihost_plugin_starved_total counter\n");
+        s.push_str("# HELP ctihost_plugin_starved_total Calls the host could not run in time: starved, a slow host call, or no free instance slot (fallback used, not the plugin's failure).\n# TYPE ctihost_plugin_starved_total counter\n");
         for p in plugins {
             let _ = writeln!(
                 s,

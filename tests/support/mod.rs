@@ -105,12 +105,17 @@ pub struct TestHost {
 
 impl TestHost {
     pub fn new() -> Self {
+        Self::with_max_instances(64)
+    }
+
+    /// A host whose instance pool holds `max_instances` at once.
+    pub fn with_max_instances(max_instances: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db")).unwrap();
         let host = PluginHost::new(
             HostSettings {
                 engine: EngineSettings {
-                    max_instances: 64,
+                    max_instances,
                     ..EngineSettings::default()
                 },
                 // Shared by every test: artifacts are keyed by component hash and

@@ -817,7 +817,7 @@ fn invoke<'a>(
                     FAILURE_LINES_PER_SECOND,
                     crate::clock::now_ms(),
                 ) {
-                    tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, suppressed, "plugin starved by the host; fallback used (not counted against the plugin)");
+                    tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, suppressed, "plugin starved by the host (CPU, a slow host call, or no free instance slot); fallback used (not counted against the plugin)");
                 }
                 (call.fallback(&version.manifest.fallback), Some(f))
             }

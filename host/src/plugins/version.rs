@@ -55,12 +55,16 @@ pub enum FailureKind {
     /// fallback is used, but this is not the plugin's fault and never counts
     /// towards its rollback.
     Starved,
+    /// The host had no instance slot left (`[plugins] max_instances` calls
+    /// in flight at once): a burst of calls, not the plugin's fault; never
+    /// counts towards its rollback.
+    HostFull,
 }
 
 impl FailureKind {
     /// Whether this failure is the plugin's own (and counts towards rollback).
     pub fn is_plugins_fault(self) -> bool {
-        self != FailureKind::Starved
+        !matches!(self, FailureKind::Starved | FailureKind::HostFull)
     }
 }
 
@@ -283,9 +287,22 @@ pub async fn execute(
                 let mut store = InvocationState::new_store(engine, ctx.clone());
                 arm_deadline(&mut store, until, limits.deadline_ms);
                 store.data_mut().begin(call.call_id());
-                match pre.instantiate(&mut store).await {
-                    Ok(i) => (store, i, 0),
-                    Err(e) => return Err(classify(e, FailureKind::Instantiate)),
+                // A burst can take every instance slot: wait for one (a
+                // call in flight ends within its own deadline) rather than
+                // answer with the fallback at once, until this deadline.
+                loop {
+                    match pre.instantiate(&mut store).await {
+                        Ok(i) => break (store, i, 0),
+                        Err(e) => {
+                            let f = classify(e, FailureKind::Instantiate);
+                            if f.kind != FailureKind::HostFull
+                                || Instant::now() + SLOT_WAIT >= until
+                            {
+                                return Err(f);
+                            }
+                            tokio::time::sleep(SLOT_WAIT).await;
+                        }
+                    }
                 }
             }
         };
@@ -343,9 +360,9 @@ pub async fn execute(
         }
     };
     call.validate(&out, limits.max_output_kb as usize * 1024, scope)
-        .map_err(|message| Failure {
+        .map_err(|e| Failure {
             kind: FailureKind::BadOutput,
-            message,
+            message: e.to_string(),
         })?;
     if let Some(pool) = pool
         && reuse > warm.uses
@@ -382,6 +399,9 @@ impl<F: std::future::Future> std::future::Future for CpuMetered<F> {
     }
 }
 
+/// How often a call without an instance slot looks for one again.
+const SLOT_WAIT: Duration = Duration::from_millis(2);
+
 fn arm_deadline(store: &mut Store<InvocationState>, until: Instant, ms: u64) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
@@ -395,6 +415,12 @@ fn arm_deadline(store: &mut Store<InvocationState>, until: Instant, ms: u64) {
 }
 
 fn classify(e: wasmtime::Error, default: FailureKind) -> Failure {
+    if let Some(full) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return Failure {
+            kind: FailureKind::HostFull,
+            message: format!("{full} (the host's [plugins] max_instances)"),
+        };
+    }
     if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
         return Failure {
             kind: FailureKind::Deadline,

@@ -341,12 +341,11 @@ impl TransactionLayer {
         let tx = self.txs.remove(key)?;
         if tx.kind == Kind::InviteServer
             && let (Some(cid), Some((n, _))) = (tx.request.header("Call-ID"), cseq(&tx.request))
+            && let Some(v) = self.accepted.get_mut(cid)
         {
-            if let Some(v) = self.accepted.get_mut(cid) {
-                v.retain(|(m, k)| !(*m == n && k == key));
-                if v.is_empty() {
-                    self.accepted.remove(cid);
-                }
+            v.retain(|(m, k)| !(*m == n && k == key));
+            if v.is_empty() {
+                self.accepted.remove(cid);
             }
         }
         Some(tx)
