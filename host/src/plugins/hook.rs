@@ -186,12 +186,13 @@ impl HookCall {
         out: &HookOutput,
         max_bytes: usize,
         scope: Option<&dyn DecisionScope>,
-    ) -> Result<(), String> {
+    ) -> Result<(), validate::InvalidOutput> {
         let size = json_size(out);
         if size > max_bytes {
-            return Err(format!(
-                "output of {size} bytes exceeds the {max_bytes}-byte cap"
-            ));
+            return Err(validate::InvalidOutput::TooLarge {
+                size,
+                max: max_bytes,
+            });
         }
         match (self, out) {
             (HookCall::Route { .. }, HookOutput::Route(d)) => validate::route(d, scope),
@@ -200,10 +201,10 @@ impl HookCall {
                     .iter()
                     .find(|id| !candidates.iter().any(|c| &c.id == *id))
                 {
-                    Some(bad) => Err(format!(
+                    Some(bad) => Err(validate::InvalidOutput::Field(format!(
                         "ranked unknown agent {:?}",
                         bad.escape_default().to_string()
-                    )),
+                    ))),
                     None => Ok(()),
                 }
             }
@@ -211,7 +212,7 @@ impl HookCall {
             (HookCall::Lookup { .. }, HookOutput::Lookup(r)) => validate::lookup(r),
             (HookCall::OnConnect { .. }, HookOutput::OnConnect(d)) => validate::recording(d),
             (HookCall::OnEvent { .. }, HookOutput::OnEvent(_)) => Ok(()),
-            _ => Err(format!("answer does not fit hook {}", self.name())),
+            _ => Err(validate::InvalidOutput::WrongHook(self.name())),
         }
     }
 }

@@ -30,29 +30,46 @@ pub const MAX_TARGET: usize = 256;
 pub const MIN_DIGIT_TIMEOUT_MS: u32 = 500;
 pub const MAX_DIGIT_TIMEOUT_MS: u32 = 120_000;
 
-type Check = Result<(), String>;
+/// Why a hook's answer was refused; the message names the field and what
+/// is wrong with it (it reaches the host's log and the plugin's history,
+/// never the plugin's text itself unescaped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOutput {
+    #[error("output of {size} bytes exceeds the {max}-byte cap")]
+    TooLarge { size: usize, max: usize },
+    #[error("answer does not fit hook {0}")]
+    WrongHook(&'static str),
+    #[error("{0}")]
+    Field(String),
+}
+
+type Check = Result<(), InvalidOutput>;
+
+fn bad(message: String) -> InvalidOutput {
+    InvalidOutput::Field(message)
+}
 
 /// Printable text of at most `max` bytes: no control characters except
 /// (where `lines`) newlines and tabs in free text.
 fn text(what: &str, s: &str, max: usize, lines: bool) -> Check {
     if s.len() > max {
-        return Err(format!("{what} is {} bytes; at most {max}", s.len()));
+        return Err(bad(format!("{what} is {} bytes; at most {max}", s.len())));
     }
     if let Some(c) = s
         .chars()
         .find(|c| c.is_control() && !(lines && (*c == '\n' || *c == '\t')))
     {
-        return Err(format!(
+        return Err(bad(format!(
             "{what} holds the control character {:?}",
             c.escape_default().to_string()
-        ));
+        )));
     }
     Ok(())
 }
 
 fn name(what: &str, s: &str) -> Check {
     if s.trim().is_empty() {
-        return Err(format!("{what} is empty"));
+        return Err(bad(format!("{what} is empty")));
     }
     text(what, s, MAX_NAME, false)
 }
@@ -65,10 +82,10 @@ fn prompt(s: &str) -> Check {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     {
-        return Err(format!(
+        return Err(bad(format!(
             "prompt name {:?} is not a plain name (letters, digits, '-', '_', '.')",
             s.escape_default().to_string()
-        ));
+        )));
     }
     Ok(())
 }
@@ -85,7 +102,12 @@ fn uri_chars(s: &str, extra: &[u8]) -> bool {
 /// A forward or overflow target: a phone number (`+`, digits, `*`, `#`) or
 /// a `sip:`/`sips:`/`tel:` URI that parses.
 pub fn sip_target(what: &str, s: &str) -> Check {
-    let bad = |why: &str| Err(format!("{what} {:?} {why}", s.escape_default().to_string()));
+    let bad = |why: &str| {
+        Err(bad(format!(
+            "{what} {:?} {why}",
+            s.escape_default().to_string()
+        )))
+    };
     if s.is_empty() || s.len() > MAX_TARGET {
         return bad("must be 1-256 characters");
     }
@@ -130,10 +152,10 @@ fn http_url(s: &str) -> Check {
         || !uri_chars(s, b"?#,")
         || !(lower.starts_with("https://") || lower.starts_with("http://"))
     {
-        return Err(format!(
+        return Err(bad(format!(
             "card link {:?} is not an http(s) URL",
             s.escape_default().to_string()
-        ));
+        )));
     }
     Ok(())
 }
@@ -142,7 +164,7 @@ fn exists(what: &str, s: &str, found: bool) -> Check {
     if found {
         Ok(())
     } else {
-        Err(format!("{what} {s:?} does not exist in this center"))
+        Err(bad(format!("{what} {s:?} does not exist in this center")))
     }
 }
 
@@ -150,10 +172,10 @@ pub fn route(d: &RouteDecision, scope: Option<&dyn DecisionScope>) -> Check {
     match d {
         RouteDecision::Reject(r) => {
             if !(400..=699).contains(&r.code) {
-                return Err(format!(
+                return Err(bad(format!(
                     "reject code {} is not a SIP error status (400-699)",
                     r.code
-                ));
+                )));
             }
             text("reject reason", &r.reason, MAX_REASON, false)
         }
@@ -171,10 +193,10 @@ pub fn route(d: &RouteDecision, scope: Option<&dyn DecisionScope>) -> Check {
 }
 
 fn queue_target(q: &QueueTarget, scope: Option<&dyn DecisionScope>) -> Check {
-    name("queue", &q.queue).map_err(|_| "queue decision names no queue".to_owned())?;
+    name("queue", &q.queue).map_err(|_| bad("queue decision names no queue".to_owned()))?;
     text("queue", &q.queue, MAX_NAME, false)?;
     if q.skills.len() > 32 {
-        return Err(format!("{} skills asked; at most 32", q.skills.len()));
+        return Err(bad(format!("{} skills asked; at most 32", q.skills.len())));
     }
     for skill in &q.skills {
         name("skill", skill)?;
@@ -205,29 +227,30 @@ fn queue_target(q: &QueueTarget, scope: Option<&dyn DecisionScope>) -> Check {
 }
 
 pub fn ivr_step(s: &IvrStep, scope: Option<&dyn DecisionScope>) -> Check {
-    name("IVR step name", &s.name).map_err(|_| "IVR step needs a name and a prompt".to_owned())?;
+    name("IVR step name", &s.name)
+        .map_err(|_| bad("IVR step needs a name and a prompt".to_owned()))?;
     if s.prompt.is_empty() {
-        return Err("IVR step needs a name and a prompt".into());
+        return Err(bad("IVR step needs a name and a prompt".into()));
     }
     prompt(&s.prompt)?;
     if s.max_digits > 64 {
-        return Err("IVR step asks for more than 64 digits".into());
+        return Err(bad("IVR step asks for more than 64 digits".into()));
     }
     if let Some(t) = &s.terminator
         && !(t.len() == 1 && "0123456789*#ABCD".contains(t.as_str()))
     {
-        return Err(format!(
+        return Err(bad(format!(
             "IVR terminator {:?} is not one key (0-9, *, #, A-D)",
             t.escape_default().to_string()
-        ));
+        )));
     }
     if s.max_digits > 0
         && !(MIN_DIGIT_TIMEOUT_MS..=MAX_DIGIT_TIMEOUT_MS).contains(&s.inter_digit_timeout_ms)
     {
-        return Err(format!(
+        return Err(bad(format!(
             "IVR step {:?} collects digits with an inter-digit timeout of {} ms: callers cannot enter digits ({MIN_DIGIT_TIMEOUT_MS}-{MAX_DIGIT_TIMEOUT_MS} ms)",
             s.name, s.inter_digit_timeout_ms
-        ));
+        )));
     }
     if let Some(scope) = scope {
         exists("prompt", &s.prompt, scope.has_prompt(&s.prompt))?;
@@ -237,11 +260,13 @@ pub fn ivr_step(s: &IvrStep, scope: Option<&dyn DecisionScope>) -> Check {
 
 pub fn card(c: &Card) -> Check {
     if c.title.is_empty() {
-        return Err("card has an empty title".into());
+        return Err(bad("card has an empty title".into()));
     }
     text("card title", &c.title, 200, false)?;
     if c.fields.len() > 64 || c.links.len() > 16 || c.notes.len() > 32 {
-        return Err("card has more than 64 fields, 16 links or 32 notes".into());
+        return Err(bad(
+            "card has more than 64 fields, 16 links or 32 notes".into()
+        ));
     }
     for f in &c.fields {
         text("card field label", &f.label, MAX_NAME, false)?;
@@ -268,7 +293,9 @@ pub fn lookup(r: &Result<Option<Customer>, CrmError>) -> Check {
                 text("customer language", l, 35, false)?;
             }
             if c.accounts.len() > 64 || c.notes.len() > 64 || c.attributes.len() > 64 {
-                return Err("customer has more than 64 accounts, notes or attributes".into());
+                return Err(bad(
+                    "customer has more than 64 accounts, notes or attributes".into(),
+                ));
             }
             for a in &c.accounts {
                 text("account", a, 64, false)?;
@@ -351,7 +378,7 @@ mod tests {
         assert!(ivr_step(&step("../../etc/passwd", 5000), None).is_err());
         assert!(ivr_step(&step("main-menu\r\nX-Injected: 1", 5000), None).is_err());
         let e = ivr_step(&step("main-menu", 0), None).unwrap_err();
-        assert!(e.contains("cannot enter digits"), "{e}");
+        assert!(e.to_string().contains("cannot enter digits"), "{e}");
         let mut play_only = step("welcome", 0);
         play_only.max_digits = 0;
         assert!(
@@ -389,7 +416,7 @@ mod tests {
         };
         assert!(route(&q("general", "cards", None), Some(&Center)).is_ok());
         let e = route(&q("genral", "cards", None), Some(&Center)).unwrap_err();
-        assert!(e.contains("\"genral\" does not exist"), "{e}");
+        assert!(e.to_string().contains("\"genral\" does not exist"), "{e}");
         assert!(route(&q("general", "flying", None), Some(&Center)).is_err());
         assert!(route(&q("general", "cards", Some("queue:nope")), Some(&Center)).is_err());
         assert!(route(&q("general", "cards", Some("+8610")), Some(&Center)).is_ok());
