@@ -67,8 +67,7 @@ fn failed_calls(stats: &std::path::Path) -> u64 {
         return 0;
     };
     lines
-        .filter(|l| !l.trim().is_empty())
-        .next_back()
+        .rfind(|l| !l.trim().is_empty())
         .and_then(|l| l.split(';').nth(col)?.trim().parse().ok())
         .unwrap_or(0)
 }
@@ -263,6 +262,22 @@ fn main() {
             format!(", first seen at {:?} (s, count)", failed_at)
         }
     );
+    // The first of the host's plugin failure lines, when there were any:
+    // what failed and why (the counters below say how often).
+    let failures: Vec<String> = s
+        .log
+        .lock()
+        .map(|l| {
+            l.iter()
+                .filter(|l| l.contains("plugin failed") || l.contains("plugin starved"))
+                .take(8)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    for l in failures {
+        println!("  host log: {l}");
+    }
     // What the host counted on its failure paths.
     for l in m.lines().filter(|l| {
         !l.starts_with('#')
