@@ -275,6 +275,10 @@ pub async fn execute(
     // makes): how long it computed, as opposed to the wall clock, which also
     // counts a host too busy to run it, instantiation, and waits on the CRM.
     let cpu_ns = Arc::new(AtomicU64::new(0));
+    // Time spent waiting for an instance slot: a deadline missed after it
+    // is the host's (the plugin did not get its whole budget).
+    let slot_wait_ms = AtomicU64::new(0);
+    let started = Instant::now();
     let warm = if reuse > 0 {
         pool.and_then(|p| p.lock().pop())
     } else {
@@ -301,6 +305,8 @@ pub async fn execute(
                                 return Err(f);
                             }
                             tokio::time::sleep(SLOT_WAIT).await;
+                            slot_wait_ms
+                                .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
                         }
                     }
                 }
@@ -336,8 +342,17 @@ pub async fn execute(
     let timed = tokio::time::timeout(deadline + Duration::from_millis(5), attempt).await;
     let cpu_us = cpu_ns.load(Ordering::Relaxed) / 1000;
     let guest_ms = cpu_us / 1000;
+    let waited = slot_wait_ms.load(Ordering::Relaxed);
     let starved = |f: Failure| {
-        if f.kind == FailureKind::Deadline && cpu_us * 4 < limits.deadline_ms * 1000 {
+        if f.kind == FailureKind::Deadline && waited > 0 {
+            Failure {
+                kind: FailureKind::Starved,
+                message: format!(
+                    "{}; it waited {waited} ms for an instance slot first (the host's max_instances were all in use)",
+                    f.message
+                ),
+            }
+        } else if f.kind == FailureKind::Deadline && cpu_us * 4 < limits.deadline_ms * 1000 {
             Failure {
                 kind: FailureKind::Starved,
                 message: format!(
