@@ -342,7 +342,9 @@ pub struct PluginsConfig {
     pub pooling: bool,
     /// Largest memory any plugin may be granted (pool slot size), MiB.
     pub max_memory_mb: u32,
-    /// Plugin instances alive at once (pool capacity).
+    /// Plugin instances alive at once (pool capacity). A call that finds
+    /// none free waits for one within its deadline; a shortfall is the
+    /// host's, never counted towards the plugin's rollback.
     pub max_instances: u32,
     /// Write /tmp/perf-PID.map so `perf` names plugin functions (profiling).
     pub perf_map: bool,

@@ -158,15 +158,11 @@ mod tests {
         };
         s.audit(&audit(day(100))).unwrap();
         s.audit(&audit(day(2000))).unwrap();
-        let r = s
-            .purge_logs(
-                now,
-                Retention {
-                    records_days: 90,
-                    audit_days: 1000,
-                },
-            )
-            .unwrap();
+        let keep = Retention {
+            records_days: 90,
+            audit_days: 1000,
+        };
+        let r = s.purge_logs(now, keep).unwrap();
         assert_eq!(r.calls, BATCH as u64 + 5);
         assert_eq!(r.agent_log, 1);
         assert_eq!(r.audit, 1);
@@ -182,15 +178,7 @@ mod tests {
         assert_eq!(agents[0].agent, "1002");
         assert_eq!(s.audit_since(0, 10).unwrap().len(), 1);
         // Nothing more to do.
-        let again = s
-            .purge_logs(
-                now,
-                Retention {
-                    records_days: 90,
-                    audit_days: 1000,
-                },
-            )
-            .unwrap();
+        let again = s.purge_logs(now, keep).unwrap();
         assert_eq!(again.total(), 0);
     }
 
