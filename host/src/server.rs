@@ -680,6 +680,13 @@ fn spawn_log_purge(
     every: Duration,
     metrics: Arc<Metrics>,
 ) {
+    // Said at every start: an upgrade from a host without retention deletes
+    // what is older than it at once.
+    tracing::info!(
+        retention_days = retention.records_days,
+        audit_retention_days = retention.audit_days,
+        "store retention: call records, queue and agent-state logs older than retention_days are deleted (0 keeps them for ever; export first with `ctihost cdr export`)"
+    );
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60).min(every));
         let mut last_purge: Option<tokio::time::Instant> = None;
