@@ -773,6 +773,29 @@ impl PluginHost {
 /// call at 1,000 calls/s must not write 1,000 lines a second).
 const FAILURE_LINES_PER_SECOND: u64 = 10;
 
+/// The WARN line of a failed call, within [`FAILURE_LINES_PER_SECOND`].
+fn warn_failure(name: &str, version: &Version, call: &HookCall, f: &Failure) {
+    let fault = f.kind.is_plugins_fault();
+    let cause = if fault {
+        "plugin-failed"
+    } else {
+        "plugin-starved"
+    };
+    let Some(suppressed) = crate::log_limit::allow_keyed(
+        cause,
+        name,
+        FAILURE_LINES_PER_SECOND,
+        crate::clock::now_ms(),
+    ) else {
+        return;
+    };
+    if fault {
+        tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, suppressed, "plugin failed; fallback used");
+    } else {
+        tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, suppressed, "plugin starved by the host (CPU, a slow host call, or no free instance slot); fallback used (not counted against the plugin)");
+    }
+}
+
 fn invoke<'a>(
     inner: &'a Arc<Inner>,
     name: &'a str,
@@ -811,25 +834,11 @@ fn invoke<'a>(
         let (output, failure) = match result {
             Ok(out) => (out, None),
             Err(f) if !f.kind.is_plugins_fault() => {
-                if let Some(suppressed) = crate::log_limit::allow_keyed(
-                    "plugin-starved",
-                    name,
-                    FAILURE_LINES_PER_SECOND,
-                    crate::clock::now_ms(),
-                ) {
-                    tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, suppressed, "plugin starved by the host (CPU, a slow host call, or no free instance slot); fallback used (not counted against the plugin)");
-                }
+                warn_failure(name, &version, &call, &f);
                 (call.fallback(&version.manifest.fallback), Some(f))
             }
             Err(f) => {
-                if let Some(suppressed) = crate::log_limit::allow_keyed(
-                    "plugin-failed",
-                    name,
-                    FAILURE_LINES_PER_SECOND,
-                    crate::clock::now_ms(),
-                ) {
-                    tracing::warn!(plugin = name, version = version.short(), hook = call.name(), call_id = call.call_id(), failure = ?f.kind, error = %f.message, suppressed, "plugin failed; fallback used");
-                }
+                warn_failure(name, &version, &call, &f);
                 let consecutive = version.stats.consecutive_of(call.name());
                 if consecutive >= version.manifest.limits.rollback_after_failures.max(1)
                     && Arc::ptr_eq(&slot.current.load(), &version)

@@ -270,7 +270,8 @@ pub async fn execute(
     scope: Option<&dyn DecisionScope>,
 ) -> Result<HookOutput, Failure> {
     let deadline = Duration::from_millis(limits.deadline_ms);
-    let until = Instant::now() + deadline;
+    let started = Instant::now();
+    let until = started + deadline;
     // CPU time the hook's polls took (the guest's code and the host calls it
     // makes): how long it computed, as opposed to the wall clock, which also
     // counts a host too busy to run it, instantiation, and waits on the CRM.
@@ -278,7 +279,6 @@ pub async fn execute(
     // Time spent waiting for an instance slot: a deadline missed after it
     // is the host's (the plugin did not get its whole budget).
     let slot_wait_ms = AtomicU64::new(0);
-    let started = Instant::now();
     let warm = if reuse > 0 {
         pool.and_then(|p| p.lock().pop())
     } else {
