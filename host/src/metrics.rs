@@ -26,7 +26,6 @@ pub struct Metrics {
     drain_refused: AtomicU64,
     /// Keys deleted by the store's retention, by log (static names).
     store_purged: Mutex<BTreeMap<&'static str, u64>>,
-    store_disk_bytes: AtomicU64,
     store_purge_failures: AtomicU64,
 }
 
@@ -70,10 +69,6 @@ impl Metrics {
         self.store_purge_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn set_store_disk_bytes(&self, bytes: u64) {
-        self.store_disk_bytes.store(bytes, Ordering::Relaxed);
-    }
-
     pub fn set_draining(&self, on: bool) {
         self.draining.store(on, Ordering::Relaxed);
     }
@@ -106,9 +101,8 @@ impl Metrics {
         }
         let _ = writeln!(
             s,
-            "# HELP ctihost_store_purge_failures_total Retention purges that failed (see the log).\n# TYPE ctihost_store_purge_failures_total counter\nctihost_store_purge_failures_total {}\n# HELP ctihost_store_disk_bytes The embedded store's size on disk.\n# TYPE ctihost_store_disk_bytes gauge\nctihost_store_disk_bytes {}",
-            self.store_purge_failures.load(Ordering::Relaxed),
-            self.store_disk_bytes.load(Ordering::Relaxed)
+            "# HELP ctihost_store_purge_failures_total Retention purges that failed (see the log).\n# TYPE ctihost_store_purge_failures_total counter\nctihost_store_purge_failures_total {}",
+            self.store_purge_failures.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             s,
@@ -264,6 +258,14 @@ impl Metrics {
 }
 
 /// The SIP digest check's refusals.
+/// The store's size on disk (read when scraped: a file's length and the
+/// blob directory).
+pub fn render_store_size(bytes: u64) -> String {
+    format!(
+        "# HELP ctihost_store_disk_bytes The embedded store's size on disk.\n# TYPE ctihost_store_disk_bytes gauge\nctihost_store_disk_bytes {bytes}\n"
+    )
+}
+
 pub fn render_auth(f: &crate::sip::digest::AuthFigures) -> String {
     format!(
         "# HELP ctihost_sip_digest_replays_total Digest answers refused as replays of a nonce count already used.\n# TYPE ctihost_sip_digest_replays_total counter\nctihost_sip_digest_replays_total {}\n\

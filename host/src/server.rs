@@ -673,7 +673,7 @@ fn desktop_sessions(
 }
 
 /// Deletes call records and logs past their retention, now and then every
-/// `every`; the store's size on disk is a gauge, looked at each minute.
+/// `every`.
 fn spawn_log_purge(
     store: Store,
     retention: crate::store::Retention,
@@ -688,27 +688,13 @@ fn spawn_log_purge(
         "store retention: call records, queue and agent-state logs older than retention_days are deleted (0 keeps them for ever; export first with `ctihost cdr export`)"
     );
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60).min(every));
-        let mut last_purge: Option<tokio::time::Instant> = None;
+        let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            let store = store.clone();
-            let purge = last_purge.is_none_or(|t| t.elapsed() >= every);
+            let purging = store.clone();
             let now = crate::clock::now_ms();
-            let done = tokio::task::spawn_blocking(move || {
-                let report = purge.then(|| store.purge_logs(now, retention));
-                (report, store.disk_bytes())
-            })
-            .await;
-            let Ok((report, bytes)) = done else {
-                tracing::error!("store retention purge stopped");
-                continue;
-            };
-            metrics.set_store_disk_bytes(bytes);
-            match report {
-                None => {}
-                Some(Ok(r)) => {
-                    last_purge = Some(tokio::time::Instant::now());
+            match tokio::task::spawn_blocking(move || purging.purge_logs(now, retention)).await {
+                Ok(Ok(r)) => {
                     for (log, n) in r.by_log() {
                         metrics.store_purged(log, n);
                     }
@@ -721,16 +707,16 @@ fn spawn_log_purge(
                             recording_index = r.recording_entries,
                             retention_days = retention.records_days,
                             audit_retention_days = retention.audit_days,
-                            disk_bytes = bytes,
+                            disk_bytes = store.disk_bytes(),
                             "store retention purge"
                         );
                     }
                 }
-                Some(Err(e)) => {
-                    last_purge = Some(tokio::time::Instant::now());
+                Ok(Err(e)) => {
                     metrics.store_purge_failed();
                     tracing::error!(error = %e, "store retention purge failed");
                 }
+                Err(e) => tracing::error!(error = %e, "store retention purge stopped"),
             }
         }
     });

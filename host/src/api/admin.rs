@@ -310,6 +310,9 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         None => None,
     };
     let mut text = state.metrics.render(acd.as_ref(), &state.plugins.list());
+    text.push_str(&crate::metrics::render_store_size(
+        state.plugins.store().disk_bytes(),
+    ));
     if let Some(ep) = &state.sip {
         text.push_str(&crate::metrics::render_auth(&ep.auth_figures()));
     }
