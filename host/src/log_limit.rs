@@ -8,26 +8,15 @@ use std::sync::LazyLock;
 
 use parking_lot::Mutex;
 
-static LAST: LazyLock<Mutex<BTreeMap<&'static str, (u64, u64)>>> =
-    LazyLock::new(|| Mutex::new(BTreeMap::new()));
-
 /// Whether a line of `cause` may be written now (at `now_ms`), and how many
 /// were held back since the last one.
 pub fn allow(cause: &'static str, now_ms: u64) -> Option<u64> {
-    let mut t = LAST.lock();
-    let e = t.entry(cause).or_insert((0, 0));
-    if e.0 == 0 || now_ms.saturating_sub(e.0) >= 1000 {
-        let suppressed = e.1;
-        *e = (now_ms, 0);
-        Some(suppressed)
-    } else {
-        e.1 += 1;
-        None
-    }
+    allow_keyed(cause, "", 1, now_ms)
 }
 
-/// Keys of [`allow_keyed`] tracked at most; beyond them every new key
-/// shares one entry of its cause (the table cannot grow with input).
+/// Keys of [`allow_keyed`] tracked per cause at most; beyond them every
+/// new key of that cause shares one entry (the table cannot grow with
+/// input: causes are static names).
 const MAX_KEYS: usize = 1024;
 
 struct Window {
@@ -36,8 +25,9 @@ struct Window {
     suppressed: u64,
 }
 
-static KEYED: LazyLock<Mutex<BTreeMap<(&'static str, String), Window>>> =
-    LazyLock::new(|| Mutex::new(BTreeMap::new()));
+type Windows = BTreeMap<&'static str, BTreeMap<String, Window>>;
+
+static KEYED: LazyLock<Mutex<Windows>> = LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
 /// Whether a line of `cause` about `key` (a plugin's name, say) may be
 /// written now: up to `per_second` lines a second per key, so the first
@@ -45,11 +35,13 @@ static KEYED: LazyLock<Mutex<BTreeMap<(&'static str, String), Window>>> =
 /// were held back since the last written one.
 pub fn allow_keyed(cause: &'static str, key: &str, per_second: u64, now_ms: u64) -> Option<u64> {
     let mut t = KEYED.lock();
-    let mut k = (cause, key.to_owned());
-    if !t.contains_key(&k) && t.len() >= MAX_KEYS {
-        k.1.clear();
-    }
-    let w = t.entry(k).or_insert(Window {
+    let keys = t.entry(cause).or_default();
+    let key = if keys.contains_key(key) || keys.len() < MAX_KEYS {
+        key
+    } else {
+        ""
+    };
+    let w = keys.entry(key.to_owned()).or_insert(Window {
         start_ms: now_ms,
         written: 0,
         suppressed: 0,
@@ -108,6 +100,6 @@ mod tests {
         for i in 0..super::MAX_KEYS + 50 {
             super::allow_keyed("test-many", &i.to_string(), 1, 7_000);
         }
-        assert!(super::KEYED.lock().len() <= super::MAX_KEYS + 1);
+        assert!(super::KEYED.lock()["test-many"].len() <= super::MAX_KEYS + 1);
     }
 }
