@@ -29,8 +29,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // Written back (Content-Length last and exact), a message parses to
     // the same start line, headers and body.
-    // ok: a panic here is the finding this target looks for.
-    let again = RawMessage::parse(&msg.to_bytes()).expect("a message the host wrote parses");
+    let again = RawMessage::parse(&msg.to_bytes()).expect("a message the host wrote parses"); // ok: a panic here is the finding this target looks for
     let others = |m: &RawMessage| -> Vec<(String, String)> {
         m.headers
             .iter()
