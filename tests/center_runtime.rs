@@ -61,6 +61,8 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
         vec![agent("a"), agent("b")],
     );
     let (calls_tx, mut calls) = tokio::sync::mpsc::unbounded_channel();
+    // Lives to the end of the test: the center's loop ends with it.
+    let loops = ctihost::shutdown::Loops::new();
     let center = ctihost::center::spawn(
         acd,
         t.host.clone(),
@@ -72,6 +74,7 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
         },
         calls_tx,
         std::sync::Arc::new(ctihost::metrics::Metrics::default()),
+        loops.subscribe(),
     );
     let mut events = center.subscribe();
     // Cards are built for watched agents only: watch as a supervisor would.
@@ -88,10 +91,13 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
 
     // Without media the router's IVR menu gets no digits; after its retry the
     // call lands in the general queue and rings the longest-idle agent.
-    let first = next_command(&mut calls, "offer", |c| matches!(c, Command::Offer { .. })).await;
-    let Command::Offer {
+    let first = next_command(&mut calls, "offer", |c| {
+        matches!(c, Command::Call(CallControl::Offer { .. }))
+    })
+    .await;
+    let Command::Call(CallControl::Offer {
         agent: first_agent, ..
-    } = first
+    }) = first
     else {
         unreachable!()
     };
@@ -99,17 +105,17 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
     next_command(
         &mut calls,
         "cancel",
-        |c| matches!(c, Command::CancelOffer { agent, .. } if *agent == first_agent),
+        |c| matches!(c, Command::Call(CallControl::CancelOffer { agent, .. }) if *agent == first_agent),
     )
     .await;
     let second = next_command(&mut calls, "second offer", |c| {
-        matches!(c, Command::Offer { .. })
+        matches!(c, Command::Call(CallControl::Offer { .. }))
     })
     .await;
-    let Command::Offer {
+    let Command::Call(CallControl::Offer {
         agent: second_agent,
         ..
-    } = second
+    }) = second
     else {
         unreachable!()
     };
@@ -119,14 +125,14 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
         agent: second_agent.clone(),
     });
     next_command(&mut calls, "bridge", |c| {
-        matches!(c, Command::Bridge { .. })
+        matches!(c, Command::Call(CallControl::Bridge { .. }))
     })
     .await;
     center.send(CallEvent::CallerHungUp {
         call_id: "c1".into(),
     });
     next_command(&mut calls, "hang up", |c| {
-        matches!(c, Command::HangUpAgent { .. })
+        matches!(c, Command::Call(CallControl::HangUpAgent { .. }))
     })
     .await;
 

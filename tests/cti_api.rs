@@ -891,3 +891,84 @@ async fn a_login_flood_does_not_exhaust_memory() {
         peak / 1024
     );
 }
+
+/// Every plugin that decided something for a call is in its record: the
+/// router (route and ranking), the screen-pop (the card the agent saw) and
+/// the recording policy (its decision at connect and the pause it granted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_call_record_names_every_plugin_version_that_decided_the_recording_policy_included() {
+    let crm = Crm::start().await;
+    crm.add(
+        "+8613800000001",
+        json!({"id": 7, "name": "Wang Fang", "segment": "retail", "accounts": []}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = desk::center(dir.path(), crm.addr, "");
+    let api = Api::new(&s);
+    let agent = api.login("1001", "desk-1001").await;
+    let mut ws = events(&s, &agent).await;
+    let phone = phone(&s, "1001", "agent_answer.xml");
+    let (st, _) = api
+        .call(
+            "POST",
+            "/api/me/state",
+            Some(&agent),
+            Some(json!({"state": "ready"})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let caller = spawn_caller(&s, "caller_wait_bye.xml", &["-s", "95566"]);
+    let offered = next_of(&mut ws, "call-offered", |_| true).await;
+    let call_id = offered["call_id"].as_str().unwrap().to_owned();
+    let card = next_of(&mut ws, "card", |e| e["provisional"] == false).await;
+    assert_eq!(card["plugin"], "crm-screen-pop", "{card}");
+    next_of(&mut ws, "call-connected", |_| true).await;
+    let (st, v) = api
+        .call(
+            "POST",
+            &format!("/api/calls/{call_id}/recording"),
+            Some(&agent),
+            Some(json!({"action": "pause"})),
+        )
+        .await;
+    assert_eq!((st, &v["paused"]), (200, &json!(true)), "{v}");
+    let (st, _) = api
+        .call(
+            "POST",
+            &format!("/api/calls/{call_id}/hangup"),
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(st, 202);
+    assert!(finished(caller).await && finished(phone).await);
+    let record = wait_for(Duration::from_secs(10), || {
+        s.admin_json("/admin/cdr", "t0k")
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["call_id"] == call_id.as_str())
+            .cloned()
+    })
+    .await
+    .expect("call record");
+    let plugins = s.admin_json("/admin/plugins", "t0k");
+    let versions = record["plugin_versions"].as_object().unwrap();
+    for name in ["skills-router", "crm-screen-pop", "pci-recording"] {
+        let loaded = plugins
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["version"].as_str())
+            .unwrap_or_else(|| panic!("{name} loaded: {plugins}"));
+        let recorded = versions
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{name} in the record: {record}"));
+        assert!(
+            recorded.len() == 64 && recorded.starts_with(loaded),
+            "{name}: recorded {recorded}, loaded {loaded}"
+        );
+    }
+}

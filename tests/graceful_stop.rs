@@ -226,3 +226,43 @@ async fn a_drain_beyond_a_day_is_refused() {
     assert!(err.contains("86400"), "{err}");
     assert_eq!(s.admin_json("/admin/drain", "t0k")["phase"], "running");
 }
+
+/// SIGTERM the moment a call has ended (nothing waits for its record to be
+/// written): the stop ends every loop, the record writer's last batch
+/// included, before the process exits, and the next start has the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_a_call_ends_keeps_its_record() {
+    let crm = Crm::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = desk::center(dir.path(), crm.addr, "");
+    let phone = phone_with(&s, "1001", "agent_answer.xml", &[]);
+    let caller = spawn_caller(&s, "caller_uac.xml", &["-s", "95566", "-d", "200"]);
+    let (caller_ok, phone_ok) =
+        tokio::task::spawn_blocking(move || (finished(caller), finished(phone)))
+            .await
+            .unwrap();
+    assert!(caller_ok && phone_ok);
+    s.signal("TERM");
+    let status = s
+        .wait_exit(Duration::from_secs(20))
+        .expect("the host exits on SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    // The log's last lines may still be in the pipe when the process is reaped.
+    let until = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = s.log.lock().unwrap().join("\n");
+        if log.contains("ctihost stopped") || Instant::now() > until {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        log.contains("ctihost stopped") && !log.contains("did not end in time"),
+        "every loop ended: {log}"
+    );
+    drop(s);
+    let s = support::server::start(&dir.path().join("ctihost.toml"));
+    let records = s.records(1);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["disposition"], "answered", "{records:?}");
+}

@@ -31,9 +31,9 @@ tools=(
   "baresip baresip-core"         # a real softphone
   "chromium chromium"            # the desktop and wallboard browser test
   "chromedriver chromium-driver" # WebDriver for it
+  "kamailio kamailio"            # record-routing proxy of a test; SIP benchmark peer
 )
 bench_tools=(
-  "kamailio kamailio"            # SIP benchmark peer
   "rtpengine rtpengine-daemon"   # media benchmark peer
   "tshark tshark"                # packet captures
 )

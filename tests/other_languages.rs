@@ -494,8 +494,9 @@ async fn templates_route_and_pop_a_vip_found_in_a_real_crm() {
                     .await
                     .unwrap();
                 assert!(inv.failure.is_none(), "{lang}: {:?}", inv.failure);
+                // The typed call answers in the core's words.
                 match d {
-                    RouteDecision::Queue(q) => (q.queue, q.priority),
+                    ctihost::acd::RouteDecision::Queue(q) => (q.queue, q.priority),
                     other => panic!("{lang}: {other:?}"),
                 }
             }

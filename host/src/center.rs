@@ -1,6 +1,8 @@
-//! Runs the ACD: feeds it events one at a time, executes its plugin and timer
-//! commands, records what it reports, and hands call-control commands (offer,
-//! bridge, hang up...) to the SIP adapter through a channel.
+//! Runs the ACD (the core, `ctihost-acd`): feeds it events one at a time,
+//! sleeps until its next timer deadline, puts its asks to the plugins (the
+//! answers come back as events with the plugin's version), records what it
+//! reports, and hands call-control and media commands to the SIP adapter
+//! through a channel.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,18 +13,15 @@ pub use recording::{PolicyAnswer, PolicyRefusal};
 pub use watchers::{Watchers, Watching};
 
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::AbortHandle;
 
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::acd::{
-    Acd, AcdEvent, AcdSnapshot, CallEvent, CallId, Command, Output, Refusal, TimerId,
-};
+use crate::acd::{Acd, AcdEvent, AcdSnapshot, Ask, CallEvent, CallId, Command, Output, Refusal};
+use crate::acd::{AgentCandidate, AgentInfo, CallInfo, Card, CardField, Rejection, RouteDecision};
 use crate::clock::{now_ms, now_us};
 use crate::metrics::Metrics;
-use crate::plugins::bindings::{AgentInfo, CallInfo, Card, CardField, RouteDecision};
-use crate::plugins::{HookCall, HookOutput, PluginHost};
+use crate::plugins::PluginHost;
 use crate::store::{QueueLogEntry, Store};
 
 /// What the center tells its listeners (the API's event stream).
@@ -166,8 +165,9 @@ pub struct CenterPlugins {
     pub recording_policy: Option<String>,
 }
 
-/// Start the center's loop. `calls` receives the commands the SIP adapter must
-/// carry out; `router` names the router plugin asked for every decision.
+/// Start the center's loop: it feeds the core its events, wakes it at its
+/// next timer deadline, puts its asks to the plugins named in `which` and
+/// sends `calls` what the SIP side carries out (call control and media).
 pub fn spawn(
     mut acd: Acd,
     plugins: PluginHost,
@@ -175,6 +175,7 @@ pub fn spawn(
     which: CenterPlugins,
     calls: mpsc::UnboundedSender<Command>,
     metrics: Arc<Metrics>,
+    mut shutdown: crate::shutdown::Shutdown,
 ) -> CenterHandle {
     let (tx, mut rx) = mpsc::unbounded_channel::<CallEvent>();
     let (queries, mut query_rx) = mpsc::unbounded_channel();
@@ -190,52 +191,59 @@ pub fn spawn(
         watchers: watchers.clone(),
         ended: ended.clone(),
     };
-    let recorder = spawn_recorder(store);
+    let (recorder, writer) = spawn_recorder(store);
     let router = which.router.clone();
-    let mut policies = recording::Policies::new(
-        plugins.clone(),
-        which.recording_policy.clone(),
-        calls.clone(),
-    );
+    let mut policies =
+        recording::Policies::new(plugins.clone(), which.recording_policy.clone(), tx.clone());
     tokio::spawn(async move {
-        let mut timers: HashMap<TimerId, AbortHandle> = HashMap::new();
         // When each live call's INVITE reached the center (screen-pop latency).
         let mut arrivals: HashMap<CallId, u64> = HashMap::new();
         loop {
+            let wake = acd.next_deadline();
             let event = tokio::select! {
+                () = shutdown.recv() => break,
                 e = rx.recv() => match e {
-                    Some(e) => e,
+                    Some(e) => Some(e),
                     None => break,
                 },
+                () = sleep_until_ms(wake) => None,
                 Some(query) = query_rx.recv() => {
                     match query {
                         Query::Snapshot(reply) => {
                             let _ = reply.send(acd.snapshot(now_ms()));
+                            continue;
                         }
                         Query::CallInfo(call_id, reply) => {
                             let _ = reply.send(acd.call_info(now_ms(), &call_id));
+                            continue;
                         }
                         Query::Flushed(reply) => {
                             if recorder.send(ToWriter::Barrier(reply)).is_err() {
                                 tracing::error!("call record writer is gone");
                             }
+                            continue;
                         }
+                        // The core puts the request to the policy in turn;
+                        // the reply waits for that question's answer.
                         Query::Recording(call_id, request, reply) => {
-                            match acd.call_info(now_ms(), &call_id) {
-                                Some(info) => policies.request(&call_id, info, request, reply),
-                                None => {
-                                    let _ = reply.send(Err(PolicyRefusal::NoCall(call_id)));
+                            match acd.recording_request(&call_id) {
+                                Ok(()) => {
+                                    policies.expect_request(&call_id, reply);
+                                    Some(CallEvent::RecordingRequested { call_id, request })
+                                }
+                                Err(why) => {
+                                    let _ = reply.send(Err(why.into()));
+                                    continue;
                                 }
                             }
                         }
                     }
-                    continue;
                 }
                 Some((event, reply)) = control_rx.recv() => {
                     match acd.check(&event) {
                         Ok(()) => {
                             let _ = reply.send(Ok(()));
-                            event
+                            Some(event)
                         }
                         Err(refusal) => {
                             let _ = reply.send(Err(refusal));
@@ -244,25 +252,32 @@ pub fn spawn(
                     }
                 }
             };
-            match &event {
-                CallEvent::TimerFired { timer } => {
-                    timers.remove(timer);
-                }
-                CallEvent::Arrived { call_id, .. } => {
-                    arrivals.insert(call_id.clone(), now_us());
-                }
-                _ => {}
+            if let Some(CallEvent::Arrived { call_id, .. }) = &event {
+                arrivals.insert(call_id.clone(), now_us());
             }
-            for out in acd.handle(now_ms(), event) {
+            let outputs = match event {
+                Some(event) => acd.handle(now_ms(), event),
+                None => acd.handle_timeout(now_ms()),
+            };
+            for out in outputs {
                 match out {
-                    Output::Command(Command::AskRecordingPolicy {
+                    Output::Ask(Ask::RecordingPolicy {
                         call_id,
                         info,
                         event,
-                    }) => policies.ask(call_id, *info, event),
-                    Output::Command(cmd) => {
-                        execute(cmd, &plugins, &router, &tx, &calls, &mut timers)
+                        paused,
+                    }) => policies.ask(call_id, *info, event, paused),
+                    Output::Ask(Ask::Router { call_id, info }) => {
+                        ask_router(&plugins, &router, &tx, call_id, *info)
                     }
+                    Output::Ask(Ask::Ranking {
+                        call_id,
+                        queue,
+                        info,
+                        candidates,
+                    }) => ask_ranking(&plugins, &router, &tx, call_id, queue, *info, candidates),
+                    Output::Call(c) => to_sip(&calls, Command::Call(c)),
+                    Output::Media(m) => to_sip(&calls, Command::Media(m)),
                     Output::Event(e) => {
                         if let AcdEvent::CallEnded(r) = &e {
                             metrics.call_ended(r.disposition.as_str());
@@ -315,6 +330,7 @@ pub fn spawn(
                                 &plugins,
                                 which.screen_pop.as_deref(),
                                 &events,
+                                &tx,
                                 ScreenPop {
                                     call_id,
                                     agent,
@@ -333,8 +349,32 @@ pub fn spawn(
                 }
             }
         }
+        // What was queued for the writer is written before the host exits:
+        // the thread ends when its channel closes, after its last batch.
+        drop(recorder);
+        if let Some(writer) = writer
+            && tokio::task::spawn_blocking(move || writer.join())
+                .await
+                .is_err()
+        {
+            tracing::error!("the call record writer did not finish");
+        }
+        drop(shutdown);
     });
     handle
+}
+
+/// Sleep until `at_ms` (ms since the epoch); None: for ever.
+async fn sleep_until_ms(at_ms: Option<u64>) {
+    match at_ms {
+        Some(at) => {
+            tokio::time::sleep(std::time::Duration::from_millis(
+                at.saturating_sub(now_ms()),
+            ))
+            .await
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Send the provisional card now and ask the screen-pop plugin for the full
@@ -343,24 +383,30 @@ fn screen_pop(
     plugins: &PluginHost,
     plugin: Option<&str>,
     events: &broadcast::Sender<Published>,
+    center: &mpsc::UnboundedSender<CallEvent>,
     provisional: ScreenPop,
     call: CallInfo,
     agent: AgentInfo,
 ) {
     let _ = events.send(Published::Card(Box::new(provisional.clone())));
     let Some(name) = plugin else { return };
-    let (plugins, name, events) = (plugins.clone(), name.to_owned(), events.clone());
+    let (plugins, name, events, center) = (
+        plugins.clone(),
+        name.to_owned(),
+        events.clone(),
+        center.clone(),
+    );
     tokio::spawn(async move {
-        let inv = plugins
-            .invoke(&name, HookCall::BuildCard { call, agent })
-            .await;
-        let (card, failure, version) = match inv {
-            Ok(inv) => match inv.output {
-                HookOutput::BuildCard(card) => {
-                    (card, inv.failure.map(|f| f.message), Some(inv.hash))
-                }
-                _ => return,
-            },
+        let (card, failure, version) = match plugins.build_card(&name, call, agent).await {
+            Ok((card, inv)) => {
+                // The card decided what the agent saw: its version goes into the record.
+                let _ = center.send(CallEvent::CardBuilt {
+                    call_id: provisional.call_id.clone(),
+                    plugin: name.clone(),
+                    plugin_version: inv.hash.clone(),
+                });
+                (card, inv.failure.map(|f| f.message), Some(inv.hash))
+            }
             Err(e) => {
                 tracing::warn!(call_id = provisional.call_id, plugin = name, error = %e, "no screen-pop card");
                 return;
@@ -408,88 +454,70 @@ fn provisional_card(call: &CallInfo) -> Card {
     }
 }
 
-fn execute(
-    cmd: Command,
+fn to_sip(calls: &mpsc::UnboundedSender<Command>, cmd: Command) {
+    if calls.send(cmd).is_err() {
+        tracing::error!("SIP adapter is gone; call command dropped");
+    }
+}
+
+/// Ask the router for a decision; it comes back as an event.
+fn ask_router(
     plugins: &PluginHost,
     router: &str,
     tx: &mpsc::UnboundedSender<CallEvent>,
-    calls: &mpsc::UnboundedSender<Command>,
-    timers: &mut HashMap<TimerId, AbortHandle>,
+    call_id: CallId,
+    info: CallInfo,
 ) {
-    match cmd {
-        Command::AskRouter { call_id, info } => {
-            let (plugins, router, tx) = (plugins.clone(), router.to_owned(), tx.clone());
-            tokio::spawn(async move {
-                let event = match plugins.route(&router, *info).await {
-                    Ok((decision, inv)) => CallEvent::RouteDecided {
-                        call_id,
-                        decision,
-                        plugin: router,
-                        plugin_version: inv.hash,
-                    },
-                    // No such router at all: the call cannot be placed.
-                    Err(e) => CallEvent::RouteDecided {
-                        call_id,
-                        decision: RouteDecision::Reject(crate::plugins::bindings::Rejection {
-                            code: 503,
-                            reason: "Service Unavailable".into(),
-                        }),
-                        plugin: router,
-                        plugin_version: format!("unavailable: {e}"),
-                    },
-                };
-                let _ = tx.send(event);
-            });
-        }
-        Command::AskRanking {
+    let (plugins, router, tx) = (plugins.clone(), router.to_owned(), tx.clone());
+    tokio::spawn(async move {
+        let event = match plugins.route(&router, info).await {
+            Ok((decision, inv)) => CallEvent::RouteDecided {
+                call_id,
+                decision,
+                plugin: router,
+                plugin_version: inv.hash,
+            },
+            // No such router at all: the call cannot be placed.
+            Err(e) => CallEvent::RouteDecided {
+                call_id,
+                decision: RouteDecision::Reject(Rejection {
+                    code: 503,
+                    reason: "Service Unavailable".into(),
+                }),
+                plugin: router,
+                plugin_version: format!("unavailable: {e}"),
+            },
+        };
+        let _ = tx.send(event);
+    });
+}
+
+/// Ask the router to rank a queued call's free agents; back as an event.
+fn ask_ranking(
+    plugins: &PluginHost,
+    router: &str,
+    tx: &mpsc::UnboundedSender<CallEvent>,
+    call_id: CallId,
+    queue: String,
+    info: CallInfo,
+    candidates: Vec<AgentCandidate>,
+) {
+    let (plugins, router, tx) = (plugins.clone(), router.to_owned(), tx.clone());
+    tokio::spawn(async move {
+        let (ranking, plugin_version) =
+            match plugins.rank_agents(&router, info, queue, candidates).await {
+                Ok((ranking, inv)) => (ranking, Some(inv.hash)),
+                // The router is gone (its calls get 503 already): the
+                // queue's own order serves.
+                Err(_) => (vec![], None),
+            };
+        let _ = tx.send(CallEvent::AgentsRanked {
             call_id,
-            queue,
-            info,
-            candidates,
-        } => {
-            let (plugins, router, tx) = (plugins.clone(), router.to_owned(), tx.clone());
-            tokio::spawn(async move {
-                let ranking = match plugins
-                    .invoke(
-                        &router,
-                        HookCall::RankAgents {
-                            call: *info,
-                            queue,
-                            candidates,
-                        },
-                    )
-                    .await
-                {
-                    Ok(inv) => match inv.output {
-                        HookOutput::RankAgents(r) => r,
-                        _ => vec![],
-                    },
-                    Err(_) => vec![],
-                };
-                let _ = tx.send(CallEvent::AgentsRanked { call_id, ranking });
-            });
-        }
-        Command::StartTimer { timer, at_ms } => {
-            let tx = tx.clone();
-            let fire = timer.clone();
-            let delay = std::time::Duration::from_millis(at_ms.saturating_sub(now_ms()));
-            let task = tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _ = tx.send(CallEvent::TimerFired { timer: fire });
-            });
-            timers.insert(timer, task.abort_handle());
-        }
-        Command::CancelTimer { timer } => {
-            if let Some(t) = timers.remove(&timer) {
-                t.abort();
-            }
-        }
-        other => {
-            if calls.send(other).is_err() {
-                tracing::error!("SIP adapter is gone; call command dropped");
-            }
-        }
-    }
+            ranking,
+            plugin: router,
+            plugin_version,
+        });
+    });
 }
 
 /// What is known of each live call, kept in the store as it changes so that
@@ -571,7 +599,12 @@ impl LiveCalls {
 /// the disk. The thread takes everything queued, writes it and flushes once
 /// (group commit), so a record is durable a few milliseconds after its call
 /// ended, and the center never waits.
-fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<ToWriter> {
+fn spawn_recorder(
+    store: Store,
+) -> (
+    std::sync::mpsc::Sender<ToWriter>,
+    Option<std::thread::JoinHandle<()>>,
+) {
     let (tx, rx) = std::sync::mpsc::channel::<ToWriter>();
     let spawned = std::thread::Builder::new()
         .name("call-records".into())
@@ -655,8 +688,11 @@ fn spawn_recorder(store: Store) -> std::sync::mpsc::Sender<ToWriter> {
                 }
             }
         });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the call record writer");
+    match spawned {
+        Ok(thread) => (tx, Some(thread)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the call record writer");
+            (tx, None)
+        }
     }
-    tx
 }

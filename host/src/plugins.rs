@@ -1,8 +1,12 @@
 //! The plugin runtime: WIT worlds, sandbox, limits, fallbacks, versions and
-//! hot reload. It knows nothing of SIP or calls beyond the plugin contract.
+//! hot reload. It knows nothing of SIP or calls beyond the plugin contract;
+//! the core is asked and answered in its own vocabulary ([`decisions`]),
+//! converted to and from the WIT bindings at this edge (`convert.rs`).
 
 pub mod artifact_cache;
 pub mod bindings;
+mod convert;
+pub mod decisions;
 pub mod embedded;
 pub mod engine;
 pub mod hook;

@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::plugins::embedded::STOCK;
 use crate::plugins::engine::EngineSettings;
 use crate::plugins::{HostSettings, PluginHost, Trigger, watcher};
+use crate::shutdown::{Loops, Shutdown};
 use crate::sip::b2bua::{B2bua, Trunks};
 use crate::sip::digest::{Authenticator, Credential};
 use crate::sip::endpoint::SipEndpoint;
@@ -29,7 +30,7 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("plugin runtime: {0}")]
-    Plugins(String),
+    Plugins(#[from] crate::plugins::registry::HostError),
     #[error("embedded plugin {name} failed to load: {message}")]
     Embedded { name: String, message: String },
     #[error("admin token: {0}")]
@@ -91,6 +92,7 @@ pub async fn start_sip(
     config: &Config,
     plugins: &PluginHost,
     metrics: Arc<Metrics>,
+    shutdown: &Loops,
 ) -> Result<Option<SipParts>, ServerError> {
     if config.sip.udp.is_empty() && config.sip.tcp.is_empty() {
         return Ok(None);
@@ -158,13 +160,23 @@ pub async fn start_sip(
     );
     for (i, (sock, _)) in udp.into_iter().enumerate() {
         let index = u8::try_from(i).map_err(|_| ServerError::TooManyListeners)?;
-        tokio::spawn(crate::sip::transport::serve_udp(sock, index, ep.clone()));
+        tokio::spawn(crate::sip::transport::serve_udp(
+            sock,
+            index,
+            ep.clone(),
+            shutdown.subscribe(),
+        ));
     }
     let limits = tcp_limits(config);
     for l in tcp {
-        tokio::spawn(crate::sip::transport::serve_tcp(l, ep.clone(), limits));
+        tokio::spawn(crate::sip::transport::serve_tcp(
+            l,
+            ep.clone(),
+            limits,
+            shutdown.subscribe(),
+        ));
     }
-    tokio::spawn(ep.clone().run_timers());
+    tokio::spawn(ep.clone().run_timers(shutdown.subscribe()));
     let prompts = crate::media::prompts::Prompts::load(config.media.prompts.as_deref())?;
     for q in &config.queues {
         if let Some(m) = &q.music_on_hold
@@ -202,6 +214,7 @@ pub async fn start_sip(
         },
         calls_tx,
         metrics,
+        shutdown.subscribe(),
     );
     let mut trunk_users = HashMap::new();
     let mut trunk_creds = HashMap::new();
@@ -567,13 +580,16 @@ fn check_configured_plugins(
 
 /// With `allow_missing`, a configured plugin that is not loaded is named in
 /// the log every minute until it is there.
-fn spawn_missing_plugin_reminder(config: &Config, host: PluginHost) {
+fn spawn_missing_plugin_reminder(config: &Config, host: PluginHost, mut shutdown: Shutdown) {
     let configured = configured_plugins(config);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         tick.tick().await;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.recv() => return,
+            }
             let loaded = host.list();
             for (role, name, kind) in &configured {
                 if !loaded.iter().any(|p| &p.name == name && p.kind == *kind) {
@@ -679,6 +695,7 @@ fn spawn_log_purge(
     retention: crate::store::Retention,
     every: Duration,
     metrics: Arc<Metrics>,
+    mut shutdown: Shutdown,
 ) {
     // Said at every start: an upgrade from a host without retention deletes
     // what is older than it at once.
@@ -690,7 +707,10 @@ fn spawn_log_purge(
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.recv() => return,
+            }
             let purging = store.clone();
             let now = crate::clock::now_ms();
             match tokio::task::spawn_blocking(move || purging.purge_logs(now, retention)).await {
@@ -723,11 +743,14 @@ fn spawn_log_purge(
 }
 
 /// Deletes recordings past their retention, now and then every `every`.
-fn spawn_purge(store: Store, every: Duration) {
+fn spawn_purge(store: Store, every: Duration, mut shutdown: Shutdown) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.recv() => return,
+            }
             let store = store.clone();
             let now = crate::clock::now_ms();
             match tokio::task::spawn_blocking(move || store.purge_recordings(now)).await {
@@ -786,6 +809,10 @@ fn recover_recordings(store: &Store) {
     }
 }
 
+/// How long the stop waits for the host's loops once the calls are done
+/// (the record writer's last batch is one fsync).
+const LOOPS_STOP_LIMIT: Duration = Duration::from_secs(10);
+
 /// Serve until a stop is asked for, by `signals` (each item one signal:
 /// the first drains for `[shutdown] drain_secs`, a later one ends the drain
 /// at once) or by the admin API, then stop as [`crate::stop`] says.
@@ -825,33 +852,31 @@ pub async fn run(
         Err(e) => tracing::error!(error = %e, "cannot record the calls the last stop cut off"),
     }
     recover_recordings(host.store());
+    // Every long-lived loop below ends when this fires (after the drain).
+    let loops = Loops::new();
     if config.plugins.allow_missing {
-        spawn_missing_plugin_reminder(&config, host.clone());
+        spawn_missing_plugin_reminder(&config, host.clone(), loops.subscribe());
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let _demo_crm = match config.demo.crm {
         Some(addr) => {
-            let mut rx = stop_rx.clone();
-            Some(
-                crate::demo::serve_crm(addr, async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                })
-                .await?,
-            )
+            let mut shutdown = loops.subscribe();
+            Some(crate::demo::serve_crm(addr, async move { shutdown.recv().await }).await?)
         }
         None => None,
     };
-    let sip = start_sip(&config, &host, metrics.clone()).await?;
+    let sip = start_sip(&config, &host, metrics.clone(), &loops).await?;
     spawn_log_purge(
         host.store().clone(),
         config.store.retention(),
         Duration::from_secs(config.store.purge_interval_secs.max(1)),
         metrics.clone(),
+        loops.subscribe(),
     );
     if config.recording_dir().is_some() {
         spawn_purge(
             host.store().clone(),
             Duration::from_secs(config.recording.purge_interval_secs.max(1)),
+            loops.subscribe(),
         );
     }
     let token = AdminToken::new(&admin_token(&config)?);
@@ -883,11 +908,14 @@ pub async fn run(
     );
     {
         let sessions = sessions.clone();
+        let mut shutdown = loops.subscribe();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
-                tick.tick().await;
-                sessions.sweep(crate::clock::now_ms());
+                tokio::select! {
+                    _ = tick.tick() => sessions.sweep(crate::clock::now_ms()),
+                    () = shutdown.recv() => return,
+                }
             }
         });
     }
@@ -901,6 +929,7 @@ pub async fn run(
             host.store().clone(),
             thresholds.clone(),
             calendar.clone(),
+            loops.subscribe(),
         ),
         logins: Arc::new(
             crate::api::login_pool::LoginPool::new()
@@ -978,8 +1007,14 @@ pub async fn run(
         Ok(r) => r.map_err(ServerError::Serve)?,
         Err(e) => return Err(ServerError::Serve(std::io::Error::other(e))),
     }
-    let _ = stop_tx.send(true);
-    drop(stop_rx);
+    // The SIP listeners, the center and its record writer (drained), the
+    // periodic tasks: each ends and is waited for.
+    if !loops.stop(LOOPS_STOP_LIMIT).await {
+        tracing::warn!(
+            limit_secs = LOOPS_STOP_LIMIT.as_secs(),
+            "some of the host's loops did not end in time; stopping anyway"
+        );
+    }
     // Sessions and registrations written since the store's last periodic
     // flush must survive this restart.
     if let Err(e) = host.store().flush() {

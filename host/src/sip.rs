@@ -3,6 +3,7 @@
 //! trunk INVITEs into ACD calls.
 
 pub mod b2bua;
+pub mod dialog;
 pub mod digest;
 pub mod endpoint;
 pub mod flow;

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod desk;
+pub mod kamailio;
 pub mod server;
 pub mod sipp;
 pub mod toolchains;

@@ -16,11 +16,12 @@ use serde_json::json;
 
 use super::session::{LoginError, Principal, Sessions};
 use super::wallboard::Wallboard;
-use crate::acd::{AgentSnapshot, CallEvent, CallSnapshot, Refusal, TransferTarget};
+use crate::acd::{
+    AgentSnapshot, CallEvent, CallSnapshot, RecordingAction, Refusal, TransferTarget,
+};
 use crate::center::{CenterHandle, PolicyRefusal};
 use crate::clock::now_ms;
 use crate::plugins::PluginHost;
-use crate::plugins::bindings::RecordingAction;
 use crate::store::AuditEntry;
 
 /// What the CTI endpoints reach.

@@ -85,6 +85,7 @@ pub fn spawn(
     store: Store,
     thresholds: HashMap<String, u32>,
     calendar: Calendar,
+    mut shutdown: crate::shutdown::Shutdown,
 ) -> watch::Receiver<Arc<Wallboard>> {
     let (tx, rx) = watch::channel(Arc::new(Wallboard::default()));
     let Some(center) = center else { return rx };
@@ -105,6 +106,7 @@ pub fn spawn(
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
+                () = shutdown.recv() => break,
                 _ = tick.tick() => {
                     let now = now_ms();
                     today.roll(now);

@@ -1,16 +1,16 @@
-//! Asks the recording-policy plugin about each connected call, in order: one
-//! task per call takes the call's policy questions one after another (the
-//! connect decision before any pause), keeps whether the recording is paused,
-//! and sends the media layer what to do.
+//! Carries the core's questions to the recording-policy plugin and its
+//! answers back as events. The core asks one question per call at a time
+//! and owns the recording's state; this side only invokes, answers an
+//! agent's request from the API, and logs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::acd::{CallId, Command};
-use crate::media::recorder::{Legs, RecordingPlan};
-use crate::plugins::bindings::{CallEvent as PolicyEvent, CallInfo, RecordMode, RecordingAction};
-use crate::plugins::{HookCall, HookOutput, PluginHost};
+use crate::acd::{
+    CallEvent, CallId, CallInfo, PolicyEvent, RecordMode, RecordingAction, RecordingRefusal,
+};
+use crate::plugins::PluginHost;
 
 /// The policy's answer to an agent's request, for the API.
 #[derive(Debug, Clone)]
@@ -38,188 +38,146 @@ pub enum PolicyRefusal {
     Stopped,
 }
 
-pub type PolicyReply = oneshot::Sender<Result<PolicyAnswer, PolicyRefusal>>;
-
-struct Job {
-    info: CallInfo,
-    event: Option<PolicyEvent>,
-    reply: Option<PolicyReply>,
+impl From<RecordingRefusal> for PolicyRefusal {
+    fn from(r: RecordingRefusal) -> Self {
+        match r {
+            RecordingRefusal::NoPolicy => Self::NoPolicy,
+            RecordingRefusal::NoCall(c) => Self::NoCall(c),
+            RecordingRefusal::NotConnected(c) => Self::NotConnected(c),
+        }
+    }
 }
 
-/// The per-call policy tasks of a center.
+pub type PolicyReply = oneshot::Sender<Result<PolicyAnswer, PolicyRefusal>>;
+
+/// The center's recording policy and the agents' requests waiting for it.
 pub struct Policies {
     plugins: PluginHost,
     policy: Option<String>,
-    calls: mpsc::UnboundedSender<Command>,
-    live: HashMap<CallId, mpsc::UnboundedSender<Job>>,
+    /// Where answers go: the center's own event channel.
+    events: mpsc::UnboundedSender<CallEvent>,
+    /// Per call, the API's requests in the order the core will ask them.
+    replies: HashMap<CallId, VecDeque<PolicyReply>>,
 }
 
 impl Policies {
     pub fn new(
         plugins: PluginHost,
         policy: Option<String>,
-        calls: mpsc::UnboundedSender<Command>,
+        events: mpsc::UnboundedSender<CallEvent>,
     ) -> Self {
         Self {
             plugins,
             policy,
-            calls,
-            live: HashMap::new(),
+            events,
+            replies: HashMap::new(),
         }
     }
 
-    /// A question from the ACD (connect: `event` None).
-    pub fn ask(&mut self, call_id: CallId, info: CallInfo, event: Option<PolicyEvent>) {
-        self.submit(call_id, info, event, None);
+    /// An agent's request the core accepted (it will ask the policy with
+    /// it, after any question the call already has).
+    pub fn expect_request(&mut self, call_id: &str, reply: PolicyReply) {
+        self.replies
+            .entry(call_id.to_owned())
+            .or_default()
+            .push_back(reply);
     }
 
-    /// An agent's pause/resume request; Err when the call has no policy task
-    /// (not connected, or no policy configured).
-    pub fn request(&mut self, call_id: &str, info: CallInfo, request: String, reply: PolicyReply) {
-        if !self.live.contains_key(call_id) {
-            let why = match &self.policy {
-                None => PolicyRefusal::NoPolicy,
-                Some(_) => PolicyRefusal::NotConnected(call_id.to_owned()),
-            };
-            let _ = reply.send(Err(why));
-            return;
-        }
-        self.submit(
-            call_id.to_owned(),
-            info,
-            Some(PolicyEvent::AgentRequest(request)),
-            Some(reply),
-        );
-    }
-
-    /// The call ended: its task finishes what is queued and stops.
-    pub fn ended(&mut self, call_id: &str) {
-        self.live.remove(call_id);
-    }
-
-    fn submit(
+    /// The core asks (connect: `event` None); the answer comes back as an event.
+    pub fn ask(
         &mut self,
         call_id: CallId,
         info: CallInfo,
         event: Option<PolicyEvent>,
-        reply: Option<PolicyReply>,
+        paused: bool,
     ) {
         let Some(policy) = self.policy.clone() else {
             return;
         };
-        let job = Job { info, event, reply };
-        let tx = self.live.entry(call_id.clone()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(run(
-                call_id.clone(),
-                policy,
-                self.plugins.clone(),
-                self.calls.clone(),
-                rx,
-            ));
-            tx
+        let reply = match &event {
+            Some(PolicyEvent::AgentRequest(_)) => {
+                self.replies.get_mut(&call_id).and_then(VecDeque::pop_front)
+            }
+            _ => None,
+        };
+        let (plugins, events) = (self.plugins.clone(), self.events.clone());
+        tokio::spawn(async move {
+            let answer = match event {
+                None => decide(&plugins, call_id, policy, info).await,
+                Some(event) => act(&plugins, call_id, policy, info, event, paused, reply).await,
+            };
+            let _ = events.send(answer);
         });
-        let _ = tx.send(job);
+    }
+
+    /// The call ended: requests still waiting get their answer.
+    pub fn ended(&mut self, call_id: &str) {
+        for reply in self.replies.remove(call_id).into_iter().flatten() {
+            let _ = reply.send(Err(PolicyRefusal::NoCall(call_id.to_owned())));
+        }
     }
 }
 
-async fn run(
+async fn decide(
+    plugins: &PluginHost,
     call_id: CallId,
     policy: String,
-    plugins: PluginHost,
-    calls: mpsc::UnboundedSender<Command>,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
-) {
-    let mut paused = false;
-    let mut recording = false;
-    while let Some(job) = jobs.recv().await {
-        let Some(event) = job.event else {
-            let inv = plugins
-                .invoke(&policy, HookCall::OnConnect { call: job.info })
-                .await;
-            let (decision, version) = match inv {
-                Ok(inv) => match inv.output {
-                    HookOutput::OnConnect(d) => (Some(d), inv.hash),
-                    _ => (None, inv.hash),
-                },
-                Err(e) => {
-                    tracing::error!(call_id, policy, error = %e, "recording policy unavailable; recording both legs");
-                    (None, format!("unavailable: {e}"))
-                }
-            };
-            let (legs, retention_days, reason) = match decision {
-                Some(d) => match d.mode {
-                    RecordMode::None => {
-                        tracing::info!(call_id, policy, reason = d.reason, "not recorded");
-                        continue;
-                    }
-                    RecordMode::Caller => (Legs::Caller, d.retention_days, d.reason),
-                    RecordMode::Agent => (Legs::Agent, d.retention_days, d.reason),
-                    RecordMode::Both => (Legs::Both, d.retention_days, d.reason),
-                },
-                None => (Legs::Both, 0, "no policy: recording both legs".into()),
-            };
-            recording = true;
-            let _ = calls.send(Command::Record {
-                call_id: call_id.clone(),
-                plan: RecordingPlan {
-                    legs,
-                    retention_days,
-                    policy: policy.clone(),
-                    policy_version: version,
-                    reason,
-                },
-            });
-            if paused {
-                let _ = calls.send(Command::PauseRecording {
-                    call_id: call_id.clone(),
-                    paused,
-                });
+    info: CallInfo,
+) -> CallEvent {
+    let (decision, plugin_version) = match plugins.on_connect(&policy, info).await {
+        Ok((d, inv)) => {
+            if d.mode == RecordMode::None {
+                tracing::info!(call_id, policy, reason = d.reason, "not recorded");
             }
-            continue;
-        };
-        let inv = plugins
-            .invoke(
-                &policy,
-                HookCall::OnEvent {
-                    call: job.info,
-                    event,
-                    paused,
-                },
-            )
-            .await;
-        let answer = match inv {
-            Ok(inv) => {
-                let action = match inv.output {
-                    HookOutput::OnEvent(a) => a,
-                    _ => RecordingAction::Keep,
-                };
-                let now = match action {
-                    RecordingAction::Pause => true,
-                    RecordingAction::Resume => false,
-                    RecordingAction::Keep => paused,
-                };
-                if now != paused {
-                    paused = now;
-                    if recording {
-                        let _ = calls.send(Command::PauseRecording {
-                            call_id: call_id.clone(),
-                            paused,
-                        });
-                    }
-                }
-                Ok(PolicyAnswer {
-                    action,
-                    paused,
-                    plugin_version: inv.version,
-                    plugin_hash: inv.hash,
-                    failure: inv.failure.map(|f| f.message),
-                })
-            }
-            Err(e) => Err(PolicyRefusal::Failed(e.to_string())),
-        };
-        if let Some(reply) = job.reply {
-            let _ = reply.send(answer);
+            (Some(d), inv.hash)
         }
+        Err(e) => {
+            tracing::error!(call_id, policy, error = %e, "recording policy unavailable; recording both legs");
+            (None, format!("unavailable: {e}"))
+        }
+    };
+    CallEvent::RecordingDecided {
+        call_id,
+        decision,
+        plugin: policy,
+        plugin_version,
+    }
+}
+
+async fn act(
+    plugins: &PluginHost,
+    call_id: CallId,
+    policy: String,
+    info: CallInfo,
+    event: PolicyEvent,
+    paused: bool,
+    reply: Option<PolicyReply>,
+) -> CallEvent {
+    let (action, plugin_version, answer) =
+        match plugins.on_event(&policy, info, event, paused).await {
+            Ok((action, inv)) => {
+                let answer = Ok(PolicyAnswer {
+                    action,
+                    paused: action.apply(paused),
+                    plugin_version: inv.version,
+                    plugin_hash: inv.hash.clone(),
+                    failure: inv.failure.map(|f| f.message),
+                });
+                (Some(action), inv.hash, answer)
+            }
+            Err(e) => (
+                None,
+                format!("unavailable: {e}"),
+                Err(PolicyRefusal::Failed(e.to_string())),
+            ),
+        };
+    if let Some(reply) = reply {
+        let _ = reply.send(answer);
+    }
+    CallEvent::RecordingActed {
+        call_id,
+        action,
+        plugin: policy,
+        plugin_version,
     }
 }

@@ -26,6 +26,7 @@ fn offline_host(cache: Option<PathBuf>) -> Result<PluginHost, String> {
         },
         store,
     )
+    .map_err(|e| e.to_string())
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {

@@ -26,8 +26,8 @@ use super::recorder::{FRAME, Recorder, RecordingEntry, RecordingPlan};
 use super::rtp::{self, DtmfDetector, Stream};
 use super::sdp::AudioProfile;
 use crate::acd::CallEvent;
+use crate::acd::IvrStep;
 use crate::clock::now_ms;
-use crate::plugins::bindings::IvrStep;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {

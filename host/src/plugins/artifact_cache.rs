@@ -48,7 +48,7 @@ impl ArtifactCache {
         engine: &Engine,
         hash: &str,
         bytes: std::sync::Arc<Vec<u8>>,
-    ) -> Result<(Component, CompileInfo), String> {
+    ) -> Result<(Component, CompileInfo), CompileError> {
         let started = Instant::now();
         if let Some(path) = self.path_for(hash)
             && path.exists()
@@ -64,8 +64,8 @@ impl ArtifactCache {
         let engine2 = engine.clone();
         let serialized = tokio::task::spawn_blocking(move || engine2.precompile_component(&bytes))
             .await
-            .map_err(|e| format!("compiler task failed: {e}"))?
-            .map_err(|e| format!("compile failed: {e:#}"))?;
+            .map_err(CompileError::Task)?
+            .map_err(CompileError::Compile)?;
         if let Some(path) = self.path_for(hash) {
             let tmp = path.with_extension("tmp");
             if let Err(e) =
@@ -74,10 +74,20 @@ impl ArtifactCache {
                 tracing::warn!(path = %path.display(), error = %e, "cannot write artifact cache");
             }
         }
-        let component = deserialize_bytes(engine, &serialized)
-            .map_err(|e| format!("cannot load compiled artifact: {e:#}"))?;
+        let component = deserialize_bytes(engine, &serialized).map_err(CompileError::Load)?;
         Ok((component, info(false, started.elapsed())))
     }
+}
+
+/// Why a component could not be compiled or its artifact loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("compiler task failed: {0}")]
+    Task(tokio::task::JoinError),
+    #[error("compile failed: {0:#}")]
+    Compile(wasmtime::Error),
+    #[error("cannot load compiled artifact: {0:#}")]
+    Load(wasmtime::Error),
 }
 
 fn info(cached: bool, d: Duration) -> CompileInfo {

@@ -43,6 +43,18 @@ pub enum HookCall {
     },
 }
 
+/// Why a JSON input is no call of a hook (`ctihost plugin test`).
+#[derive(Debug, thiserror::Error)]
+pub enum HookInputError {
+    #[error("input must be a JSON object")]
+    NotAnObject,
+    #[error("input does not fit hook {hook}: {source}")]
+    DoesNotFit {
+        hook: String,
+        source: serde_json::Error,
+    },
+}
+
 /// What a hook answered (or its fallback).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -102,7 +114,7 @@ impl HookCall {
 
     /// Build a call from a hook name and its JSON input. Hooks that take only
     /// the call accept the `call-info` object itself.
-    pub fn from_json(hook: &str, input: serde_json::Value) -> Result<Self, String> {
+    pub fn from_json(hook: &str, input: serde_json::Value) -> Result<Self, HookInputError> {
         let single_call = matches!(hook, "route" | "on-connect");
         let mut obj = match input {
             serde_json::Value::Object(o) if single_call && !o.contains_key("call") => {
@@ -116,11 +128,15 @@ impl HookCall {
                 m
             }
             serde_json::Value::Object(o) => o,
-            _ => return Err("input must be a JSON object".into()),
+            _ => return Err(HookInputError::NotAnObject),
         };
         obj.insert("hook".into(), serde_json::Value::String(hook.to_owned()));
-        serde_json::from_value(serde_json::Value::Object(obj))
-            .map_err(|e| format!("input does not fit hook {hook}: {e}"))
+        serde_json::from_value(serde_json::Value::Object(obj)).map_err(|source| {
+            HookInputError::DoesNotFit {
+                hook: hook.to_owned(),
+                source,
+            }
+        })
     }
 
     /// The decision used when the plugin fails.

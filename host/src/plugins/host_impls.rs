@@ -62,7 +62,8 @@ impl host::Host for InvocationState {
         if let Err(e) = &r {
             tracing::warn!(plugin = %self.ctx.name, version = %self.ctx.version, call_id = %self.call_id, error = %e, "plugin key-value write refused");
         }
-        r
+        // The WIT contract answers a plugin in words.
+        r.map_err(|e| e.to_string())
     }
 
     async fn kv_delete(&mut self, key: String) {

@@ -46,14 +46,19 @@ impl std::fmt::Display for PluginKind {
     }
 }
 
+/// A kind name that is none of the four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown plugin kind {0:?}; expected router, screen-pop, crm-connector or recording-policy"
+)]
+pub struct UnknownKind(pub String);
+
 impl std::str::FromStr for PluginKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Self, UnknownKind> {
         PluginKind::ALL
             .into_iter()
             .find(|k| k.world() == s)
-            .ok_or_else(|| {
-                format!("unknown plugin kind {s:?}; expected router, screen-pop, crm-connector or recording-policy")
-            })
+            .ok_or_else(|| UnknownKind(s.to_owned()))
     }
 }

@@ -14,12 +14,15 @@ pub struct HttpGrant {
 }
 
 impl HttpGrant {
-    pub fn new(allowed: Vec<String>, timeout: Duration, max_body: usize) -> Result<Self, String> {
+    pub fn new(
+        allowed: Vec<String>,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+            .build()?;
         Ok(Self {
             client,
             allowed: allowed

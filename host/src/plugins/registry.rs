@@ -60,8 +60,10 @@ impl PluginSource {
                 let manifest = Manifest::from_file(path)?;
                 let dir = path.parent().unwrap_or(Path::new("."));
                 let file = manifest.component_path(dir);
-                let bytes = std::fs::read(&file)
-                    .map_err(|e| LoadError::Read(format!("{}: {e}", file.display())))?;
+                let bytes = std::fs::read(&file).map_err(|source| LoadError::Read {
+                    path: file.clone(),
+                    source,
+                })?;
                 Ok((manifest, bytes))
             }
             PluginSource::Embedded {
@@ -72,8 +74,10 @@ impl PluginSource {
                 Ok((manifest, component.to_vec()))
             }
             PluginSource::Component { path, kind } => {
-                let bytes = std::fs::read(path)
-                    .map_err(|e| LoadError::Read(format!("{}: {e}", path.display())))?;
+                let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 Ok((Manifest::for_component(path, *kind), bytes))
             }
         }
@@ -82,14 +86,23 @@ impl PluginSource {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read plugin: {0}")]
-    Read(String),
+    #[error("cannot read plugin: {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no plugin named {0:?} is loaded")]
+    NotLoaded(String),
+    #[error("cannot build the plugin's HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    #[error("the plugin's key-value store: {0}")]
+    KeyValue(#[source] crate::store::StoreError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("not a WebAssembly component: {0}")]
     NotAComponent(String),
-    #[error("{0}")]
-    Compile(String),
+    #[error(transparent)]
+    Compile(#[from] super::artifact_cache::CompileError),
     #[error("component needs imports the host does not grant: {0}")]
     Imports(String),
     #[error("component does not implement world `{world}`: {message}")]
@@ -111,6 +124,18 @@ pub enum LoadError {
     },
 }
 
+/// Why the plugin runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("wasm engine: {0:#}")]
+    Engine(wasmtime::Error),
+    #[error("linker for {kind}: {source:#}")]
+    Linker {
+        kind: PluginKind,
+        source: wasmtime::Error,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
     #[error("no plugin named {0:?} is loaded")]
@@ -121,6 +146,9 @@ pub enum InvokeError {
         kind: PluginKind,
         hook: &'static str,
     },
+    /// The answer is not the asked hook's (a bug of the host, never of the plugin).
+    #[error("plugin {name}'s answer to {hook} is another hook's output")]
+    WrongOutput { name: String, hook: &'static str },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,14 +259,14 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    pub fn new(settings: HostSettings, store: Store) -> Result<Self, String> {
-        let engine =
-            SharedEngine::new(&settings.engine).map_err(|e| format!("wasm engine: {e:#}"))?;
+    pub fn new(settings: HostSettings, store: Store) -> Result<Self, HostError> {
+        let engine = SharedEngine::new(&settings.engine).map_err(HostError::Engine)?;
         let mut linkers = BTreeMap::new();
         for kind in PluginKind::ALL {
             linkers.insert(
                 kind.world(),
-                linker(&engine.engine, kind).map_err(|e| format!("linker for {kind}: {e:#}"))?,
+                linker(&engine.engine, kind)
+                    .map_err(|source| HostError::Linker { kind, source })?,
             );
         }
         let cache = ArtifactCache::new(settings.cache_dir, engine.fingerprint());
@@ -392,8 +420,7 @@ impl PluginHost {
             .inner
             .cache
             .load(self.engine(), &component_hash, Arc::new(bytes))
-            .await
-            .map_err(LoadError::Compile)?;
+            .await?;
         let kind = manifest.kind;
         let instance_pre = self.inner.linkers[kind.world()]
             .instantiate_pre(&component)
@@ -503,7 +530,7 @@ impl PluginHost {
                     m.http_timeout(),
                     m.http_max_response_bytes(),
                 )
-                .map_err(LoadError::Read)?,
+                .map_err(LoadError::HttpClient)?,
             ))
         } else {
             None
@@ -523,7 +550,7 @@ impl PluginHost {
                 self.inner
                     .store
                     .plugin_kv(&m.name)
-                    .map_err(|e| LoadError::Read(e.to_string()))?,
+                    .map_err(LoadError::KeyValue)?,
             )
         };
         let kv_usage = match &kv {
@@ -582,7 +609,7 @@ impl PluginHost {
             let slots = self.inner.slots.read();
             let slot = slots
                 .get(name)
-                .ok_or_else(|| LoadError::Read(format!("no plugin named {name:?} is loaded")))?;
+                .ok_or_else(|| LoadError::NotLoaded(name.to_owned()))?;
             slot.source.lock().clone()
         };
         self.load(source, trigger).await
@@ -709,8 +736,7 @@ impl PluginHost {
             .inner
             .cache
             .load(self.engine(), &hash, Arc::new(bytes))
-            .await
-            .map_err(LoadError::Compile)?;
+            .await?;
         Ok(info)
     }
 
@@ -748,23 +774,6 @@ impl PluginHost {
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, crate::store::StoreError> {
         self.inner.store.history(name, limit)
-    }
-
-    /// Typed helper for routers.
-    pub async fn route(
-        &self,
-        name: &str,
-        call: super::bindings::CallInfo,
-    ) -> Result<(super::bindings::RouteDecision, Invocation), InvokeError> {
-        let inv = self.invoke(name, HookCall::Route { call }).await?;
-        match &inv.output {
-            HookOutput::Route(d) => Ok((d.clone(), inv)),
-            _ => Err(InvokeError::WrongKind {
-                name: name.to_owned(),
-                kind: PluginKind::Router,
-                hook: "route",
-            }),
-        }
     }
 }
 

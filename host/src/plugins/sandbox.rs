@@ -12,6 +12,22 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{CrmError, Customer, LookupKey};
 use super::outbound_http::HttpGrant;
+
+/// Why a plugin's key-value write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("store error: {0}")]
+    Store(#[from] sled::Error),
+    #[error(
+        "key-value quota exceeded: the namespace would hold {bytes} bytes in {keys} keys (at most {max_bytes} bytes, {max_keys} keys; [limits] kv_max_kb, kv_max_keys)"
+    )]
+    Quota {
+        bytes: u64,
+        keys: u64,
+        max_bytes: u64,
+        max_keys: u64,
+    },
+}
 use super::stdio::CappedPipe;
 
 /// Links a router or screen-pop's `crm` import to the configured connector.
@@ -81,22 +97,21 @@ impl KvUsage {
         value: Vec<u8>,
         max_bytes: u64,
         max_keys: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), KvError> {
         let mut f = self.state.lock();
-        let old = tree
-            .get(key)
-            .map_err(|e| format!("store error: {e}"))?
-            .map(|v| (key.len() + v.len()) as u64);
+        let old = tree.get(key)?.map(|v| (key.len() + v.len()) as u64);
         let bytes = f.bytes - old.unwrap_or(0).min(f.bytes) + (key.len() + value.len()) as u64;
         let keys = f.keys + u64::from(old.is_none());
         if bytes > max_bytes || keys > max_keys {
             f.refused += 1;
-            return Err(format!(
-                "key-value quota exceeded: the namespace would hold {bytes} bytes in {keys} keys (at most {max_bytes} bytes, {max_keys} keys; [limits] kv_max_kb, kv_max_keys)"
-            ));
+            return Err(KvError::Quota {
+                bytes,
+                keys,
+                max_bytes,
+                max_keys,
+            });
         }
-        tree.insert(key, value)
-            .map_err(|e| format!("store error: {e}"))?;
+        tree.insert(key, value)?;
         f.bytes = bytes;
         f.keys = keys;
         Ok(())

@@ -11,13 +11,14 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
+use super::dialog::Dialog;
 use super::digest::{Authenticator, Verdict};
 use super::endpoint::SipEndpoint;
 use super::flow::Peer;
 use super::registrar::Registrar;
 use super::transaction::{TxKey, cancel_for, status_code};
 use super::wire::{RawMessage, addr_uri, param, response, uri_socket_addr, uri_user};
-use crate::acd::{CallEvent, Command, OfferFailure};
+use crate::acd::{CallControl, CallEvent, Command, MediaCommand, OfferFailure};
 use crate::center::CenterHandle;
 use crate::clock::now_ms;
 
@@ -31,13 +32,10 @@ enum LegState {
 
 struct AgentLeg {
     agent: String,
-    /// Our INVITE, for the CANCEL that must copy it.
+    /// Our INVITE, for the CANCEL that must copy it and the dialog.
     invite: RawMessage,
-    from_tag: String,
-    to_tag: Option<String>,
-    request_uri: String,
-    /// Where the agent's phone answers (the Contact of its 200, else the request URI).
-    target: String,
+    /// Set by the phone's 2xx: tags, CSeq, its Contact and route set.
+    dialog: Option<Dialog>,
     peer: Peer,
     state: LegState,
     sdp: Vec<u8>,
@@ -49,9 +47,11 @@ struct Call {
     key: TxKey,
     peer: Peer,
     to_tag: String,
+    /// Our side of the caller's dialog: the BYE and re-INVITE we send
+    /// follow its route set (a record-routing proxy stays on the path).
+    dialog: Dialog,
     ringing_sent: bool,
     answered: bool,
-    cseq: u32,
     /// The call's RTP relay (None: media passes end to end).
     relay: Option<crate::media::Relay>,
     /// The SDP offered to agents' phones (the caller's, or rewritten for the relay).
@@ -359,6 +359,7 @@ impl B2bua {
             }
             relay.caller_expects(crate::media::sdp::audio_target(&msg.body));
         }
+        c.dialog.refresh_target(msg);
         let direction = crate::media::sdp::answer_direction(&msg.body);
         let body = crate::media::sdp::with_direction(&c.answer, direction);
         tracing::info!(call_id, direction, "caller re-INVITE answered by the relay");
@@ -454,16 +455,17 @@ impl B2bua {
                 return self.respond(&key, response(msg, code, &reason, Some(&token()), &[]));
             }
         };
+        let to_tag = token();
         self.calls.lock().insert(
             call_id.clone(),
             Call {
                 invite: msg.clone(),
                 key,
                 peer,
-                to_tag: token(),
+                dialog: Dialog::from_request(msg, &to_tag),
+                to_tag,
                 ringing_sent: false,
                 answered: false,
-                cseq: 0,
                 relay,
                 offer,
                 answer,
@@ -643,10 +645,6 @@ impl B2bua {
         let Some((caller, leg)) = legs.get_mut(call_id) else {
             return;
         };
-        let to_tag = msg
-            .header("To")
-            .and_then(|t| param(t, "tag"))
-            .map(str::to_owned);
         match code {
             180 | 183 if leg.state == LegState::Calling => {
                 leg.state = LegState::Ringing;
@@ -660,23 +658,24 @@ impl B2bua {
                 }
             }
             200..=299 => {
-                leg.to_tag = to_tag;
-                if let Some(contact) = msg.header("Contact") {
-                    leg.target = addr_uri(contact).to_owned();
-                }
+                // A retransmitted 2xx keeps the dialog the first one made.
+                let dialog = leg
+                    .dialog
+                    .get_or_insert_with(|| Dialog::from_response(&leg.invite, msg))
+                    .clone();
                 leg.sdp = msg.body.clone();
                 leg.content_type = msg.header("Content-Type").map(str::to_owned);
-                let ack = self.leg_request(leg, "ACK", 1);
+                let ack = self.in_dialog(&dialog, leg.peer, "ACK", dialog.cseq(), &[], None);
+                let hop = hop(&dialog, leg.peer);
                 if let Some(ep) = self.ep() {
-                    ep.ack_2xx(key, ack, leg.peer);
+                    ep.ack_2xx(key, ack, hop);
                 }
                 if leg.state == LegState::Cancelling {
                     // Answered after we gave up on it: end it at once.
-                    let bye = self.leg_request(leg, "BYE", 2);
                     let peer = leg.peer;
                     legs.remove(call_id);
                     drop(legs);
-                    self.send_request(bye, peer);
+                    self.bye_leg(dialog, peer);
                     return;
                 }
                 leg.state = LegState::Answered;
@@ -712,35 +711,45 @@ impl B2bua {
         self.ep()?.request(bytes, peer)
     }
 
-    /// An in-dialog request on an agent leg (ACK of a 2xx, BYE): its own branch,
-    /// to the phone's Contact.
-    fn leg_request(&self, leg: &AgentLeg, method: &str, cseq: u32) -> Vec<u8> {
-        let (local, t) = self.local(leg.peer);
-        let to_tag = leg
-            .to_tag
-            .as_deref()
-            .map(|t| format!(";tag={t}"))
-            .unwrap_or_default();
-        format!(
-            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch=z9hG4bK{b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:ctihost@{local}>;tag={ftag}\r\nTo: <{ruri}>{to_tag}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
-            uri = leg.target,
-            b = token(),
-            ftag = leg.from_tag,
-            ruri = leg.request_uri,
-            cid = leg.invite.header("Call-ID").unwrap_or(""),
-        )
-        .into_bytes()
+    /// An in-dialog request of ours (its own branch), as the dialog builds it.
+    fn in_dialog(
+        &self,
+        dialog: &Dialog,
+        peer: Peer,
+        method: &str,
+        cseq: u32,
+        headers: &[(&str, String)],
+        body: Option<(&[u8], Option<&str>)>,
+    ) -> Vec<u8> {
+        let (local, t) = self.local(hop(dialog, peer));
+        let via = format!("SIP/2.0/{t} {local};branch=z9hG4bK{};rport", token());
+        let (body, ctype) = body.unwrap_or((&[], None));
+        dialog.request(method, cseq, &via, headers, body, ctype)
     }
 
-    /// Carry out one of the ACD's call-control commands.
+    /// End an answered agent leg.
+    fn bye_leg(&self, mut dialog: Dialog, peer: Peer) {
+        let cseq = dialog.next_cseq();
+        let bye = self.in_dialog(&dialog, peer, "BYE", cseq, &[], None);
+        self.send_request(bye, hop(&dialog, peer));
+    }
+
+    /// Carry out one of the core's commands.
     pub fn execute(&self, cmd: Command) {
         match cmd {
-            Command::Offer {
+            Command::Call(c) => self.call_control(c),
+            Command::Media(m) => self.media_command(m),
+        }
+    }
+
+    fn call_control(&self, cmd: CallControl) {
+        match cmd {
+            CallControl::Offer {
                 call_id,
                 agent,
                 sip_user,
             } => self.offer(call_id, agent, &sip_user),
-            Command::CancelOffer { call_id, agent } => {
+            CallControl::CancelOffer { call_id, agent } => {
                 let mut legs = self.legs.lock();
                 let Some(key) = find_leg(&legs, &call_id, &agent) else {
                     return;
@@ -749,19 +758,24 @@ impl B2bua {
                     return;
                 };
                 let peer = leg.peer;
-                let request = if leg.state == LegState::Answered {
-                    let bye = self.leg_request(leg, "BYE", 2);
-                    legs.remove(&key);
-                    bye
-                } else {
-                    // The leg stays until the phone answers the INVITE (487, or a 2xx we end).
-                    leg.state = LegState::Cancelling;
-                    cancel_for(&leg.invite)
-                };
-                drop(legs);
-                self.send_request(request, peer);
+                match (&leg.dialog, leg.state) {
+                    (Some(dialog), LegState::Answered) => {
+                        let dialog = dialog.clone();
+                        legs.remove(&key);
+                        drop(legs);
+                        self.bye_leg(dialog, peer);
+                    }
+                    _ => {
+                        // The leg stays until the phone answers the INVITE
+                        // (487, or a 2xx we end).
+                        leg.state = LegState::Cancelling;
+                        let cancel = cancel_for(&leg.invite);
+                        drop(legs);
+                        self.send_request(cancel, peer);
+                    }
+                }
             }
-            Command::Bridge { call_id, agent } => {
+            CallControl::Bridge { call_id, agent } => {
                 let sdp = {
                     let legs = self.legs.lock();
                     find_leg(&legs, &call_id, &agent)
@@ -808,48 +822,12 @@ impl B2bua {
                 drop(calls);
                 self.respond(&key, bytes);
             }
-            Command::Reject {
+            CallControl::Reject {
                 call_id,
                 code,
                 reason,
             } => self.final_to_caller(&call_id, code, &reason, &[]),
-            Command::RunIvr { call_id, step } => {
-                let prompt = self
-                    .media
-                    .as_ref()
-                    .and_then(|m| m.prompts().get(&step.prompt));
-                let name = step.name.clone();
-                let control = crate::media::Control::Ivr { step, prompt };
-                if !self.answer_and(&call_id, control) {
-                    // No relay for this call (late offer): no digits to collect.
-                    self.center.send(CallEvent::DigitsCollected {
-                        call_id,
-                        step: name,
-                        digits: String::new(),
-                    });
-                }
-            }
-            Command::Hold { call_id, music } => {
-                let music = music.and_then(|m| self.media.as_ref()?.prompts().get(&m));
-                self.answer_and(&call_id, crate::media::Control::Hold { music });
-            }
-            Command::Announce {
-                call_id,
-                position,
-                wait_secs,
-            } => {
-                if let Some(m) = &self.media {
-                    let prompts = m.prompts().announcement(position, wait_secs);
-                    self.media_control(&call_id, crate::media::Control::Announce(prompts));
-                }
-            }
-            Command::Record { call_id, plan } => {
-                self.media_control(&call_id, crate::media::Control::Record(plan));
-            }
-            Command::PauseRecording { call_id, paused } => {
-                self.media_control(&call_id, crate::media::Control::Pause(paused));
-            }
-            Command::Forward { call_id, target } => {
+            CallControl::Forward { call_id, target } => {
                 let host = self.calls.lock().get(&call_id).map(|c| c.peer.addr.ip());
                 let contact = if target.starts_with("sip:") {
                     target
@@ -866,7 +844,7 @@ impl B2bua {
                     &[("Contact", format!("<{contact}>"))],
                 );
             }
-            Command::HangUpCaller { call_id } => {
+            CallControl::HangUpCaller { call_id } => {
                 let answered = self.calls.lock().get(&call_id).map(|c| c.answered);
                 match answered {
                     Some(true) => {
@@ -887,17 +865,70 @@ impl B2bua {
                     None => {}
                 }
             }
-            Command::HangUpAgent { call_id, agent } => {
+            CallControl::HangUpAgent { call_id, agent } => {
                 let leg = {
                     let mut legs = self.legs.lock();
                     find_leg(&legs, &call_id, &agent).and_then(|k| legs.remove(&k))
                 };
-                if let Some((_, leg)) = leg {
-                    let bye = self.leg_request(&leg, "BYE", 2);
-                    self.send_request(bye, leg.peer);
+                match leg {
+                    Some((
+                        _,
+                        AgentLeg {
+                            dialog: Some(dialog),
+                            peer,
+                            ..
+                        },
+                    )) => self.bye_leg(dialog, peer),
+                    // Not answered yet: the INVITE is cancelled instead.
+                    Some((_, leg)) => {
+                        self.send_request(cancel_for(&leg.invite), leg.peer);
+                    }
+                    None => {}
                 }
             }
-            _ => {}
+        }
+    }
+
+    /// Media commands reach the call's relay (the B2BUA holds which relay
+    /// serves which call).
+    fn media_command(&self, cmd: MediaCommand) {
+        match cmd {
+            MediaCommand::RunIvr { call_id, step } => {
+                let prompt = self
+                    .media
+                    .as_ref()
+                    .and_then(|m| m.prompts().get(&step.prompt));
+                let name = step.name.clone();
+                let control = crate::media::Control::Ivr { step, prompt };
+                if !self.answer_and(&call_id, control) {
+                    // No relay for this call (late offer): no digits to collect.
+                    self.center.send(CallEvent::DigitsCollected {
+                        call_id,
+                        step: name,
+                        digits: String::new(),
+                    });
+                }
+            }
+            MediaCommand::Hold { call_id, music } => {
+                let music = music.and_then(|m| self.media.as_ref()?.prompts().get(&m));
+                self.answer_and(&call_id, crate::media::Control::Hold { music });
+            }
+            MediaCommand::Announce {
+                call_id,
+                position,
+                wait_secs,
+            } => {
+                if let Some(m) = &self.media {
+                    let prompts = m.prompts().announcement(position, wait_secs);
+                    self.media_control(&call_id, crate::media::Control::Announce(prompts));
+                }
+            }
+            MediaCommand::Record { call_id, plan } => {
+                self.media_control(&call_id, crate::media::Control::Record(plan));
+            }
+            MediaCommand::PauseRecording { call_id, paused } => {
+                self.media_control(&call_id, crate::media::Control::Pause(paused));
+            }
         }
     }
 
@@ -948,9 +979,9 @@ impl B2bua {
     }
 
     fn bye_caller(&self, mut c: Call) {
-        c.cseq += 1;
-        let bye = self.caller_request(&c, "BYE", c.cseq, None);
-        self.send_request(bye, c.peer);
+        let cseq = c.dialog.next_cseq();
+        let bye = self.caller_request(&c, "BYE", cseq, None);
+        self.send_request(bye, hop(&c.dialog, c.peer));
     }
 
     /// An in-dialog request of ours towards the caller (BYE, re-INVITE, ACK).
@@ -961,25 +992,9 @@ impl B2bua {
         cseq: u32,
         body: Option<(&[u8], Option<&str>)>,
     ) -> Vec<u8> {
-        let target = c
-            .invite
-            .header("Contact")
-            .map(addr_uri)
-            .unwrap_or("sip:caller")
-            .to_owned();
-        let to = c.invite.header("From").unwrap_or("").to_owned();
-        let from = format!("{};tag={}", c.invite.header("To").unwrap_or(""), c.to_tag);
-        let (local, t) = self.local(c.peer);
-        let mut head = format!(
-            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch=z9hG4bK{b};rport\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\n",
-            b = token(),
-            cid = c.invite.header("Call-ID").unwrap_or(""),
-        );
-        let (body, ctype) = body.unwrap_or((&[], None));
-        if method == "INVITE" {
-            head.push_str(&format!("Contact: {}\r\n", self.contact(c.peer)));
-        }
-        end_with_body(head, body, ctype)
+        let contact = [("Contact", self.contact(c.peer))];
+        let headers: &[(&str, String)] = if method == "INVITE" { &contact } else { &[] };
+        self.in_dialog(&c.dialog, c.peer, method, cseq, headers, body)
     }
 
     /// The caller was answered before (a transferred call): the new agent's
@@ -989,9 +1004,9 @@ impl B2bua {
         let Some(c) = calls.get_mut(call_id) else {
             return;
         };
-        c.cseq += 1;
-        let invite = self.caller_request(c, "INVITE", c.cseq, Some((body, ctype)));
-        let peer = c.peer;
+        let cseq = c.dialog.next_cseq();
+        let invite = self.caller_request(c, "INVITE", cseq, Some((body, ctype)));
+        let peer = hop(&c.dialog, c.peer);
         drop(calls);
         tracing::info!(call_id, "re-INVITE to the caller for the new agent's media");
         self.send_request(invite, peer);
@@ -1003,8 +1018,8 @@ impl B2bua {
         let Some(c) = calls.get(call_id) else { return };
         match code {
             200..=299 => {
-                let ack = self.caller_request(c, "ACK", c.cseq, None);
-                let peer = c.peer;
+                let ack = self.caller_request(c, "ACK", c.dialog.cseq(), None);
+                let peer = hop(&c.dialog, c.peer);
                 drop(calls);
                 if let Some(ep) = self.ep() {
                     ep.ack_2xx(key, ack, peer);
@@ -1065,7 +1080,7 @@ impl B2bua {
         let (local, t) = self.local(peer);
         let leg_id = format!("{call_id}-{agent}-{}", token());
         let from_tag = token();
-        let ruri = b.contact.clone();
+        let ruri = &b.contact;
         let invite = format!(
             "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{caller}@{local}>;tag={from_tag}\r\nTo: <{ruri}>\r\nCall-ID: {leg_id}\r\nCSeq: 1 INVITE\r\nContact: {contact}\r\n",
             branch = token(),
@@ -1088,10 +1103,7 @@ impl B2bua {
                 AgentLeg {
                     agent,
                     invite: parsed,
-                    from_tag,
-                    to_tag: None,
-                    request_uri: ruri.clone(),
-                    target: ruri,
+                    dialog: None,
                     peer,
                     state: LegState::Calling,
                     sdp: vec![],
@@ -1099,6 +1111,15 @@ impl B2bua {
                 },
             ),
         );
+    }
+}
+
+/// Where a dialog's next request goes: its first route's address, or the
+/// peer it was made with (same transport either way).
+fn hop(dialog: &Dialog, peer: Peer) -> Peer {
+    match dialog.next_hop() {
+        Some(addr) => Peer { addr, ..peer },
+        None => peer,
     }
 }
 

@@ -242,7 +242,7 @@ impl SipEndpoint {
     }
 
     /// Drive the transaction timers; runs for the life of the endpoint.
-    pub async fn run_timers(self: Arc<Self>) {
+    pub async fn run_timers(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
         loop {
             let next = self.layer.lock().next_deadline();
             let now = now_ms();
@@ -252,11 +252,14 @@ impl SipEndpoint {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(at - now)) => {}
                         _ = self.wake.notified() => continue,
+                        () = shutdown.recv() => return,
                     }
                 }
                 None => {
-                    self.wake.notified().await;
-                    continue;
+                    tokio::select! {
+                        _ = self.wake.notified() => continue,
+                        () = shutdown.recv() => return,
+                    }
                 }
             }
             let out = self.layer.lock().poll_timers(now_ms());

@@ -498,6 +498,22 @@ fn via_list(v: &str) -> Result<(), Malformed> {
     }
 }
 
+/// A header value of one or more comma-separated name-addrs (Route,
+/// Record-Route, Contact without `*`).
+pub fn parse_name_addr_list(v: &str) -> Result<Vec<NameAddr<'_>>, Malformed> {
+    let mut c = Cursor::new(v);
+    let mut all = Vec::new();
+    loop {
+        all.push(name_addr(&mut c)?);
+        if c.at_end() {
+            return Ok(all);
+        }
+        if !c.eat(b',') {
+            return Err(Malformed);
+        }
+    }
+}
+
 /// A Contact header value: `*` or one or more name-addr / addr-spec.
 fn contact_list(v: &str) -> Result<(), Malformed> {
     if v.trim() == "*" {

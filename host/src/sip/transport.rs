@@ -37,10 +37,19 @@ pub fn bind_udp(addr: SocketAddr, buffer_bytes: usize) -> std::io::Result<UdpSoc
     UdpSocket::from_std(s.into())
 }
 
-pub async fn serve_udp(socket: Arc<UdpSocket>, listener: u8, ep: Arc<SipEndpoint>) {
+pub async fn serve_udp(
+    socket: Arc<UdpSocket>,
+    listener: u8,
+    ep: Arc<SipEndpoint>,
+    mut shutdown: crate::shutdown::Shutdown,
+) {
     let mut buf = vec![0u8; 65_535];
     loop {
-        match socket.recv_from(&mut buf).await {
+        let received = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            () = shutdown.recv() => return,
+        };
+        match received {
             Ok((n, src)) => ep.receive(&buf[..n], Peer::udp(src, listener)),
             Err(e) => tracing::warn!(error = %e, "SIP UDP receive failed"),
         }
@@ -63,10 +72,19 @@ pub struct TcpLimits {
     pub idle: std::time::Duration,
 }
 
-pub async fn serve_tcp(listener: TcpListener, ep: Arc<SipEndpoint>, limits: TcpLimits) {
+pub async fn serve_tcp(
+    listener: TcpListener,
+    ep: Arc<SipEndpoint>,
+    limits: TcpLimits,
+    mut shutdown: crate::shutdown::Shutdown,
+) {
     let mut backoff = std::time::Duration::from_millis(10);
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = shutdown.recv() => return,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 backoff = std::time::Duration::from_millis(10);
                 let refused = if ep.connections(None) >= limits.max_connections {

@@ -396,6 +396,13 @@ pub fn response(
             let _ = write!(s, "{name}: {v}\r\n");
         }
     }
+    // A dialog-making answer carries the request's Record-Route back
+    // (RFC 3261 12.1.1): the peer's later requests then pass the same proxies.
+    if req.method() == Some("INVITE") && (101..300).contains(&code) {
+        for v in req.all("Record-Route") {
+            let _ = write!(s, "Record-Route: {v}\r\n");
+        }
+    }
     for (n, v) in extra {
         let _ = write!(s, "{n}: {v}\r\n");
     }
@@ -406,6 +413,22 @@ pub fn response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_to_an_invite_carry_its_record_route_and_others_do_not() {
+        let invite = RawMessage::parse(
+            b"INVITE sip:95588@h SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKa\r\nRecord-Route: <sip:p1;lr>\r\nRecord-Route: <sip:p2;lr>, <sip:p3;lr>\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:95588@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        )
+        .expect("parses");
+        let routes = |code| {
+            let r =
+                RawMessage::parse(&response(&invite, code, "X", Some("t"), &[])).expect("parses");
+            r.all("Record-Route").map(str::to_owned).collect::<Vec<_>>()
+        };
+        assert_eq!(routes(200), ["<sip:p1;lr>", "<sip:p2;lr>, <sip:p3;lr>"]);
+        assert_eq!(routes(180).len(), 2);
+        assert!(routes(100).is_empty() && routes(486).is_empty());
+    }
 
     #[test]
     fn parameters_are_found_outside_quotes_and_brackets() {

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::plugins::bindings::{IvrStep, QueueTarget, Rejection, RouteDecision};
+use crate::vocabulary::{
+    IvrStep, PolicyEvent, QueueTarget, RecordMode, RecordingAction, RecordingDecision, Rejection,
+    RouteDecision,
+};
 
 fn agent(id: &str, queues: &[(&str, u32)], skills: &[(&str, u8)]) -> AgentConfig {
     AgentConfig {
@@ -57,9 +60,10 @@ impl Sim {
             trunk: "pstn".into(),
             attributes: vec![],
         });
-        assert!(o.iter().any(
-            |x| matches!(x, Output::Command(Command::AskRouter { call_id, .. }) if call_id == id)
-        ));
+        assert!(
+            o.iter()
+                .any(|x| matches!(x, Output::Ask(Ask::Router { call_id, .. }) if call_id == id))
+        );
         self.ev(CallEvent::RouteDecided {
             call_id: id.into(),
             decision: RouteDecision::Queue(q),
@@ -101,7 +105,7 @@ impl Sim {
 fn offers(o: &[Output]) -> Vec<(String, String)> {
     o.iter()
         .filter_map(|x| match x {
-            Output::Command(Command::Offer { call_id, agent, .. }) => {
+            Output::Call(CallControl::Offer { call_id, agent, .. }) => {
                 Some((call_id.clone(), agent.clone()))
             }
             _ => None,
@@ -109,17 +113,34 @@ fn offers(o: &[Output]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn timer(o: &[Output], f: impl Fn(&TimerId) -> bool) -> TimerId {
-    o.iter()
-        .find_map(|x| match x {
-            Output::Command(Command::StartTimer { timer, .. }) if f(timer) => Some(timer.clone()),
-            _ => None,
-        })
-        .expect("timer started")
+impl Sim {
+    /// A running timer that `f` picks, with its deadline.
+    fn running(&self, f: impl Fn(&TimerId) -> bool) -> Option<(TimerId, u64)> {
+        self.acd
+            .pending_timers()
+            .find(|(t, _)| f(t))
+            .map(|(t, at)| (t.clone(), at))
+    }
+
+    fn timer(&self, f: impl Fn(&TimerId) -> bool) -> TimerId {
+        self.running(f).expect("timer started").0
+    }
+
+    /// Time passes to `t`'s deadline (if it runs and the clock is not past
+    /// it) and every due timer fires.
+    fn fire(&mut self, t: TimerId) -> Vec<Output> {
+        if let Some((_, at)) = self.running(|x| x == &t) {
+            self.now = self.now.max(at);
+        }
+        let o = self.acd.handle_timeout(self.now);
+        self.out.extend(o.clone());
+        o
+    }
 }
 
-fn has(o: &[Output], c: &Command) -> bool {
-    o.iter().any(|x| x == &Output::Command(c.clone()))
+fn has(o: &[Output], c: impl Into<Output>) -> bool {
+    let c = c.into();
+    o.iter().any(|x| x == &c)
 }
 
 #[test]
@@ -143,7 +164,7 @@ fn answered_call_with_wrap_up_and_record() {
     });
     assert!(has(
         &o,
-        &Command::Bridge {
+        CallControl::Bridge {
             call_id: "c1".into(),
             agent: "1001".into()
         }
@@ -154,7 +175,7 @@ fn answered_call_with_wrap_up_and_record() {
     });
     assert!(has(
         &o,
-        &Command::HangUpAgent {
+        CallControl::HangUpAgent {
             call_id: "c1".into(),
             agent: "1001".into()
         }
@@ -180,9 +201,9 @@ fn answered_call_with_wrap_up_and_record() {
             QueueLogKind::Complete
         ]
     );
-    let wrap = timer(&o, |t| matches!(t, TimerId::WrapUp { .. }));
+    let wrap = s.timer(|t| matches!(t, TimerId::WrapUp { .. }));
     s.at(74);
-    s.ev(CallEvent::TimerFired { timer: wrap });
+    s.fire(wrap);
     assert_eq!(s.state("1001"), AgentState::Ready);
 }
 
@@ -214,7 +235,7 @@ fn abandon_in_queue_and_while_ringing() {
     });
     assert!(has(
         &o,
-        &Command::CancelOffer {
+        CallControl::CancelOffer {
             call_id: "rings".into(),
             agent: "a".into()
         }
@@ -254,12 +275,12 @@ fn ring_no_answer_requeues_at_original_place_and_next_agent_answers() {
         call_id: "x".into(),
     });
     assert_eq!(offers(&o), [("first".into(), "a".into())]);
-    let rna = timer(&o, |t| matches!(t, TimerId::RingNoAnswer { .. }));
+    let rna = s.timer(|t| matches!(t, TimerId::RingNoAnswer { .. }));
     s.at(35);
-    let o = s.ev(CallEvent::TimerFired { timer: rna.clone() });
+    let o = s.fire(rna.clone());
     assert!(has(
         &o,
-        &Command::CancelOffer {
+        CallControl::CancelOffer {
             call_id: "first".into(),
             agent: "a".into()
         }
@@ -272,8 +293,9 @@ fn ring_no_answer_requeues_at_original_place_and_next_agent_answers() {
     );
     // Back ahead of "second", where it was.
     assert_eq!(s.acd.waiting("q"), ["first", "second"]);
-    // The same timer firing again changes nothing.
-    assert!(offers(&s.ev(CallEvent::TimerFired { timer: rna })).is_empty());
+    // The ring timer fired once and is gone: more time offers nothing.
+    assert!(s.running(|t| t == &rna).is_none());
+    assert!(offers(&s.fire(rna)).is_empty());
     let o = s.ev(CallEvent::AgentHungUp {
         call_id: "y".into(),
     });
@@ -352,17 +374,17 @@ fn max_wait_overflows_to_queue_then_to_number() {
     b.max_wait_secs = Some(60);
     b.overflow = Some("+861095588".into());
     let mut s = Sim::new(vec![a, b], vec![]);
-    let o = s.call("c", QueueTarget::plain("a"));
-    let t = timer(&o, |t| matches!(t, TimerId::MaxWait { .. }));
+    s.call("c", QueueTarget::plain("a"));
+    let t = s.timer(|t| matches!(t, TimerId::MaxWait { .. }));
     s.at(30);
-    let o = s.ev(CallEvent::TimerFired { timer: t });
+    s.fire(t);
     assert_eq!(s.acd.waiting("b"), ["c"]);
-    let t = timer(&o, |t| matches!(t, TimerId::MaxWait { .. }));
+    let t = s.timer(|t| matches!(t, TimerId::MaxWait { .. }));
     s.at(90);
-    let o = s.ev(CallEvent::TimerFired { timer: t });
+    let o = s.fire(t);
     assert!(has(
         &o,
-        &Command::Forward {
+        CallControl::Forward {
             call_id: "c".into(),
             target: "+861095588".into()
         }
@@ -384,7 +406,7 @@ fn router_overflow_target_and_max_wait_win_over_the_queue() {
         vec![QueueConfig::named("q"), QueueConfig::named("backup")],
         vec![],
     );
-    let o = s.call(
+    s.call(
         "c",
         QueueTarget {
             max_wait_secs: Some(5),
@@ -392,12 +414,10 @@ fn router_overflow_target_and_max_wait_win_over_the_queue() {
             ..QueueTarget::plain("q")
         },
     );
-    let t = timer(&o, |t| matches!(t, TimerId::MaxWait { .. }));
-    assert!(o.iter().any(
-        |x| matches!(x, Output::Command(Command::StartTimer { at_ms, .. }) if *at_ms == 1_005_000)
-    ));
+    let t = s.timer(|t| matches!(t, TimerId::MaxWait { .. }));
+    assert_eq!(s.running(|x| x == &t).map(|(_, at)| at), Some(1_005_000));
     s.at(5);
-    s.ev(CallEvent::TimerFired { timer: t });
+    s.fire(t);
     assert_eq!(s.acd.waiting("backup"), ["c"]);
 }
 
@@ -412,7 +432,7 @@ fn max_length_and_join_empty() {
     let o = s.call("two", QueueTarget::plain("full"));
     assert!(has(
         &o,
-        &Command::Reject {
+        CallControl::Reject {
             call_id: "two".into(),
             code: 486,
             reason: "Busy Here".into()
@@ -422,7 +442,7 @@ fn max_length_and_join_empty() {
     let o = s.call("three", QueueTarget::plain("empty"));
     assert!(has(
         &o,
-        &Command::Reject {
+        CallControl::Reject {
             call_id: "three".into(),
             code: 480,
             reason: "Temporarily Unavailable".into()
@@ -526,7 +546,7 @@ fn ring_all_first_answer_takes_the_call() {
     });
     assert!(has(
         &o,
-        &Command::CancelOffer {
+        CallControl::CancelOffer {
             call_id: "c".into(),
             agent: "a".into()
         }
@@ -545,7 +565,7 @@ fn ring_all_first_answer_takes_the_call() {
     });
     assert!(has(
         &o,
-        &Command::CancelOffer {
+        CallControl::CancelOffer {
             call_id: "c".into(),
             agent: "a".into()
         }
@@ -566,7 +586,7 @@ fn router_ranking_orders_the_offer() {
     let cands = o
         .iter()
         .find_map(|x| match x {
-            Output::Command(Command::AskRanking { candidates, .. }) => Some(candidates.clone()),
+            Output::Ask(Ask::Ranking { candidates, .. }) => Some(candidates.clone()),
             _ => None,
         })
         .expect("ranking asked");
@@ -575,6 +595,8 @@ fn router_ranking_orders_the_offer() {
     let o = s.ev(CallEvent::AgentsRanked {
         call_id: "c".into(),
         ranking: vec!["b".into()],
+        plugin: "router".into(),
+        plugin_version: Some("r1".into()),
     });
     assert_eq!(offers(&o), [("c".into(), "b".into())]);
 }
@@ -603,7 +625,7 @@ fn reject_forward_and_direct_agent_decisions() {
     });
     assert!(has(
         &o,
-        &Command::Reject {
+        CallControl::Reject {
             call_id: "r".into(),
             code: 603,
             reason: "Decline".into()
@@ -670,7 +692,7 @@ fn ivr_without_media_asks_the_router_again_with_no_digits_and_stops_loops() {
             plugin_version: "v".into(),
         });
         match o.iter().find_map(|x| match x {
-            Output::Command(Command::AskRouter { info, .. }) => Some(info.clone()),
+            Output::Ask(Ask::Router { info, .. }) => Some(info.clone()),
             _ => None,
         }) {
             Some(info) => {
@@ -746,7 +768,7 @@ fn queue_stats_reach_the_router() {
     let info = o
         .iter()
         .find_map(|x| match x {
-            Output::Command(Command::AskRouter { info, .. }) => Some(info.clone()),
+            Output::Ask(Ask::Router { info, .. }) => Some(info.clone()),
             _ => None,
         })
         .unwrap();
@@ -777,7 +799,7 @@ fn the_offer_event_comes_before_the_ring_and_carries_the_call() {
         .expect("offered event");
     let ring = o
         .iter()
-        .position(|x| matches!(x, Output::Command(Command::Offer { .. })))
+        .position(|x| matches!(x, Output::Call(CallControl::Offer { .. })))
         .expect("offer command");
     assert!(offered < ring, "{o:?}");
     let Output::Event(AcdEvent::CallOffered {
@@ -899,7 +921,7 @@ fn a_connected_call_transferred_to_a_queue_rings_the_next_agent() {
     });
     assert!(has(
         &o,
-        &Command::HangUpAgent {
+        CallControl::HangUpAgent {
             call_id: "c1".into(),
             agent: "1001".into()
         }
@@ -934,7 +956,7 @@ fn hang_up_from_the_api_ends_a_queued_or_connected_call() {
     });
     assert!(has(
         &o,
-        &Command::HangUpCaller {
+        CallControl::HangUpCaller {
             call_id: "c1".into()
         }
     ));
@@ -952,7 +974,7 @@ fn hang_up_from_the_api_ends_a_queued_or_connected_call() {
     });
     assert!(has(
         &o,
-        &Command::HangUpAgent {
+        CallControl::HangUpAgent {
             call_id: "c2".into(),
             agent: "1001".into()
         }
@@ -977,7 +999,7 @@ fn the_host_stopping_ends_each_call_and_records_waiting_ones_as_interrupted() {
     for id in ["talking", "waiting"] {
         let o = s.ev(CallEvent::HostStopping { call_id: id.into() });
         assert!(
-            has(&o, &Command::HangUpCaller { call_id: id.into() }),
+            has(&o, CallControl::HangUpCaller { call_id: id.into() }),
             "{o:?}"
         );
     }
@@ -1011,44 +1033,43 @@ fn a_queue_with_music_answers_callers_and_announces_their_place_on_a_timer() {
     let o = s.call("c2", QueueTarget::plain("cards"));
     assert!(has(
         &o,
-        &Command::Hold {
+        MediaCommand::Hold {
             call_id: "c2".into(),
             music: Some("music-on-hold".into())
         }
     ));
     // Answered by the host: the recording policy is asked at connect.
     assert!(o.iter().any(|x| matches!(x,
-        Output::Command(Command::AskRecordingPolicy { call_id, event: None, .. }) if call_id == "c2")));
-    let timer = o
-        .iter()
-        .find_map(|x| match x {
-            Output::Command(Command::StartTimer {
-                timer: t @ TimerId::Announce { .. },
-                at_ms,
-            }) => Some((t.clone(), *at_ms)),
-            _ => None,
-        })
-        .expect("announcement timer");
+        Output::Ask(Ask::RecordingPolicy { call_id, event: None, .. }) if call_id == "c2")));
+    let is_c2 = |t: &TimerId| matches!(t, TimerId::Announce { call_id, .. } if call_id == "c2");
+    let timer = s.running(is_c2).expect("announcement timer");
     assert_eq!(timer.1, s.now + 30_000);
-    let o = s.at(30).ev(CallEvent::TimerFired { timer: timer.0 });
+    let o = s.at(30).fire(timer.0.clone());
     // Second in line; one agent staffed (logged out counts nothing: 1 as the floor).
     assert!(has(
         &o,
-        &Command::Announce {
+        MediaCommand::Announce {
             call_id: "c2".into(),
             position: 2,
             wait_secs: 2 * 180,
         }
     ));
-    assert!(o.iter().any(|x| matches!(x,
-        Output::Command(Command::StartTimer { timer: TimerId::Announce { call_id, .. }, .. }) if call_id == "c2")));
-    // A key outside IVR goes to the policy, never elsewhere.
+    let next = s.running(is_c2).expect("the next announcement");
+    assert!(next.0 != timer.0 && next.1 == s.now + 30_000, "{next:?}");
+    // A key outside IVR goes to the policy, never elsewhere (once the
+    // connect question is answered: one question at a time).
+    s.ev(CallEvent::RecordingDecided {
+        call_id: "c2".into(),
+        decision: None,
+        plugin: "policy".into(),
+        plugin_version: "p1".into(),
+    });
     let o = s.ev(CallEvent::Dtmf {
         call_id: "c2".into(),
         digit: '5',
     });
     assert!(o.iter().any(|x| matches!(x,
-        Output::Command(Command::AskRecordingPolicy { event: Some(crate::plugins::bindings::CallEvent::Dtmf(d)), .. }) if d == "5")));
+        Output::Ask(Ask::RecordingPolicy { event: Some(crate::vocabulary::PolicyEvent::Dtmf(d)), .. }) if d == "5")));
 }
 
 /// Agents' calls today start again at the center's local midnight (Beijing
@@ -1092,4 +1113,209 @@ fn calls_today_start_again_at_local_midnight() {
     s.now += 2 * 60_000;
     s.ev(CallEvent::AgentLogout { agent: "b".into() });
     assert_eq!(calls_today(&s), Some(0));
+}
+
+fn policy_asks(o: &[Output]) -> Vec<(Option<PolicyEvent>, bool)> {
+    o.iter()
+        .filter_map(|x| match x {
+            Output::Ask(Ask::RecordingPolicy { event, paused, .. }) => {
+                Some((event.clone(), *paused))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn pauses(o: &[Output]) -> Vec<bool> {
+    o.iter()
+        .filter_map(|x| match x {
+            Output::Media(MediaCommand::PauseRecording { paused, .. }) => Some(*paused),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A connected call with a recording policy: the connect question is out.
+fn connected_with_policy() -> Sim {
+    let mut s = Sim::new(vec![], vec![]);
+    s.acd = Acd::new(
+        AcdSettings {
+            recording: true,
+            ..AcdSettings::default()
+        },
+        vec![QueueConfig::named("q")],
+        vec![agent("a", &[("q", 1)], &[])],
+    );
+    s.login("a");
+    s.call("c", QueueTarget::plain("q"));
+    let o = s.ev(CallEvent::AgentAnswered {
+        call_id: "c".into(),
+        agent: "a".into(),
+    });
+    assert_eq!(policy_asks(&o), [(None, false)], "asked at connect");
+    s
+}
+
+fn acted(s: &mut Sim, action: Option<RecordingAction>, version: &str) -> Vec<Output> {
+    s.ev(CallEvent::RecordingActed {
+        call_id: "c".into(),
+        action,
+        plugin: "policy".into(),
+        plugin_version: version.into(),
+    })
+}
+
+#[test]
+fn the_policy_gets_one_question_at_a_time_and_the_core_keeps_the_pause() {
+    let mut s = connected_with_policy();
+    // Keys pressed before the connect answer wait for it.
+    for d in ['4', '5'] {
+        let o = s.ev(CallEvent::Dtmf {
+            call_id: "c".into(),
+            digit: d,
+        });
+        assert!(policy_asks(&o).is_empty(), "{d} waits its turn");
+    }
+    let o = s.ev(CallEvent::RecordingDecided {
+        call_id: "c".into(),
+        decision: Some(RecordingDecision {
+            mode: RecordMode::Both,
+            retention_days: 30,
+            reason: "all calls".into(),
+        }),
+        plugin: "policy".into(),
+        plugin_version: "p1".into(),
+    });
+    let plan = o.iter().find_map(|x| match x {
+        Output::Media(MediaCommand::Record { plan, .. }) => Some(plan.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        plan.map(|p| (p.legs, p.retention_days, p.policy, p.policy_version)),
+        Some((Legs::Both, 30, "policy".to_owned(), "p1".to_owned()))
+    );
+    assert_eq!(
+        policy_asks(&o),
+        [(Some(PolicyEvent::Dtmf("4".into())), false)]
+    );
+    // The policy pauses: the recorder is told, and the next question says so.
+    let o = acted(&mut s, Some(RecordingAction::Pause), "p1");
+    assert_eq!(pauses(&o), [true]);
+    assert_eq!(
+        policy_asks(&o),
+        [(Some(PolicyEvent::Dtmf("5".into())), true)]
+    );
+    // A policy that cannot be asked changes nothing.
+    let o = acted(&mut s, None, "unavailable: gone");
+    assert!(pauses(&o).is_empty() && policy_asks(&o).is_empty());
+    let o = s.ev(CallEvent::RecordingRequested {
+        call_id: "c".into(),
+        request: "resume".into(),
+    });
+    assert_eq!(
+        policy_asks(&o),
+        [(Some(PolicyEvent::AgentRequest("resume".into())), true)]
+    );
+    let o = acted(&mut s, Some(RecordingAction::Resume), "p2");
+    assert_eq!(pauses(&o), [false]);
+    s.ev(CallEvent::CardBuilt {
+        call_id: "c".into(),
+        plugin: "card".into(),
+        plugin_version: "k1".into(),
+    });
+    s.ev(CallEvent::CallerHungUp {
+        call_id: "c".into(),
+    });
+    let versions = s.record("c").plugin_versions;
+    assert_eq!(
+        versions.into_iter().collect::<Vec<_>>(),
+        [
+            ("card".to_owned(), "k1".to_owned()),
+            ("policy".to_owned(), "p2".to_owned()),
+            ("router".to_owned(), "abc123".to_owned()),
+        ],
+        "every plugin that decided, the policy's latest version (not the failed answer)"
+    );
+}
+
+#[test]
+fn a_call_not_recorded_still_tracks_pauses_and_questions_are_bounded() {
+    let mut s = connected_with_policy();
+    let o = s.ev(CallEvent::RecordingDecided {
+        call_id: "c".into(),
+        decision: Some(RecordingDecision {
+            mode: RecordMode::None,
+            retention_days: 0,
+            reason: "internal call".into(),
+        }),
+        plugin: "policy".into(),
+        plugin_version: "p1".into(),
+    });
+    assert!(
+        !o.iter()
+            .any(|x| matches!(x, Output::Media(MediaCommand::Record { .. })))
+    );
+    // A flood of keys while a question is out: at most MAX_PENDING_ASKS wait.
+    s.ev(CallEvent::Dtmf {
+        call_id: "c".into(),
+        digit: '1',
+    });
+    let mut warnings = 0;
+    for _ in 0..MAX_PENDING_ASKS + 50 {
+        let o = s.ev(CallEvent::Dtmf {
+            call_id: "c".into(),
+            digit: '2',
+        });
+        warnings += o
+            .iter()
+            .filter(|x| matches!(x, Output::Event(AcdEvent::Warning { .. })))
+            .count();
+    }
+    assert_eq!(warnings, 1, "one warning per call, not one per key");
+    let o = acted(&mut s, Some(RecordingAction::Pause), "p1");
+    assert!(pauses(&o).is_empty(), "nothing records: nothing to pause");
+    assert_eq!(
+        policy_asks(&o),
+        [(Some(PolicyEvent::Dtmf("2".into())), true)]
+    );
+    let mut asked = 1;
+    loop {
+        let o = acted(&mut s, Some(RecordingAction::Keep), "p1");
+        if policy_asks(&o).is_empty() {
+            break;
+        }
+        asked += 1;
+    }
+    assert_eq!(asked, MAX_PENDING_ASKS);
+}
+
+#[test]
+fn an_agents_request_is_refused_before_connect_and_without_a_policy() {
+    let mut s = Sim::new(
+        vec![QueueConfig::named("q")],
+        vec![agent("a", &[("q", 1)], &[])],
+    );
+    s.call("c", QueueTarget::plain("q"));
+    assert_eq!(
+        s.acd.recording_request("c"),
+        Err(RecordingRefusal::NoPolicy)
+    );
+    let mut s = Sim::new(vec![], vec![]);
+    s.acd = Acd::new(
+        AcdSettings {
+            recording: true,
+            ..AcdSettings::default()
+        },
+        vec![QueueConfig::named("q")],
+        vec![],
+    );
+    s.call("c", QueueTarget::plain("q"));
+    assert_eq!(
+        s.acd.recording_request("c"),
+        Err(RecordingRefusal::NotConnected("c".into()))
+    );
+    assert_eq!(
+        s.acd.recording_request("nope"),
+        Err(RecordingRefusal::NoCall("nope".into()))
+    );
 }

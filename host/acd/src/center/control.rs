@@ -3,8 +3,8 @@
 //! answer instead of a warning in the log.
 
 use super::{Acd, CallState, HostEnd};
-use crate::acd::AgentState;
-use crate::acd::model::*;
+use crate::AgentState;
+use crate::model::*;
 
 impl Acd {
     /// Whether `event` can be applied now; the API asks before it sends it.
@@ -123,9 +123,7 @@ impl Acd {
         self.ask_policy(
             now_ms,
             call_id,
-            Some(crate::plugins::bindings::CallEvent::Transfer(
-                target.to_string(),
-            )),
+            Some(crate::vocabulary::PolicyEvent::Transfer(target.to_string())),
         );
         let Some(c) = self.calls.get_mut(call_id) else {
             return;
@@ -148,7 +146,7 @@ impl Acd {
                 self.cancel_max_wait(call_id);
             }
             CallState::Connected { agent } => {
-                self.cmd(Command::HangUpAgent {
+                self.cmd(CallControl::HangUpAgent {
                     call_id: call_id.to_owned(),
                     agent: agent.clone(),
                 });

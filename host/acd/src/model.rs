@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plugins::bindings::{
-    AgentCandidate, AgentInfo, CallEvent as PolicyEvent, CallInfo, IvrStep, RouteDecision,
+use crate::vocabulary::{
+    AgentCandidate, AgentInfo, CallInfo, IvrStep, PolicyEvent, RecordingAction, RecordingDecision,
+    RouteDecision,
 };
 
 pub type CallId = String;
@@ -48,6 +49,38 @@ pub enum CallEvent {
     AgentsRanked {
         call_id: CallId,
         ranking: Vec<AgentId>,
+        plugin: String,
+        /// None: the router could not be asked (nothing it decided).
+        plugin_version: Option<String>,
+    },
+    /// The recording policy decided what to record when the call connected
+    /// (None: it could not be asked, and both legs are recorded).
+    RecordingDecided {
+        call_id: CallId,
+        decision: Option<RecordingDecision>,
+        plugin: String,
+        plugin_version: String,
+    },
+    /// The recording policy answered one of the call's events (None: it
+    /// could not be asked, and nothing changes; the record keeps the
+    /// version that last decided).
+    RecordingActed {
+        call_id: CallId,
+        action: Option<RecordingAction>,
+        plugin: String,
+        plugin_version: String,
+    },
+    /// An agent asks the recording policy to "pause" or "resume" (checked
+    /// with [`super::Acd::recording_request`] first).
+    RecordingRequested {
+        call_id: CallId,
+        request: String,
+    },
+    /// The screen-pop built the card of an offered call.
+    CardBuilt {
+        call_id: CallId,
+        plugin: String,
+        plugin_version: String,
     },
     /// An IVR step ended with these digits.
     DigitsCollected {
@@ -82,9 +115,6 @@ pub enum CallEvent {
     CallFailed {
         call_id: CallId,
         reason: String,
-    },
-    TimerFired {
-        timer: TimerId,
     },
     AgentLogin {
         agent: AgentId,
@@ -161,8 +191,8 @@ pub enum Refusal {
     Stopped,
 }
 
-/// Timers the ACD asks the driver to run; a timer that fires after it stopped
-/// mattering is ignored, so the driver need not cancel reliably.
+/// The core's timers (see `timers.rs`); `seq` tells a timer of an earlier
+/// ring or wrap-up from the current one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum TimerId {
     MaxWait {
@@ -185,26 +215,66 @@ pub enum TimerId {
     },
 }
 
-/// What the ACD wants done by the adapters.
+/// What the core asks of plugins; the driver asks and the answer comes
+/// back as a [`CallEvent`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub enum Ask {
     /// Ask the router plugin for a decision; answer with `RouteDecided`.
-    AskRouter {
+    Router {
         call_id: CallId,
         info: Box<CallInfo>,
     },
     /// Ask the router plugin to rank candidates; answer with `AgentsRanked`.
-    AskRanking {
+    Ranking {
         call_id: CallId,
         queue: String,
         info: Box<CallInfo>,
         candidates: Vec<AgentCandidate>,
     },
-    /// Play a prompt and collect digits; answer with `DigitsCollected`.
-    RunIvr {
+    /// Ask the recording policy: at connect (`event` None) whether and what
+    /// to record, later what an event changes (`paused`: the recording's
+    /// state now). One ask per call at a time, in order; answer with
+    /// `RecordingDecided` or `RecordingActed`.
+    RecordingPolicy {
         call_id: CallId,
-        step: IvrStep,
+        info: Box<CallInfo>,
+        event: Option<PolicyEvent>,
+        paused: bool,
     },
+}
+
+/// Call control, carried out by the SIP side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallControl {
+    /// Ring the agent's phone with the call.
+    Offer {
+        call_id: CallId,
+        agent: AgentId,
+        sip_user: String,
+    },
+    /// Stop ringing that agent (the call went elsewhere or the caller left).
+    CancelOffer { call_id: CallId, agent: AgentId },
+    /// Connect the caller with the agent who answered.
+    Bridge { call_id: CallId, agent: AgentId },
+    /// Send the call outside the center.
+    Forward { call_id: CallId, target: String },
+    /// Refuse the call.
+    Reject {
+        call_id: CallId,
+        code: u16,
+        reason: String,
+    },
+    /// End the caller's leg (the agent hung up, or the call failed).
+    HangUpCaller { call_id: CallId },
+    /// End the agent's leg (the caller hung up).
+    HangUpAgent { call_id: CallId, agent: AgentId },
+}
+
+/// Media, carried out on the call's relay (by call id).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaCommand {
+    /// Play a prompt and collect digits; answer with `DigitsCollected`.
+    RunIvr { call_id: CallId, step: IvrStep },
     /// The call waits in a queue: answer the caller if need be and play
     /// music (None: silence between announcements).
     Hold {
@@ -217,66 +287,21 @@ pub enum Command {
         position: u32,
         wait_secs: u32,
     },
-    /// Ask the recording policy: at connect (`event` None) whether and what
-    /// to record, later what an event changes.
-    AskRecordingPolicy {
-        call_id: CallId,
-        info: Box<CallInfo>,
-        event: Option<PolicyEvent>,
-    },
     /// Start recording the call (from the policy's decision).
     Record {
         call_id: CallId,
         plan: RecordingPlan,
     },
     /// Pause or resume the call's recording.
-    PauseRecording {
-        call_id: CallId,
-        paused: bool,
-    },
-    /// Ring the agent's phone with the call.
-    Offer {
-        call_id: CallId,
-        agent: AgentId,
-        sip_user: String,
-    },
-    /// Stop ringing that agent (the call went elsewhere or the caller left).
-    CancelOffer {
-        call_id: CallId,
-        agent: AgentId,
-    },
-    /// Connect the caller with the agent who answered.
-    Bridge {
-        call_id: CallId,
-        agent: AgentId,
-    },
-    /// Send the call outside the center.
-    Forward {
-        call_id: CallId,
-        target: String,
-    },
-    /// Refuse the call.
-    Reject {
-        call_id: CallId,
-        code: u16,
-        reason: String,
-    },
-    /// End the caller's leg (the agent hung up, or the call failed).
-    HangUpCaller {
-        call_id: CallId,
-    },
-    /// End the agent's leg (the caller hung up).
-    HangUpAgent {
-        call_id: CallId,
-        agent: AgentId,
-    },
-    StartTimer {
-        timer: TimerId,
-        at_ms: u64,
-    },
-    CancelTimer {
-        timer: TimerId,
-    },
+    PauseRecording { call_id: CallId, paused: bool },
+}
+
+/// What the adapters carry out: one channel, each audience its own type,
+/// so every consumer matches every command of its audience.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Call(CallControl),
+    Media(MediaCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,11 +451,37 @@ pub enum AcdEvent {
     },
 }
 
-/// Everything [`super::Acd::handle`] answers.
+/// Everything [`super::Acd::handle`] answers, by audience.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    Command(Command),
+    Ask(Ask),
+    Call(CallControl),
+    Media(MediaCommand),
     Event(AcdEvent),
+}
+
+impl From<Ask> for Output {
+    fn from(a: Ask) -> Self {
+        Output::Ask(a)
+    }
+}
+
+impl From<CallControl> for Output {
+    fn from(c: CallControl) -> Self {
+        Output::Call(c)
+    }
+}
+
+impl From<MediaCommand> for Output {
+    fn from(m: MediaCommand) -> Self {
+        Output::Media(m)
+    }
+}
+
+impl From<AcdEvent> for Output {
+    fn from(e: AcdEvent) -> Self {
+        Output::Event(e)
+    }
 }
 
 /// Live state of the center, for metrics, the API and the supervisor's views.

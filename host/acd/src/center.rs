@@ -2,15 +2,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::plugins::bindings::{
-    AgentCandidate, AgentInfo, CallEvent as PolicyEvent, CallInfo, IvrEntry, IvrStep, QueueStats,
-    QueueTarget, RouteDecision,
+use crate::vocabulary::{
+    AgentCandidate, AgentInfo, CallInfo, IvrEntry, IvrStep, PolicyEvent, QueueStats, QueueTarget,
+    RouteDecision,
 };
 
 use super::agent::{Agent, AgentConfig, AgentState};
 use super::model::*;
 use super::queue::{Queue, QueueConfig, Waiting};
 use super::strategy;
+use super::timers::{Cancel, Start, Timers};
 
 #[derive(Debug, Clone)]
 pub struct AcdSettings {
@@ -42,6 +43,8 @@ impl Default for AcdSettings {
 }
 
 mod control;
+mod recording;
+pub use recording::{MAX_PENDING_ASKS, RecordingRefusal};
 
 /// Why the host itself ends a call: what an unanswered one is recorded as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +111,7 @@ struct Call {
     /// The caller's leg is answered (by the IVR, the queue's music or an agent).
     connected: bool,
     announce_timer: Option<TimerId>,
+    recording: recording::Recording,
 }
 
 pub struct Acd {
@@ -117,6 +121,7 @@ pub struct Acd {
     calls: HashMap<CallId, Call>,
     seq: u64,
     out: Vec<Output>,
+    timers: Timers,
     /// Time of the event being handled.
     now_ms: u64,
     /// Start of the next local day (0: not yet known).
@@ -136,6 +141,7 @@ impl Acd {
                 .map(|a| (a.id.clone(), Agent::new(a)))
                 .collect(),
             calls: HashMap::new(),
+            timers: Timers::default(),
             seq: 0,
             out: Vec::new(),
             next_day_ms: 0,
@@ -172,6 +178,35 @@ impl Acd {
 
     pub fn live_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// When the core next needs [`Acd::handle_timeout`] (ms since the
+    /// epoch; None: no timer runs).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.timers.next_deadline()
+    }
+
+    /// Timers running now (the number, for metrics; each is a call's or an
+    /// agent's and goes with it).
+    pub fn timers_running(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Fire every timer due at `now_ms`, earliest first.
+    pub fn handle_timeout(&mut self, now_ms: u64) -> Vec<Output> {
+        self.now_ms = now_ms;
+        if now_ms >= self.next_day_ms {
+            self.new_day(now_ms);
+        }
+        while let Some(timer) = self.timers.pop_due(now_ms) {
+            self.timer(now_ms, timer);
+        }
+        self.drain()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pending_timers(&self) -> impl Iterator<Item = (&TimerId, u64)> {
+        self.timers.iter()
     }
 
     /// Apply one event at time `now_ms`; returns what must happen next.
@@ -220,7 +255,39 @@ impl Acd {
                     self.ask_router(now_ms, &call_id);
                 }
             }
-            CallEvent::AgentsRanked { call_id, ranking } => self.ranked(now_ms, &call_id, ranking),
+            CallEvent::AgentsRanked {
+                call_id,
+                ranking,
+                plugin,
+                plugin_version,
+            } => {
+                if let Some(version) = plugin_version {
+                    self.note_version(&call_id, plugin, version);
+                }
+                self.ranked(now_ms, &call_id, ranking)
+            }
+            CallEvent::RecordingDecided {
+                call_id,
+                decision,
+                plugin,
+                plugin_version,
+            } => self.recording_decided(now_ms, &call_id, decision, plugin, plugin_version),
+            CallEvent::RecordingActed {
+                call_id,
+                action,
+                plugin,
+                plugin_version,
+            } => self.recording_acted(now_ms, &call_id, action, plugin, plugin_version),
+            CallEvent::RecordingRequested { call_id, request } => {
+                if self.recording_request(&call_id).is_ok() {
+                    self.ask_policy(now_ms, &call_id, Some(PolicyEvent::AgentRequest(request)));
+                }
+            }
+            CallEvent::CardBuilt {
+                call_id,
+                plugin,
+                plugin_version,
+            } => self.note_version(&call_id, plugin, plugin_version),
             CallEvent::Dtmf { call_id, digit } => {
                 if self
                     .calls
@@ -256,7 +323,6 @@ impl Acd {
             CallEvent::CallFailed { call_id, reason } => {
                 self.end_by_host(now_ms, &call_id, &reason, HostEnd::Failed)
             }
-            CallEvent::TimerFired { timer } => self.timer(now_ms, timer),
             CallEvent::AgentLogin { agent } => {
                 if self.agents.get(&agent).is_some_and(|a| !a.logged_in()) {
                     self.agent_to_ready(now_ms, &agent, true);
@@ -316,12 +382,19 @@ impl Acd {
         self.drain()
     }
 
+    /// A plugin decided something for a live call: its record names the version.
+    fn note_version(&mut self, call_id: &str, plugin: String, version: String) {
+        if let Some(c) = self.calls.get_mut(call_id) {
+            c.plugin_versions.insert(plugin, version);
+        }
+    }
+
     fn drain(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.out)
     }
 
-    fn cmd(&mut self, c: Command) {
-        self.out.push(Output::Command(c));
+    fn cmd(&mut self, c: impl Into<Output>) {
+        self.out.push(c.into());
     }
 
     fn event(&mut self, e: AcdEvent) {
@@ -414,6 +487,7 @@ impl Acd {
                 max_wait_timer: None,
                 connected: false,
                 announce_timer: None,
+                recording: Default::default(),
             },
         );
         self.ask_router(now_ms, &call_id);
@@ -559,7 +633,7 @@ impl Acd {
 
     fn ask_router(&mut self, now_ms: u64, call_id: &str) {
         if let Some(info) = self.call_info(now_ms, call_id) {
-            self.cmd(Command::AskRouter {
+            self.cmd(Ask::Router {
                 call_id: call_id.to_owned(),
                 info: Box::new(info),
             });
@@ -592,7 +666,7 @@ impl Acd {
                         call_id,
                         Some(PolicyEvent::IvrStepEntered(step.clone())),
                     );
-                    self.cmd(Command::RunIvr {
+                    self.cmd(MediaCommand::RunIvr {
                         call_id: call_id.to_owned(),
                         step,
                     });
@@ -668,19 +742,6 @@ impl Acd {
         self.ask_policy(now_ms, call_id, None);
     }
 
-    fn ask_policy(&mut self, now_ms: u64, call_id: &str, event: Option<PolicyEvent>) {
-        if !self.settings.recording || !self.calls.get(call_id).is_some_and(|c| c.connected) {
-            return;
-        }
-        if let Some(info) = self.call_info(now_ms, call_id) {
-            self.cmd(Command::AskRecordingPolicy {
-                call_id: call_id.to_owned(),
-                info: Box::new(info),
-                event,
-            });
-        }
-    }
-
     /// A call joined `queue`: with music or announcements configured (and a
     /// media layer to play them) the caller is answered and hears them.
     fn hold(&mut self, now_ms: u64, call_id: &str, queue: &str) {
@@ -693,7 +754,7 @@ impl Acd {
             return;
         }
         self.connect_caller(now_ms, call_id);
-        self.cmd(Command::Hold {
+        self.cmd(MediaCommand::Hold {
             call_id: call_id.to_owned(),
             music,
         });
@@ -711,7 +772,7 @@ impl Acd {
         if let Some(c) = self.calls.get_mut(call_id) {
             c.announce_timer = Some(timer.clone());
         }
-        self.cmd(Command::StartTimer {
+        self.timers.start(Start {
             timer,
             at_ms: now_ms + every_secs as u64 * 1000,
         });
@@ -739,7 +800,7 @@ impl Acd {
                 .filter(|a| a.in_queue(&queue) && a.logged_in())
                 .count() as u32;
             let wait_secs = position * self.settings.assumed_handle_secs / staffed.max(1);
-            self.cmd(Command::Announce {
+            self.cmd(MediaCommand::Announce {
                 call_id: call_id.to_owned(),
                 position,
                 wait_secs,
@@ -817,7 +878,7 @@ impl Acd {
             if let Some(c) = self.calls.get_mut(call_id) {
                 c.max_wait_timer = Some(timer.clone());
             }
-            self.cmd(Command::StartTimer {
+            self.timers.start(Start {
                 timer,
                 at_ms: now_ms + secs as u64 * 1000,
             });
@@ -892,7 +953,7 @@ impl Acd {
             .get_mut(call_id)
             .and_then(|c| c.max_wait_timer.take())
         {
-            self.cmd(Command::CancelTimer { timer: t });
+            self.timers.cancel(Cancel { timer: t });
         }
     }
 
@@ -966,7 +1027,7 @@ impl Acd {
                     if let Some(c) = self.calls.get_mut(&call_id) {
                         c.state = CallState::Ranking;
                     }
-                    self.cmd(Command::AskRanking {
+                    self.cmd(Ask::Ranking {
                         call_id,
                         queue: queue.to_owned(),
                         info: Box::new(info),
@@ -1073,12 +1134,12 @@ impl Acd {
                 });
             }
             let seq = self.next_seq();
-            self.cmd(Command::Offer {
+            self.cmd(CallControl::Offer {
                 call_id: call_id.to_owned(),
                 agent: agent.clone(),
                 sip_user,
             });
-            self.cmd(Command::StartTimer {
+            self.timers.start(Start {
                 timer: TimerId::RingNoAnswer {
                     call_id: call_id.to_owned(),
                     agent: agent.clone(),
@@ -1099,7 +1160,7 @@ impl Acd {
 
     fn answered(&mut self, now_ms: u64, call_id: &str, agent: &str) {
         let Some(c) = self.calls.get_mut(call_id) else {
-            self.cmd(Command::CancelOffer {
+            self.cmd(CallControl::CancelOffer {
                 call_id: call_id.to_owned(),
                 agent: agent.to_owned(),
             });
@@ -1111,7 +1172,7 @@ impl Acd {
                     agent: agent.to_owned(),
                 });
             if stale {
-                self.cmd(Command::CancelOffer {
+                self.cmd(CallControl::CancelOffer {
                     call_id: call_id.to_owned(),
                     agent: agent.to_owned(),
                 });
@@ -1119,7 +1180,7 @@ impl Acd {
             return;
         };
         let Some(&(_, seq)) = agents.iter().find(|(a, _)| a == agent) else {
-            self.cmd(Command::CancelOffer {
+            self.cmd(CallControl::CancelOffer {
                 call_id: call_id.to_owned(),
                 agent: agent.to_owned(),
             });
@@ -1134,7 +1195,7 @@ impl Acd {
         c.answered_ms.get_or_insert(now_ms);
         c.agent = Some(agent.to_owned());
         let queue = c.queue.clone();
-        self.cmd(Command::CancelTimer {
+        self.timers.cancel(Cancel {
             timer: TimerId::RingNoAnswer {
                 call_id: call_id.to_owned(),
                 agent: agent.to_owned(),
@@ -1155,7 +1216,7 @@ impl Acd {
             },
         );
         self.connect_caller(now_ms, call_id);
-        self.cmd(Command::Bridge {
+        self.cmd(CallControl::Bridge {
             call_id: call_id.to_owned(),
             agent: agent.to_owned(),
         });
@@ -1194,12 +1255,12 @@ impl Acd {
         let (_, aseq) = agents.remove(i);
         let nobody_left = agents.is_empty();
         let queue = c.queue.clone();
-        self.cmd(Command::CancelOffer {
+        self.cmd(CallControl::CancelOffer {
             call_id: call_id.to_owned(),
             agent: agent.to_owned(),
         });
         if seq.is_none() {
-            self.cmd(Command::CancelTimer {
+            self.timers.cancel(Cancel {
                 timer: TimerId::RingNoAnswer {
                     call_id: call_id.to_owned(),
                     agent: agent.to_owned(),
@@ -1323,12 +1384,12 @@ impl Acd {
             }
             CallState::Connected { agent } => {
                 if by_caller {
-                    self.cmd(Command::HangUpAgent {
+                    self.cmd(CallControl::HangUpAgent {
                         call_id: call_id.to_owned(),
                         agent: agent.clone(),
                     });
                 } else {
-                    self.cmd(Command::HangUpCaller {
+                    self.cmd(CallControl::HangUpCaller {
                         call_id: call_id.to_owned(),
                     });
                 }
@@ -1371,7 +1432,7 @@ impl Acd {
                 }
             }
             CallState::Connected { agent } => {
-                self.cmd(Command::HangUpAgent {
+                self.cmd(CallControl::HangUpAgent {
                     call_id: call_id.to_owned(),
                     agent: agent.clone(),
                 });
@@ -1385,7 +1446,7 @@ impl Acd {
             }
             _ => {}
         }
-        self.cmd(Command::HangUpCaller {
+        self.cmd(CallControl::HangUpCaller {
             call_id: call_id.to_owned(),
         });
         self.end_call(now_ms, call_id, disposition, reason.to_owned());
@@ -1513,7 +1574,7 @@ impl Acd {
             a.wrap_up_seq = seq;
         }
         self.set_agent(agent, AgentState::WrapUp);
-        self.cmd(Command::StartTimer {
+        self.timers.start(Start {
             timer: TimerId::WrapUp {
                 agent: agent.to_owned(),
                 seq,
@@ -1525,11 +1586,11 @@ impl Acd {
     /// Stop ringing `agent` for the call (someone else took it, or the caller
     /// left): cancel the offer and its timer; the agent is free again.
     fn withdraw_offer(&mut self, now_ms: u64, call_id: &str, agent: &str, seq: u64) {
-        self.cmd(Command::CancelOffer {
+        self.cmd(CallControl::CancelOffer {
             call_id: call_id.to_owned(),
             agent: agent.to_owned(),
         });
-        self.cmd(Command::CancelTimer {
+        self.timers.cancel(Cancel {
             timer: TimerId::RingNoAnswer {
                 call_id: call_id.to_owned(),
                 agent: agent.to_owned(),
@@ -1591,7 +1652,7 @@ impl Acd {
         disposition: Disposition,
         cause: String,
     ) {
-        self.cmd(Command::Forward {
+        self.cmd(CallControl::Forward {
             call_id: call_id.to_owned(),
             target: target.to_owned(),
         });
@@ -1608,7 +1669,7 @@ impl Acd {
         disposition: Disposition,
         cause: String,
     ) {
-        self.cmd(Command::Reject {
+        self.cmd(CallControl::Reject {
             call_id: call_id.to_owned(),
             code,
             reason: reason.into(),
@@ -1620,8 +1681,12 @@ impl Acd {
         let Some(c) = self.calls.remove(call_id) else {
             return;
         };
-        if let Some(t) = c.max_wait_timer.clone() {
-            self.cmd(Command::CancelTimer { timer: t });
+        // A call's timers go with it: the table holds live calls' only.
+        for timer in [c.max_wait_timer.clone(), c.announce_timer.clone()]
+            .into_iter()
+            .flatten()
+        {
+            self.timers.cancel(Cancel { timer });
         }
         if let Some(q) = c.queue.as_ref().and_then(|q| self.queues.get_mut(q)) {
             q.remove(call_id);

@@ -1,0 +1,108 @@
+//! The core's questions to plugins as typed calls, in the core's vocabulary:
+//! one method per hook, so a caller never matches a [`HookOutput`] and never
+//! falls back silently on an output of the wrong shape (that is an
+//! [`InvokeError::WrongOutput`]).
+
+use crate::acd::vocabulary as acd;
+
+use super::registry::{Invocation, InvokeError, PluginHost};
+use super::{HookCall, HookOutput};
+
+/// A plugin's answer and the invocation that gave it (version, failure).
+pub type Decided<T> = (T, Invocation);
+
+impl PluginHost {
+    /// Ask a router what to do with a call.
+    pub async fn route(
+        &self,
+        name: &str,
+        call: impl Into<acd::CallInfo>,
+    ) -> Result<Decided<acd::RouteDecision>, InvokeError> {
+        let call = call.into().into();
+        let inv = self.invoke(name, HookCall::Route { call }).await?;
+        match &inv.output {
+            HookOutput::Route(d) => Ok((d.clone().into(), inv)),
+            _ => Err(wrong_output(name, "route")),
+        }
+    }
+
+    /// Ask a router to rank a queued call's candidates, best first.
+    pub async fn rank_agents(
+        &self,
+        name: &str,
+        call: acd::CallInfo,
+        queue: String,
+        candidates: Vec<acd::AgentCandidate>,
+    ) -> Result<Decided<Vec<String>>, InvokeError> {
+        let hook = HookCall::RankAgents {
+            call: call.into(),
+            queue,
+            candidates: candidates.into_iter().map(Into::into).collect(),
+        };
+        let inv = self.invoke(name, hook).await?;
+        match &inv.output {
+            HookOutput::RankAgents(r) => Ok((r.clone(), inv)),
+            _ => Err(wrong_output(name, "rank-agents")),
+        }
+    }
+
+    /// Ask a screen-pop for the card of a call offered to an agent.
+    pub async fn build_card(
+        &self,
+        name: &str,
+        call: acd::CallInfo,
+        agent: acd::AgentInfo,
+    ) -> Result<Decided<acd::Card>, InvokeError> {
+        let hook = HookCall::BuildCard {
+            call: call.into(),
+            agent: agent.into(),
+        };
+        let inv = self.invoke(name, hook).await?;
+        match &inv.output {
+            HookOutput::BuildCard(c) => Ok((c.clone().into(), inv)),
+            _ => Err(wrong_output(name, "build-card")),
+        }
+    }
+
+    /// Ask a recording policy what to record of a call that connected.
+    pub async fn on_connect(
+        &self,
+        name: &str,
+        call: acd::CallInfo,
+    ) -> Result<Decided<acd::RecordingDecision>, InvokeError> {
+        let inv = self
+            .invoke(name, HookCall::OnConnect { call: call.into() })
+            .await?;
+        match &inv.output {
+            HookOutput::OnConnect(d) => Ok((d.clone().into(), inv)),
+            _ => Err(wrong_output(name, "on-connect")),
+        }
+    }
+
+    /// Ask a recording policy what an event of the call changes.
+    pub async fn on_event(
+        &self,
+        name: &str,
+        call: acd::CallInfo,
+        event: acd::PolicyEvent,
+        paused: bool,
+    ) -> Result<Decided<acd::RecordingAction>, InvokeError> {
+        let hook = HookCall::OnEvent {
+            call: call.into(),
+            event: event.into(),
+            paused,
+        };
+        let inv = self.invoke(name, hook).await?;
+        match &inv.output {
+            HookOutput::OnEvent(a) => Ok(((*a).into(), inv)),
+            _ => Err(wrong_output(name, "on-event")),
+        }
+    }
+}
+
+fn wrong_output(name: &str, hook: &'static str) -> InvokeError {
+    InvokeError::WrongOutput {
+        name: name.to_owned(),
+        hook,
+    }
+}

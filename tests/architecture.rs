@@ -1,0 +1,176 @@
+//! The crate map of docs/architecture.md, checked: the call-center core
+//! depends on nothing that does I/O or runs plugins, and no host crate
+//! depends on one above it. A climbing arrow fails here (and, inside the
+//! map, fails to compile).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+/// Each host crate's floor: a crate may depend only on crates of lower floors.
+/// A new crate must be placed here (and in docs/architecture.md).
+const FLOORS: &[(&str, u32)] = &[("ctihost-acd", 0), ("ctihost", 9)];
+
+/// What the core may never pull in, directly or through another crate.
+const NOT_IN_THE_CORE: &[&str] = &[
+    "wasmtime",
+    "wasmtime-wasi",
+    "tokio",
+    "mio",
+    "socket2",
+    "rsip",
+    "sled",
+    "axum",
+    "hyper",
+    "reqwest",
+];
+
+struct Graph {
+    /// Package id -> name.
+    names: BTreeMap<String, String>,
+    /// Package id -> ids of its normal (non-dev, non-build) dependencies.
+    normal: BTreeMap<String, Vec<String>>,
+    members: Vec<String>,
+}
+
+/// The machine's own target: the dependencies built here (and no
+/// other platform's, which need not even be downloaded).
+fn host_triple() -> String {
+    let out = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .unwrap()
+        .to_owned()
+}
+
+fn graph() -> Graph {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host_triple()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = v["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_owned(),
+                p["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let normal = v["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let deps = n["deps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| {
+                    d["dep_kinds"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|k| k["kind"].is_null())
+                })
+                .map(|d| d["pkg"].as_str().unwrap().to_owned())
+                .collect();
+            (n["id"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect();
+    let members = v["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect();
+    Graph {
+        names,
+        normal,
+        members,
+    }
+}
+
+impl Graph {
+    fn id(&self, name: &str) -> &str {
+        self.names
+            .iter()
+            .find(|(id, n)| n.as_str() == name && self.members.contains(id))
+            .map(|(id, _)| id.as_str())
+            .unwrap_or_else(|| panic!("no workspace crate {name}"))
+    }
+
+    /// Names of every crate `id` pulls in (normal dependencies, transitively).
+    fn closure(&self, id: &str) -> BTreeSet<&str> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![id];
+        while let Some(at) = todo.pop() {
+            for dep in self.normal.get(at).into_iter().flatten() {
+                if seen.insert(self.names[dep].as_str()) {
+                    todo.push(dep);
+                }
+            }
+        }
+        seen
+    }
+}
+
+#[test]
+fn the_core_pulls_in_no_plugin_runtime_no_async_runtime_and_no_sockets() {
+    let g = graph();
+    let core = g.closure(g.id("ctihost-acd"));
+    let found: Vec<&&str> = NOT_IN_THE_CORE
+        .iter()
+        .filter(|n| core.contains(**n))
+        .collect();
+    assert!(found.is_empty(), "ctihost-acd pulls in {found:?}: {core:?}");
+    // The check is live: the binary's crate does pull them in.
+    let host = g.closure(g.id("ctihost"));
+    assert!(host.contains("wasmtime") && host.contains("tokio"));
+}
+
+#[test]
+fn no_host_crate_depends_on_one_above_it() {
+    let g = graph();
+    let floors: BTreeMap<&str, u32> = FLOORS.iter().copied().collect();
+    for id in &g.members {
+        let name = g.names[id].as_str();
+        if !name.starts_with("ctihost") || name == "ctihost-sdk" {
+            continue;
+        }
+        let floor = *floors
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is not on the map: add it to FLOORS"));
+        for dep in g.normal.get(id).into_iter().flatten() {
+            let dep_name = g.names[dep].as_str();
+            if let Some(&dep_floor) = floors.get(dep_name) {
+                assert!(
+                    dep_floor < floor,
+                    "{name} (floor {floor}) depends on {dep_name} (floor {dep_floor})"
+                );
+            }
+        }
+    }
+    // The SDK for plugin authors never imports the host.
+    let sdk = g.closure(g.id("ctihost-sdk"));
+    assert!(
+        !sdk.iter().any(|n| floors.contains_key(n)),
+        "ctihost-sdk pulls in a host crate: {sdk:?}"
+    );
+}
