@@ -920,9 +920,18 @@ async fn the_call_record_names_every_plugin_version_that_decided_the_recording_p
     let caller = spawn_caller(&s, "caller_wait_bye.xml", &["-s", "95566"]);
     let offered = next_of(&mut ws, "call-offered", |_| true).await;
     let call_id = offered["call_id"].as_str().unwrap().to_owned();
-    let card = next_of(&mut ws, "card", |e| e["provisional"] == false).await;
+    // The plugin's card and the answer come in either order.
+    let (mut card, mut connected) = (None, false);
+    while card.is_none() || !connected {
+        let e = next_of(&mut ws, "any", |_| true).await;
+        match e["type"].as_str() {
+            Some("card") if e["provisional"] == false => card = Some(e),
+            Some("call-connected") => connected = true,
+            _ => {}
+        }
+    }
+    let card = card.unwrap();
     assert_eq!(card["plugin"], "crm-screen-pop", "{card}");
-    next_of(&mut ws, "call-connected", |_| true).await;
     let (st, v) = api
         .call(
             "POST",

@@ -266,6 +266,31 @@ pub fn render_store_size(bytes: u64) -> String {
     )
 }
 
+/// The allocator's figures at scrape time: `allocated` is what the host's
+/// live data holds, `resident` what the process keeps in RAM for it (the
+/// difference is fragmentation and pages not yet returned). Near zero in a
+/// program that links the library without making jemalloc its allocator
+/// (the binary does, in main.rs).
+pub fn render_allocator() -> String {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    // The figures are cached until the epoch moves.
+    if epoch::advance().is_err() {
+        return String::new();
+    }
+    let (Ok(allocated), Ok(resident), Ok(retained)) = (
+        stats::allocated::read(),
+        stats::resident::read(),
+        stats::retained::read(),
+    ) else {
+        return String::new();
+    };
+    format!(
+        "# HELP ctihost_memory_allocated_bytes Bytes the host's live data holds (jemalloc stats.allocated).\n# TYPE ctihost_memory_allocated_bytes gauge\nctihost_memory_allocated_bytes {allocated}\n\
+         # HELP ctihost_memory_resident_bytes Bytes of RAM the allocator keeps (jemalloc stats.resident).\n# TYPE ctihost_memory_resident_bytes gauge\nctihost_memory_resident_bytes {resident}\n\
+         # HELP ctihost_memory_retained_bytes Bytes of address space the allocator keeps without RAM behind it (jemalloc stats.retained).\n# TYPE ctihost_memory_retained_bytes gauge\nctihost_memory_retained_bytes {retained}\n"
+    )
+}
+
 pub fn render_auth(f: &crate::sip::digest::AuthFigures) -> String {
     format!(
         "# HELP ctihost_sip_digest_replays_total Digest answers refused as replays of a nonce count already used.\n# TYPE ctihost_sip_digest_replays_total counter\nctihost_sip_digest_replays_total {}\n\

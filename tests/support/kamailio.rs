@@ -37,6 +37,7 @@ loadmodule "maxfwd.so"
 loadmodule "pv.so"
 loadmodule "xlog.so"
 loadmodule "siputils.so"
+loadmodule "textops.so"
 modparam("rr", "append_fromtag", 1)
 
 request_route {

@@ -313,6 +313,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     text.push_str(&crate::metrics::render_store_size(
         state.plugins.store().disk_bytes(),
     ));
+    text.push_str(&crate::metrics::render_allocator());
     if let Some(ep) = &state.sip {
         text.push_str(&crate::metrics::render_auth(&ep.auth_figures()));
     }
