@@ -905,18 +905,8 @@ async fn the_call_record_names_every_plugin_version_that_decided_the_recording_p
     let dir = tempfile::tempdir().unwrap();
     let s = desk::center(dir.path(), crm.addr, "");
     let api = Api::new(&s);
-    let agent = api.login("1001", "desk-1001").await;
+    let (agent, phone) = desk::ready_agent(&api, &s, "1001", "agent_answer.xml").await;
     let mut ws = events(&s, &agent).await;
-    let phone = phone(&s, "1001", "agent_answer.xml");
-    let (st, _) = api
-        .call(
-            "POST",
-            "/api/me/state",
-            Some(&agent),
-            Some(json!({"state": "ready"})),
-        )
-        .await;
-    assert_eq!(st, 200);
     let caller = spawn_caller(&s, "caller_wait_bye.xml", &["-s", "95566"]);
     let offered = next_of(&mut ws, "call-offered", |_| true).await;
     let call_id = offered["call_id"].as_str().unwrap().to_owned();
@@ -941,26 +931,9 @@ async fn the_call_record_names_every_plugin_version_that_decided_the_recording_p
         )
         .await;
     assert_eq!((st, &v["paused"]), (200, &json!(true)), "{v}");
-    let (st, _) = api
-        .call(
-            "POST",
-            &format!("/api/calls/{call_id}/hangup"),
-            Some(&agent),
-            None,
-        )
-        .await;
-    assert_eq!(st, 202);
+    assert_eq!(api.hang_up(&agent, &call_id).await, 202);
     assert!(finished(caller).await && finished(phone).await);
-    let record = wait_for(Duration::from_secs(10), || {
-        s.admin_json("/admin/cdr", "t0k")
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["call_id"] == call_id.as_str())
-            .cloned()
-    })
-    .await
-    .expect("call record");
+    let record = desk::record_of(&s, &call_id).await;
     let plugins = s.admin_json("/admin/plugins", "t0k");
     let versions = record["plugin_versions"].as_object().unwrap();
     for name in ["skills-router", "crm-screen-pop", "pci-recording"] {

@@ -5,20 +5,11 @@
 
 mod support;
 
-use std::time::Duration;
-
-use serde_json::json;
+use support::Crm;
 use support::desk::{self, Api};
 use support::kamailio::Kamailio;
 use support::server::free_port;
-use support::sipp::{phone, sipp_cmd};
-use support::{Crm, wait_for};
-
-async fn finished(child: std::process::Child) -> bool {
-    tokio::task::spawn_blocking(move || support::sipp::finished(child))
-        .await
-        .unwrap()
-}
+use support::sipp::{finished_async, sipp_cmd};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_dialog_requests_follow_the_route_set_through_a_record_routing_proxy() {
@@ -28,17 +19,7 @@ async fn in_dialog_requests_follow_the_route_set_through_a_record_routing_proxy(
     let host = s.sip_udp.unwrap();
     let proxy = Kamailio::start(dir.path(), host);
     let api = Api::new(&s);
-    let agent = api.login("1001", "desk-1001").await;
-    let phone = phone(&s, "1001", "agent_answer.xml");
-    let (st, _) = api
-        .call(
-            "POST",
-            "/api/me/state",
-            Some(&agent),
-            Some(json!({"state": "ready"})),
-        )
-        .await;
-    assert_eq!(st, 200);
+    let (agent, phone) = desk::ready_agent(&api, &s, "1001", "agent_answer.xml").await;
     let caller_port = free_port();
     let caller = sipp_cmd(
         "caller_via_proxy.xml",
@@ -65,39 +46,22 @@ async fn in_dialog_requests_follow_the_route_set_through_a_record_routing_proxy(
     let call_id = calls[0]["call_id"].as_str().unwrap().to_owned();
     assert_eq!(calls[0]["state"], "connected", "{calls}");
     // The agent hangs up: the host's BYE to the caller takes the route set.
-    let (st, _) = api
-        .call(
-            "POST",
-            &format!("/api/calls/{call_id}/hangup"),
-            Some(&agent),
-            None,
-        )
-        .await;
-    assert_eq!(st, 202);
+    assert_eq!(api.hang_up(&agent, &call_id).await, 202);
     proxy.wait_for("the host's BYE routed", |r| {
         r.iter()
             .any(|(k, m, from)| k == "ROUTED" && m == "BYE" && *from == host_addr)
     });
     assert!(
-        finished(caller).await,
+        finished_async(caller).await,
         "the caller got the BYE through the proxy"
     );
-    assert!(finished(phone).await, "the agent's phone got its BYE");
+    assert!(finished_async(phone).await, "the agent's phone got its BYE");
     let unrouted: Vec<_> = proxy
         .requests()
         .into_iter()
         .filter(|(k, _, _)| k == "UNROUTED")
         .collect();
     assert!(unrouted.is_empty(), "{unrouted:?}\n{}", proxy.log());
-    let record = wait_for(Duration::from_secs(10), || {
-        s.admin_json("/admin/cdr", "t0k")
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["call_id"] == call_id.as_str())
-            .cloned()
-    })
-    .await
-    .expect("call record");
+    let record = desk::record_of(&s, &call_id).await;
     assert_eq!(record["disposition"], "answered", "{record}");
 }

@@ -75,6 +75,12 @@ pub struct Api {
 }
 
 impl Api {
+    /// End `call_id` from the desktop of `token`; the API's status.
+    pub async fn hang_up(&self, token: &str, call_id: &str) -> u16 {
+        let path = format!("/api/calls/{call_id}/hangup");
+        self.call("POST", &path, Some(token), None).await.0
+    }
+
     pub fn new(s: &Server) -> Self {
         Self {
             base: s.url.clone(),
@@ -152,4 +158,39 @@ pub async fn next_of(ws: &mut Socket, kind: &str, pred: impl Fn(&Value) -> bool)
             return v;
         }
     }
+}
+
+/// Agent `id` logged in to the desktop (password `desk-<id>`), its phone
+/// registered and running `scenario`, and ready for calls.
+pub async fn ready_agent(
+    api: &Api,
+    s: &Server,
+    id: &str,
+    scenario: &str,
+) -> (String, std::process::Child) {
+    let token = api.login(id, &format!("desk-{id}")).await;
+    let phone = super::sipp::phone(s, id, scenario);
+    let (st, v) = api
+        .call(
+            "POST",
+            "/api/me/state",
+            Some(&token),
+            Some(json!({"state": "ready"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    (token, phone)
+}
+
+/// The record of `call_id` once the host has written it (10 s at most).
+pub async fn record_of(s: &Server, call_id: &str) -> Value {
+    super::wait_for(Duration::from_secs(10), || {
+        s.admin_json("/admin/cdr", "t0k")
+            .as_array()?
+            .iter()
+            .find(|r| r["call_id"] == call_id)
+            .cloned()
+    })
+    .await
+    .unwrap_or_else(|| panic!("no record of {call_id}"))
 }

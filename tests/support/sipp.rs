@@ -92,6 +92,13 @@ pub fn caller(s: &Server, scenario_args: &[&str]) -> bool {
     .success()
 }
 
+/// [`finished`] from async code (it polls on a blocking thread).
+pub async fn finished_async(child: Child) -> bool {
+    tokio::task::spawn_blocking(move || finished(child))
+        .await
+        .unwrap()
+}
+
 pub fn finished(mut child: Child) -> bool {
     let until = Instant::now() + Duration::from_secs(40);
     loop {

@@ -9,81 +9,60 @@ use crate::acd::vocabulary as acd;
 
 use super::bindings as wit;
 
-impl From<acd::Customer> for wit::Customer {
-    fn from(c: acd::Customer) -> Self {
-        Self {
-            id: c.id,
-            name: c.name,
-            segment: c.segment,
-            language: c.language,
-            accounts: c.accounts,
-            last_contact: c.last_contact,
-            notes: c.notes,
-            attributes: c.attributes,
+/// Both ways for a record whose fields are the same on either side.
+macro_rules! mirror {
+    ($name:ident { $($field:ident),* $(,)? }) => {
+        impl From<acd::$name> for wit::$name {
+            fn from(v: acd::$name) -> Self {
+                Self { $($field: v.$field),* }
+            }
         }
-    }
+        impl From<wit::$name> for acd::$name {
+            fn from(v: wit::$name) -> Self {
+                Self { $($field: v.$field),* }
+            }
+        }
+    };
 }
 
-impl From<wit::Customer> for acd::Customer {
-    fn from(c: wit::Customer) -> Self {
-        Self {
-            id: c.id,
-            name: c.name,
-            segment: c.segment,
-            language: c.language,
-            accounts: c.accounts,
-            last_contact: c.last_contact,
-            notes: c.notes,
-            attributes: c.attributes,
-        }
-    }
-}
-
-impl From<acd::IvrEntry> for wit::IvrEntry {
-    fn from(e: acd::IvrEntry) -> Self {
-        Self {
-            step: e.step,
-            digits: e.digits,
-            sensitive: e.sensitive,
-        }
-    }
-}
-
-impl From<wit::IvrEntry> for acd::IvrEntry {
-    fn from(e: wit::IvrEntry) -> Self {
-        Self {
-            step: e.step,
-            digits: e.digits,
-            sensitive: e.sensitive,
-        }
-    }
-}
-
-impl From<acd::QueueStats> for wit::QueueStats {
-    fn from(q: acd::QueueStats) -> Self {
-        Self {
-            name: q.name,
-            waiting: q.waiting,
-            longest_wait_secs: q.longest_wait_secs,
-            agents_ready: q.agents_ready,
-            agents_logged_in: q.agents_logged_in,
-            estimated_wait_secs: q.estimated_wait_secs,
-        }
-    }
-}
-
-impl From<wit::QueueStats> for acd::QueueStats {
-    fn from(q: wit::QueueStats) -> Self {
-        Self {
-            name: q.name,
-            waiting: q.waiting,
-            longest_wait_secs: q.longest_wait_secs,
-            agents_ready: q.agents_ready,
-            agents_logged_in: q.agents_logged_in,
-            estimated_wait_secs: q.estimated_wait_secs,
-        }
-    }
-}
+mirror!(Customer {
+    id,
+    name,
+    segment,
+    language,
+    accounts,
+    last_contact,
+    notes,
+    attributes,
+});
+mirror!(IvrEntry {
+    step,
+    digits,
+    sensitive
+});
+mirror!(QueueStats {
+    name,
+    waiting,
+    longest_wait_secs,
+    agents_ready,
+    agents_logged_in,
+    estimated_wait_secs,
+});
+mirror!(IvrStep {
+    name,
+    prompt,
+    max_digits,
+    terminator,
+    inter_digit_timeout_ms,
+    sensitive,
+});
+mirror!(AgentCandidate {
+    id,
+    skills,
+    idle_secs,
+    calls_today
+});
+mirror!(AgentInfo { id, name, skills });
 
 impl From<acd::CallInfo> for wit::CallInfo {
     fn from(c: acd::CallInfo) -> Self {
@@ -117,32 +96,6 @@ impl From<wit::CallInfo> for acd::CallInfo {
     }
 }
 
-impl From<acd::IvrStep> for wit::IvrStep {
-    fn from(s: acd::IvrStep) -> Self {
-        Self {
-            name: s.name,
-            prompt: s.prompt,
-            max_digits: s.max_digits,
-            terminator: s.terminator,
-            inter_digit_timeout_ms: s.inter_digit_timeout_ms,
-            sensitive: s.sensitive,
-        }
-    }
-}
-
-impl From<wit::IvrStep> for acd::IvrStep {
-    fn from(s: wit::IvrStep) -> Self {
-        Self {
-            name: s.name,
-            prompt: s.prompt,
-            max_digits: s.max_digits,
-            terminator: s.terminator,
-            inter_digit_timeout_ms: s.inter_digit_timeout_ms,
-            sensitive: s.sensitive,
-        }
-    }
-}
-
 impl From<wit::RouteDecision> for acd::RouteDecision {
     fn from(d: wit::RouteDecision) -> Self {
         match d {
@@ -160,27 +113,6 @@ impl From<wit::RouteDecision> for acd::RouteDecision {
                 code: r.code,
                 reason: r.reason,
             }),
-        }
-    }
-}
-
-impl From<acd::AgentCandidate> for wit::AgentCandidate {
-    fn from(a: acd::AgentCandidate) -> Self {
-        Self {
-            id: a.id,
-            skills: a.skills,
-            idle_secs: a.idle_secs,
-            calls_today: a.calls_today,
-        }
-    }
-}
-
-impl From<acd::AgentInfo> for wit::AgentInfo {
-    fn from(a: acd::AgentInfo) -> Self {
-        Self {
-            id: a.id,
-            name: a.name,
-            skills: a.skills,
         }
     }
 }
