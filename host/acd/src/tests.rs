@@ -827,6 +827,16 @@ fn api_requests_are_checked_against_the_live_state() {
     assert!(matches!(
         refusal(
             &s,
+            CallEvent::SetPriority {
+                call_id: "no-such-call".into(),
+                priority: 5
+            }
+        ),
+        Refusal::NotFound(_)
+    ));
+    assert!(matches!(
+        refusal(
+            &s,
             CallEvent::AgentReady {
                 agent: "nobody".into()
             }

@@ -86,7 +86,24 @@ impl Acd {
                     TransferTarget::Queue(_) => Ok(()),
                 }
             }
-            _ => Ok(()),
+            CallEvent::SetPriority { call_id, .. } => self.known_call(call_id).map(|_| ()),
+            // Not requests of the API: what the network, the media and the
+            // plugins report is applied as it comes (each handler ignores
+            // what no longer fits).
+            CallEvent::Arrived { .. }
+            | CallEvent::RouteDecided { .. }
+            | CallEvent::AgentsRanked { .. }
+            | CallEvent::RecordingDecided { .. }
+            | CallEvent::RecordingActed { .. }
+            | CallEvent::RecordingRequested { .. }
+            | CallEvent::CardBuilt { .. }
+            | CallEvent::DigitsCollected { .. }
+            | CallEvent::Dtmf { .. }
+            | CallEvent::AgentAnswered { .. }
+            | CallEvent::OfferFailed { .. }
+            | CallEvent::CallerHungUp { .. }
+            | CallEvent::AgentHungUp { .. }
+            | CallEvent::CallFailed { .. } => Ok(()),
         }
     }
 
