@@ -122,8 +122,6 @@ pub struct Acd {
     seq: u64,
     out: Vec<Output>,
     timers: Timers,
-    /// Time of the event being handled.
-    now_ms: u64,
     /// Start of the next local day (0: not yet known).
     next_day_ms: u64,
 }
@@ -145,7 +143,6 @@ impl Acd {
             seq: 0,
             out: Vec::new(),
             next_day_ms: 0,
-            now_ms: 0,
         }
     }
 
@@ -194,7 +191,6 @@ impl Acd {
 
     /// Fire every timer due at `now_ms`, earliest first.
     pub fn handle_timeout(&mut self, now_ms: u64) -> Vec<Output> {
-        self.now_ms = now_ms;
         if now_ms >= self.next_day_ms {
             self.new_day(now_ms);
         }
@@ -211,7 +207,6 @@ impl Acd {
 
     /// Apply one event at time `now_ms`; returns what must happen next.
     pub fn handle(&mut self, now_ms: u64, event: CallEvent) -> Vec<Output> {
-        self.now_ms = now_ms;
         if now_ms >= self.next_day_ms {
             self.new_day(now_ms);
         }
@@ -344,7 +339,7 @@ impl Acd {
                 };
                 match a.state {
                     AgentState::Ready | AgentState::WrapUp | AgentState::NotReady { .. } => {
-                        self.set_agent(&agent, AgentState::NotReady { reason });
+                        self.set_agent(now_ms, &agent, AgentState::NotReady { reason });
                     }
                     AgentState::Ringing { .. } | AgentState::OnCall { .. } => {
                         a.pending_not_ready = Some(reason)
@@ -430,12 +425,12 @@ impl Acd {
         });
     }
 
-    fn set_agent(&mut self, agent: &str, state: AgentState) {
+    fn set_agent(&mut self, now_ms: u64, agent: &str, state: AgentState) {
         if let Some(a) = self.agents.get_mut(agent)
             && a.state != state
         {
             a.state = state.clone();
-            a.state_since_ms = self.now_ms;
+            a.state_since_ms = now_ms;
             self.event(AcdEvent::AgentStateChanged {
                 agent: agent.to_owned(),
                 state,
@@ -1103,6 +1098,7 @@ impl Acd {
                 continue;
             };
             self.set_agent(
+                now_ms,
                 &agent,
                 AgentState::Ringing {
                     call_id: call_id.to_owned(),
@@ -1210,6 +1206,7 @@ impl Acd {
             a.calls_today += 1;
         }
         self.set_agent(
+            now_ms,
             agent,
             AgentState::OnCall {
                 call_id: call_id.to_owned(),
@@ -1272,6 +1269,7 @@ impl Acd {
             a.pending_not_ready = None;
         }
         self.set_agent(
+            now_ms,
             agent,
             AgentState::NotReady {
                 reason: reason.to_owned(),
@@ -1523,7 +1521,7 @@ impl Acd {
             }
             _ => {}
         }
-        self.set_agent(agent, AgentState::LoggedOut);
+        self.set_agent(now_ms, agent, AgentState::LoggedOut);
         // Queues left with nobody send their callers on, where configured.
         let queues: Vec<String> = self
             .queues
@@ -1573,7 +1571,7 @@ impl Acd {
         if let Some(a) = self.agents.get_mut(agent) {
             a.wrap_up_seq = seq;
         }
-        self.set_agent(agent, AgentState::WrapUp);
+        self.set_agent(now_ms, agent, AgentState::WrapUp);
         self.timers.start(Start {
             timer: TimerId::WrapUp {
                 agent: agent.to_owned(),
@@ -1605,13 +1603,13 @@ impl Acd {
             return;
         };
         if let Some(reason) = a.pending_not_ready.take() {
-            self.set_agent(agent, AgentState::NotReady { reason });
+            self.set_agent(now_ms, agent, AgentState::NotReady { reason });
             return;
         }
         if login || a.idle_since_ms == 0 {
             a.idle_since_ms = now_ms;
         }
-        self.set_agent(agent, AgentState::Ready);
+        self.set_agent(now_ms, agent, AgentState::Ready);
         let queues: Vec<String> = self
             .agents
             .get(agent)
