@@ -28,7 +28,8 @@ impl Shutdown {
         let _ = self.signal.wait_for(|stop| *stop).await;
     }
 
-    pub fn is_shutdown(&self) -> bool {
+    #[cfg(test)]
+    fn is_shutdown(&self) -> bool {
         *self.signal.borrow()
     }
 }

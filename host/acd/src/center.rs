@@ -183,12 +183,6 @@ impl Acd {
         self.timers.next_deadline()
     }
 
-    /// Timers running now (the number, for metrics; each is a call's or an
-    /// agent's and goes with it).
-    pub fn timers_running(&self) -> usize {
-        self.timers.len()
-    }
-
     /// Fire every timer due at `now_ms`, earliest first.
     pub fn handle_timeout(&mut self, now_ms: u64) -> Vec<Output> {
         if now_ms >= self.next_day_ms {

@@ -53,6 +53,7 @@ impl Timers {
         Some(timer)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.deadline_of.len()
     }

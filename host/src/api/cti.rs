@@ -17,7 +17,8 @@ use serde_json::json;
 use super::session::{LoginError, Principal, Sessions};
 use super::wallboard::Wallboard;
 use crate::acd::{
-    AgentSnapshot, CallEvent, CallSnapshot, RecordingAction, Refusal, TransferTarget,
+    AgentSnapshot, CallEvent, CallSnapshot, RecordingAction, RecordingRefusal, Refusal,
+    TransferTarget,
 };
 use crate::center::{CenterHandle, PolicyRefusal};
 use crate::clock::now_ms;
@@ -574,7 +575,7 @@ async fn recording(
     let Some(policy) = state.recording_policy.clone() else {
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
-            PolicyRefusal::NoPolicy.to_string(),
+            RecordingRefusal::NoPolicy.to_string(),
         ));
     };
     let answer = state
@@ -583,11 +584,11 @@ async fn recording(
         .await
         .map_err(|e| {
             let code = match e {
-                PolicyRefusal::NoCall(_) => StatusCode::NOT_FOUND,
-                PolicyRefusal::NotConnected(_) => StatusCode::CONFLICT,
-                PolicyRefusal::NoPolicy | PolicyRefusal::Failed(_) | PolicyRefusal::Stopped => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                PolicyRefusal::Refused(RecordingRefusal::NoCall(_)) => StatusCode::NOT_FOUND,
+                PolicyRefusal::Refused(RecordingRefusal::NotConnected(_)) => StatusCode::CONFLICT,
+                PolicyRefusal::Refused(RecordingRefusal::NoPolicy)
+                | PolicyRefusal::Failed(_)
+                | PolicyRefusal::Stopped => StatusCode::SERVICE_UNAVAILABLE,
             };
             ApiError(code, e.to_string())
         })?;

@@ -26,26 +26,13 @@ pub struct PolicyAnswer {
 /// Why an agent's request got no answer from the policy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyRefusal {
-    #[error("no recording-policy plugin configured")]
-    NoPolicy,
-    #[error("no live call with id {0:?}")]
-    NoCall(String),
-    #[error("call {0} is not connected yet")]
-    NotConnected(String),
+    /// The core refused to put the request (no policy, no call, not connected).
+    #[error(transparent)]
+    Refused(#[from] RecordingRefusal),
     #[error("recording policy failed: {0}")]
     Failed(String),
     #[error("the call center is not running")]
     Stopped,
-}
-
-impl From<RecordingRefusal> for PolicyRefusal {
-    fn from(r: RecordingRefusal) -> Self {
-        match r {
-            RecordingRefusal::NoPolicy => Self::NoPolicy,
-            RecordingRefusal::NoCall(c) => Self::NoCall(c),
-            RecordingRefusal::NotConnected(c) => Self::NotConnected(c),
-        }
-    }
 }
 
 pub type PolicyReply = oneshot::Sender<Result<PolicyAnswer, PolicyRefusal>>;
@@ -113,7 +100,7 @@ impl Policies {
     /// The call ended: requests still waiting get their answer.
     pub fn ended(&mut self, call_id: &str) {
         for reply in self.replies.remove(call_id).into_iter().flatten() {
-            let _ = reply.send(Err(PolicyRefusal::NoCall(call_id.to_owned())));
+            let _ = reply.send(Err(RecordingRefusal::NoCall(call_id.to_owned()).into()));
         }
     }
 }

@@ -19,11 +19,11 @@ impl PluginHost {
         call: impl Into<acd::CallInfo>,
     ) -> Result<Decided<acd::RouteDecision>, InvokeError> {
         let call = call.into().into();
-        let inv = self.invoke(name, HookCall::Route { call }).await?;
-        match &inv.output {
-            HookOutput::Route(d) => Ok((d.clone().into(), inv)),
-            _ => Err(wrong_output(name, "route")),
-        }
+        self.decide(name, HookCall::Route { call }, |o| match o {
+            HookOutput::Route(d) => Some(d.clone().into()),
+            _ => None,
+        })
+        .await
     }
 
     /// Ask a router to rank a queued call's candidates, best first.
@@ -39,11 +39,11 @@ impl PluginHost {
             queue,
             candidates: candidates.into_iter().map(Into::into).collect(),
         };
-        let inv = self.invoke(name, hook).await?;
-        match &inv.output {
-            HookOutput::RankAgents(r) => Ok((r.clone(), inv)),
-            _ => Err(wrong_output(name, "rank-agents")),
-        }
+        self.decide(name, hook, |o| match o {
+            HookOutput::RankAgents(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await
     }
 
     /// Ask a screen-pop for the card of a call offered to an agent.
@@ -57,11 +57,11 @@ impl PluginHost {
             call: call.into(),
             agent: agent.into(),
         };
-        let inv = self.invoke(name, hook).await?;
-        match &inv.output {
-            HookOutput::BuildCard(c) => Ok((c.clone().into(), inv)),
-            _ => Err(wrong_output(name, "build-card")),
-        }
+        self.decide(name, hook, |o| match o {
+            HookOutput::BuildCard(c) => Some(c.clone().into()),
+            _ => None,
+        })
+        .await
     }
 
     /// Ask a recording policy what to record of a call that connected.
@@ -70,13 +70,12 @@ impl PluginHost {
         name: &str,
         call: acd::CallInfo,
     ) -> Result<Decided<acd::RecordingDecision>, InvokeError> {
-        let inv = self
-            .invoke(name, HookCall::OnConnect { call: call.into() })
-            .await?;
-        match &inv.output {
-            HookOutput::OnConnect(d) => Ok((d.clone().into(), inv)),
-            _ => Err(wrong_output(name, "on-connect")),
-        }
+        let hook = HookCall::OnConnect { call: call.into() };
+        self.decide(name, hook, |o| match o {
+            HookOutput::OnConnect(d) => Some(d.clone().into()),
+            _ => None,
+        })
+        .await
     }
 
     /// Ask a recording policy what an event of the call changes.
@@ -92,17 +91,30 @@ impl PluginHost {
             event: event.into(),
             paused,
         };
-        let inv = self.invoke(name, hook).await?;
-        match &inv.output {
-            HookOutput::OnEvent(a) => Ok(((*a).into(), inv)),
-            _ => Err(wrong_output(name, "on-event")),
-        }
+        self.decide(name, hook, |o| match o {
+            HookOutput::OnEvent(a) => Some((*a).into()),
+            _ => None,
+        })
+        .await
     }
 }
 
-fn wrong_output(name: &str, hook: &'static str) -> InvokeError {
-    InvokeError::WrongOutput {
-        name: name.to_owned(),
-        hook,
+impl PluginHost {
+    /// Invoke `hook` and take the answer `pick` finds in its output.
+    async fn decide<T>(
+        &self,
+        name: &str,
+        hook: HookCall,
+        pick: impl FnOnce(&HookOutput) -> Option<T>,
+    ) -> Result<Decided<T>, InvokeError> {
+        let hook_name = hook.name();
+        let inv = self.invoke(name, hook).await?;
+        match pick(&inv.output) {
+            Some(answer) => Ok((answer, inv)),
+            None => Err(InvokeError::WrongOutput {
+                name: name.to_owned(),
+                hook: hook_name,
+            }),
+        }
     }
 }

@@ -110,15 +110,13 @@ impl Dialog {
         self.local_cseq
     }
 
-    pub fn call_id(&self) -> &str {
-        &self.call_id
-    }
-
-    pub fn remote_tag(&self) -> Option<&str> {
+    #[cfg(test)]
+    fn remote_tag(&self) -> Option<&str> {
         param(&self.remote, "tag")
     }
 
-    pub fn route_set(&self) -> &[String] {
+    #[cfg(test)]
+    fn route_set(&self) -> &[String] {
         &self.route_set
     }
 
