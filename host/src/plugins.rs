@@ -1,7 +1,9 @@
 //! The plugin runtime: WIT worlds, sandbox, limits, fallbacks, versions and
 //! hot reload. It knows nothing of SIP or calls beyond the plugin contract;
-//! the core is asked and answered in its own vocabulary ([`decisions`]),
-//! converted to and from the WIT bindings at this edge (`convert.rs`).
+//! the core is asked and answered in the words both share (crate
+//! `ctihost-vocabulary`; typed calls in [`decisions`]), converted to and
+//! from the WIT bindings at this edge (`convert.rs`). It never imports the
+//! core itself.
 
 pub mod artifact_cache;
 pub mod bindings;

@@ -3,8 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::vocabulary::{
-    AgentCandidate, AgentInfo, CallInfo, IvrEntry, IvrStep, PolicyEvent, QueueStats, QueueTarget,
-    RouteDecision,
+    AgentCandidate, AgentInfo, CallInfo, IvrEntry, IvrStep, PolicyEvent, QueueStats, RouteDecision,
 };
 
 use super::agent::{Agent, AgentConfig, AgentState};
@@ -1707,18 +1706,5 @@ impl Acd {
             cause,
         };
         self.event(AcdEvent::CallEnded(Box::new(record)));
-    }
-}
-
-impl QueueTarget {
-    /// A plain queue decision, for tests and fallbacks.
-    pub fn plain(queue: &str) -> Self {
-        Self {
-            queue: queue.to_owned(),
-            priority: 0,
-            skills: vec![],
-            max_wait_secs: None,
-            overflow: None,
-        }
     }
 }

@@ -48,7 +48,8 @@ mod strategy;
 #[cfg(test)]
 mod tests;
 mod timers;
-pub mod vocabulary;
+/// The words shared with the plugin runtime (crate `ctihost-vocabulary`).
+pub use ctihost_vocabulary as vocabulary;
 
 pub use agent::{AgentConfig, AgentState};
 pub use center::{Acd, AcdSettings, MAX_PENDING_ASKS, RecordingRefusal};

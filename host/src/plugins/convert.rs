@@ -1,11 +1,11 @@
 //! The edge between the WIT contract (`cti:plugin@0.1.0`, generated in
-//! [`super::bindings`]) and the core's own vocabulary ([`crate::acd`]).
+//! [`super::bindings`]) and the vocabulary the core speaks (crate `ctihost-vocabulary`).
 //!
 //! Every conversion is total and field for field: the two sides describe the
 //! same data. A new WIT version gets its own conversions here and the core
 //! does not change.
 
-use crate::acd::vocabulary as acd;
+use ctihost_vocabulary as acd;
 
 use super::bindings as wit;
 

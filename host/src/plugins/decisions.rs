@@ -3,7 +3,7 @@
 //! falls back silently on an output of the wrong shape (that is an
 //! [`InvokeError::WrongOutput`]).
 
-use crate::acd::vocabulary as acd;
+use ctihost_vocabulary as acd;
 
 use super::registry::{Invocation, InvokeError, PluginHost};
 use super::{HookCall, HookOutput};

@@ -4,7 +4,9 @@
 //! These mirror the records of `cti:plugin/types` field for field (and
 //! serialize the same way), but they are not the generated bindings: the
 //! plugin runtime converts at its edge, so a new WIT version changes the
-//! conversions, not the core.
+//! conversions, not the core. Data only, in a crate of its own: the core
+//! (`ctihost-acd`) and the plugin runtime both speak it and neither depends
+//! on the other.
 
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +83,19 @@ pub struct QueueTarget {
     pub max_wait_secs: Option<u32>,
     /// "queue:NAME" or a number/URI to forward to.
     pub overflow: Option<String>,
+}
+
+impl QueueTarget {
+    /// A plain queue decision, for tests and fallbacks.
+    pub fn plain(queue: &str) -> Self {
+        Self {
+            queue: queue.to_owned(),
+            priority: 0,
+            skills: vec![],
+            max_wait_secs: None,
+            overflow: None,
+        }
+    }
 }
 
 /// Refuse the call with a SIP status.
