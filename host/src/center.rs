@@ -594,6 +594,34 @@ impl LiveCalls {
     }
 }
 
+/// A busy writer waits this long after its last flush before the next
+/// (group commit): under load one flush and a few keys cover several calls
+/// instead of one each (an fsync per event, and a key per call in each of
+/// three trees, which sled holds memory for). An idle writer writes at once.
+const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Messages for one write: `first`, what is queued, and when the last
+/// flush was under [`GROUP_COMMIT_WINDOW`] ago, what arrives until then.
+fn gather(
+    rx: &std::sync::mpsc::Receiver<ToWriter>,
+    first: ToWriter,
+    last_flush: std::time::Instant,
+) -> Vec<ToWriter> {
+    let mut batch = vec![first];
+    let until = last_flush + GROUP_COMMIT_WINDOW;
+    loop {
+        batch.extend(rx.try_iter());
+        let now = std::time::Instant::now();
+        if now >= until {
+            return batch;
+        }
+        match rx.recv_timeout(until - now) {
+            Ok(msg) => batch.push(msg),
+            Err(_) => return batch,
+        }
+    }
+}
+
 /// Call records and the queue log are written by their own thread: a
 /// flush (fsync) per call on the center's task would stall every call behind
 /// the disk. The thread takes everything queued, writes it and flushes once
@@ -610,7 +638,9 @@ fn spawn_recorder(
         .name("call-records".into())
         .spawn(move || {
             let mut live = LiveCalls::default();
+            let mut last_flush = std::time::Instant::now() - GROUP_COMMIT_WINDOW;
             while let Ok(first) = rx.recv() {
+                let batch = gather(&rx, first, last_flush);
                 let mut to_flush = 0;
                 let mut barriers = Vec::new();
                 // One key per log for the whole batch, written before the
@@ -618,7 +648,7 @@ fn spawn_recorder(
                 let mut queue_log = Vec::new();
                 let mut agent_log = Vec::new();
                 let mut ended = Vec::new();
-                for msg in std::iter::once(first).chain(rx.try_iter()) {
+                for msg in batch {
                     let (at_ms, e) = match msg {
                         ToWriter::Event(at_ms, e) => (at_ms, e),
                         ToWriter::Barrier(reply) => {
@@ -670,18 +700,22 @@ fn spawn_recorder(
                 {
                     tracing::error!(error = %err, "cannot store the queue or agent-state log");
                 }
-                for r in &ended {
-                    if let Err(err) = store
-                        .insert_call(r)
-                        .and_then(|()| store.end_live_call(&r.call_id))
-                    {
+                if let Err(err) = store.insert_calls(&ended) {
+                    for r in &ended {
                         tracing::error!(call_id = %r.call_id, error = %err, "cannot store call record");
                     }
+                } else {
+                    for r in &ended {
+                        if let Err(err) = store.end_live_call(&r.call_id) {
+                            tracing::error!(call_id = %r.call_id, error = %err, "cannot end the live-call entry");
+                        }
+                    }
                 }
-                if to_flush > 0
-                    && let Err(err) = store.flush_calls()
-                {
-                    tracing::error!(error = %err, "cannot flush call records");
+                if to_flush > 0 {
+                    if let Err(err) = store.flush_calls() {
+                        tracing::error!(error = %err, "cannot flush call records");
+                    }
+                    last_flush = std::time::Instant::now();
                 }
                 for reply in barriers {
                     let _ = reply.send(());

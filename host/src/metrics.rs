@@ -27,6 +27,8 @@ pub struct Metrics {
     /// Keys deleted by the store's retention, by log (static names).
     store_purged: Mutex<BTreeMap<&'static str, u64>>,
     store_purge_failures: AtomicU64,
+    store_compacted_keys: AtomicU64,
+    store_compaction_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -63,6 +65,16 @@ impl Metrics {
 
     pub fn store_purged(&self, log: &'static str, n: u64) {
         *self.store_purged.lock().entry(log).or_default() += n;
+    }
+
+    /// Small chunks merged by the store's compaction.
+    pub fn store_compacted(&self, keys: u64) {
+        self.store_compacted_keys.fetch_add(keys, Ordering::Relaxed);
+    }
+
+    pub fn store_compaction_failed(&self) {
+        self.store_compaction_failures
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn store_purge_failed(&self) {
@@ -103,6 +115,12 @@ impl Metrics {
             s,
             "# HELP ctihost_store_purge_failures_total Retention purges that failed (see the log).\n# TYPE ctihost_store_purge_failures_total counter\nctihost_store_purge_failures_total {}",
             self.store_purge_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP ctihost_store_compacted_keys_total Small chunks of records and logs merged into bigger ones (sled keeps memory per key).\n# TYPE ctihost_store_compacted_keys_total counter\nctihost_store_compacted_keys_total {}\n# HELP ctihost_store_compaction_failures_total Compactions that failed (see the log).\n# TYPE ctihost_store_compaction_failures_total counter\nctihost_store_compaction_failures_total {}",
+            self.store_compacted_keys.load(Ordering::Relaxed),
+            self.store_compaction_failures.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             s,

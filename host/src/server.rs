@@ -742,6 +742,44 @@ fn spawn_log_purge(
     });
 }
 
+/// How often the store's small chunks are merged, and how old a chunk must
+/// be (the writer's batches of the last seconds are left alone).
+const COMPACT_EVERY: Duration = Duration::from_secs(2);
+const COMPACT_AFTER_MS: u64 = 10_000;
+
+/// Merges the record writer's small chunks into big ones, every
+/// [`COMPACT_EVERY`]: without it the host's memory grows with every call
+/// the store holds (see `store/compact.rs`).
+fn spawn_compaction(store: Store, metrics: Arc<Metrics>, mut shutdown: Shutdown) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(COMPACT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.recv() => return,
+            }
+            let compacting = store.clone();
+            let before = crate::clock::now_ms().saturating_sub(COMPACT_AFTER_MS);
+            match tokio::task::spawn_blocking(move || compacting.compact_logs(before)).await {
+                Ok(Ok(r)) => {
+                    metrics.store_compacted(r.keys_merged);
+                    tracing::debug!(
+                        merged = r.keys_merged,
+                        written = r.keys_written,
+                        "store compaction"
+                    );
+                }
+                Ok(Err(e)) => {
+                    metrics.store_compaction_failed();
+                    tracing::error!(error = %e, "store compaction failed (retried in 2 s)");
+                }
+                Err(e) => tracing::error!(error = %e, "store compaction stopped"),
+            }
+        }
+    });
+}
+
 /// Deletes recordings past their retention, now and then every `every`.
 fn spawn_purge(store: Store, every: Duration, mut shutdown: Shutdown) {
     tokio::spawn(async move {
@@ -865,6 +903,7 @@ pub async fn run(
         None => None,
     };
     let sip = start_sip(&config, &host, metrics.clone(), &loops).await?;
+    spawn_compaction(host.store().clone(), metrics.clone(), loops.subscribe());
     spawn_log_purge(
         host.store().clone(),
         config.store.retention(),

@@ -1,11 +1,14 @@
 //! The embedded store (sled): call records, the queue log, plugin version
 //! history and plugin key-value data.
 
+mod compact;
 pub mod export;
 mod recordings;
+mod records;
 mod registrations;
 mod retention;
 mod sessions;
+pub use compact::CompactReport;
 pub use retention::{Retention, RetentionReport};
 pub use sessions::StoredSession;
 
@@ -119,6 +122,10 @@ pub struct Store {
     recordings: sled::Tree,
     sessions: sled::Tree,
     registrations: sled::Tree,
+    /// The store's own bookkeeping (where compaction stopped).
+    meta: sled::Tree,
+    /// Compaction and retention rewrite the same chunks: one at a time.
+    maintenance: std::sync::Arc<parking_lot::Mutex<()>>,
 }
 
 /// Something a person did through the API that the bank must be able to
@@ -190,7 +197,10 @@ impl Store {
         let sessions = db.open_tree("desktop_sessions")?;
         let registrations = db.open_tree("registrations")?;
         let live_calls = db.open_tree("live_calls")?;
+        let meta = db.open_tree("meta")?;
         Ok(Self {
+            meta,
+            maintenance: Default::default(),
             live_calls,
             db,
             history,
@@ -334,12 +344,15 @@ impl Store {
                 _ => 0.0,
             };
             r.cause = "the host stopped (crash or kill) while the call was live; ended at the last event the host knew of".into();
-            self.insert_call(&r)?;
+            out.push((k, r));
+        }
+        let (keys, records): (Vec<sled::IVec>, Vec<CallRecord>) = out.into_iter().unzip();
+        self.insert_calls(&records)?;
+        for k in keys {
             self.live_calls.remove(k)?;
-            out.push(r);
         }
         self.flush_calls()?;
-        Ok(out)
+        Ok(records)
     }
 
     /// Store a finished call's record. It is on disk when this returns, so it
@@ -352,9 +365,25 @@ impl Store {
     /// Store a record without waiting for the disk; [`Store::flush_calls`]
     /// makes every record inserted so far durable (group commit).
     pub fn insert_call(&self, record: &CallRecord) -> Result<(), StoreError> {
-        let mut key = record.ended_ms.to_be_bytes().to_vec();
-        key.extend_from_slice(record.call_id.as_bytes());
-        self.cdr.insert(key, serde_json::to_vec(record)?)?;
+        self.insert_calls(std::slice::from_ref(record))
+    }
+
+    /// Store records as few keys: sled keeps a page-table entry in memory
+    /// for every page of at most 16 keys, paged out or not, so a key per call
+    /// made the host's memory grow with every call it ever took (about 18
+    /// bytes a call). A key holds up to [`records::CHUNK_RECORDS`] records
+    /// that ended within [`records::CHUNK_SPAN_MS`] of each other.
+    pub fn insert_calls<R: std::borrow::Borrow<CallRecord>>(
+        &self,
+        records: &[R],
+    ) -> Result<(), StoreError> {
+        let mut sorted: Vec<&CallRecord> = records.iter().map(|r| r.borrow()).collect();
+        sorted.sort_by(|a, b| records::order(a, b));
+        for chunk in records::chunks(&sorted) {
+            let mut key = chunk[0].ended_ms.to_be_bytes().to_vec();
+            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            self.cdr.insert(key, serde_json::to_vec(chunk)?)?;
+        }
         Ok(())
     }
 
@@ -379,25 +408,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<CallRecord>, StoreError> {
-        use std::ops::Bound;
-        let mut key = since_ms.to_be_bytes().to_vec();
-        let start = match after {
-            Some(id) => {
-                key.extend_from_slice(id.as_bytes());
-                Bound::Excluded(key)
-            }
-            None => Bound::Included(key),
-        };
-        let mut out = Vec::new();
-        for item in self
-            .cdr
-            .range::<Vec<u8>, _>((start, Bound::Unbounded))
-            .take(limit)
-        {
-            let (_, v) = item?;
-            out.push(serde_json::from_slice(&v)?);
-        }
-        Ok(out)
+        records::page(&self.cdr, since_ms, after, limit)
     }
 
     /// Append to the queue log (flushed with the call's record, or by sled's

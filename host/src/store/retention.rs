@@ -7,11 +7,13 @@
 
 use std::ops::Bound;
 
-use super::{Store, StoreError};
+use super::records::purge_before as purge_chunks;
+use super::{AgentStateEntry, QueueLogEntry, Store, StoreError};
+use crate::acd::CallRecord;
 
 /// Keys deleted per batch: a purge of months of records must not hold the
 /// tree's writers up for long.
-const BATCH: usize = 10_000;
+pub(super) const BATCH: usize = 10_000;
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
 
@@ -86,11 +88,12 @@ impl Store {
         now_ms: u64,
         retention: Retention,
     ) -> Result<RetentionReport, StoreError> {
+        let _one_at_a_time = self.maintenance.lock();
         let mut r = RetentionReport::default();
         if let Some(before) = cutoff(now_ms, retention.records_days) {
-            r.calls = purge_before(&self.cdr, before)?;
-            r.queue_log = purge_before(&self.queue_log, before)?;
-            r.agent_log = purge_before(&self.agent_log, before)?;
+            r.calls = purge_chunks(&self.cdr, before, |r: &CallRecord| r.ended_ms)?;
+            r.queue_log = purge_chunks(&self.queue_log, before, |e: &QueueLogEntry| e.at_ms)?;
+            r.agent_log = purge_chunks(&self.agent_log, before, |e: &AgentStateEntry| e.at_ms)?;
             r.recording_entries = self.purge_recording_entries(before)?;
         }
         if let Some(before) = cutoff(now_ms, retention.audit_days) {

@@ -1,0 +1,283 @@
+//! Compaction of the time-keyed logs (call records, the queue log, the
+//! agent-state log).
+//!
+//! The record writer commits what it has at each wake-up, which at a
+//! bank's rate is one call: a key per call in each of three trees. sled
+//! 0.34 keeps a page-table entry in memory for every page of at most 16
+//! keys, paged out or not, so the host's memory grew with every call the
+//! store held (about 50 bytes a call: 6 GB for 400 days at 300,000 calls a
+//! day). Compaction merges runs of small chunks older than a few seconds
+//! into chunks of up to [`TARGET_ENTRIES`] entries spanning at most
+//! [`CHUNK_SPAN_MS`], each run in one atomic sled batch, so a crash leaves
+//! either the small chunks or the merged one.
+
+use std::ops::Bound;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::records::CHUNK_SPAN_MS;
+use super::{Store, StoreError, decode_chunk};
+
+/// Entries a merged chunk holds at most.
+pub const TARGET_ENTRIES: usize = 64;
+
+/// Chunks read per pass of one tree: a pass must never hold a core (or
+/// sled's batch lock) long enough to starve the calls; the host runs a pass
+/// every two seconds, so this keeps up with 2,000 small chunks a second a
+/// tree, far above what the writer's group commit leaves (about 0.4 a call).
+const PASS_CHUNKS: usize = 4_000;
+
+/// What one compaction did: keys before and after, by log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    pub keys_merged: u64,
+    pub keys_written: u64,
+}
+
+impl CompactReport {
+    fn add(&mut self, other: CompactReport) {
+        self.keys_merged += other.keys_merged;
+        self.keys_written += other.keys_written;
+    }
+}
+
+/// The key's leading end time.
+pub(super) fn key_ms(key: &[u8]) -> u64 {
+    key.get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// A run of small chunks being gathered into one.
+struct Run<T> {
+    keys: Vec<sled::IVec>,
+    entries: Vec<T>,
+    from_ms: u64,
+}
+
+impl<T: Serialize> Run<T> {
+    fn new() -> Self {
+        Self {
+            keys: Vec::new(),
+            entries: Vec::new(),
+            from_ms: 0,
+        }
+    }
+
+    /// Write the run as one chunk under its first key (nothing to do for a
+    /// run of one).
+    fn flush(
+        &mut self,
+        tree: &sled::Tree,
+        order: Option<fn(&T, &T) -> std::cmp::Ordering>,
+        report: &mut CompactReport,
+    ) -> Result<(), StoreError> {
+        if self.keys.len() > 1 {
+            if let Some(order) = order {
+                self.entries.sort_by(order);
+            }
+            let mut batch = sled::Batch::default();
+            batch.insert(self.keys[0].clone(), serde_json::to_vec(&self.entries)?);
+            for k in &self.keys[1..] {
+                batch.remove(k.clone());
+            }
+            tree.apply_batch(batch)?;
+            report.keys_merged += self.keys.len() as u64;
+            report.keys_written += 1;
+        }
+        self.keys.clear();
+        self.entries.clear();
+        Ok(())
+    }
+}
+
+/// Merge the small chunks of `tree` after `cursor` and keyed before
+/// `before_ms`; returns the last key looked at (the next pass starts after
+/// it) and what was merged.
+fn compact_tree<T: Serialize + DeserializeOwned>(
+    tree: &sled::Tree,
+    cursor: Option<&[u8]>,
+    before_ms: u64,
+    at_ms: fn(&T) -> u64,
+    order: Option<fn(&T, &T) -> std::cmp::Ordering>,
+) -> Result<(Option<sled::IVec>, CompactReport), StoreError> {
+    let end = before_ms.to_be_bytes();
+    let start = match cursor {
+        Some(c) => Bound::Excluded(c),
+        None => Bound::Unbounded,
+    };
+    let mut report = CompactReport::default();
+    let mut run = Run::<T>::new();
+    let mut last = None;
+    for item in tree
+        .range::<&[u8], _>((start, Bound::Excluded(&end[..])))
+        .take(PASS_CHUNKS)
+    {
+        let (key, value) = item?;
+        last = Some(key.clone());
+        let entries = decode_chunk::<T>(&value)?;
+        if entries.len() >= TARGET_ENTRIES {
+            run.flush(tree, order, &mut report)?;
+            continue;
+        }
+        let latest = entries.iter().map(at_ms).max().unwrap_or(0);
+        if !run.keys.is_empty()
+            && (run.entries.len() + entries.len() > TARGET_ENTRIES
+                || latest > run.from_ms.saturating_add(CHUNK_SPAN_MS))
+        {
+            run.flush(tree, order, &mut report)?;
+        }
+        if run.keys.is_empty() {
+            run.from_ms = key_ms(&key);
+        }
+        run.keys.push(key);
+        run.entries.extend(entries);
+    }
+    run.flush(tree, order, &mut report)?;
+    Ok((last, report))
+}
+
+impl Store {
+    /// Merge the small chunks of the logs keyed before `before_ms`, from
+    /// where the last compaction stopped (kept in the store, so a restart
+    /// goes on from there).
+    pub fn compact_logs(&self, before_ms: u64) -> Result<CompactReport, StoreError> {
+        let _one_at_a_time = self.maintenance.lock();
+        let mut total = CompactReport::default();
+        total.add(self.compact_one(
+            "cdr",
+            &self.cdr,
+            before_ms,
+            |r: &crate::acd::CallRecord| r.ended_ms,
+            Some(super::records::order),
+        )?);
+        total.add(self.compact_one(
+            "queue_log",
+            &self.queue_log,
+            before_ms,
+            |e: &super::QueueLogEntry| e.at_ms,
+            None,
+        )?);
+        total.add(self.compact_one(
+            "agent_log",
+            &self.agent_log,
+            before_ms,
+            |e: &super::AgentStateEntry| e.at_ms,
+            None,
+        )?);
+        Ok(total)
+    }
+
+    fn compact_one<T: Serialize + DeserializeOwned>(
+        &self,
+        name: &str,
+        tree: &sled::Tree,
+        before_ms: u64,
+        at_ms: fn(&T) -> u64,
+        order: Option<fn(&T, &T) -> std::cmp::Ordering>,
+    ) -> Result<CompactReport, StoreError> {
+        let cursor_key = format!("compacted/{name}");
+        let cursor = self.meta.get(&cursor_key)?;
+        let (last, report) = compact_tree(tree, cursor.as_deref(), before_ms, at_ms, order)?;
+        if let Some(last) = last {
+            self.meta.insert(cursor_key, last)?;
+        }
+        Ok(report)
+    }
+
+    /// Keys in the call-record tree (a full count: tests and benchmarks).
+    pub fn record_keys(&self) -> usize {
+        self.cdr.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::QueueLogEntry;
+    use crate::store::tests::record;
+
+    fn ids(v: Vec<crate::acd::CallRecord>) -> Vec<String> {
+        v.into_iter().map(|r| r.call_id).collect()
+    }
+
+    #[test]
+    fn merges_a_call_a_key_into_few_keys_and_reads_the_same() {
+        let s = Store::temporary().unwrap();
+        let t = 10_000_000;
+        for i in 0..200u64 {
+            s.insert_call(&record(&format!("c{i:03}"), t + i * 100))
+                .unwrap();
+        }
+        let before = ids(s.calls_since(0, 1000).unwrap());
+        let r = s.compact_logs(t + 1_000_000).unwrap();
+        assert_eq!(r.keys_merged, 200);
+        assert_eq!(s.record_keys(), 200usize.div_ceil(TARGET_ENTRIES));
+        assert_eq!(ids(s.calls_since(0, 1000).unwrap()), before);
+        assert_eq!(
+            ids(s.calls_since(t + 5_050, 2).unwrap()),
+            ["c051", "c052"],
+            "from inside a merged chunk"
+        );
+        assert_eq!(
+            s.compact_logs(t + 1_000_000).unwrap(),
+            CompactReport::default()
+        );
+    }
+
+    #[test]
+    fn leaves_what_is_newer_than_the_cutoff_and_keeps_the_span() {
+        let s = Store::temporary().unwrap();
+        let t = 10_000_000;
+        // One a second for three minutes: chunks span a minute at most.
+        for i in 0..180u64 {
+            s.insert_call(&record(&format!("c{i:03}"), t + i * 1000))
+                .unwrap();
+        }
+        s.insert_call(&record("recent", t + 500_000)).unwrap();
+        s.compact_logs(t + 400_000).unwrap();
+        assert_eq!(s.record_keys(), 3 + 1, "three minutes, and the recent one");
+        for item in s.cdr.iter() {
+            let (k, v) = item.unwrap();
+            let recs = decode_chunk::<crate::acd::CallRecord>(&v).unwrap();
+            let from = key_ms(&k);
+            assert!(
+                recs.iter()
+                    .all(|r| r.ended_ms >= from && r.ended_ms <= from + CHUNK_SPAN_MS)
+            );
+        }
+        // The next pass starts where this one stopped and takes the rest.
+        s.insert_call(&record("recent2", t + 500_500)).unwrap();
+        s.compact_logs(t + 600_000).unwrap();
+        assert_eq!(s.record_keys(), 4);
+        assert_eq!(s.calls_since(0, 1000).unwrap().len(), 182);
+    }
+
+    #[test]
+    fn the_queue_log_keeps_its_order_and_reads_from_inside_a_merged_chunk() {
+        let s = Store::temporary().unwrap();
+        let q = |at_ms, id: &str| QueueLogEntry {
+            at_ms,
+            call_id: id.into(),
+            queue: "general".into(),
+            agent: None,
+            kind: crate::acd::QueueLogKind::EnterQueue,
+        };
+        for i in 0..100u64 {
+            s.log_queue_event(&q(1000 + i, &format!("q{i:03}")))
+                .unwrap();
+        }
+        s.compact_logs(1_000_000).unwrap();
+        let got: Vec<String> = s
+            .queue_log_since(1050, 3)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.call_id)
+            .collect();
+        assert_eq!(got, ["q050", "q051", "q052"]);
+        assert_eq!(s.queue_log_since(0, 1000).unwrap().len(), 100);
+        assert!(s.queue_log.len() <= 2);
+    }
+}
