@@ -107,6 +107,13 @@ fn main() {
         return;
     }
     let secs = env("CTIHOST_SOAK_SECS", 3600);
+    // The agents register once, for the registrar's longest (7,200 s): a
+    // longer soak would see their bindings expire (the hour's runs 4 and 11
+    // registered for 3,600 s and lost the calls of their last seconds).
+    assert!(
+        secs <= 7000,
+        "CTIHOST_SOAK_SECS={secs}: at most 7000 (the agents' registrations last 7200 s)"
+    );
     let rate = env("CTIHOST_SOAK_RATE", 1100) as u32;
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();

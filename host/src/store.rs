@@ -28,6 +28,9 @@ pub enum StoreError {
     Codec(#[from] serde_json::Error),
 }
 
+/// Log entries a key the writer writes holds at most (about 5 KB).
+const LOG_CHUNK_ENTRIES: usize = 40;
+
 /// Version-history entries kept per plugin ([`Store::prune_history`]).
 pub const HISTORY_PER_PLUGIN: usize = 1000;
 
@@ -443,12 +446,13 @@ impl Store {
         entries: &[T],
         at_ms: impl Fn(&T) -> u64,
     ) -> Result<(), StoreError> {
-        let Some(first) = entries.first() else {
-            return Ok(());
-        };
-        let mut key = at_ms(first).to_be_bytes().to_vec();
-        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-        tree.insert(key, serde_json::to_vec(entries)?)?;
+        // A backlog's batch is cut so no key outgrows what sled keeps inline
+        // (see `compact::TARGET_BYTES`).
+        for part in entries.chunks(LOG_CHUNK_ENTRIES) {
+            let mut key = at_ms(&part[0]).to_be_bytes().to_vec();
+            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            tree.insert(key, serde_json::to_vec(part)?)?;
+        }
         Ok(())
     }
 

@@ -7,9 +7,9 @@
 //! keys, paged out or not, so the host's memory grew with every call the
 //! store held (about 50 bytes a call: 6 GB for 400 days at 300,000 calls a
 //! day). Compaction merges runs of small chunks older than a few seconds
-//! into chunks of up to [`TARGET_ENTRIES`] entries spanning at most
-//! [`CHUNK_SPAN_MS`], each run in one atomic sled batch, so a crash leaves
-//! either the small chunks or the merged one.
+//! into chunks of up to [`TARGET_BYTES`] spanning at most [`CHUNK_SPAN_MS`],
+//! each run in one atomic sled batch, so a crash leaves either the small
+//! chunks or the merged one.
 
 use std::ops::Bound;
 
@@ -19,8 +19,11 @@ use serde::de::DeserializeOwned;
 use super::records::CHUNK_SPAN_MS;
 use super::{Store, StoreError, decode_chunk};
 
-/// Entries a merged chunk holds at most.
-pub const TARGET_ENTRIES: usize = 64;
+/// Bytes a merged chunk holds at most. sled writes a leaf of up to 16 keys
+/// as one item, and an item over 128 KiB goes to a file of its own (a
+/// blob): chunks of 45 KB (64 records) made every rewritten leaf a new
+/// file (6,000 files in 25 minutes of the soak). 7 KiB keeps a leaf inline.
+pub const TARGET_BYTES: usize = 7 * 1024;
 
 /// Chunks read per pass of one tree: a pass must never hold a core (or
 /// sled's batch lock) long enough to starve the calls; the host runs a pass
@@ -54,6 +57,8 @@ pub(super) fn key_ms(key: &[u8]) -> u64 {
 struct Run<T> {
     keys: Vec<sled::IVec>,
     entries: Vec<T>,
+    /// The sum of the run's chunks' sizes.
+    bytes: usize,
     from_ms: u64,
 }
 
@@ -62,6 +67,7 @@ impl<T: Serialize> Run<T> {
         Self {
             keys: Vec::new(),
             entries: Vec::new(),
+            bytes: 0,
             from_ms: 0,
         }
     }
@@ -89,13 +95,16 @@ impl<T: Serialize> Run<T> {
         }
         self.keys.clear();
         self.entries.clear();
+        self.bytes = 0;
         Ok(())
     }
 }
 
 /// Merge the small chunks of `tree` after `cursor` and keyed before
-/// `before_ms`; returns the last key looked at (the next pass starts after
-/// it) and what was merged.
+/// `before_ms`; returns where the next pass starts (after this key) and
+/// what was merged. A run still short of [`TARGET_BYTES`] and of the span
+/// at the end is left for the next pass, so a quiet center's chunks fill up
+/// over several passes instead of staying the size of two seconds' calls.
 fn compact_tree<T: Serialize + DeserializeOwned>(
     tree: &sled::Tree,
     cursor: Option<&[u8]>,
@@ -110,33 +119,43 @@ fn compact_tree<T: Serialize + DeserializeOwned>(
     };
     let mut report = CompactReport::default();
     let mut run = Run::<T>::new();
-    let mut last = None;
+    // The last key of what is finished: merged, or big enough already.
+    let mut done: Option<sled::IVec> = None;
+    let mut previous: Option<sled::IVec> = None;
     for item in tree
         .range::<&[u8], _>((start, Bound::Excluded(&end[..])))
         .take(PASS_CHUNKS)
     {
         let (key, value) = item?;
-        last = Some(key.clone());
         let entries = decode_chunk::<T>(&value)?;
-        if entries.len() >= TARGET_ENTRIES {
-            run.flush(tree, order, &mut report)?;
-            continue;
-        }
         let latest = entries.iter().map(at_ms).max().unwrap_or(0);
+        // Three quarters full is full enough: merging it would gain little.
+        let full = value.len() >= TARGET_BYTES * 3 / 4;
         if !run.keys.is_empty()
-            && (run.entries.len() + entries.len() > TARGET_ENTRIES
+            && (full
+                || run.bytes + value.len() > TARGET_BYTES
                 || latest > run.from_ms.saturating_add(CHUNK_SPAN_MS))
         {
             run.flush(tree, order, &mut report)?;
+            done = previous.clone();
+        }
+        previous = Some(key.clone());
+        if full {
+            done = Some(key);
+            continue;
         }
         if run.keys.is_empty() {
             run.from_ms = key_ms(&key);
         }
         run.keys.push(key);
         run.entries.extend(entries);
+        run.bytes += value.len();
     }
-    run.flush(tree, order, &mut report)?;
-    Ok((last, report))
+    if run.bytes >= TARGET_BYTES * 3 / 4 {
+        run.flush(tree, order, &mut report)?;
+        done = previous;
+    }
+    Ok((done, report))
 }
 
 impl Store {
@@ -203,6 +222,11 @@ mod tests {
         v.into_iter().map(|r| r.call_id).collect()
     }
 
+    /// Every chunk's size, in key order.
+    fn sizes(tree: &sled::Tree) -> Vec<usize> {
+        tree.iter().map(|kv| kv.unwrap().1.len()).collect()
+    }
+
     #[test]
     fn merges_a_call_a_key_into_few_keys_and_reads_the_same() {
         let s = Store::temporary().unwrap();
@@ -211,10 +235,25 @@ mod tests {
             s.insert_call(&record(&format!("c{i:03}"), t + i * 100))
                 .unwrap();
         }
+        let one = sizes(&s.cdr)[0];
         let before = ids(s.calls_since(0, 1000).unwrap());
         let r = s.compact_logs(t + 1_000_000).unwrap();
-        assert_eq!(r.keys_merged, 200);
-        assert_eq!(s.record_keys(), 200usize.div_ceil(TARGET_ENTRIES));
+        let per_chunk = TARGET_BYTES / one;
+        // Keys left of `n` single records: full runs merged, and the rest,
+        // which waits for more unless it is three quarters full.
+        let keys = |n: usize| {
+            let rest = n % per_chunk;
+            n / per_chunk
+                + if rest * one >= TARGET_BYTES * 3 / 4 {
+                    1
+                } else {
+                    rest
+                }
+        };
+        assert!(r.keys_merged as usize >= 200 / per_chunk * per_chunk);
+        let got = sizes(&s.cdr);
+        assert_eq!(got.len(), keys(200), "{got:?}");
+        assert!(got.iter().all(|&b| b <= TARGET_BYTES), "{got:?}");
         assert_eq!(ids(s.calls_since(0, 1000).unwrap()), before);
         assert_eq!(
             ids(s.calls_since(t + 5_050, 2).unwrap()),
@@ -223,22 +262,40 @@ mod tests {
         );
         assert_eq!(
             s.compact_logs(t + 1_000_000).unwrap(),
-            CompactReport::default()
+            CompactReport::default(),
+            "the last few wait for more"
         );
+        // More calls: the waiting run fills up.
+        for i in 200..400u64 {
+            s.insert_call(&record(&format!("c{i:03}"), t + i * 100))
+                .unwrap();
+        }
+        s.compact_logs(t + 1_000_000).unwrap();
+        assert_eq!(s.record_keys(), keys(400));
+        assert_eq!(s.calls_since(0, 1000).unwrap().len(), 400);
     }
 
     #[test]
     fn leaves_what_is_newer_than_the_cutoff_and_keeps_the_span() {
         let s = Store::temporary().unwrap();
         let t = 10_000_000;
-        // One a second for three minutes: chunks span a minute at most.
-        for i in 0..180u64 {
-            s.insert_call(&record(&format!("c{i:03}"), t + i * 1000))
+        // One every 10 s for five minutes: seven to a minute.
+        for i in 0..30u64 {
+            s.insert_call(&record(&format!("c{i:03}"), t + i * 10_000))
                 .unwrap();
         }
         s.insert_call(&record("recent", t + 500_000)).unwrap();
         s.compact_logs(t + 400_000).unwrap();
-        assert_eq!(s.record_keys(), 3 + 1, "three minutes, and the recent one");
+        assert_eq!(
+            s.record_keys(),
+            4 + 2 + 1,
+            "four minutes merged; the last two calls wait for their minute to close; the recent one"
+        );
+        // The next pass starts where this one stopped and closes the last
+        // minute (the recent calls are more than a minute later).
+        s.insert_call(&record("recent2", t + 500_500)).unwrap();
+        s.compact_logs(t + 600_000).unwrap();
+        assert_eq!(s.record_keys(), 5 + 2);
         for item in s.cdr.iter() {
             let (k, v) = item.unwrap();
             let recs = decode_chunk::<crate::acd::CallRecord>(&v).unwrap();
@@ -248,11 +305,7 @@ mod tests {
                     .all(|r| r.ended_ms >= from && r.ended_ms <= from + CHUNK_SPAN_MS)
             );
         }
-        // The next pass starts where this one stopped and takes the rest.
-        s.insert_call(&record("recent2", t + 500_500)).unwrap();
-        s.compact_logs(t + 600_000).unwrap();
-        assert_eq!(s.record_keys(), 4);
-        assert_eq!(s.calls_since(0, 1000).unwrap().len(), 182);
+        assert_eq!(s.calls_since(0, 1000).unwrap().len(), 32);
     }
 
     #[test]
@@ -265,19 +318,25 @@ mod tests {
             agent: None,
             kind: crate::acd::QueueLogKind::EnterQueue,
         };
-        for i in 0..100u64 {
+        for i in 0..500u64 {
             s.log_queue_event(&q(1000 + i, &format!("q{i:03}")))
                 .unwrap();
         }
         s.compact_logs(1_000_000).unwrap();
+        assert!(s.queue_log.len() < 500 / 8, "{}", s.queue_log.len());
         let got: Vec<String> = s
-            .queue_log_since(1050, 3)
+            .queue_log_since(1250, 3)
             .unwrap()
             .into_iter()
             .map(|e| e.call_id)
             .collect();
-        assert_eq!(got, ["q050", "q051", "q052"]);
-        assert_eq!(s.queue_log_since(0, 1000).unwrap().len(), 100);
-        assert!(s.queue_log.len() <= 2);
+        assert_eq!(got, ["q250", "q251", "q252"]);
+        let all: Vec<u64> = s
+            .queue_log_since(0, 1000)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.at_ms)
+            .collect();
+        assert_eq!(all, (1000..1500).collect::<Vec<u64>>());
     }
 }

@@ -16,8 +16,10 @@ use super::compact::key_ms;
 use super::{StoreError, decode_chunk};
 use crate::acd::CallRecord;
 
-/// Records a key holds at most (a chunk is read whole).
-pub const CHUNK_RECORDS: usize = 32;
+/// Records a key the writer writes holds at most (about 5 KB: under the
+/// size at which sled moves a leaf to a file of its own, see
+/// `compact::TARGET_BYTES`).
+pub const CHUNK_RECORDS: usize = 8;
 
 /// End times a chunk spans at most, ms.
 pub const CHUNK_SPAN_MS: u64 = 60_000;
