@@ -129,6 +129,10 @@ pub struct Store {
     meta: sled::Tree,
     /// Compaction and retention rewrite the same chunks: one at a time.
     maintenance: std::sync::Arc<parking_lot::Mutex<()>>,
+    /// Held to read across chunks, and exclusively to move entries between
+    /// keys: a reader walking the tree while a merge moves later chunks'
+    /// entries into an earlier key would miss them.
+    moving: std::sync::Arc<parking_lot::RwLock<()>>,
 }
 
 /// Something a person did through the API that the bank must be able to
@@ -204,6 +208,7 @@ impl Store {
         Ok(Self {
             meta,
             maintenance: Default::default(),
+            moving: Default::default(),
             live_calls,
             db,
             history,
@@ -411,6 +416,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<CallRecord>, StoreError> {
+        let _no_moves = self.moving.read();
         records::page(&self.cdr, since_ms, after, limit)
     }
 
@@ -433,6 +439,7 @@ impl Store {
         since_ms: u64,
         limit: usize,
     ) -> Result<Vec<QueueLogEntry>, StoreError> {
+        let _no_moves = self.moving.read();
         read_since(&self.queue_log, since_ms, limit, |e: &QueueLogEntry| {
             e.at_ms
         })
@@ -489,6 +496,7 @@ impl Store {
         since_ms: u64,
         limit: usize,
     ) -> Result<Vec<AgentStateEntry>, StoreError> {
+        let _no_moves = self.moving.read();
         read_since(&self.agent_log, since_ms, limit, |e: &AgentStateEntry| {
             e.at_ms
         })
@@ -502,6 +510,7 @@ impl Store {
         agents: &std::collections::HashSet<&str>,
         scan: usize,
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let _no_moves = self.moving.read();
         let mut last = std::collections::HashMap::new();
         let mut read = 0;
         'chunks: for item in self.agent_log.iter().rev() {
