@@ -18,6 +18,10 @@
 //! calls per way (default 600,000).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The host's allocator (host/src/main.rs): RSS per call depends on it.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::collections::BTreeMap;
 use std::process::Command;
 
