@@ -5,10 +5,8 @@
 //! disk a call in the soak) until the disk is full; with it, the store holds
 //! `retention_days` of traffic and no more (exports keep the rest).
 
-use std::ops::Bound;
-
 use super::records::purge_before as purge_chunks;
-use super::{AgentStateEntry, QueueLogEntry, Store, StoreError};
+use super::{AgentStateEntry, AuditEntry, QueueLogEntry, Store, StoreError};
 use crate::acd::CallRecord;
 
 /// Keys deleted per batch: a purge of months of records must not hold the
@@ -57,30 +55,6 @@ fn cutoff(now_ms: u64, days: u32) -> Option<u64> {
     (days > 0).then(|| now_ms.saturating_sub(u64::from(days) * DAY_MS))
 }
 
-/// Delete every key of `tree` that sorts before `before_ms` (as big-endian
-/// bytes: the time prefix of each key is earlier).
-fn purge_before(tree: &sled::Tree, before_ms: u64) -> Result<u64, StoreError> {
-    let end = before_ms.to_be_bytes();
-    let mut deleted = 0;
-    loop {
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
-        for key in tree
-            .range::<&[u8], _>((Bound::Unbounded, Bound::Excluded(&end[..])))
-            .keys()
-            .take(BATCH)
-        {
-            batch.remove(key?);
-            n += 1;
-        }
-        if n == 0 {
-            return Ok(deleted);
-        }
-        tree.apply_batch(batch)?;
-        deleted += n as u64;
-    }
-}
-
 impl Store {
     /// Delete what is past its retention at `now_ms`.
     pub fn purge_logs(
@@ -97,7 +71,7 @@ impl Store {
             r.recording_entries = self.purge_recording_entries(before)?;
         }
         if let Some(before) = cutoff(now_ms, retention.audit_days) {
-            r.audit = purge_before(&self.audit, before)?;
+            r.audit = purge_chunks(&self.audit, before, |e: &AuditEntry| e.at_ms)?;
         }
         if r.total() > 0 {
             self.flush()?;
