@@ -638,7 +638,8 @@ fn spawn_recorder(
         .name("call-records".into())
         .spawn(move || {
             let mut live = LiveCalls::default();
-            let mut last_flush = std::time::Instant::now() - GROUP_COMMIT_WINDOW;
+            let started = std::time::Instant::now();
+            let mut last_flush = started.checked_sub(GROUP_COMMIT_WINDOW).unwrap_or(started);
             while let Ok(first) = rx.recv() {
                 let batch = gather(&rx, first, last_flush);
                 let mut to_flush = 0;
