@@ -217,11 +217,6 @@ impl Store {
         }
         Ok(report)
     }
-
-    /// Keys in the call-record tree (a full count: tests and benchmarks).
-    pub fn record_keys(&self) -> usize {
-        self.cdr.len()
-    }
 }
 
 #[cfg(test)]
@@ -283,7 +278,7 @@ mod tests {
                 .unwrap();
         }
         s.compact_logs(t + 1_000_000).unwrap();
-        assert_eq!(s.record_keys(), keys(400));
+        assert_eq!(s.cdr.len(), keys(400));
         assert_eq!(s.calls_since(0, 1000).unwrap().len(), 400);
     }
 
@@ -299,7 +294,7 @@ mod tests {
         s.insert_call(&record("recent", t + 500_000)).unwrap();
         s.compact_logs(t + 400_000).unwrap();
         assert_eq!(
-            s.record_keys(),
+            s.cdr.len(),
             4 + 2 + 1,
             "four minutes merged; the last two calls wait for their minute to close; the recent one"
         );
@@ -307,7 +302,7 @@ mod tests {
         // minute (the recent calls are more than a minute later).
         s.insert_call(&record("recent2", t + 500_500)).unwrap();
         s.compact_logs(t + 600_000).unwrap();
-        assert_eq!(s.record_keys(), 5 + 2);
+        assert_eq!(s.cdr.len(), 5 + 2);
         for item in s.cdr.iter() {
             let (k, v) = item.unwrap();
             let recs = decode_chunk::<crate::acd::CallRecord>(&v).unwrap();

@@ -86,19 +86,9 @@ pub fn page(
     Ok(out)
 }
 
-/// How many records a chunk's value holds (0 when unreadable).
+/// How many entries a chunk's value holds (0 when unreadable).
 pub fn count(value: &[u8]) -> u64 {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Shape {
-        Many(Vec<serde::de::IgnoredAny>),
-        One(serde::de::IgnoredAny),
-    }
-    match serde_json::from_slice(value) {
-        Ok(Shape::Many(v)) => v.len() as u64,
-        Ok(Shape::One(_)) => 1,
-        Err(_) => 0,
-    }
+    decode_chunk::<serde::de::IgnoredAny>(value).map_or(0, |v| v.len() as u64)
 }
 
 /// Delete every entry of a time-keyed tree of chunks (records, logs)
