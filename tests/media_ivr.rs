@@ -231,13 +231,20 @@ fn plugins(dir: &Path, router_mode: &str, policy_mode: &str) -> PathBuf {
     p
 }
 
+/// The recording's index entry once it is closed: the entry exists from
+/// the recording's start (state `recording`, no hash yet), so only its
+/// state says it is done.
 fn recording(s: &Server, call_id: &str) -> Value {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
         let v = s.admin_json(&format!("/admin/recordings/{call_id}"), "t0k");
-        if v["sha256"].is_string() || Instant::now() > until {
+        if v["state"].is_string() && v["state"] != "recording" {
             return v;
         }
+        assert!(
+            Instant::now() < until,
+            "the recording of {call_id} is not closed after 20 s: {v}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
