@@ -1,5 +1,5 @@
 //! Builds the stock plugins (`plugins/`) for wasm32-wasip2 and hands the
-//! components to `plugins::embedded` through OUT_DIR.
+//! components to `stock_plugins` through OUT_DIR.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -12,7 +12,13 @@ use serde_json::Value;
 /// A new crate must be placed here (and in docs/architecture.md).
 const FLOORS: &[(&str, u32)] = &[
     ("ctihost-vocabulary", 0),
+    ("ctihost-ground", 0),
     ("ctihost-acd", 1),
+    ("ctihost-plugins", 1),
+    ("ctihost-media", 2),
+    ("ctihost-sip", 3),
+    ("ctihost-store", 4),
+    ("ctihost-center", 5),
     ("ctihost", 9),
 ];
 
@@ -29,6 +35,41 @@ const NOT_IN_THE_CORE: &[&str] = &[
     "hyper",
     "reqwest",
 ];
+
+/// What the media room may never pull in: it is an adapter between RTP and
+/// the core, and knows nothing of plugins, SIP, the store or the web.
+const NOT_IN_MEDIA: &[&str] = &[
+    "wasmtime",
+    "wasmtime-wasi",
+    "rsip",
+    "sled",
+    "axum",
+    "hyper",
+    "reqwest",
+];
+
+/// What the plugin runtime may never pull in: the core itself (it speaks
+/// the vocabulary only), media, the store (its storage is traits it owns)
+/// and the web server. (It does open sockets: a CRM connector's outbound
+/// HTTP, to the hosts its manifest allows.)
+const NOT_IN_PLUGINS: &[&str] = &["ctihost-acd", "ctihost-media", "sled", "axum"];
+
+/// What the SIP room may never pull in: it reports to the driver through
+/// an event sink and counts through its own trait.
+const NOT_IN_SIP: &[&str] = &[
+    "ctihost-plugins",
+    "wasmtime",
+    "wasmtime-wasi",
+    "sled",
+    "axum",
+    "reqwest",
+];
+
+/// What the driver may never name: it talks to SIP through a channel of the
+/// core's commands, and serves no web. (Its store keeps sip's and media's
+/// words, so these are checked among its own dependencies: a crate can use
+/// only what it names in its Cargo.toml.)
+const NOT_NAMED_BY_THE_DRIVER: &[&str] = &["ctihost-sip", "ctihost-media", "rsip", "axum"];
 
 struct Graph {
     /// Package id -> name.
@@ -120,6 +161,16 @@ impl Graph {
             .unwrap_or_else(|| panic!("no workspace crate {name}"))
     }
 
+    /// Names of the crates `id` itself depends on (normal dependencies).
+    fn direct(&self, id: &str) -> BTreeSet<&str> {
+        self.normal
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|dep| self.names[dep].as_str())
+            .collect()
+    }
+
     /// Names of every crate `id` pulls in (normal dependencies, transitively).
     fn closure(&self, id: &str) -> BTreeSet<&str> {
         let mut seen = BTreeSet::new();
@@ -147,6 +198,61 @@ fn the_core_pulls_in_no_plugin_runtime_no_async_runtime_and_no_sockets() {
     // The check is live: the binary's crate does pull them in.
     let host = g.closure(g.id("ctihost"));
     assert!(host.contains("wasmtime") && host.contains("tokio"));
+}
+
+#[test]
+fn media_pulls_in_no_plugin_runtime_no_sip_stack_no_store_and_no_web() {
+    let g = graph();
+    let media = g.closure(g.id("ctihost-media"));
+    let found: Vec<&&str> = NOT_IN_MEDIA
+        .iter()
+        .filter(|n| media.contains(**n))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "ctihost-media pulls in {found:?}: {media:?}"
+    );
+    // It does run on tokio's sockets and speaks the core's words.
+    assert!(media.contains("tokio") && media.contains("ctihost-acd"));
+}
+
+#[test]
+fn the_plugin_runtime_pulls_in_neither_the_core_nor_the_store() {
+    let g = graph();
+    let plugins = g.closure(g.id("ctihost-plugins"));
+    let found: Vec<&&str> = NOT_IN_PLUGINS
+        .iter()
+        .filter(|n| plugins.contains(**n))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "ctihost-plugins pulls in {found:?}: {plugins:?}"
+    );
+    assert!(plugins.contains("wasmtime") && plugins.contains("ctihost-vocabulary"));
+}
+
+#[test]
+fn sip_pulls_in_no_plugin_runtime_no_store_and_no_web() {
+    let g = graph();
+    let sip = g.closure(g.id("ctihost-sip"));
+    let found: Vec<&&str> = NOT_IN_SIP.iter().filter(|n| sip.contains(**n)).collect();
+    assert!(found.is_empty(), "ctihost-sip pulls in {found:?}: {sip:?}");
+    assert!(sip.contains("rsip") && sip.contains("ctihost-media"));
+}
+
+#[test]
+fn the_driver_names_neither_sip_nor_media_nor_the_web() {
+    let g = graph();
+    let center = g.direct(g.id("ctihost-center"));
+    let found: Vec<&&str> = NOT_NAMED_BY_THE_DRIVER
+        .iter()
+        .filter(|n| center.contains(**n))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "ctihost-center depends on {found:?}: {center:?}"
+    );
+    assert!(center.contains("ctihost-acd") && center.contains("ctihost-plugins"));
 }
 
 #[test]

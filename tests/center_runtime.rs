@@ -10,7 +10,7 @@ use std::time::Duration;
 use ctihost::acd::*;
 use ctihost::center::Published;
 use ctihost::plugins::Trigger;
-use ctihost::plugins::embedded::STOCK;
+use ctihost::stock_plugins::STOCK;
 use support::*;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -66,7 +66,7 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
     let center = ctihost::center::spawn(
         acd,
         t.host.clone(),
-        t.host.store().clone(),
+        t.store.clone(),
         ctihost::center::CenterPlugins {
             router: "skills-router".into(),
             screen_pop: Some("crm-screen-pop".into()),
@@ -138,12 +138,7 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
 
     // The record is in the store, with the router's full version hash.
     let record = wait_for(Duration::from_secs(5), || {
-        t.host
-            .store()
-            .calls_since(0, 10)
-            .unwrap()
-            .into_iter()
-            .next()
+        t.store.calls_since(0, 10).unwrap().into_iter().next()
     })
     .await
     .expect("call record stored");
@@ -160,8 +155,7 @@ async fn a_call_routed_by_the_stock_router_rings_reoffers_and_is_recorded() {
         record.wait_secs
     );
     let log: Vec<QueueLogKind> = t
-        .host
-        .store()
+        .store
         .queue_log_since(0, 100)
         .unwrap()
         .into_iter()

@@ -389,7 +389,7 @@ async fn one_copy_into_the_watched_directory_is_one_load_and_a_bad_file_one_reje
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_manifest_unloads_it_or_brings_back_the_embedded_version() {
     let t = TestHost::new();
-    let stock = ctihost::plugins::embedded::STOCK
+    let stock = ctihost::stock_plugins::STOCK
         .iter()
         .find(|p| p.name == "skills-router")
         .unwrap();

@@ -150,7 +150,7 @@ async fn fresh_instances_share_nothing_but_the_kv_store() {
         assert_eq!(outcome(&t.route("kv").await), format!("count-{i}"));
     }
     // Another plugin's namespace is its own.
-    let other = t.host.store().plugin_kv("fresh").unwrap();
+    let other = t.store.plugin_kv("fresh").unwrap();
     assert!(other.get("count").unwrap().is_none());
 }
 

@@ -217,16 +217,8 @@ pub struct SipConfig {
     pub max_requests_per_source: u32,
 }
 
-/// The answer to a source that is no trunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UnknownSources {
-    /// One 403, sent once, never retransmitted.
-    #[default]
-    Refuse,
-    /// No answer at all (the source cannot even tell a host is there).
-    Ignore,
-}
+// The answer to a source that is no trunk: the SIP room's own setting.
+pub use crate::sip::b2bua::UnknownSources;
 
 impl Default for SipConfig {
     fn default() -> Self {

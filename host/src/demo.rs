@@ -159,7 +159,7 @@ pub fn seed_plugins(dir: &Path) -> Result<(), DemoError> {
         dir: dir.to_owned(),
         source: e,
     };
-    let Some(router) = crate::plugins::embedded::STOCK
+    let Some(router) = crate::stock_plugins::STOCK
         .iter()
         .find(|p| p.name == "skills-router")
     else {
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn the_seeded_router_has_no_business_hours_but_keeps_the_rule_as_a_comment() {
-        let stock = crate::plugins::embedded::STOCK
+        let stock = crate::stock_plugins::STOCK
             .iter()
             .find(|p| p.name == "skills-router")
             .unwrap()

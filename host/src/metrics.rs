@@ -275,7 +275,29 @@ impl Metrics {
     }
 }
 
-/// The SIP digest check's refusals.
+/// The driver's counters are these.
+impl crate::center::CenterMetrics for Metrics {
+    fn call_ended(&self, disposition: &str) {
+        Metrics::call_ended(self, disposition);
+    }
+}
+
+/// The SIP room's counters are these.
+impl crate::sip::SipMetrics for Metrics {
+    fn sip_message(&self, direction: &'static str, first_line: &[u8]) {
+        Metrics::sip_message(self, direction, first_line);
+    }
+    fn bound_hit(&self, bound: &'static str) {
+        Metrics::bound_hit(self, bound);
+    }
+    fn set_draining(&self, on: bool) {
+        Metrics::set_draining(self, on);
+    }
+    fn drain_refused(&self) {
+        Metrics::drain_refused(self);
+    }
+}
+
 /// The store's size on disk (read when scraped: a file's length and the
 /// blob directory).
 pub fn render_store_size(bytes: u64) -> String {
@@ -309,6 +331,7 @@ pub fn render_allocator() -> String {
     )
 }
 
+/// The SIP digest check's refusals.
 pub fn render_auth(f: &crate::sip::digest::AuthFigures) -> String {
     format!(
         "# HELP ctihost_sip_digest_replays_total Digest answers refused as replays of a nonce count already used.\n# TYPE ctihost_sip_digest_replays_total counter\nctihost_sip_digest_replays_total {}\n\

@@ -10,7 +10,6 @@ use crate::api::auth::AdminToken;
 use crate::center::CenterHandle;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::plugins::embedded::STOCK;
 use crate::plugins::engine::EngineSettings;
 use crate::plugins::{HostSettings, PluginHost, Trigger, watcher};
 use crate::shutdown::{Loops, Shutdown};
@@ -18,6 +17,7 @@ use crate::sip::b2bua::{B2bua, Trunks};
 use crate::sip::digest::{Authenticator, Credential};
 use crate::sip::endpoint::SipEndpoint;
 use crate::sip::registrar::Registrar;
+use crate::stock_plugins::STOCK;
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,24 +79,146 @@ pub enum ServerError {
     },
 }
 
-/// The running SIP side: endpoint, call center, media relay (if on).
+/// The running call center: SIP endpoint, the driver's handle, media relay (if on).
 pub type SipParts = (
     Arc<SipEndpoint>,
     CenterHandle,
     Option<Arc<crate::media::Media>>,
 );
 
-/// Bind the SIP transports, serve the registrar and the B2BUA that hands
-/// calls to the call center; `None` when no address is configured.
-pub async fn start_sip(
+/// The call center, built room by room: the prompts it names, the driver
+/// running the core, the RTP relay, then SIP (transports, registrar, the
+/// B2BUA handing calls to the driver); `None` when no SIP address is
+/// configured.
+pub async fn start_center(
     config: &Config,
     plugins: &PluginHost,
+    store: &Store,
     metrics: Arc<Metrics>,
     shutdown: &Loops,
 ) -> Result<Option<SipParts>, ServerError> {
     if config.sip.udp.is_empty() && config.sip.tcp.is_empty() {
         return Ok(None);
     }
+    let prompts = crate::media::prompts::Prompts::load(config.media.prompts.as_deref())?;
+    for q in &config.queues {
+        if let Some(m) = &q.music_on_hold
+            && prompts.get(m).is_none()
+        {
+            return Err(ServerError::UnknownMusic {
+                queue: q.name.clone(),
+                prompt: m.clone(),
+                known: prompts.names().join(", "),
+            });
+        }
+    }
+    let (center, calls) = start_driver(config, plugins, store, metrics.clone(), shutdown);
+    let media = start_media(config, store, prompts);
+    let ep = start_sip(
+        config,
+        &center,
+        calls,
+        media.clone(),
+        store,
+        metrics,
+        shutdown,
+    )
+    .await?;
+    Ok(Some((ep, center, media)))
+}
+
+/// The driver running the core with the configured queues and agents; the
+/// receiver carries the core's commands for the SIP room.
+fn start_driver(
+    config: &Config,
+    plugins: &PluginHost,
+    store: &Store,
+    metrics: Arc<Metrics>,
+    shutdown: &Loops,
+) -> (
+    CenterHandle,
+    tokio::sync::mpsc::UnboundedReceiver<crate::acd::Command>,
+) {
+    let acd = Acd::new(
+        AcdSettings {
+            ivr_supported: config.media.relay,
+            // The policy is asked (and its pauses audited) even where nothing
+            // is written: no relay, or recording off.
+            recording: config.plugins.recording_policy.is_some(),
+            calendar: config.calendar(),
+            ..AcdSettings::default()
+        },
+        config.queues.clone(),
+        config.agents.iter().map(|a| a.acd()).collect(),
+    );
+    let (calls_tx, calls_rx) = tokio::sync::mpsc::unbounded_channel();
+    let center = crate::center::spawn(
+        acd,
+        plugins.clone(),
+        store.clone(),
+        crate::center::CenterPlugins {
+            router: config.plugins.router.clone(),
+            screen_pop: config.plugins.screen_pop.clone(),
+            recording_policy: config.plugins.recording_policy.clone(),
+        },
+        calls_tx,
+        metrics,
+        shutdown.subscribe(),
+    );
+    (center, calls_rx)
+}
+
+/// The RTP relay (if `[media] relay` is on), indexing its recordings in
+/// the store.
+fn start_media(
+    config: &Config,
+    store: &Store,
+    prompts: crate::media::prompts::Prompts,
+) -> Option<Arc<crate::media::Media>> {
+    let recording_dir = config.recording_dir();
+    config.media.relay.then(|| {
+        let address = config.media.address.unwrap_or_else(|| {
+            config
+                .sip
+                .udp
+                .first()
+                .map(|a| a.ip())
+                .filter(|ip| !ip.is_unspecified())
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+        });
+        let [first, last] = config.media.rtp_ports;
+        tracing::info!(%address, first, last, "RTP relay");
+        let store = store.clone();
+        let sink: crate::media::relay::RecordingSink = Arc::new(move |entry| {
+            if let Err(e) = store.put_recording(&entry) {
+                tracing::error!(call_id = entry.call_id, error = %e, "cannot index the recording");
+            }
+        });
+        Arc::new(crate::media::Media::new(
+            first,
+            last,
+            crate::media::MediaSettings {
+                address,
+                rtp_timeout: Duration::from_secs(config.media.rtp_timeout_secs),
+                prompts,
+                recording_dir,
+                recordings: Some(sink),
+            },
+        ))
+    })
+}
+
+/// Bind the SIP transports, serve the registrar and the B2BUA that hands
+/// calls to the driver and carries out its `calls`.
+async fn start_sip(
+    config: &Config,
+    center: &CenterHandle,
+    mut calls_rx: tokio::sync::mpsc::UnboundedReceiver<crate::acd::Command>,
+    media: Option<Arc<crate::media::Media>>,
+    store: &Store,
+    metrics: Arc<Metrics>,
+    shutdown: &Loops,
+) -> Result<Arc<SipEndpoint>, ServerError> {
     let mut creds = HashMap::new();
     for a in &config.agents {
         let cred = match (&a.password, &a.ha1_md5, &a.ha1_sha256) {
@@ -177,45 +299,6 @@ pub async fn start_sip(
         ));
     }
     tokio::spawn(ep.clone().run_timers(shutdown.subscribe()));
-    let prompts = crate::media::prompts::Prompts::load(config.media.prompts.as_deref())?;
-    for q in &config.queues {
-        if let Some(m) = &q.music_on_hold
-            && prompts.get(m).is_none()
-        {
-            return Err(ServerError::UnknownMusic {
-                queue: q.name.clone(),
-                prompt: m.clone(),
-                known: prompts.names().join(", "),
-            });
-        }
-    }
-    let recording_dir = config.recording_dir();
-    let acd = Acd::new(
-        AcdSettings {
-            ivr_supported: config.media.relay,
-            // The policy is asked (and its pauses audited) even where nothing
-            // is written: no relay, or recording off.
-            recording: config.plugins.recording_policy.is_some(),
-            calendar: config.calendar(),
-            ..AcdSettings::default()
-        },
-        config.queues.clone(),
-        config.agents.iter().map(|a| a.acd()).collect(),
-    );
-    let (calls_tx, mut calls_rx) = tokio::sync::mpsc::unbounded_channel();
-    let center = crate::center::spawn(
-        acd,
-        plugins.clone(),
-        plugins.store().clone(),
-        crate::center::CenterPlugins {
-            router: config.plugins.router.clone(),
-            screen_pop: config.plugins.screen_pop.clone(),
-            recording_policy: config.plugins.recording_policy.clone(),
-        },
-        calls_tx,
-        metrics,
-        shutdown.subscribe(),
-    );
     let mut trunk_users = HashMap::new();
     let mut trunk_creds = HashMap::new();
     for t in &config.trunks {
@@ -249,40 +332,14 @@ pub async fn start_sip(
         .iter()
         .map(|a| (a.sip_user.clone(), a.id.clone()))
         .collect();
-    let media = config.media.relay.then(|| {
-        let address = config.media.address.unwrap_or_else(|| {
-            config
-                .sip
-                .udp
-                .first()
-                .map(|a| a.ip())
-                .filter(|ip| !ip.is_unspecified())
-                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
-        });
-        let [first, last] = config.media.rtp_ports;
-        tracing::info!(%address, first, last, "RTP relay");
-        let store = plugins.store().clone();
-        let sink: crate::media::relay::RecordingSink = Arc::new(move |entry| {
-            if let Err(e) = store.put_recording(&entry) {
-                tracing::error!(call_id = entry.call_id, error = %e, "cannot index the recording");
-            }
-        });
-        Arc::new(crate::media::Media::new(
-            first,
-            last,
-            crate::media::MediaSettings {
-                address,
-                rtp_timeout: Duration::from_secs(config.media.rtp_timeout_secs),
-                prompts,
-                recording_dir: recording_dir.clone(),
-                recordings: Some(sink),
-            },
-        ))
-    });
+    let events: crate::media::EventSink = {
+        let center = center.clone();
+        Arc::new(move |e| center.send(e))
+    };
     let b2bua = Arc::new(B2bua::new(
         &ep,
         registrar.clone(),
-        center.clone(),
+        events,
         trunks,
         agents,
         media.clone(),
@@ -298,10 +355,10 @@ pub async fn start_sip(
     }
     // Phones registered with the last run are reachable at once: their
     // agents log in as if the phones had just registered.
-    let store = plugins.store().clone();
     let saved = store.bindings();
+    let sink = store.clone();
     registrar.set_sink(Box::new(move |user, bindings| {
-        if let Err(e) = store.put_bindings(user, bindings) {
+        if let Err(e) = sink.put_bindings(user, bindings) {
             tracing::warn!(user, error = %e, "cannot store a registration");
         }
     }));
@@ -320,8 +377,7 @@ pub async fn start_sip(
                 .iter()
                 .filter_map(|u| agent_of.get(u.as_str()).copied())
                 .collect();
-            let last = plugins
-                .store()
+            let last = store
                 .last_agent_states(&restored, 200_000)
                 .unwrap_or_default();
             for user in users {
@@ -339,17 +395,21 @@ pub async fn start_sip(
         }
     }
     // A phone that stops refreshing its registration logs its agent out.
+    let mut stopping = shutdown.subscribe();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stopping.recv() => return,
+            }
             for user in registrar.expire(crate::clock::now_ms()) {
                 tracing::info!(user, "registration expired");
                 b2bua.registration_changed(&user);
             }
         }
     });
-    Ok(Some((ep, center, media)))
+    Ok(ep)
 }
 
 /// The configured TCP bounds, the connection cap kept within half of the
@@ -426,8 +486,8 @@ impl crate::plugins::DecisionScope for CenterScope {
     }
 }
 
-/// Build the plugin host from the config and load embedded and directory plugins.
-pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
+/// Make the data directory (private) and open the store in it.
+pub fn open_store(config: &Config) -> Result<Store, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -446,6 +506,12 @@ pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
     let cache_bytes = config.store.cache_mb.max(8) << 20;
     let store = Store::open_with_cache(&config.data_dir.join("db"), cache_bytes)?;
     tracing::info!(cache_mb = cache_bytes >> 20, "store opened");
+    Ok(store)
+}
+
+/// Build the plugin host from the config, keeping its data in `store`, and
+/// load embedded and directory plugins.
+pub async fn start_plugins(config: &Config, store: &Store) -> Result<PluginHost, ServerError> {
     let host = PluginHost::new(
         HostSettings {
             engine: EngineSettings {
@@ -458,7 +524,7 @@ pub async fn start_plugins(config: &Config) -> Result<PluginHost, ServerError> {
             cache_dir: Some(config.data_dir.join("artifacts")),
             crm_connector: config.plugins.crm_connector.clone(),
         },
-        store,
+        store.clone(),
     )
     .map_err(ServerError::Plugins)?;
     // With a center to serve, decisions (and the self-tests of every load)
@@ -858,7 +924,8 @@ pub async fn run(
     config: Config,
     mut signals: tokio::sync::mpsc::UnboundedReceiver<()>,
 ) -> Result<(), ServerError> {
-    let host = start_plugins(&config).await?;
+    let store = open_store(&config)?;
+    let host = start_plugins(&config, &store).await?;
     let _watch = match (&config.plugins.dir, config.plugins.watch) {
         (Some(dir), true) => match watcher::watch_dir(
             host.clone(),
@@ -876,7 +943,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     check_configured_plugins(&config, &host, &metrics)?;
     // Calls that were live when the host last died get their records now.
-    match host.store().close_interrupted_calls() {
+    match store.close_interrupted_calls() {
         Ok(closed) if !closed.is_empty() => {
             tracing::warn!(
                 calls = closed.len(),
@@ -889,7 +956,7 @@ pub async fn run(
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot record the calls the last stop cut off"),
     }
-    recover_recordings(host.store());
+    recover_recordings(&store);
     // Every long-lived loop below ends when this fires (after the drain).
     let loops = Loops::new();
     if config.plugins.allow_missing {
@@ -902,10 +969,10 @@ pub async fn run(
         }
         None => None,
     };
-    let sip = start_sip(&config, &host, metrics.clone(), &loops).await?;
-    spawn_compaction(host.store().clone(), metrics.clone(), loops.subscribe());
+    let sip = start_center(&config, &host, &store, metrics.clone(), &loops).await?;
+    spawn_compaction(store.clone(), metrics.clone(), loops.subscribe());
     spawn_log_purge(
-        host.store().clone(),
+        store.clone(),
         config.store.retention(),
         Duration::from_secs(config.store.purge_interval_secs.max(1)),
         metrics.clone(),
@@ -913,7 +980,7 @@ pub async fn run(
     );
     if config.recording_dir().is_some() {
         spawn_purge(
-            host.store().clone(),
+            store.clone(),
             Duration::from_secs(config.recording.purge_interval_secs.max(1)),
             loops.subscribe(),
         );
@@ -942,8 +1009,7 @@ pub async fn run(
         .collect();
     let calendar = config.calendar();
     let sessions = Arc::new(
-        desktop_sessions(&config, token.clone())?
-            .with_store(host.store().clone(), crate::clock::now_ms()),
+        desktop_sessions(&config, token.clone())?.with_store(store.clone(), crate::clock::now_ms()),
     );
     {
         let sessions = sessions.clone();
@@ -962,10 +1028,11 @@ pub async fn run(
         sessions,
         center: center.clone(),
         plugins: host.clone(),
+        store: store.clone(),
         recording_policy: config.plugins.recording_policy.clone(),
         wallboard: crate::api::wallboard::spawn(
             center.clone(),
-            host.store().clone(),
+            store.clone(),
             thresholds.clone(),
             calendar.clone(),
             loops.subscribe(),
@@ -980,6 +1047,7 @@ pub async fn run(
     let app = crate::api::admin_router(
         crate::api::admin::AdminState {
             plugins: host.clone(),
+            store: store.clone(),
             sip: sip.as_ref().map(|(ep, _, _)| ep.clone()),
             media: sip.as_ref().and_then(|(_, _, m)| m.clone()),
             center,
@@ -1056,7 +1124,7 @@ pub async fn run(
     }
     // Sessions and registrations written since the store's last periodic
     // flush must survive this restart.
-    if let Err(e) = host.store().flush() {
+    if let Err(e) = store.flush() {
         tracing::error!(error = %e, "cannot flush the store at shutdown");
     }
     tracing::info!("ctihost stopped");

@@ -1,7 +1,8 @@
 //! The stock plugins compiled into the binary (built by `host/build.rs` from
-//! `plugins/`), so `ctihost run` works with no plugin directory.
+//! `plugins/`), so `ctihost run` works with no plugin directory. The binary
+//! holds them, not the plugin runtime: the runtime loads any component.
 
-use super::registry::PluginSource;
+use crate::plugins::PluginSource;
 
 pub struct EmbeddedPlugin {
     pub name: &'static str,
@@ -22,7 +23,7 @@ macro_rules! stock {
     ($name:literal, $dir:literal, $wasm:literal) => {
         EmbeddedPlugin {
             name: $name,
-            manifest: include_str!(concat!("../../../plugins/", $dir, "/plugin.toml")),
+            manifest: include_str!(concat!("../../plugins/", $dir, "/plugin.toml")),
             component: include_bytes!(concat!(env!("OUT_DIR"), "/", $wasm)),
         }
     };

@@ -101,6 +101,8 @@ fn leb128(out: &mut Vec<u8>, mut n: usize) {
 
 pub struct TestHost {
     pub host: PluginHost,
+    /// Where the host keeps plugin data (the center's records in tests that run one).
+    pub store: Store,
     pub dir: tempfile::TempDir,
 }
 
@@ -125,10 +127,10 @@ impl TestHost {
                 cache_dir: Some(root().join("target").join("test-artifact-cache")),
                 crm_connector: None,
             },
-            store,
+            store.clone(),
         )
         .unwrap();
-        Self { host, dir }
+        Self { host, store, dir }
     }
 
     /// Write `<name>.toml` (and copy the component) into the plugin directory.
@@ -288,7 +290,7 @@ pub fn crm_manifest_extra(base_url: &str, allowed: &str) -> String {
 
 /// The embedded manifest of a stock plugin, with the `[config]` and limits it ships with.
 pub fn stock_manifest(name: &str) -> &'static str {
-    ctihost::plugins::embedded::STOCK
+    ctihost::stock_plugins::STOCK
         .iter()
         .find(|p| p.name == name)
         .unwrap()

@@ -1,8 +1,28 @@
-//! Runs the ACD (the core, `ctihost-acd`): feeds it events one at a time,
-//! sleeps until its next timer deadline, puts its asks to the plugins (the
-//! answers come back as events with the plugin's version), records what it
-//! reports, and hands call-control and media commands to the SIP adapter
+//! ctihost's driver: runs the call-center core (`ctihost-acd`).
+//!
+//! It feeds the core its events one at a time, sleeps until the core's next
+//! timer deadline, puts the core's asks to the plugins (the answers come
+//! back as events with the plugin's version), records what the core
+//! reports, and hands call-control and media commands to the SIP room
 //! through a channel.
+//!
+//! # Map
+//!
+//! * [`spawn`] - the loop, and the [`CenterHandle`] the API and the SIP
+//!   room talk to it through (events in, snapshots, call control, the
+//!   event stream [`Published`]).
+//! * [`ScreenPop`] - the cards built for agents a call is offered to.
+//! * `recording.rs` - the recording policy's questions, one per call at a
+//!   time ([`PolicyAnswer`], [`PolicyRefusal`]).
+//! * `watchers.rs` - who watches which agent's cards ([`Watchers`]).
+//! * The record writer: call records and logs to the store in group
+//!   commits; [`CenterHandle::flushed`] says when all ended calls are on
+//!   disk.
+//! * [`CenterMetrics`] - what it counts, as a trait the host implements.
+//!
+//! Arrows: the core, the plugin runtime, the store and the ground floor;
+//! never SIP, media or the web (it talks to SIP through a channel of the
+//! core's commands).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,12 +37,18 @@ use tokio::sync::{broadcast, mpsc};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::acd::{Acd, AcdEvent, AcdSnapshot, Ask, CallEvent, CallId, Command, Output, Refusal};
-use crate::acd::{AgentCandidate, AgentInfo, CallInfo, Card, CardField, Rejection, RouteDecision};
-use crate::clock::{now_ms, now_us};
-use crate::metrics::Metrics;
-use crate::plugins::PluginHost;
-use crate::store::{QueueLogEntry, Store};
+use ctihost_acd::{Acd, AcdEvent, AcdSnapshot, Ask, CallEvent, CallId, Command, Output, Refusal};
+use ctihost_acd::{AgentCandidate, AgentInfo, CallInfo, Card, CardField, Rejection, RouteDecision};
+use ctihost_ground::clock::{now_ms, now_us};
+use ctihost_plugins::PluginHost;
+use ctihost_store::{QueueLogEntry, Store};
+
+/// What the center counts for `/metrics`, as a trait it owns: the host's
+/// metrics implement it.
+pub trait CenterMetrics: Send + Sync {
+    /// A call ended, with this disposition.
+    fn call_ended(&self, disposition: &str);
+}
 
 /// What the center tells its listeners (the API's event stream).
 #[derive(Debug, Clone)]
@@ -75,7 +101,7 @@ pub struct CenterHandle {
     events: broadcast::Sender<Published>,
     /// Only the records of ended calls: listeners that need no more are not
     /// woken for every event of every call.
-    ended: broadcast::Sender<Arc<crate::acd::CallRecord>>,
+    ended: broadcast::Sender<Arc<ctihost_acd::CallRecord>>,
     queries: mpsc::UnboundedSender<Query>,
     control: mpsc::UnboundedSender<ControlRequest>,
     watchers: Arc<Watchers>,
@@ -150,7 +176,7 @@ impl CenterHandle {
     }
 
     /// The record of every call as it ends.
-    pub fn subscribe_ended(&self) -> broadcast::Receiver<Arc<crate::acd::CallRecord>> {
+    pub fn subscribe_ended(&self) -> broadcast::Receiver<Arc<ctihost_acd::CallRecord>> {
         self.ended.subscribe()
     }
 }
@@ -174,8 +200,8 @@ pub fn spawn(
     store: Store,
     which: CenterPlugins,
     calls: mpsc::UnboundedSender<Command>,
-    metrics: Arc<Metrics>,
-    mut shutdown: crate::shutdown::Shutdown,
+    metrics: Arc<dyn CenterMetrics>,
+    mut shutdown: ctihost_ground::shutdown::Shutdown,
 ) -> CenterHandle {
     let (tx, mut rx) = mpsc::unbounded_channel::<CallEvent>();
     let (queries, mut query_rx) = mpsc::unbounded_channel();
@@ -525,7 +551,7 @@ fn ask_ranking(
 /// (`ended_ms` holds the time of the last event seen). The record writer owns
 /// the map: the store is only written, never read back.
 #[derive(Default)]
-struct LiveCalls(std::collections::HashMap<crate::acd::CallId, crate::acd::CallRecord>);
+struct LiveCalls(std::collections::HashMap<ctihost_acd::CallId, ctihost_acd::CallRecord>);
 
 impl LiveCalls {
     fn track(
@@ -533,56 +559,56 @@ impl LiveCalls {
         store: &Store,
         at_ms: u64,
         e: &AcdEvent,
-    ) -> Result<(), crate::store::StoreError> {
-        let (call_id, change): (&crate::acd::CallId, &dyn Fn(&mut crate::acd::CallRecord)) = match e
-        {
-            AcdEvent::CallArrived {
-                call_id,
-                caller,
-                dialed,
-            } => {
-                let r = crate::acd::CallRecord {
-                    call_id: call_id.clone(),
-                    caller: caller.clone(),
-                    dialed: dialed.clone(),
-                    trunk: String::new(),
-                    arrived_ms: at_ms,
-                    queued_ms: None,
-                    offered_ms: None,
-                    answered_ms: None,
-                    ended_ms: at_ms,
-                    queue: None,
-                    agent: None,
-                    disposition: crate::acd::Disposition::Interrupted,
-                    wait_secs: 0.0,
-                    talk_secs: 0.0,
-                    overflowed_from: vec![],
-                    plugin_versions: Default::default(),
-                    cause: String::new(),
-                };
-                store.put_live_call(&r)?;
-                self.0.insert(call_id.clone(), r);
-                return Ok(());
-            }
-            // The store's entry goes once the record is written (the writer
-            // does both, in that order).
-            AcdEvent::CallEnded(r) => {
-                self.0.remove(&r.call_id);
-                return Ok(());
-            }
-            AcdEvent::CallQueued { call_id, queue, .. } => (call_id, &|r| {
-                r.queue = Some(queue.clone());
-                r.queued_ms.get_or_insert(at_ms);
-            }),
-            AcdEvent::CallOffered { call_id, .. } => (call_id, &|r| {
-                r.offered_ms.get_or_insert(at_ms);
-            }),
-            AcdEvent::CallConnected { call_id, agent } => (call_id, &|r| {
-                r.agent = Some(agent.clone());
-                r.answered_ms.get_or_insert(at_ms);
-            }),
-            _ => return Ok(()),
-        };
+    ) -> Result<(), ctihost_store::StoreError> {
+        let (call_id, change): (&ctihost_acd::CallId, &dyn Fn(&mut ctihost_acd::CallRecord)) =
+            match e {
+                AcdEvent::CallArrived {
+                    call_id,
+                    caller,
+                    dialed,
+                } => {
+                    let r = ctihost_acd::CallRecord {
+                        call_id: call_id.clone(),
+                        caller: caller.clone(),
+                        dialed: dialed.clone(),
+                        trunk: String::new(),
+                        arrived_ms: at_ms,
+                        queued_ms: None,
+                        offered_ms: None,
+                        answered_ms: None,
+                        ended_ms: at_ms,
+                        queue: None,
+                        agent: None,
+                        disposition: ctihost_acd::Disposition::Interrupted,
+                        wait_secs: 0.0,
+                        talk_secs: 0.0,
+                        overflowed_from: vec![],
+                        plugin_versions: Default::default(),
+                        cause: String::new(),
+                    };
+                    store.put_live_call(&r)?;
+                    self.0.insert(call_id.clone(), r);
+                    return Ok(());
+                }
+                // The store's entry goes once the record is written (the writer
+                // does both, in that order).
+                AcdEvent::CallEnded(r) => {
+                    self.0.remove(&r.call_id);
+                    return Ok(());
+                }
+                AcdEvent::CallQueued { call_id, queue, .. } => (call_id, &|r| {
+                    r.queue = Some(queue.clone());
+                    r.queued_ms.get_or_insert(at_ms);
+                }),
+                AcdEvent::CallOffered { call_id, .. } => (call_id, &|r| {
+                    r.offered_ms.get_or_insert(at_ms);
+                }),
+                AcdEvent::CallConnected { call_id, agent } => (call_id, &|r| {
+                    r.agent = Some(agent.clone());
+                    r.answered_ms.get_or_insert(at_ms);
+                }),
+                _ => return Ok(()),
+            };
         match self.0.get_mut(call_id) {
             Some(r) => {
                 change(r);
@@ -669,7 +695,7 @@ fn spawn_recorder(
                     }
                     match e {
                         AcdEvent::AgentStateChanged { agent, state } => {
-                            agent_log.push(crate::store::AgentStateEntry {
+                            agent_log.push(ctihost_store::AgentStateEntry {
                                 at_ms,
                                 agent,
                                 state: state.name().to_owned(),

@@ -7,10 +7,10 @@ use std::collections::{HashMap, VecDeque};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::acd::{
+use ctihost_acd::{
     CallEvent, CallId, CallInfo, PolicyEvent, RecordMode, RecordingAction, RecordingRefusal,
 };
-use crate::plugins::PluginHost;
+use ctihost_plugins::PluginHost;
 
 /// The policy's answer to an agent's request, for the API.
 #[derive(Debug, Clone)]

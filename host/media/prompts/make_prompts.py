@@ -5,7 +5,7 @@ Speech comes from espeak-ng (Debian package `espeak-ng`); the music on hold is
 synthesised here. Every file is 8 kHz, mono, 16-bit PCM, the format the host
 plays (a bank records its own prompts and points `[media] prompts` at them).
 
-    python3 host/prompts/make_prompts.py
+    python3 host/media/prompts/make_prompts.py
 """
 
 import audioop

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::prompts::SAMPLE_RATE;
-pub use crate::acd::{Legs, RecordingPlan};
+pub use ctihost_acd::{Legs, RecordingPlan};
 
 /// Samples per 20 ms frame.
 pub const FRAME: usize = 160;

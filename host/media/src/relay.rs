@@ -25,9 +25,9 @@ use super::prompts::{Prompt, Prompts};
 use super::recorder::{FRAME, Recorder, RecordingEntry, RecordingPlan};
 use super::rtp::{self, DtmfDetector, Stream};
 use super::sdp::AudioProfile;
-use crate::acd::CallEvent;
-use crate::acd::IvrStep;
-use crate::clock::now_ms;
+use ctihost_acd::CallEvent;
+use ctihost_acd::IvrStep;
+use ctihost_ground::clock::now_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -221,7 +221,7 @@ impl Drop for Release {
 impl Media {
     pub fn new(first_port: u16, last_port: u16, settings: MediaSettings) -> Self {
         let pool = PortPool::new(first_port, last_port);
-        let offset = crate::random::bytes::<4>()
+        let offset = ctihost_ground::random::bytes::<4>()
             .map(u32::from_le_bytes)
             .unwrap_or(0);
         pool.rotate(offset as usize);

@@ -49,7 +49,7 @@ pub struct Stream {
 
 impl Stream {
     pub fn new() -> Self {
-        let r = crate::random::bytes::<10>().unwrap_or([7; 10]);
+        let r = ctihost_ground::random::bytes::<10>().unwrap_or([7; 10]);
         Self {
             ssrc: u32::from_le_bytes([r[0], r[1], r[2], r[3]]),
             seq: u16::from_le_bytes([r[4], r[5]]),

@@ -209,7 +209,7 @@ pub fn audio_profile(sdp: &[u8]) -> AudioProfile {
 pub fn host_offer(relay: SocketAddr) -> Vec<u8> {
     let ip = relay.ip();
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let session = crate::random::bytes::<4>()
+    let session = ctihost_ground::random::bytes::<4>()
         .map(u32::from_le_bytes)
         .unwrap_or(1);
     format!(
@@ -330,12 +330,12 @@ mod tests {
     #[test]
     fn the_profile_and_hold_direction_come_from_the_sdp() {
         let p = audio_profile(OFFER.as_bytes());
-        assert_eq!(p.law, crate::media::g711::Law::Mu);
+        assert_eq!(p.law, crate::g711::Law::Mu);
         assert_eq!(p.dtmf_payload_type, Some(101));
         let alaw = audio_profile(b"v=0\nm=audio 4000 RTP/AVP 8 0\n");
         assert_eq!(
             (alaw.law, alaw.dtmf_payload_type),
-            (crate::media::g711::Law::A, None)
+            (crate::g711::Law::A, None)
         );
         assert_eq!(answer_direction(b"v=0\na=sendonly\n"), "recvonly");
         assert_eq!(answer_direction(OFFER.as_bytes()), "sendrecv");
@@ -353,7 +353,7 @@ mod tests {
         let p = audio_profile(&o);
         assert_eq!(
             (p.law, p.dtmf_payload_type),
-            (crate::media::g711::Law::A, Some(101))
+            (crate::g711::Law::A, Some(101))
         );
     }
 }

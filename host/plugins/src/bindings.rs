@@ -8,7 +8,7 @@
 pub mod router {
     wasmtime::component::bindgen!({
         world: "router",
-        path: "../wit",
+        path: "../../wit",
         imports: { default: async },
         exports: { default: async },
         additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
@@ -18,7 +18,7 @@ pub mod router {
 pub mod screen_pop {
     wasmtime::component::bindgen!({
         world: "screen-pop",
-        path: "../wit",
+        path: "../../wit",
         imports: { default: async },
         exports: { default: async },
         with: {
@@ -32,7 +32,7 @@ pub mod screen_pop {
 pub mod crm_connector {
     wasmtime::component::bindgen!({
         world: "crm-connector",
-        path: "../wit",
+        path: "../../wit",
         imports: { default: async },
         exports: { default: async },
         additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
@@ -46,7 +46,7 @@ pub mod crm_connector {
 pub mod recording_policy {
     wasmtime::component::bindgen!({
         world: "recording-policy",
-        path: "../wit",
+        path: "../../wit",
         imports: { default: async },
         exports: { default: async },
         with: {

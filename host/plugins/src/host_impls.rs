@@ -34,9 +34,9 @@ impl host::Host for InvocationState {
     }
 
     async fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
-        let tree = self.ctx.kv.as_ref()?;
-        match tree.get(key.as_bytes()) {
-            Ok(v) => v.map(|v| v.to_vec()),
+        let kv = self.ctx.kv.as_ref()?;
+        match kv.get(key.as_bytes()) {
+            Ok(v) => v,
             Err(e) => {
                 tracing::warn!(plugin = %self.ctx.name, error = %e, "plugin kv read failed");
                 None
@@ -45,7 +45,7 @@ impl host::Host for InvocationState {
     }
 
     async fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
-        let Some(tree) = self.ctx.kv.as_ref() else {
+        let Some(kv) = self.ctx.kv.as_ref() else {
             return Err("key-value store not available here (self-test or offline invoke)".into());
         };
         if key.len() > MAX_KV_KEY {
@@ -58,7 +58,7 @@ impl host::Host for InvocationState {
         let r = self
             .ctx
             .kv_usage
-            .set(tree, key.as_bytes(), value, max_bytes, max_keys);
+            .set(kv.as_ref(), key.as_bytes(), value, max_bytes, max_keys);
         if let Err(e) = &r {
             tracing::warn!(plugin = %self.ctx.name, version = %self.ctx.version, call_id = %self.call_id, error = %e, "plugin key-value write refused");
         }
@@ -67,15 +67,15 @@ impl host::Host for InvocationState {
     }
 
     async fn kv_delete(&mut self, key: String) {
-        if let Some(tree) = self.ctx.kv.as_ref()
-            && let Err(e) = self.ctx.kv_usage.delete(tree, key.as_bytes())
+        if let Some(kv) = self.ctx.kv.as_ref()
+            && let Err(e) = self.ctx.kv_usage.delete(kv.as_ref(), key.as_bytes())
         {
             tracing::warn!(plugin = %self.ctx.name, error = %e, "plugin kv delete failed");
         }
     }
 
     async fn now_ms(&mut self) -> u64 {
-        crate::clock::now_ms()
+        ctihost_ground::clock::now_ms()
     }
 
     async fn counter_add(&mut self, name: String, delta: i64) {

@@ -27,9 +27,9 @@ use super::kind::PluginKind;
 use super::manifest::{Manifest, ManifestError};
 use super::outbound_http::HttpGrant;
 use super::sandbox::{CrmLink, InvocationState, PluginContext, PluginCounters};
+use super::storage::{HistoryEntry, HistoryFilter, PluginStorage, StorageError};
 use super::validate::DecisionScope;
 use super::version::{Failure, Trigger, Version, short_hash};
-use crate::store::{HistoryEntry, Store};
 
 /// Where a plugin's bytes come from; reloads read it again.
 #[derive(Debug, Clone)]
@@ -96,7 +96,7 @@ pub enum LoadError {
     #[error("cannot build the plugin's HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
     #[error("the plugin's key-value store: {0}")]
-    KeyValue(#[source] crate::store::StoreError),
+    KeyValue(#[source] StorageError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error("not a WebAssembly component: {0}")]
@@ -238,7 +238,7 @@ struct Inner {
     engine: SharedEngine,
     linkers: BTreeMap<&'static str, Linker<InvocationState>>,
     cache: ArtifactCache,
-    store: Store,
+    storage: Arc<dyn PluginStorage>,
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
     crm_connector: Option<String>,
     /// The embedded version of each plugin that has one, as loaded at
@@ -259,7 +259,12 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    pub fn new(settings: HostSettings, store: Store) -> Result<Self, HostError> {
+    /// A runtime keeping its namespaces and history in `storage` (the
+    /// host's store; any [`PluginStorage`] in tests and offline runs).
+    pub fn new(
+        settings: HostSettings,
+        storage: impl PluginStorage + 'static,
+    ) -> Result<Self, HostError> {
         let engine = SharedEngine::new(&settings.engine).map_err(HostError::Engine)?;
         let mut linkers = BTreeMap::new();
         for kind in PluginKind::ALL {
@@ -275,7 +280,7 @@ impl PluginHost {
                 engine,
                 linkers,
                 cache,
-                store,
+                storage: Arc::new(storage),
                 slots: RwLock::new(BTreeMap::new()),
                 crm_connector: settings.crm_connector,
                 embedded: Mutex::new(BTreeMap::new()),
@@ -292,10 +297,6 @@ impl PluginHost {
 
     pub fn pooling(&self) -> bool {
         self.inner.engine.pooling
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
     }
 
     /// From now on, decisions (and self-tests) are checked against what the
@@ -548,19 +549,26 @@ impl PluginHost {
         } else {
             Some(
                 self.inner
-                    .store
-                    .plugin_kv(&m.name)
+                    .storage
+                    .namespace(&m.name)
                     .map_err(LoadError::KeyValue)?,
             )
         };
         let kv_usage = match &kv {
-            Some(tree) => self
-                .inner
-                .kv_usage
-                .lock()
-                .entry(m.name.clone())
-                .or_insert_with(|| Arc::new(super::sandbox::KvUsage::scan(tree)))
-                .clone(),
+            Some(kv) => {
+                let mut usage = self.inner.kv_usage.lock();
+                match usage.get(&m.name) {
+                    Some(u) => u.clone(),
+                    None => {
+                        let u = Arc::new(
+                            super::sandbox::KvUsage::scan(kv.as_ref())
+                                .map_err(LoadError::KeyValue)?,
+                        );
+                        usage.insert(m.name.clone(), u.clone());
+                        u
+                    }
+                }
+            }
             None => Arc::default(),
         };
         Ok(PluginContext {
@@ -585,14 +593,14 @@ impl PluginHost {
 
     fn history(&self, plugin: &str, version: &str, trigger: Trigger, outcome: &str, message: &str) {
         let entry = HistoryEntry {
-            at_ms: crate::clock::now_ms(),
+            at_ms: ctihost_ground::clock::now_ms(),
             plugin: plugin.to_owned(),
             version: version.to_owned(),
             trigger: trigger.to_string(),
             outcome: outcome.to_owned(),
             message: message.to_owned(),
         };
-        if let Err(e) = self.inner.store.record_history(&entry) {
+        if let Err(e) = self.inner.storage.record_history(&entry) {
             tracing::error!(error = %e, plugin, "cannot record plugin history");
         }
     }
@@ -762,18 +770,24 @@ impl PluginHost {
 
     pub fn history_where(
         &self,
-        filter: &crate::store::HistoryFilter<'_>,
+        filter: &HistoryFilter<'_>,
         limit: usize,
-    ) -> Result<Vec<HistoryEntry>, crate::store::StoreError> {
-        self.inner.store.history_where(filter, limit)
+    ) -> Result<Vec<HistoryEntry>, StorageError> {
+        self.inner.storage.history_where(filter, limit)
     }
 
     pub fn history_of(
         &self,
         name: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<HistoryEntry>, crate::store::StoreError> {
-        self.inner.store.history(name, limit)
+    ) -> Result<Vec<HistoryEntry>, StorageError> {
+        self.inner.storage.history_where(
+            &HistoryFilter {
+                plugin: name,
+                ..HistoryFilter::default()
+            },
+            limit,
+        )
     }
 }
 
@@ -790,11 +804,11 @@ fn warn_failure(name: &str, version: &Version, call: &HookCall, f: &Failure) {
     } else {
         "plugin-starved"
     };
-    let Some(suppressed) = crate::log_limit::allow_keyed(
+    let Some(suppressed) = ctihost_ground::log_limit::allow_keyed(
         cause,
         name,
         FAILURE_LINES_PER_SECOND,
-        crate::clock::now_ms(),
+        ctihost_ground::clock::now_ms(),
     ) else {
         return;
     };
@@ -933,14 +947,14 @@ fn rollback(inner: &Arc<Inner>, name: &str, trigger: Trigger) -> Result<LoadRepo
     keep_previous(&mut prev, old);
     drop(prev);
     let entry = HistoryEntry {
-        at_ms: crate::clock::now_ms(),
+        at_ms: ctihost_ground::clock::now_ms(),
         plugin: name.to_owned(),
         version: target.hash.clone(),
         trigger: trigger.to_string(),
         outcome: "rolled-back".into(),
         message: format!("from {}", report.previous.as_deref().unwrap_or("?")),
     };
-    if let Err(e) = inner.store.record_history(&entry) {
+    if let Err(e) = inner.storage.record_history(&entry) {
         tracing::error!(error = %e, plugin = name, "cannot record plugin history");
     }
     Ok(report)

@@ -12,12 +12,14 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{CrmError, Customer, LookupKey};
 use super::outbound_http::HttpGrant;
+use super::stdio::CappedPipe;
+use super::storage::{KeyValue, StorageError};
 
 /// Why a plugin's key-value write was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
     #[error("store error: {0}")]
-    Store(#[from] sled::Error),
+    Store(#[from] StorageError),
     #[error(
         "key-value quota exceeded: the namespace would hold {bytes} bytes in {keys} keys (at most {max_bytes} bytes, {max_keys} keys; [limits] kv_max_kb, kv_max_keys)"
     )]
@@ -28,7 +30,6 @@ pub enum KvError {
         max_keys: u64,
     },
 }
-use super::stdio::CappedPipe;
 
 /// Links a router or screen-pop's `crm` import to the configured connector.
 pub trait CrmLink: Send + Sync {
@@ -73,16 +74,16 @@ pub struct KvFigures {
 }
 
 impl KvUsage {
-    /// Count what `tree` holds now (once, when the plugin first loads).
-    pub fn scan(tree: &sled::Tree) -> Self {
-        let mut f = KvFigures::default();
-        for (k, v) in tree.iter().flatten() {
-            f.bytes += (k.len() + v.len()) as u64;
-            f.keys += 1;
-        }
-        Self {
-            state: Mutex::new(f),
-        }
+    /// Count what `kv` holds now (once, when the plugin first loads).
+    pub fn scan(kv: &dyn KeyValue) -> Result<Self, StorageError> {
+        let (bytes, keys) = kv.usage()?;
+        Ok(Self {
+            state: Mutex::new(KvFigures {
+                bytes,
+                keys,
+                refused: 0,
+            }),
+        })
     }
 
     pub fn figures(&self) -> KvFigures {
@@ -92,14 +93,14 @@ impl KvUsage {
     /// Write `key` = `value` if the namespace stays within the quota.
     pub fn set(
         &self,
-        tree: &sled::Tree,
+        kv: &dyn KeyValue,
         key: &[u8],
         value: Vec<u8>,
         max_bytes: u64,
         max_keys: u64,
     ) -> Result<(), KvError> {
         let mut f = self.state.lock();
-        let old = tree.get(key)?.map(|v| (key.len() + v.len()) as u64);
+        let old = kv.get(key)?.map(|v| (key.len() + v.len()) as u64);
         let bytes = f.bytes - old.unwrap_or(0).min(f.bytes) + (key.len() + value.len()) as u64;
         let keys = f.keys + u64::from(old.is_none());
         if bytes > max_bytes || keys > max_keys {
@@ -111,15 +112,15 @@ impl KvUsage {
                 max_keys,
             });
         }
-        tree.insert(key, value)?;
+        kv.insert(key, value)?;
         f.bytes = bytes;
         f.keys = keys;
         Ok(())
     }
 
-    pub fn delete(&self, tree: &sled::Tree, key: &[u8]) -> Result<(), sled::Error> {
+    pub fn delete(&self, kv: &dyn KeyValue, key: &[u8]) -> Result<(), StorageError> {
         let mut f = self.state.lock();
-        if let Some(v) = tree.remove(key)? {
+        if let Some(v) = kv.remove(key)? {
             f.bytes = f.bytes.saturating_sub((key.len() + v.len()) as u64);
             f.keys = f.keys.saturating_sub(1);
         }
@@ -135,7 +136,7 @@ pub struct PluginContext {
     pub config: toml::Table,
     pub config_json: String,
     /// The plugin's own key-value namespace; none during self-test.
-    pub kv: Option<sled::Tree>,
+    pub kv: Option<Arc<dyn KeyValue>>,
     /// What the namespace holds, and the version's quota (bytes, keys).
     pub kv_usage: Arc<KvUsage>,
     pub kv_quota: (u64, u64),

@@ -199,7 +199,7 @@ impl Version {
             bad: std::sync::atomic::AtomicBool::new(false),
             stock,
             size,
-            loaded_at_ms: crate::clock::now_ms(),
+            loaded_at_ms: ctihost_ground::clock::now_ms(),
             trigger,
             compile,
             stats: VersionStats::default(),

@@ -18,9 +18,9 @@ use super::flow::Peer;
 use super::registrar::Registrar;
 use super::transaction::{TxKey, cancel_for, status_code};
 use super::wire::{RawMessage, addr_uri, param, response, uri_socket_addr, uri_user};
-use crate::acd::{CallControl, CallEvent, Command, MediaCommand, OfferFailure};
-use crate::center::CenterHandle;
-use crate::clock::now_ms;
+use ctihost_acd::{CallControl, CallEvent, Command, MediaCommand, OfferFailure};
+use ctihost_ground::clock::now_ms;
+use ctihost_media::EventSink;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LegState {
@@ -53,7 +53,7 @@ struct Call {
     ringing_sent: bool,
     answered: bool,
     /// The call's RTP relay (None: media passes end to end).
-    relay: Option<crate::media::Relay>,
+    relay: Option<ctihost_media::Relay>,
     /// The SDP offered to agents' phones (the caller's, or rewritten for the relay).
     offer: Vec<u8>,
     /// The host's own answer to the caller (with the relay): sent when the
@@ -69,7 +69,19 @@ pub struct Trunks {
     pub by_user: HashMap<String, String>,
     pub auth: Authenticator,
     /// What an INVITE from a source that is no trunk gets.
-    pub unknown_sources: crate::config::UnknownSources,
+    pub unknown_sources: UnknownSources,
+}
+
+/// What an INVITE from an address that is no trunk gets (with no digest
+/// trunk configured): one stateless 403, or nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownSources {
+    /// One 403, sent once, never retransmitted.
+    #[default]
+    Refuse,
+    /// No answer at all (the source cannot even tell a host is there).
+    Ignore,
 }
 
 /// What an initial INVITE gets before any transaction exists.
@@ -85,7 +97,8 @@ pub enum Screen {
 pub struct B2bua {
     ep: Weak<SipEndpoint>,
     registrar: Arc<Registrar>,
-    center: CenterHandle,
+    /// Where the calls' events go: the driver of the call-center core.
+    center: EventSink,
     trunks: Trunks,
     /// Agent id by SIP user.
     agents: HashMap<String, String>,
@@ -93,11 +106,11 @@ pub struct B2bua {
     calls: Mutex<HashMap<String, Call>>,
     /// Agent leg Call-ID -> (caller's Call-ID, leg).
     legs: Mutex<HashMap<String, (String, AgentLeg)>>,
-    media: Option<Arc<crate::media::Media>>,
+    media: Option<Arc<ctihost_media::Media>>,
 }
 
 fn token() -> String {
-    crate::random::hex_token::<8>()
+    ctihost_ground::random::hex_token::<8>()
 }
 
 const NO_DIALOG: (u16, &str) = (481, "Call/Transaction Does Not Exist");
@@ -108,7 +121,6 @@ impl B2bua {
     /// 100 Trying, no retransmissions), so a forged source cannot use the
     /// host as an amplifier.
     pub fn screen_invite(&self, msg: &RawMessage, peer: Peer) -> Screen {
-        use crate::config::UnknownSources;
         let in_dialog = msg.header("To").and_then(|t| param(t, "tag")).is_some();
         let t = &self.trunks;
         if in_dialog
@@ -139,7 +151,7 @@ impl B2bua {
                 &extra,
             ));
         }
-        crate::log_limit::warn_every_second(
+        ctihost_ground::log_limit::warn_every_second(
             "invite-not-a-trunk",
             &format!(
                 "INVITE from an address that is no trunk refused (last from {})",
@@ -171,10 +183,10 @@ impl B2bua {
     pub fn new(
         ep: &Arc<SipEndpoint>,
         registrar: Arc<Registrar>,
-        center: CenterHandle,
+        center: EventSink,
         trunks: Trunks,
         agents: HashMap<String, String>,
-        media: Option<Arc<crate::media::Media>>,
+        media: Option<Arc<ctihost_media::Media>>,
     ) -> Self {
         Self {
             ep: Arc::downgrade(ep),
@@ -224,7 +236,7 @@ impl B2bua {
             return;
         };
         let live = !self.registrar.lookup(sip_user, now_ms()).is_empty();
-        self.center.send(if live {
+        (self.center)(if live {
             CallEvent::AgentLogin {
                 agent: agent.clone(),
             }
@@ -260,14 +272,14 @@ impl B2bua {
                     response(&c.invite, 487, "Request Terminated", Some(&c.to_tag), &[]),
                 );
             }
-            self.center.send(CallEvent::CallerHungUp { call_id });
+            (self.center)(CallEvent::CallerHungUp { call_id });
             return;
         }
         let leg = self.legs.lock().remove(&call_id);
         match leg {
             Some((caller, _)) => {
                 self.respond(&key, response(msg, 200, "OK", None, &[]));
-                self.center.send(CallEvent::AgentHungUp { call_id: caller });
+                (self.center)(CallEvent::AgentHungUp { call_id: caller });
             }
             None => self.respond(&key, response(msg, NO_DIALOG.0, NO_DIALOG.1, None, &[])),
         }
@@ -291,7 +303,7 @@ impl B2bua {
                 &c.key,
                 response(&c.invite, 487, "Request Terminated", Some(&c.to_tag), &[]),
             );
-            self.center.send(CallEvent::CallerHungUp { call_id });
+            (self.center)(CallEvent::CallerHungUp { call_id });
         }
     }
 
@@ -307,7 +319,7 @@ impl B2bua {
         let info = super::info_dtmf::parse(msg.header("Content-Type"), &msg.body);
         let answer = match (info, &c.relay) {
             (InfoBody::Digit(d), Some(relay)) => {
-                relay.control(crate::media::Control::Dtmf(d));
+                relay.control(ctihost_media::Control::Dtmf(d));
                 response(msg, 200, "OK", None, &[])
             }
             (InfoBody::Digit(_) | InfoBody::Empty, _) => response(msg, 200, "OK", None, &[]),
@@ -350,18 +362,18 @@ impl B2bua {
             );
         };
         if !msg.body.is_empty() {
-            if crate::media::sdp::rewrite(&msg.body, relay.caller_facing()).is_err() {
+            if ctihost_media::sdp::rewrite(&msg.body, relay.caller_facing()).is_err() {
                 drop(calls);
                 return self.respond(
                     &key,
                     response(msg, 488, "Not Acceptable Here - no G.711 audio", None, &[]),
                 );
             }
-            relay.caller_expects(crate::media::sdp::audio_target(&msg.body));
+            relay.caller_expects(ctihost_media::sdp::audio_target(&msg.body));
         }
         c.dialog.refresh_target(msg);
-        let direction = crate::media::sdp::answer_direction(&msg.body);
-        let body = crate::media::sdp::with_direction(&c.answer, direction);
+        let direction = ctihost_media::sdp::answer_direction(&msg.body);
+        let body = ctihost_media::sdp::with_direction(&c.answer, direction);
         tracing::info!(call_id, direction, "caller re-INVITE answered by the relay");
         let ok = self.ok_with_sdp(c, &body);
         drop(calls);
@@ -391,15 +403,15 @@ impl B2bua {
             return refuse(488, "Not Acceptable Here - re-INVITE needs the media relay");
         };
         if !msg.body.is_empty() {
-            if crate::media::sdp::rewrite(&msg.body, relay.agent_facing()).is_err() {
+            if ctihost_media::sdp::rewrite(&msg.body, relay.agent_facing()).is_err() {
                 drop(calls);
                 return refuse(488, "Not Acceptable Here - no G.711 audio");
             }
-            relay.agent_expects(crate::media::sdp::audio_target(&msg.body));
+            relay.agent_expects(ctihost_media::sdp::audio_target(&msg.body));
         }
         drop(calls);
-        let direction = crate::media::sdp::answer_direction(&msg.body);
-        let body = crate::media::sdp::with_direction(&offer, direction);
+        let direction = ctihost_media::sdp::answer_direction(&msg.body);
+        let body = ctihost_media::sdp::with_direction(&offer, direction);
         tracing::info!(
             call_id = caller,
             direction,
@@ -472,7 +484,7 @@ impl B2bua {
             },
         );
         tracing::info!(call_id, caller, dialed, trunk, transport = ?peer.transport, "call arrived");
-        self.center.send(CallEvent::Arrived {
+        (self.center)(CallEvent::Arrived {
             call_id,
             caller,
             dialed,
@@ -488,12 +500,11 @@ impl B2bua {
         &self,
         call_id: &str,
         invite: &RawMessage,
-    ) -> Result<(Option<crate::media::Relay>, Vec<u8>, Vec<u8>), (u16, String)> {
+    ) -> Result<(Option<ctihost_media::Relay>, Vec<u8>, Vec<u8>), (u16, String)> {
         let Some(media) = &self.media else {
             return Ok((None, invite.body.clone(), Vec::new()));
         };
-        let center = self.center.clone();
-        let events: crate::media::EventSink = std::sync::Arc::new(move |e| center.send(e));
+        let events = self.center.clone();
         let relay = media.open(call_id, &invite.body, events).map_err(|e| {
             if media.refused() {
                 tracing::error!(call_id, error = %e, refused_so_far = media.refused_calls(), "calls refused: no relay");
@@ -503,15 +514,15 @@ impl B2bua {
         if invite.body.is_empty() {
             // A late offer: the host offers in its 200 (or the agent's phone
             // does, through the relay) and the caller answers in its ACK.
-            let offer = crate::media::sdp::host_offer(relay.agent_facing());
-            let answer = crate::media::sdp::host_offer(relay.caller_facing());
+            let offer = ctihost_media::sdp::host_offer(relay.agent_facing());
+            let answer = ctihost_media::sdp::host_offer(relay.caller_facing());
             return Ok((Some(relay), offer, answer));
         }
         // What agents' phones are offered: the caller's SDP facing the relay
         // (built once; a refused offer drops the relay and frees its ports).
-        let offer = crate::media::sdp::rewrite(&invite.body, relay.agent_facing())
+        let offer = ctihost_media::sdp::rewrite(&invite.body, relay.agent_facing())
             .map_err(|e| (488, format!("Not Acceptable Here - {e}")))?;
-        let answer = crate::media::sdp::rewrite(&invite.body, relay.caller_facing())
+        let answer = ctihost_media::sdp::rewrite(&invite.body, relay.caller_facing())
             .map_err(|e| (488, format!("Not Acceptable Here - {e}")))?;
         Ok((Some(relay), offer, answer))
     }
@@ -568,7 +579,7 @@ impl B2bua {
                 ))
             }
             Verdict::Forbidden { user, known } => {
-                crate::log_limit::warn_every_second(
+                ctihost_ground::log_limit::warn_every_second(
                     "invite-wrong-trunk-credentials",
                     &format!(
                         "INVITE with wrong trunk credentials (last: user {user:?}, known {known}, from {})",
@@ -590,9 +601,9 @@ impl B2bua {
         }
         let calls = self.calls.lock();
         if let Some(relay) = calls.get(call_id).and_then(|c| c.relay.as_ref()) {
-            relay.caller_expects(crate::media::sdp::audio_target(&msg.body));
-            relay.control(crate::media::Control::CallerProfile(
-                crate::media::sdp::audio_profile(&msg.body),
+            relay.caller_expects(ctihost_media::sdp::audio_target(&msg.body));
+            relay.control(ctihost_media::Control::CallerProfile(
+                ctihost_media::sdp::audio_profile(&msg.body),
             ));
         }
     }
@@ -605,7 +616,7 @@ impl B2bua {
         );
         if let Some(c) = self.calls.lock().remove(call_id) {
             self.bye_caller(c);
-            self.center.send(CallEvent::CallerHungUp {
+            (self.center)(CallEvent::CallerHungUp {
                 call_id: call_id.to_owned(),
             });
         }
@@ -621,7 +632,7 @@ impl B2bua {
             && leg.state != LegState::Cancelling
         {
             tracing::info!(call_id, agent = leg.agent, "agent phone does not respond");
-            self.center.send(CallEvent::OfferFailed {
+            (self.center)(CallEvent::OfferFailed {
                 call_id,
                 agent: leg.agent,
                 failure: OfferFailure::Unavailable,
@@ -679,7 +690,7 @@ impl B2bua {
                     return;
                 }
                 leg.state = LegState::Answered;
-                self.center.send(CallEvent::AgentAnswered {
+                (self.center)(CallEvent::AgentAnswered {
                     call_id: caller.clone(),
                     agent: leg.agent.clone(),
                 });
@@ -696,7 +707,7 @@ impl B2bua {
                         603 => OfferFailure::Declined,
                         _ => OfferFailure::Failed,
                     };
-                    self.center.send(CallEvent::OfferFailed {
+                    (self.center)(CallEvent::OfferFailed {
                         call_id: caller,
                         agent,
                         failure,
@@ -791,9 +802,9 @@ impl B2bua {
                     if let Some(relay) = &c.relay {
                         // The agent's phone is the relay's other side now; the
                         // caller keeps talking to the host's port.
-                        relay.agent_expects(crate::media::sdp::audio_target(&body));
-                        relay.control(crate::media::Control::Bridge);
-                        body = match crate::media::sdp::rewrite(&body, relay.caller_facing()) {
+                        relay.agent_expects(ctihost_media::sdp::audio_target(&body));
+                        relay.control(ctihost_media::Control::Bridge);
+                        body = match ctihost_media::sdp::rewrite(&body, relay.caller_facing()) {
                             Ok(b) => b,
                             Err(e) => {
                                 tracing::warn!(call_id, error = %e, "agent's answer has no usable audio");
@@ -899,10 +910,10 @@ impl B2bua {
                     .as_ref()
                     .and_then(|m| m.prompts().get(&step.prompt));
                 let name = step.name.clone();
-                let control = crate::media::Control::Ivr { step, prompt };
+                let control = ctihost_media::Control::Ivr { step, prompt };
                 if !self.answer_and(&call_id, control) {
                     // No relay for this call (late offer): no digits to collect.
-                    self.center.send(CallEvent::DigitsCollected {
+                    (self.center)(CallEvent::DigitsCollected {
                         call_id,
                         step: name,
                         digits: String::new(),
@@ -911,7 +922,7 @@ impl B2bua {
             }
             MediaCommand::Hold { call_id, music } => {
                 let music = music.and_then(|m| self.media.as_ref()?.prompts().get(&m));
-                self.answer_and(&call_id, crate::media::Control::Hold { music });
+                self.answer_and(&call_id, ctihost_media::Control::Hold { music });
             }
             MediaCommand::Announce {
                 call_id,
@@ -920,20 +931,20 @@ impl B2bua {
             } => {
                 if let Some(m) = &self.media {
                     let prompts = m.prompts().announcement(position, wait_secs);
-                    self.media_control(&call_id, crate::media::Control::Announce(prompts));
+                    self.media_control(&call_id, ctihost_media::Control::Announce(prompts));
                 }
             }
             MediaCommand::Record { call_id, plan } => {
-                self.media_control(&call_id, crate::media::Control::Record(plan));
+                self.media_control(&call_id, ctihost_media::Control::Record(plan));
             }
             MediaCommand::PauseRecording { call_id, paused } => {
-                self.media_control(&call_id, crate::media::Control::Pause(paused));
+                self.media_control(&call_id, ctihost_media::Control::Pause(paused));
             }
         }
     }
 
     /// Tell the call's relay; false when the call has none.
-    fn media_control(&self, call_id: &str, control: crate::media::Control) -> bool {
+    fn media_control(&self, call_id: &str, control: ctihost_media::Control) -> bool {
         let calls = self.calls.lock();
         match calls.get(call_id).and_then(|c| c.relay.as_ref()) {
             Some(relay) => {
@@ -946,7 +957,7 @@ impl B2bua {
 
     /// Answer the caller with the relay's SDP if not yet answered (the host
     /// takes the call: IVR, music), then tell the relay; false without relay.
-    fn answer_and(&self, call_id: &str, control: crate::media::Control) -> bool {
+    fn answer_and(&self, call_id: &str, control: ctihost_media::Control) -> bool {
         let mut calls = self.calls.lock();
         let Some(c) = calls.get_mut(call_id) else {
             return false;
@@ -958,7 +969,7 @@ impl B2bua {
         if c.answered {
             return true;
         }
-        relay.control(crate::media::Control::Answered);
+        relay.control(ctihost_media::Control::Answered);
         c.answered = true;
         let ok = self.ok_with_sdp(c, &c.answer);
         let key = c.key.clone();
@@ -1032,7 +1043,7 @@ impl B2bua {
                     code,
                     "caller refused the re-INVITE; ending the call"
                 );
-                self.center.send(CallEvent::CallFailed {
+                (self.center)(CallEvent::CallFailed {
                     call_id: call_id.to_owned(),
                     reason: format!("caller refused the transfer's re-INVITE with {code}"),
                 });
@@ -1049,7 +1060,7 @@ impl B2bua {
         };
         let bindings = self.registrar.lookup(sip_user, now_ms());
         let Some(b) = bindings.last() else {
-            return self.center.send(failed(OfferFailure::Unavailable));
+            return (self.center)(failed(OfferFailure::Unavailable));
         };
         let (sdp, ctype, caller) = {
             let calls = self.calls.lock();
@@ -1088,13 +1099,13 @@ impl B2bua {
         );
         let bytes = end_with_body(invite, &sdp, ctype.as_deref());
         let Ok(parsed) = RawMessage::parse(&bytes) else {
-            return self.center.send(failed(OfferFailure::Failed));
+            return (self.center)(failed(OfferFailure::Failed));
         };
         // The leg exists before the INVITE leaves: its answer may come back at once.
         let mut legs = self.legs.lock();
         if self.send_request(bytes, peer).is_none() {
             drop(legs);
-            return self.center.send(failed(OfferFailure::Failed));
+            return (self.center)(failed(OfferFailure::Failed));
         };
         legs.insert(
             leg_id,

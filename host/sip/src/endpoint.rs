@@ -15,11 +15,11 @@ use tokio::sync::mpsc::{Sender, channel, error::TrySendError};
 
 use super::b2bua::B2bua;
 use super::flow::{Peer, Transport};
+use super::metrics::SipMetrics;
 use super::registrar::{Presence, Registrar};
 use super::transaction::{Output, Side, Timers, TransactionLayer, TxKey};
 use super::wire::{KNOWN_METHODS, RawMessage, WireError, addr_uri, param, response, uri_user};
-use crate::clock::now_ms;
-use crate::metrics::Metrics;
+use ctihost_ground::clock::now_ms;
 
 pub struct SipEndpoint {
     pub registrar: Arc<Registrar>,
@@ -32,7 +32,7 @@ pub struct SipEndpoint {
     tcp: Mutex<HashMap<SocketAddr, Sender<Vec<u8>>>>,
     /// Wakes the timer task when a transaction may have armed an earlier timer.
     wake: Notify,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn SipMetrics>,
     /// While draining: the Retry-After (seconds) of the 503 new calls get;
     /// 0 when not draining.
     draining: AtomicU32,
@@ -46,7 +46,7 @@ impl SipEndpoint {
         max_bytes: usize,
         udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
         tcp_local: Option<SocketAddr>,
-        metrics: Arc<Metrics>,
+        metrics: Arc<dyn SipMetrics>,
     ) -> Self {
         Self {
             registrar,
@@ -156,7 +156,7 @@ impl SipEndpoint {
                         Err(TrySendError::Full(_)) => {
                             conns.remove(&peer.addr);
                             self.metrics.bound_hit("tcp-output-queue");
-                            crate::log_limit::warn_every_second(
+                            ctihost_ground::log_limit::warn_every_second(
                                 "tcp-output-queue-full",
                                 &format!(
                                     "SIP TCP peer {} does not read its answers; connection closed",
@@ -242,7 +242,7 @@ impl SipEndpoint {
     }
 
     /// Drive the transaction timers; runs for the life of the endpoint.
-    pub async fn run_timers(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
+    pub async fn run_timers(self: Arc<Self>, mut shutdown: ctihost_ground::shutdown::Shutdown) {
         loop {
             let next = self.layer.lock().next_deadline();
             let now = now_ms();
@@ -337,7 +337,7 @@ impl SipEndpoint {
         }
         if !self.rate.allow(peer.addr.ip(), now_ms()) {
             self.metrics.bound_hit("sip_requests_per_source");
-            crate::log_limit::warn_every_second(
+            ctihost_ground::log_limit::warn_every_second(
                 "sip_requests_per_source",
                 "SIP requests over [sip] max_requests_per_source dropped unanswered",
             );

@@ -218,7 +218,7 @@ impl Registrar {
                 return reply(401, "Unauthorized", &extra);
             }
             Verdict::Forbidden { user, known } => {
-                crate::log_limit::warn_every_second(
+                ctihost_ground::log_limit::warn_every_second(
                     "register-wrong-credentials",
                     &format!(
                         "REGISTER with wrong credentials (last: user {user:?}, known {known}, from {source})"

@@ -41,7 +41,7 @@ pub async fn serve_udp(
     socket: Arc<UdpSocket>,
     listener: u8,
     ep: Arc<SipEndpoint>,
-    mut shutdown: crate::shutdown::Shutdown,
+    mut shutdown: ctihost_ground::shutdown::Shutdown,
 ) {
     let mut buf = vec![0u8; 65_535];
     loop {
@@ -76,7 +76,7 @@ pub async fn serve_tcp(
     listener: TcpListener,
     ep: Arc<SipEndpoint>,
     limits: TcpLimits,
-    mut shutdown: crate::shutdown::Shutdown,
+    mut shutdown: ctihost_ground::shutdown::Shutdown,
 ) {
     let mut backoff = std::time::Duration::from_millis(10);
     loop {
@@ -99,7 +99,7 @@ pub async fn serve_tcp(
                     // next accept, and media keeps its own.
                     drop(stream);
                     ep.bound_hit(bound);
-                    crate::log_limit::warn_every_second(
+                    ctihost_ground::log_limit::warn_every_second(
                         bound,
                         &format!(
                             "SIP TCP connection from {peer} refused: {bound} at its limit ({limits:?})"
@@ -114,7 +114,7 @@ pub async fn serve_tcp(
             Err(e) => {
                 // Out of descriptors (EMFILE) and the like: retrying at once
                 // spins a core and floods the log. Back off, log once a second.
-                crate::log_limit::warn_every_second(
+                ctihost_ground::log_limit::warn_every_second(
                     "tcp-accept-failed",
                     &format!(
                         "SIP TCP accept failed: {e}; retrying in {} ms",

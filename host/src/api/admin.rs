@@ -16,6 +16,7 @@ use crate::sip::endpoint::SipEndpoint;
 #[derive(Clone)]
 pub struct AdminState {
     pub plugins: PluginHost,
+    pub store: crate::store::Store,
     pub sip: Option<std::sync::Arc<SipEndpoint>>,
     pub center: Option<crate::center::CenterHandle>,
     pub media: Option<std::sync::Arc<crate::media::Media>>,
@@ -182,10 +183,10 @@ struct CdrQuery {
 }
 
 async fn cdr(
-    State(AdminState { plugins: host, .. }): State<AdminState>,
+    State(AdminState { store, .. }): State<AdminState>,
     Query(q): Query<CdrQuery>,
 ) -> Response {
-    let records = match host.store().calls_page(
+    let records = match store.calls_page(
         q.since_ms.unwrap_or(0),
         q.after.as_deref(),
         q.limit.unwrap_or(10_000).min(10_000),
@@ -230,13 +231,10 @@ struct SinceQuery {
 
 /// The queue event log: enter queue, offered, ring-no-answer, connect, abandon, complete.
 async fn queue_log(
-    State(AdminState { plugins: host, .. }): State<AdminState>,
+    State(AdminState { store, .. }): State<AdminState>,
     Query(q): Query<SinceQuery>,
 ) -> Response {
-    match host
-        .store()
-        .queue_log_since(q.since_ms.unwrap_or(0), q.limit.unwrap_or(10_000))
-    {
+    match store.queue_log_since(q.since_ms.unwrap_or(0), q.limit.unwrap_or(10_000)) {
         Ok(entries) => Json(entries).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
@@ -264,11 +262,7 @@ async fn reports(State(state): State<AdminState>, Query(q): Query<ReportQuery>) 
     {
         return error(StatusCode::NOT_FOUND, format!("no queue named {queue:?}"));
     }
-    let mut records = match state
-        .plugins
-        .store()
-        .calls_since(q.since_ms.unwrap_or(0), usize::MAX)
-    {
+    let mut records = match state.store.calls_since(q.since_ms.unwrap_or(0), usize::MAX) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
@@ -283,7 +277,7 @@ async fn reports(State(state): State<AdminState>, Query(q): Query<ReportQuery>) 
         &state.calendar,
     );
     let since = q.since_ms.unwrap_or(0);
-    match state.plugins.store().agent_log_since(since, usize::MAX) {
+    match state.store.agent_log_since(since, usize::MAX) {
         Ok(log) => crate::reports::add_occupancy(
             &mut report,
             &log,
@@ -310,9 +304,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         None => None,
     };
     let mut text = state.metrics.render(acd.as_ref(), &state.plugins.list());
-    text.push_str(&crate::metrics::render_store_size(
-        state.plugins.store().disk_bytes(),
-    ));
+    text.push_str(&crate::metrics::render_store_size(state.store.disk_bytes()));
     text.push_str(&crate::metrics::render_allocator());
     if let Some(ep) = &state.sip {
         text.push_str(&crate::metrics::render_auth(&ep.auth_figures()));
@@ -349,7 +341,7 @@ async fn registrations(State(state): State<AdminState>) -> Response {
 }
 
 async fn recordings(State(state): State<AdminState>) -> Response {
-    match state.plugins.store().list_recordings() {
+    match state.store.list_recordings() {
         Ok(v) => Json(v).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
@@ -359,7 +351,7 @@ fn entry(
     state: &AdminState,
     call_id: &str,
 ) -> Result<crate::media::recorder::RecordingEntry, Box<Response>> {
-    match state.plugins.store().recording(call_id) {
+    match state.store.recording(call_id) {
         Ok(Some(e)) => Ok(e),
         Ok(None) => Err(Box::new(error(
             StatusCode::NOT_FOUND,
@@ -416,7 +408,7 @@ struct PurgeAsOf {
 
 async fn purge_recordings(State(state): State<AdminState>, Query(q): Query<PurgeAsOf>) -> Response {
     let as_of = q.as_of_ms.unwrap_or_else(crate::clock::now_ms);
-    let store = state.plugins.store().clone();
+    let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.purge_recordings(as_of)).await {
         Ok(Ok(report)) => Json(report).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),

@@ -31,6 +31,7 @@ pub struct ApiState {
     pub sessions: Arc<Sessions>,
     pub center: Option<CenterHandle>,
     pub plugins: PluginHost,
+    pub store: crate::store::Store,
     /// The recording-policy plugin asked on a secure pause.
     pub recording_policy: Option<String>,
     pub wallboard: tokio::sync::watch::Receiver<Arc<Wallboard>>,
@@ -174,7 +175,7 @@ impl ApiState {
             outcome,
             "audit"
         );
-        if let Err(e) = self.plugins.store().audit(&entry) {
+        if let Err(e) = self.store.audit(&entry) {
             tracing::error!(error = %e, "cannot write the audit log");
         }
     }
@@ -653,8 +654,7 @@ async fn audit(
         ));
     }
     state
-        .plugins
-        .store()
+        .store
         .audit_since(q.since_ms.unwrap_or(0), q.limit.unwrap_or(1000))
         .map(Json)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))

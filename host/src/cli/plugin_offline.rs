@@ -5,10 +5,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ctihost::plugins::embedded::STOCK;
 use ctihost::plugins::engine::EngineSettings;
 use ctihost::plugins::hook::{HookCall, self_test_calls};
 use ctihost::plugins::{HostSettings, PluginHost, PluginKind, PluginSource, Trigger};
+use ctihost::stock_plugins::STOCK;
 use ctihost::store::Store;
 
 fn offline_host(cache: Option<PathBuf>) -> Result<PluginHost, String> {

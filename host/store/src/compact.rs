@@ -174,7 +174,7 @@ impl Store {
             "cdr",
             &self.cdr,
             before_ms,
-            |r: &crate::acd::CallRecord| r.ended_ms,
+            |r: &ctihost_acd::CallRecord| r.ended_ms,
             Some(super::records::order),
         )?);
         total.add(self.compact_one(
@@ -222,10 +222,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::QueueLogEntry;
-    use crate::store::tests::record;
+    use crate::QueueLogEntry;
+    use crate::tests::record;
 
-    fn ids(v: Vec<crate::acd::CallRecord>) -> Vec<String> {
+    fn ids(v: Vec<ctihost_acd::CallRecord>) -> Vec<String> {
         v.into_iter().map(|r| r.call_id).collect()
     }
 
@@ -305,7 +305,7 @@ mod tests {
         assert_eq!(s.cdr.len(), 5 + 2);
         for item in s.cdr.iter() {
             let (k, v) = item.unwrap();
-            let recs = decode_chunk::<crate::acd::CallRecord>(&v).unwrap();
+            let recs = decode_chunk::<ctihost_acd::CallRecord>(&v).unwrap();
             let from = key_ms(&k);
             assert!(
                 recs.iter()
@@ -323,7 +323,7 @@ mod tests {
             call_id: id.into(),
             queue: "general".into(),
             agent: None,
-            kind: crate::acd::QueueLogKind::EnterQueue,
+            kind: ctihost_acd::QueueLogKind::EnterQueue,
         };
         for i in 0..500u64 {
             s.log_queue_event(&q(1000 + i, &format!("q{i:03}")))

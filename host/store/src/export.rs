@@ -1,6 +1,6 @@
 //! Call records as CSV, JSON or a table for people.
 
-use crate::acd::CallRecord;
+use ctihost_acd::CallRecord;
 
 const COLUMNS: [&str; 17] = [
     "call_id",

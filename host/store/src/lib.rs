@@ -1,14 +1,38 @@
-//! The embedded store (sled): call records, the queue log, plugin version
-//! history and plugin key-value data.
+//! ctihost's store: one embedded sled database in the data directory.
+//!
+//! # Map
+//!
+//! * [`Store`] - the trees and their writers and readers: call records
+//!   (`records.rs`: chunks of records keyed by end time), the queue log,
+//!   the agent-state log, the audit log, calls in progress (so a crash
+//!   loses no record), plugin version history.
+//! * `compact.rs` - small chunks of the time-keyed logs merged in the
+//!   background ([`CompactReport`]); `retention.rs` - the purge of old
+//!   entries ([`Retention`], [`RetentionReport`]).
+//! * `recordings.rs` - the recordings' index (media's
+//!   `RecordingEntry`); `registrations.rs` - phones' bindings across
+//!   restarts (sip's `Binding`); `sessions.rs` - desktop sessions
+//!   ([`StoredSession`]).
+//! * `plugin_storage.rs` - the plugin runtime's storage traits
+//!   (`PluginStorage`, `KeyValue`) implemented over sled.
+//! * [`export`] - call records as CSV, JSON or a table.
+//!
+//! Arrows: the store keeps the words of the rooms below it (the core's
+//! records, media's recordings, sip's bindings, the plugin runtime's
+//! history) and implements the traits they define; no room below depends
+//! on it.
 
 mod compact;
 pub mod export;
+mod plugin_storage;
 mod recordings;
 mod records;
 mod registrations;
 mod retention;
 mod sessions;
 pub use compact::CompactReport;
+// The plugin runtime owns these words; the store keeps them.
+pub use ctihost_plugins::{HistoryEntry, HistoryFilter};
 pub use retention::{Retention, RetentionReport};
 pub use sessions::StoredSession;
 
@@ -16,7 +40,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::acd::{CallRecord, QueueLogKind};
+use ctihost_acd::{CallRecord, QueueLogKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,41 +57,6 @@ const LOG_CHUNK_ENTRIES: usize = 40;
 
 /// Version-history entries kept per plugin ([`Store::prune_history`]).
 pub const HISTORY_PER_PLUGIN: usize = 1000;
-
-/// Which version-history entries to list.
-#[derive(Debug, Default, Clone)]
-pub struct HistoryFilter<'a> {
-    pub plugin: Option<&'a str>,
-    /// Keep only these outcomes ("loaded", "rejected", "rolled-back", ...).
-    pub outcomes: Option<Vec<&'a str>>,
-    /// Only entries older than this (paging back through a long history).
-    pub before_ms: Option<u64>,
-}
-
-impl HistoryFilter<'_> {
-    fn passes(&self, e: &HistoryEntry) -> bool {
-        self.plugin.is_none_or(|p| p == e.plugin)
-            && self
-                .outcomes
-                .as_ref()
-                .is_none_or(|o| o.contains(&e.outcome.as_str()))
-            && self.before_ms.is_none_or(|b| e.at_ms < b)
-    }
-}
-
-/// One line of a plugin's version history.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct HistoryEntry {
-    pub at_ms: u64,
-    pub plugin: String,
-    /// sha256 of the component (empty when the load failed before hashing).
-    pub version: String,
-    /// What asked for it: startup, watch, admin, cli, rollback, auto-rollback.
-    pub trigger: String,
-    /// loaded, rejected, unchanged, rolled-back.
-    pub outcome: String,
-    pub message: String,
-}
 
 /// A log key's value: the entries of one batch (a store written before
 /// batches held one entry a key).
@@ -343,7 +332,7 @@ impl Store {
                 }
             };
             r.ended_ms = r.ended_ms.max(r.arrived_ms);
-            r.disposition = crate::acd::Disposition::Interrupted;
+            r.disposition = ctihost_acd::Disposition::Interrupted;
             let since = |t: Option<u64>| t.map(|t| r.ended_ms.saturating_sub(t) as f64 / 1000.0);
             r.talk_secs = since(r.answered_ms).unwrap_or(0.0);
             r.wait_secs = match (r.queued_ms, r.answered_ms) {
@@ -527,11 +516,6 @@ impl Store {
         }
         Ok(last)
     }
-
-    /// The key-value namespace of one plugin.
-    pub fn plugin_kv(&self, plugin: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(format!("kv/{plugin}"))?)
-    }
 }
 
 #[cfg(test)]
@@ -539,7 +523,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::acd::Disposition;
+    use ctihost_acd::Disposition;
 
     fn q(at_ms: u64, call_id: &str) -> QueueLogEntry {
         QueueLogEntry {
@@ -704,12 +688,14 @@ mod tests {
             std::process::abort();
         }
         let dir = tempfile::tempdir().unwrap();
+        // The test's own name as the harness knows it (the module path
+        // without the crate's name), so a move cannot make the child run nothing.
+        let name = format!(
+            "{}::finished_calls_survive_a_crash",
+            module_path!().split_once("::").map_or("", |(_, m)| m)
+        );
         let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "store::tests::finished_calls_survive_a_crash",
-                "--nocapture",
-            ])
+            .args(["--exact", &name, "--nocapture"])
             .env("CTIHOST_CRASH_CHILD_DIR", dir.path())
             .stderr(std::process::Stdio::null())
             .status()

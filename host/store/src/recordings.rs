@@ -1,7 +1,7 @@
 //! The recordings' index: one entry per recorded call, keyed by call id.
 
 use super::{Store, StoreError};
-use crate::media::recorder::RecordingEntry;
+use ctihost_media::recorder::RecordingEntry;
 
 impl Store {
     /// Add or replace a recording's entry; on disk when this returns.
@@ -11,7 +11,7 @@ impl Store {
     pub fn put_recording(&self, entry: &RecordingEntry) -> Result<(), StoreError> {
         let tree = &self.recordings;
         let value = serde_json::to_vec(entry)?;
-        if entry.state == crate::media::recorder::RecordingState::Recording {
+        if entry.state == ctihost_media::recorder::RecordingState::Recording {
             // Err: something is there already; it stays. No fsync of its
             // own: the store's periodic flush makes it durable within half
             // a second, and a call start must not wait on the disk.
@@ -70,7 +70,7 @@ impl Store {
                     continue;
                 }
             }
-            e.purged_ms = Some(crate::clock::now_ms());
+            e.purged_ms = Some(ctihost_ground::clock::now_ms());
             self.put_recording(&e)?;
             tracing::info!(call_id = e.call_id, file = %e.file.display(), "recording purged (retention over)");
             report.purged.push(e.call_id);

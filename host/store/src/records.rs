@@ -14,7 +14,7 @@ use std::ops::Bound;
 
 use super::compact::key_ms;
 use super::{StoreError, decode_chunk};
-use crate::acd::CallRecord;
+use ctihost_acd::CallRecord;
 
 /// Records a key the writer writes holds at most (about 5 KB: under the
 /// size at which sled moves a leaf to a file of its own, see
@@ -141,8 +141,8 @@ pub fn purge_before<T: serde::Serialize + serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
-    use crate::store::tests::record;
+    use crate::Store;
+    use crate::tests::record;
 
     fn ended(r: &CallRecord) -> u64 {
         r.ended_ms

@@ -2,7 +2,7 @@
 //! host could reach no agent until each phone's next refresh (minutes).
 
 use super::{Store, StoreError};
-use crate::sip::registrar::Binding;
+use ctihost_sip::registrar::Binding;
 
 impl Store {
     /// A user's bindings as they are now; none removes the user.

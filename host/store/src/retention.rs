@@ -7,7 +7,7 @@
 
 use super::records::purge_before as purge_chunks;
 use super::{AgentStateEntry, AuditEntry, QueueLogEntry, Store, StoreError};
-use crate::acd::CallRecord;
+use ctihost_acd::CallRecord;
 
 /// Keys deleted per batch: a purge of months of records must not hold the
 /// tree's writers up for long.
@@ -101,8 +101,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::record;
-    use crate::store::{AgentStateEntry, AuditEntry};
+    use crate::tests::record;
+    use crate::{AgentStateEntry, AuditEntry};
 
     #[test]
     fn deletes_exactly_what_is_older_than_the_retention() {

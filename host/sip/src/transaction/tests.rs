@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 
 use super::*;
-use crate::sip::wire::response;
+use crate::wire::response;
 
 const T: Timers = Timers {
     t1: 500,
