@@ -186,15 +186,17 @@ impl Graph {
     }
 }
 
+/// Fails naming each of `forbidden` that `krate`'s `deps` hold.
+fn assert_none_of(krate: &str, deps: &BTreeSet<&str>, forbidden: &[&str]) {
+    let found: Vec<&&str> = forbidden.iter().filter(|n| deps.contains(**n)).collect();
+    assert!(found.is_empty(), "{krate} pulls in {found:?}: {deps:?}");
+}
+
 #[test]
 fn the_core_pulls_in_no_plugin_runtime_no_async_runtime_and_no_sockets() {
     let g = graph();
     let core = g.closure(g.id("ctihost-acd"));
-    let found: Vec<&&str> = NOT_IN_THE_CORE
-        .iter()
-        .filter(|n| core.contains(**n))
-        .collect();
-    assert!(found.is_empty(), "ctihost-acd pulls in {found:?}: {core:?}");
+    assert_none_of("ctihost-acd", &core, NOT_IN_THE_CORE);
     // The check is live: the binary's crate does pull them in.
     let host = g.closure(g.id("ctihost"));
     assert!(host.contains("wasmtime") && host.contains("tokio"));
@@ -204,14 +206,7 @@ fn the_core_pulls_in_no_plugin_runtime_no_async_runtime_and_no_sockets() {
 fn media_pulls_in_no_plugin_runtime_no_sip_stack_no_store_and_no_web() {
     let g = graph();
     let media = g.closure(g.id("ctihost-media"));
-    let found: Vec<&&str> = NOT_IN_MEDIA
-        .iter()
-        .filter(|n| media.contains(**n))
-        .collect();
-    assert!(
-        found.is_empty(),
-        "ctihost-media pulls in {found:?}: {media:?}"
-    );
+    assert_none_of("ctihost-media", &media, NOT_IN_MEDIA);
     // It does run on tokio's sockets and speaks the core's words.
     assert!(media.contains("tokio") && media.contains("ctihost-acd"));
 }
@@ -220,14 +215,7 @@ fn media_pulls_in_no_plugin_runtime_no_sip_stack_no_store_and_no_web() {
 fn the_plugin_runtime_pulls_in_neither_the_core_nor_the_store() {
     let g = graph();
     let plugins = g.closure(g.id("ctihost-plugins"));
-    let found: Vec<&&str> = NOT_IN_PLUGINS
-        .iter()
-        .filter(|n| plugins.contains(**n))
-        .collect();
-    assert!(
-        found.is_empty(),
-        "ctihost-plugins pulls in {found:?}: {plugins:?}"
-    );
+    assert_none_of("ctihost-plugins", &plugins, NOT_IN_PLUGINS);
     assert!(plugins.contains("wasmtime") && plugins.contains("ctihost-vocabulary"));
 }
 
@@ -235,8 +223,7 @@ fn the_plugin_runtime_pulls_in_neither_the_core_nor_the_store() {
 fn sip_pulls_in_no_plugin_runtime_no_store_and_no_web() {
     let g = graph();
     let sip = g.closure(g.id("ctihost-sip"));
-    let found: Vec<&&str> = NOT_IN_SIP.iter().filter(|n| sip.contains(**n)).collect();
-    assert!(found.is_empty(), "ctihost-sip pulls in {found:?}: {sip:?}");
+    assert_none_of("ctihost-sip", &sip, NOT_IN_SIP);
     assert!(sip.contains("rsip") && sip.contains("ctihost-media"));
 }
 
@@ -244,14 +231,7 @@ fn sip_pulls_in_no_plugin_runtime_no_store_and_no_web() {
 fn the_driver_names_neither_sip_nor_media_nor_the_web() {
     let g = graph();
     let center = g.direct(g.id("ctihost-center"));
-    let found: Vec<&&str> = NOT_NAMED_BY_THE_DRIVER
-        .iter()
-        .filter(|n| center.contains(**n))
-        .collect();
-    assert!(
-        found.is_empty(),
-        "ctihost-center depends on {found:?}: {center:?}"
-    );
+    assert_none_of("ctihost-center", &center, NOT_NAMED_BY_THE_DRIVER);
     assert!(center.contains("ctihost-acd") && center.contains("ctihost-plugins"));
 }
 
