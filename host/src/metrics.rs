@@ -280,6 +280,9 @@ impl crate::center::CenterMetrics for Metrics {
     fn call_ended(&self, disposition: &str) {
         Metrics::call_ended(self, disposition);
     }
+    fn arrival_refused(&self) {
+        Metrics::bound_hit(self, "center_unread_arrivals");
+    }
 }
 
 /// The SIP room's counters are these.

@@ -208,6 +208,18 @@ fn start_media(
     })
 }
 
+/// The driver as the SIP room reaches it (the room names no driver).
+struct DriverDoor(CenterHandle);
+
+impl crate::sip::b2bua::CallSink for DriverDoor {
+    fn arrive(&self, event: crate::acd::CallEvent) -> bool {
+        self.0.arrive(event)
+    }
+    fn send(&self, event: crate::acd::CallEvent) {
+        self.0.send(event);
+    }
+}
+
 /// Bind the SIP transports, serve the registrar and the B2BUA that hands
 /// calls to the driver and carries out its `calls`.
 async fn start_sip(
@@ -332,14 +344,10 @@ async fn start_sip(
         .iter()
         .map(|a| (a.sip_user.clone(), a.id.clone()))
         .collect();
-    let events: crate::media::EventSink = {
-        let center = center.clone();
-        Arc::new(move |e| center.send(e))
-    };
     let b2bua = Arc::new(B2bua::new(
         &ep,
         registrar.clone(),
-        events,
+        Arc::new(DriverDoor(center.clone())),
         trunks,
         agents,
         media.clone(),

@@ -27,8 +27,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod admission;
 mod recording;
 mod watchers;
+pub use admission::{Admission, MAX_UNREAD_ARRIVALS};
 pub use recording::{PolicyAnswer, PolicyRefusal};
 pub use watchers::{Watchers, Watching};
 
@@ -48,6 +50,9 @@ use ctihost_store::{QueueLogEntry, Store};
 pub trait CenterMetrics: Send + Sync {
     /// A call ended, with this disposition.
     fn call_ended(&self, disposition: &str);
+    /// A new call was refused at the door: [`MAX_UNREAD_ARRIVALS`] were
+    /// waiting unread.
+    fn arrival_refused(&self);
 }
 
 /// What the center tells its listeners (the API's event stream).
@@ -105,6 +110,10 @@ pub struct CenterHandle {
     queries: mpsc::UnboundedSender<Query>,
     control: mpsc::UnboundedSender<ControlRequest>,
     watchers: Arc<Watchers>,
+    /// New calls not yet read by the loop (the channel itself is unbounded
+    /// so that no other event is ever refused).
+    admission: Arc<Admission>,
+    metrics: Arc<dyn CenterMetrics>,
 }
 
 impl CenterHandle {
@@ -113,11 +122,42 @@ impl CenterHandle {
         self.watchers.watch(agent)
     }
 
-    /// Feed an event (from SIP, media, the agent API...).
+    /// Feed an event (from SIP, media, the agent API...). Always taken; a
+    /// new call from the network goes through [`CenterHandle::arrive`].
     pub fn send(&self, event: CallEvent) {
+        if matches!(event, CallEvent::Arrived { .. }) {
+            self.admission.enter();
+        }
         if self.tx.send(event).is_err() {
             tracing::error!("call center loop has stopped; event dropped");
         }
+    }
+
+    /// Feed a new call from the network, unless [`MAX_UNREAD_ARRIVALS`]
+    /// wait unread already: then it is refused (false) and the caller is
+    /// to be turned away.
+    pub fn arrive(&self, event: CallEvent) -> bool {
+        if !self.admission.try_enter() {
+            self.metrics.arrival_refused();
+            ctihost_ground::log_limit::warn_every_second(
+                "center-arrivals-full",
+                &format!(
+                    "new call refused: {MAX_UNREAD_ARRIVALS} new calls wait unread at the call center (it is behind)"
+                ),
+            );
+            return false;
+        }
+        if self.tx.send(event).is_err() {
+            tracing::error!("call center loop has stopped; event dropped");
+            self.admission.leave();
+            return false;
+        }
+        true
+    }
+
+    /// New calls waiting unread, and refused so far.
+    pub fn admission(&self) -> (usize, u64) {
+        self.admission.figures()
     }
 
     /// Queues and agents as they are now (None if the center has stopped).
@@ -209,6 +249,7 @@ pub fn spawn(
     let (events, _) = broadcast::channel(4096);
     let (ended, _) = broadcast::channel(4096);
     let watchers = Arc::new(Watchers::default());
+    let admission = Arc::new(Admission::default());
     let handle = CenterHandle {
         tx: tx.clone(),
         events: events.clone(),
@@ -216,6 +257,8 @@ pub fn spawn(
         control,
         watchers: watchers.clone(),
         ended: ended.clone(),
+        admission: admission.clone(),
+        metrics: metrics.clone(),
     };
     let (recorder, writer) = spawn_recorder(store);
     let router = which.router.clone();
@@ -229,7 +272,12 @@ pub fn spawn(
             let event = tokio::select! {
                 () = shutdown.recv() => break,
                 e = rx.recv() => match e {
-                    Some(e) => Some(e),
+                    Some(e) => {
+                        if matches!(e, CallEvent::Arrived { .. }) {
+                            admission.leave();
+                        }
+                        Some(e)
+                    }
                     None => break,
                 },
                 () = sleep_until_ms(wake) => None,

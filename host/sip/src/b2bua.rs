@@ -22,6 +22,15 @@ use ctihost_acd::{CallControl, CallEvent, Command, MediaCommand, OfferFailure};
 use ctihost_ground::clock::now_ms;
 use ctihost_media::EventSink;
 
+/// Where the calls' events go: the driver of the call-center core. A new
+/// call may be refused at its door (it is behind); every other event is
+/// always taken, so no hang-up is lost.
+pub trait CallSink: Send + Sync {
+    /// A new call's `Arrived`; false: refused, the caller is turned away.
+    fn arrive(&self, event: CallEvent) -> bool;
+    fn send(&self, event: CallEvent);
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LegState {
     Calling,
@@ -98,7 +107,7 @@ pub struct B2bua {
     ep: Weak<SipEndpoint>,
     registrar: Arc<Registrar>,
     /// Where the calls' events go: the driver of the call-center core.
-    center: EventSink,
+    center: Arc<dyn CallSink>,
     trunks: Trunks,
     /// Agent id by SIP user.
     agents: HashMap<String, String>,
@@ -183,7 +192,7 @@ impl B2bua {
     pub fn new(
         ep: &Arc<SipEndpoint>,
         registrar: Arc<Registrar>,
-        center: EventSink,
+        center: Arc<dyn CallSink>,
         trunks: Trunks,
         agents: HashMap<String, String>,
         media: Option<Arc<ctihost_media::Media>>,
@@ -236,7 +245,7 @@ impl B2bua {
             return;
         };
         let live = !self.registrar.lookup(sip_user, now_ms()).is_empty();
-        (self.center)(if live {
+        self.center.send(if live {
             CallEvent::AgentLogin {
                 agent: agent.clone(),
             }
@@ -272,14 +281,14 @@ impl B2bua {
                     response(&c.invite, 487, "Request Terminated", Some(&c.to_tag), &[]),
                 );
             }
-            (self.center)(CallEvent::CallerHungUp { call_id });
+            self.center.send(CallEvent::CallerHungUp { call_id });
             return;
         }
         let leg = self.legs.lock().remove(&call_id);
         match leg {
             Some((caller, _)) => {
                 self.respond(&key, response(msg, 200, "OK", None, &[]));
-                (self.center)(CallEvent::AgentHungUp { call_id: caller });
+                self.center.send(CallEvent::AgentHungUp { call_id: caller });
             }
             None => self.respond(&key, response(msg, NO_DIALOG.0, NO_DIALOG.1, None, &[])),
         }
@@ -303,7 +312,7 @@ impl B2bua {
                 &c.key,
                 response(&c.invite, 487, "Request Terminated", Some(&c.to_tag), &[]),
             );
-            (self.center)(CallEvent::CallerHungUp { call_id });
+            self.center.send(CallEvent::CallerHungUp { call_id });
         }
     }
 
@@ -484,13 +493,27 @@ impl B2bua {
             },
         );
         tracing::info!(call_id, caller, dialed, trunk, transport = ?peer.transport, "call arrived");
-        (self.center)(CallEvent::Arrived {
-            call_id,
+        let arrived = CallEvent::Arrived {
+            call_id: call_id.clone(),
             caller,
             dialed,
             trunk,
             attributes: vec![],
-        });
+        };
+        if !self.center.arrive(arrived) {
+            // The call center is behind: turn the caller away before any
+            // state of the call lives on (its relay's ports go back).
+            if let Some(c) = self.calls.lock().remove(&call_id) {
+                let busy = response(
+                    &c.invite,
+                    503,
+                    "Service Unavailable",
+                    Some(&c.to_tag),
+                    &[("Retry-After", "5".to_owned())],
+                );
+                self.respond(&c.key, busy);
+            }
+        }
     }
 
     /// A relay for a new call and the SDP its agents are offered, checking the
@@ -504,7 +527,8 @@ impl B2bua {
         let Some(media) = &self.media else {
             return Ok((None, invite.body.clone(), Vec::new()));
         };
-        let events = self.center.clone();
+        let center = self.center.clone();
+        let events: EventSink = Arc::new(move |e| center.send(e));
         let relay = media.open(call_id, &invite.body, events).map_err(|e| {
             if media.refused() {
                 tracing::error!(call_id, error = %e, refused_so_far = media.refused_calls(), "calls refused: no relay");
@@ -616,7 +640,7 @@ impl B2bua {
         );
         if let Some(c) = self.calls.lock().remove(call_id) {
             self.bye_caller(c);
-            (self.center)(CallEvent::CallerHungUp {
+            self.center.send(CallEvent::CallerHungUp {
                 call_id: call_id.to_owned(),
             });
         }
@@ -632,7 +656,7 @@ impl B2bua {
             && leg.state != LegState::Cancelling
         {
             tracing::info!(call_id, agent = leg.agent, "agent phone does not respond");
-            (self.center)(CallEvent::OfferFailed {
+            self.center.send(CallEvent::OfferFailed {
                 call_id,
                 agent: leg.agent,
                 failure: OfferFailure::Unavailable,
@@ -690,7 +714,7 @@ impl B2bua {
                     return;
                 }
                 leg.state = LegState::Answered;
-                (self.center)(CallEvent::AgentAnswered {
+                self.center.send(CallEvent::AgentAnswered {
                     call_id: caller.clone(),
                     agent: leg.agent.clone(),
                 });
@@ -707,7 +731,7 @@ impl B2bua {
                         603 => OfferFailure::Declined,
                         _ => OfferFailure::Failed,
                     };
-                    (self.center)(CallEvent::OfferFailed {
+                    self.center.send(CallEvent::OfferFailed {
                         call_id: caller,
                         agent,
                         failure,
@@ -913,7 +937,7 @@ impl B2bua {
                 let control = ctihost_media::Control::Ivr { step, prompt };
                 if !self.answer_and(&call_id, control) {
                     // No relay for this call (late offer): no digits to collect.
-                    (self.center)(CallEvent::DigitsCollected {
+                    self.center.send(CallEvent::DigitsCollected {
                         call_id,
                         step: name,
                         digits: String::new(),
@@ -1043,7 +1067,7 @@ impl B2bua {
                     code,
                     "caller refused the re-INVITE; ending the call"
                 );
-                (self.center)(CallEvent::CallFailed {
+                self.center.send(CallEvent::CallFailed {
                     call_id: call_id.to_owned(),
                     reason: format!("caller refused the transfer's re-INVITE with {code}"),
                 });
@@ -1060,7 +1084,7 @@ impl B2bua {
         };
         let bindings = self.registrar.lookup(sip_user, now_ms());
         let Some(b) = bindings.last() else {
-            return (self.center)(failed(OfferFailure::Unavailable));
+            return self.center.send(failed(OfferFailure::Unavailable));
         };
         let (sdp, ctype, caller) = {
             let calls = self.calls.lock();
@@ -1099,13 +1123,13 @@ impl B2bua {
         );
         let bytes = end_with_body(invite, &sdp, ctype.as_deref());
         let Ok(parsed) = RawMessage::parse(&bytes) else {
-            return (self.center)(failed(OfferFailure::Failed));
+            return self.center.send(failed(OfferFailure::Failed));
         };
         // The leg exists before the INVITE leaves: its answer may come back at once.
         let mut legs = self.legs.lock();
         if self.send_request(bytes, peer).is_none() {
             drop(legs);
-            return (self.center)(failed(OfferFailure::Failed));
+            return self.center.send(failed(OfferFailure::Failed));
         };
         legs.insert(
             leg_id,

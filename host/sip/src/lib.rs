@@ -22,8 +22,9 @@
 //! Arrows: this crate speaks the core's events and commands (`ctihost-acd`),
 //! opens each call's relay in `ctihost-media`, and stands on
 //! `ctihost-ground`. It knows nothing of plugins, the store or the web: the
-//! driver it reports to is an [`ctihost_media::EventSink`], its sinks and
-//! counters are traits or closures handed in by the wiring.
+//! driver it reports to is a [`b2bua::CallSink`] (which may refuse a new
+//! call at its door), its sinks and counters are traits or closures handed
+//! in by the wiring.
 
 pub mod b2bua;
 pub mod dialog;
