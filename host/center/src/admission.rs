@@ -6,17 +6,16 @@
 //! event is always taken, so that no hang-up is ever lost and the events
 //! of one call keep their order (one channel, with a count beside it).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// New calls sent to the driver and not yet read by it, at most.
 pub const MAX_UNREAD_ARRIVALS: usize = 2048;
 
-/// The count of unread arrivals, and of the calls refused for it.
+/// The count of unread arrivals (refusals are counted by the metrics).
 #[derive(Debug)]
 pub struct Admission {
     unread: AtomicUsize,
     limit: usize,
-    refused: AtomicU64,
 }
 
 impl Default for Admission {
@@ -30,22 +29,16 @@ impl Admission {
         Self {
             unread: AtomicUsize::new(0),
             limit,
-            refused: AtomicU64::new(0),
         }
     }
 
     /// Take one more new call if fewer than the limit wait unread.
     pub fn try_enter(&self) -> bool {
-        let taken = self
-            .unread
+        self.unread
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.limit).then_some(n + 1)
             })
-            .is_ok();
-        if !taken {
-            self.refused.fetch_add(1, Ordering::Relaxed);
-        }
-        taken
+            .is_ok()
     }
 
     /// A new call that bypasses the door (the API, tests): counted, never refused.
@@ -60,12 +53,9 @@ impl Admission {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
-    /// Unread now, and refused so far.
-    pub fn figures(&self) -> (usize, u64) {
-        (
-            self.unread.load(Ordering::Acquire),
-            self.refused.load(Ordering::Relaxed),
-        )
+    #[cfg(test)]
+    fn unread(&self) -> usize {
+        self.unread.load(Ordering::Acquire)
     }
 }
 
@@ -78,18 +68,18 @@ mod tests {
         let a = Admission::with_limit(3);
         assert!(a.try_enter() && a.try_enter() && a.try_enter());
         assert!(!a.try_enter(), "the fourth waits for the driver");
-        assert_eq!(a.figures(), (3, 1));
+        assert_eq!(a.unread(), 3);
         a.leave();
         assert!(a.try_enter(), "one read, one more taken");
         assert!(!a.try_enter());
-        assert_eq!(a.figures(), (3, 2));
+        assert_eq!(a.unread(), 3);
     }
 
     #[test]
     fn reading_more_than_was_counted_never_wraps() {
         let a = Admission::with_limit(2);
         a.leave();
-        assert_eq!(a.figures().0, 0);
+        assert_eq!(a.unread(), 0);
         a.enter();
         a.enter();
         a.enter();

@@ -30,7 +30,8 @@ use std::sync::Arc;
 mod admission;
 mod recording;
 mod watchers;
-pub use admission::{Admission, MAX_UNREAD_ARRIVALS};
+use admission::Admission;
+pub use admission::MAX_UNREAD_ARRIVALS;
 pub use recording::{PolicyAnswer, PolicyRefusal};
 pub use watchers::{Watchers, Watching};
 
@@ -153,11 +154,6 @@ impl CenterHandle {
             return false;
         }
         true
-    }
-
-    /// New calls waiting unread, and refused so far.
-    pub fn admission(&self) -> (usize, u64) {
-        self.admission.figures()
     }
 
     /// Queues and agents as they are now (None if the center has stopped).

@@ -781,13 +781,7 @@ impl PluginHost {
         name: Option<&str>,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StorageError> {
-        self.inner.storage.history_where(
-            &HistoryFilter {
-                plugin: name,
-                ..HistoryFilter::default()
-            },
-            limit,
-        )
+        self.inner.storage.history(name, limit)
     }
 }
 

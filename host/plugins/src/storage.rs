@@ -78,4 +78,19 @@ pub trait PluginStorage: Send + Sync {
         filter: &HistoryFilter<'_>,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StorageError>;
+
+    /// The newest `limit` entries of `plugin` (None: every plugin's), oldest first.
+    fn history(
+        &self,
+        plugin: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StorageError> {
+        self.history_where(
+            &HistoryFilter {
+                plugin,
+                ..HistoryFilter::default()
+            },
+            limit,
+        )
+    }
 }

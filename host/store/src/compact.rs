@@ -25,6 +25,9 @@ use super::{Store, StoreError, decode_chunk};
 /// file (6,000 files in 25 minutes of the soak). 7 KiB keeps a leaf inline.
 pub const TARGET_BYTES: usize = 7 * 1024;
 
+/// A chunk or run this big is full enough: merging it would gain little.
+const FULL_BYTES: usize = TARGET_BYTES * 3 / 4;
+
 /// Chunks read per pass of one tree: a pass must never hold a core (or
 /// sled's batch lock) long enough to starve the calls; the host runs a pass
 /// every two seconds, so this keeps up with 2,000 small chunks a second a
@@ -134,8 +137,7 @@ fn compact_tree<T: Serialize + DeserializeOwned>(
         let (key, value) = item?;
         let entries = decode_chunk::<T>(&value)?;
         let latest = entries.iter().map(at_ms).max().unwrap_or(0);
-        // Three quarters full is full enough: merging it would gain little.
-        let full = value.len() >= TARGET_BYTES * 3 / 4;
+        let full = value.len() >= FULL_BYTES;
         if !run.keys.is_empty()
             && (full
                 || run.bytes + value.len() > TARGET_BYTES
@@ -156,7 +158,7 @@ fn compact_tree<T: Serialize + DeserializeOwned>(
         run.entries.extend(entries);
         run.bytes += value.len();
     }
-    if run.bytes >= TARGET_BYTES * 3 / 4 {
+    if run.bytes >= FULL_BYTES {
         run.flush(tree, moving, order, &mut report)?;
         done = previous;
     }
@@ -250,12 +252,7 @@ mod tests {
         // which waits for more unless it is three quarters full.
         let keys = |n: usize| {
             let rest = n % per_chunk;
-            n / per_chunk
-                + if rest * one >= TARGET_BYTES * 3 / 4 {
-                    1
-                } else {
-                    rest
-                }
+            n / per_chunk + if rest * one >= FULL_BYTES { 1 } else { rest }
         };
         assert!(r.keys_merged as usize >= 200 / per_chunk * per_chunk);
         let got = sizes(&s.cdr);

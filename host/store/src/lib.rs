@@ -267,21 +267,6 @@ impl Store {
         Ok(removed)
     }
 
-    /// Newest last; `plugin = None` gives every plugin's.
-    pub fn history(
-        &self,
-        plugin: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.history_where(
-            &HistoryFilter {
-                plugin,
-                ..HistoryFilter::default()
-            },
-            limit,
-        )
-    }
-
     /// The newest `limit` entries that pass `filter`, oldest first.
     pub fn history_where(
         &self,
@@ -524,6 +509,7 @@ mod tests {
 
     use super::*;
     use ctihost_acd::Disposition;
+    use ctihost_plugins::PluginStorage as _;
 
     fn q(at_ms: u64, call_id: &str) -> QueueLogEntry {
         QueueLogEntry {
