@@ -245,11 +245,17 @@ async fn start_sip(
     }
     let secret =
         crate::random::bytes::<32>().map_err(|e| ServerError::Token(format!("SIP nonces: {e}")))?;
+    let sink = store.clone();
     let registrar = Arc::new(Registrar::new(
         config.sip.realm.clone(),
         config.sip.digest_algorithms.clone(),
         creds,
         secret,
+        Box::new(move |user, bindings| {
+            if let Err(e) = sink.put_bindings(user, bindings) {
+                tracing::warn!(user, error = %e, "cannot store a registration");
+            }
+        }),
     ));
     let mut udp = Vec::new();
     for addr in &config.sip.udp {
@@ -282,35 +288,6 @@ async fn start_sip(
         .iter()
         .flat_map(|t| t.addresses.iter().copied())
         .collect();
-    let ep = Arc::new(
-        SipEndpoint::new(
-            registrar.clone(),
-            config.sip.max_message_bytes,
-            udp.clone(),
-            tcp.first().and_then(|l| l.local_addr().ok()),
-            metrics.clone(),
-        )
-        .with_request_limit(config.sip.max_requests_per_source, trunk_addresses),
-    );
-    for (i, (sock, _)) in udp.into_iter().enumerate() {
-        let index = u8::try_from(i).map_err(|_| ServerError::TooManyListeners)?;
-        tokio::spawn(crate::sip::transport::serve_udp(
-            sock,
-            index,
-            ep.clone(),
-            shutdown.subscribe(),
-        ));
-    }
-    let limits = tcp_limits(config);
-    for l in tcp {
-        tokio::spawn(crate::sip::transport::serve_tcp(
-            l,
-            ep.clone(),
-            limits,
-            shutdown.subscribe(),
-        ));
-    }
-    tokio::spawn(ep.clone().run_timers(shutdown.subscribe()));
     let mut trunk_users = HashMap::new();
     let mut trunk_creds = HashMap::new();
     for t in &config.trunks {
@@ -345,31 +322,62 @@ async fn start_sip(
         .map(|a| (a.sip_user.clone(), a.id.clone()))
         .collect();
     let b2bua = Arc::new(B2bua::new(
-        &ep,
         registrar.clone(),
         Arc::new(DriverDoor(center.clone())),
         trunks,
         agents,
         media.clone(),
     ));
-    ep.attach_b2bua(b2bua.clone());
+    let ep = Arc::new(
+        SipEndpoint::new(
+            registrar.clone(),
+            config.sip.max_message_bytes,
+            udp.clone(),
+            tcp.first().and_then(|l| l.local_addr().ok()),
+            metrics.clone(),
+            Some(b2bua.clone()),
+        )
+        .with_request_limit(config.sip.max_requests_per_source, trunk_addresses),
+    );
+    for (i, (sock, _)) in udp.into_iter().enumerate() {
+        let index = u8::try_from(i).map_err(|_| ServerError::TooManyListeners)?;
+        tokio::spawn(crate::sip::transport::serve_udp(
+            sock,
+            index,
+            ep.clone(),
+            shutdown.subscribe(),
+        ));
+    }
+    let limits = tcp_limits(config);
+    for l in tcp {
+        tokio::spawn(crate::sip::transport::serve_tcp(
+            l,
+            ep.clone(),
+            limits,
+            shutdown.subscribe(),
+        ));
+    }
+    tokio::spawn(ep.clone().run_timers(shutdown.subscribe()));
     {
-        let b2bua = b2bua.clone();
+        let (b2bua, ep) = (b2bua.clone(), ep.clone());
+        let mut stopping = shutdown.subscribe();
         tokio::spawn(async move {
-            while let Some(cmd) = calls_rx.recv().await {
-                b2bua.execute(cmd);
+            loop {
+                // Commands already sent (the drain's BYEs) go out before the stop.
+                tokio::select! {
+                    biased;
+                    cmd = calls_rx.recv() => match cmd {
+                        Some(cmd) => b2bua.execute(&ep, cmd),
+                        None => return,
+                    },
+                    () = stopping.recv() => return,
+                }
             }
         });
     }
     // Phones registered with the last run are reachable at once: their
     // agents log in as if the phones had just registered.
     let saved = store.bindings();
-    let sink = store.clone();
-    registrar.set_sink(Box::new(move |user, bindings| {
-        if let Err(e) = sink.put_bindings(user, bindings) {
-            tracing::warn!(user, error = %e, "cannot store a registration");
-        }
-    }));
     match saved {
         Ok(saved) => {
             let users = registrar.restore(saved, crate::clock::now_ms());

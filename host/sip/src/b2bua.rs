@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::dialog::Dialog;
 use super::digest::{Authenticator, Verdict};
-use super::endpoint::SipEndpoint;
+use super::endpoint::{CallHandler, Screen, SipEndpoint};
 use super::flow::Peer;
 use super::registrar::Registrar;
 use super::transaction::{TxKey, cancel_for, status_code};
@@ -93,18 +93,7 @@ pub enum UnknownSources {
     Ignore,
 }
 
-/// What an initial INVITE gets before any transaction exists.
-pub enum Screen {
-    /// From a trunk, or with a fresh nonce of ours: a transaction handles it.
-    Pass,
-    /// One stateless answer (a refusal or a challenge), never retransmitted.
-    Answer(Vec<u8>),
-    /// Nothing at all.
-    Drop,
-}
-
 pub struct B2bua {
-    ep: Weak<SipEndpoint>,
     registrar: Arc<Registrar>,
     /// Where the calls' events go: the driver of the call-center core.
     center: Arc<dyn CallSink>,
@@ -190,7 +179,6 @@ impl B2bua {
     }
 
     pub fn new(
-        ep: &Arc<SipEndpoint>,
         registrar: Arc<Registrar>,
         center: Arc<dyn CallSink>,
         trunks: Trunks,
@@ -198,7 +186,6 @@ impl B2bua {
         media: Option<Arc<ctihost_media::Media>>,
     ) -> Self {
         Self {
-            ep: Arc::downgrade(ep),
             registrar,
             center,
             trunks,
@@ -206,36 +193,6 @@ impl B2bua {
             calls: Mutex::new(HashMap::new()),
             legs: Mutex::new(HashMap::new()),
             media,
-        }
-    }
-
-    fn ep(&self) -> Option<Arc<SipEndpoint>> {
-        self.ep.upgrade()
-    }
-
-    fn respond(&self, key: &TxKey, bytes: Vec<u8>) {
-        if let Some(ep) = self.ep() {
-            ep.respond(key, bytes);
-        }
-    }
-
-    /// Our sent-by and Contact host:port, and the Via transport token, towards a peer.
-    fn local(&self, peer: Peer) -> (String, &'static str) {
-        let addr = self
-            .ep()
-            .and_then(|e| e.local_for(peer))
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "127.0.0.1".into());
-        (addr, peer.transport.via_token())
-    }
-
-    fn contact(&self, peer: Peer) -> String {
-        let (local, t) = self.local(peer);
-        match peer.transport {
-            super::flow::Transport::Udp => format!("<sip:ctihost@{local}>"),
-            super::flow::Transport::Tcp => {
-                format!("<sip:ctihost@{local};transport={}>", t.to_ascii_lowercase())
-            }
         }
     }
 
@@ -256,8 +213,90 @@ impl B2bua {
         });
     }
 
+    /// This callback's work, with the endpoint that called it.
+    fn turn<'a>(&'a self, ep: &'a Arc<SipEndpoint>) -> Turn<'a> {
+        Turn { b2bua: self, ep }
+    }
+
+    /// Carry out one of the core's commands on this endpoint.
+    pub fn execute(&self, ep: &Arc<SipEndpoint>, cmd: Command) {
+        self.turn(ep).execute(cmd);
+    }
+}
+
+impl CallHandler for B2bua {
+    fn screen_invite(&self, msg: &RawMessage, peer: Peer) -> Screen {
+        B2bua::screen_invite(self, msg, peer)
+    }
+
+    fn on_request(&self, ep: &Arc<SipEndpoint>, key: TxKey, msg: &RawMessage, peer: Peer) {
+        self.turn(ep).on_request(key, msg, peer);
+    }
+
+    fn on_ack(&self, ep: &Arc<SipEndpoint>, msg: &RawMessage) {
+        self.turn(ep).on_ack(msg);
+    }
+
+    fn on_response(&self, ep: &Arc<SipEndpoint>, key: &TxKey, msg: &RawMessage) {
+        self.turn(ep).on_response(key, msg);
+    }
+
+    fn on_timeout(&self, ep: &Arc<SipEndpoint>, key: &TxKey, call_id: &str) {
+        self.turn(ep).on_timeout(key, call_id);
+    }
+
+    fn on_unacknowledged(&self, ep: &Arc<SipEndpoint>, call_id: &str) {
+        self.turn(ep).on_unacknowledged(call_id);
+    }
+
+    fn registration_changed(&self, sip_user: &str) {
+        B2bua::registration_changed(self, sip_user);
+    }
+
+    fn live_legs(&self) -> usize {
+        B2bua::live_legs(self)
+    }
+
+    fn auth_figures(&self) -> super::digest::AuthFigures {
+        self.trunk_auth_figures()
+    }
+}
+
+/// One callback's work: the B2BUA and the endpoint that called it. The
+/// endpoint passes itself into each callback (as ezk's layers are handed
+/// theirs), so the B2BUA keeps no pointer back to it.
+struct Turn<'a> {
+    b2bua: &'a B2bua,
+    ep: &'a Arc<SipEndpoint>,
+}
+
+impl Turn<'_> {
+    fn respond(&self, key: &TxKey, bytes: Vec<u8>) {
+        self.ep.respond(key, bytes);
+    }
+
+    /// Our sent-by and Contact host:port, and the Via transport token, towards a peer.
+    fn local(&self, peer: Peer) -> (String, &'static str) {
+        let addr = self
+            .ep
+            .local_for(peer)
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        (addr, peer.transport.via_token())
+    }
+
+    fn contact(&self, peer: Peer) -> String {
+        let (local, t) = self.local(peer);
+        match peer.transport {
+            super::flow::Transport::Udp => format!("<sip:ctihost@{local}>"),
+            super::flow::Transport::Tcp => {
+                format!("<sip:ctihost@{local};transport={}>", t.to_ascii_lowercase())
+            }
+        }
+    }
+
     /// A new INVITE, BYE or CANCEL, in its server transaction.
-    pub fn on_request(&self, key: TxKey, msg: &RawMessage, peer: Peer) {
+    fn on_request(&self, key: TxKey, msg: &RawMessage, peer: Peer) {
         let Some(call_id) = msg.header("Call-ID").map(str::to_owned) else {
             return;
         };
@@ -271,7 +310,7 @@ impl B2bua {
     }
 
     fn on_bye(&self, key: TxKey, msg: &RawMessage, call_id: String) {
-        let call = self.calls.lock().remove(&call_id);
+        let call = self.b2bua.calls.lock().remove(&call_id);
         if let Some(c) = call {
             self.respond(&key, response(msg, 200, "OK", None, &[]));
             if !c.answered {
@@ -281,14 +320,16 @@ impl B2bua {
                     response(&c.invite, 487, "Request Terminated", Some(&c.to_tag), &[]),
                 );
             }
-            self.center.send(CallEvent::CallerHungUp { call_id });
+            self.b2bua.center.send(CallEvent::CallerHungUp { call_id });
             return;
         }
-        let leg = self.legs.lock().remove(&call_id);
+        let leg = self.b2bua.legs.lock().remove(&call_id);
         match leg {
             Some((caller, _)) => {
                 self.respond(&key, response(msg, 200, "OK", None, &[]));
-                self.center.send(CallEvent::AgentHungUp { call_id: caller });
+                self.b2bua
+                    .center
+                    .send(CallEvent::AgentHungUp { call_id: caller });
             }
             None => self.respond(&key, response(msg, NO_DIALOG.0, NO_DIALOG.1, None, &[])),
         }
@@ -296,7 +337,7 @@ impl B2bua {
 
     fn on_cancel(&self, key: TxKey, msg: &RawMessage, call_id: String) {
         let invite_key = key.for_method("INVITE");
-        let mut calls = self.calls.lock();
+        let mut calls = self.b2bua.calls.lock();
         let Some(c) = calls.get(&call_id).filter(|c| c.key == invite_key) else {
             drop(calls);
             return self.respond(&key, response(msg, NO_DIALOG.0, NO_DIALOG.1, None, &[]));
@@ -312,14 +353,14 @@ impl B2bua {
                 &c.key,
                 response(&c.invite, 487, "Request Terminated", Some(&c.to_tag), &[]),
             );
-            self.center.send(CallEvent::CallerHungUp { call_id });
+            self.b2bua.center.send(CallEvent::CallerHungUp { call_id });
         }
     }
 
     /// DTMF by SIP INFO (application/dtmf-relay "Signal=5", or
     /// application/dtmf "5"), for phones and trunks without RFC 4733.
     fn on_info(&self, key: TxKey, msg: &RawMessage, call_id: String) {
-        let calls = self.calls.lock();
+        let calls = self.b2bua.calls.lock();
         let Some(c) = calls.get(&call_id) else {
             drop(calls);
             return self.respond(&key, response(msg, NO_DIALOG.0, NO_DIALOG.1, None, &[]));
@@ -351,7 +392,7 @@ impl B2bua {
     /// answers it itself (the agent's side does not change); without, it is
     /// refused.
     fn on_reinvite(&self, key: TxKey, msg: &RawMessage, call_id: &str) {
-        let mut calls = self.calls.lock();
+        let mut calls = self.b2bua.calls.lock();
         let Some(c) = calls.get_mut(call_id) else {
             drop(calls);
             return self.on_agent_reinvite(key, msg, call_id);
@@ -396,6 +437,7 @@ impl B2bua {
         let refuse =
             |code: u16, reason: &str| self.respond(&key, response(msg, code, reason, None, &[]));
         let caller = self
+            .b2bua
             .legs
             .lock()
             .get(leg_id)
@@ -403,7 +445,7 @@ impl B2bua {
         let Some((caller, LegState::Answered, peer)) = caller else {
             return refuse(NO_DIALOG.0, NO_DIALOG.1);
         };
-        let calls = self.calls.lock();
+        let calls = self.b2bua.calls.lock();
         let Some((relay, offer)) = calls
             .get(&caller)
             .and_then(|c| Some((c.relay.as_ref()?, c.offer.clone())))
@@ -451,7 +493,7 @@ impl B2bua {
         if msg.header("To").and_then(|t| param(t, "tag")).is_some() {
             return self.on_reinvite(key, msg, &call_id);
         }
-        if self.calls.lock().contains_key(&call_id) {
+        if self.b2bua.calls.lock().contains_key(&call_id) {
             // Same Call-ID, new branch: a second INVITE for a call in progress.
             return self.respond(
                 &key,
@@ -477,7 +519,7 @@ impl B2bua {
             }
         };
         let to_tag = token();
-        self.calls.lock().insert(
+        self.b2bua.calls.lock().insert(
             call_id.clone(),
             Call {
                 invite: msg.clone(),
@@ -500,10 +542,10 @@ impl B2bua {
             trunk,
             attributes: vec![],
         };
-        if !self.center.arrive(arrived) {
+        if !self.b2bua.center.arrive(arrived) {
             // The call center is behind: turn the caller away before any
             // state of the call lives on (its relay's ports go back).
-            if let Some(c) = self.calls.lock().remove(&call_id) {
+            if let Some(c) = self.b2bua.calls.lock().remove(&call_id) {
                 let busy = response(
                     &c.invite,
                     503,
@@ -524,10 +566,10 @@ impl B2bua {
         call_id: &str,
         invite: &RawMessage,
     ) -> Result<(Option<ctihost_media::Relay>, Vec<u8>, Vec<u8>), (u16, String)> {
-        let Some(media) = &self.media else {
+        let Some(media) = &self.b2bua.media else {
             return Ok((None, invite.body.clone(), Vec::new()));
         };
-        let center = self.center.clone();
+        let center = self.b2bua.center.clone();
         let events: EventSink = Arc::new(move |e| center.send(e));
         let relay = media.open(call_id, &invite.body, events).map_err(|e| {
             if media.refused() {
@@ -554,7 +596,7 @@ impl B2bua {
     /// Which trunk an INVITE comes from: by source address, else by digest
     /// (407 challenge, then Proxy-Authorization). Err: the answer refusing it.
     fn trunk_of(&self, msg: &RawMessage, peer: Peer) -> Result<String, Vec<u8>> {
-        let t = &self.trunks;
+        let t = &self.b2bua.trunks;
         if let Some((name, _)) = t
             .by_address
             .iter()
@@ -617,13 +659,13 @@ impl B2bua {
 
     /// The ACK of a 2xx (the transaction layer already stopped repeating the
     /// 2xx). After a late offer it carries the caller's answer.
-    pub fn on_ack(&self, msg: &RawMessage) {
+    fn on_ack(&self, msg: &RawMessage) {
         let call_id = msg.header("Call-ID").unwrap_or("");
         tracing::trace!(call_id, "ACK of 2xx");
         if msg.body.is_empty() {
             return;
         }
-        let calls = self.calls.lock();
+        let calls = self.b2bua.calls.lock();
         if let Some(relay) = calls.get(call_id).and_then(|c| c.relay.as_ref()) {
             relay.caller_expects(ctihost_media::sdp::audio_target(&msg.body));
             relay.control(ctihost_media::Control::CallerProfile(
@@ -633,30 +675,30 @@ impl B2bua {
     }
 
     /// Our 2xx to a caller was never acknowledged: the caller is gone.
-    pub fn on_unacknowledged(&self, call_id: &str) {
+    fn on_unacknowledged(&self, call_id: &str) {
         tracing::warn!(
             call_id,
             "caller never acknowledged the answer; ending the call"
         );
-        if let Some(c) = self.calls.lock().remove(call_id) {
+        if let Some(c) = self.b2bua.calls.lock().remove(call_id) {
             self.bye_caller(c);
-            self.center.send(CallEvent::CallerHungUp {
+            self.b2bua.center.send(CallEvent::CallerHungUp {
                 call_id: call_id.to_owned(),
             });
         }
     }
 
     /// One of our requests got no answer at all (Timer B or F).
-    pub fn on_timeout(&self, key: &TxKey, leg_call_id: &str) {
+    fn on_timeout(&self, key: &TxKey, leg_call_id: &str) {
         if key.method != "INVITE" {
             return;
         }
-        let leg = self.legs.lock().remove(leg_call_id);
+        let leg = self.b2bua.legs.lock().remove(leg_call_id);
         if let Some((call_id, leg)) = leg
             && leg.state != LegState::Cancelling
         {
             tracing::info!(call_id, agent = leg.agent, "agent phone does not respond");
-            self.center.send(CallEvent::OfferFailed {
+            self.b2bua.center.send(CallEvent::OfferFailed {
                 call_id,
                 agent: leg.agent,
                 failure: OfferFailure::Unavailable,
@@ -665,7 +707,7 @@ impl B2bua {
     }
 
     /// A response from an agent's phone, in one of our client transactions.
-    pub fn on_response(&self, key: &TxKey, msg: &RawMessage) {
+    fn on_response(&self, key: &TxKey, msg: &RawMessage) {
         let Some(call_id) = msg.header("Call-ID") else {
             return;
         };
@@ -673,17 +715,17 @@ impl B2bua {
         if key.method != "INVITE" {
             return; // BYE and CANCEL answers: the transaction layer is done with them
         }
-        if self.calls.lock().contains_key(call_id) {
+        if self.b2bua.calls.lock().contains_key(call_id) {
             return self.on_caller_reinvite_response(key, call_id, code);
         }
-        let mut legs = self.legs.lock();
+        let mut legs = self.b2bua.legs.lock();
         let Some((caller, leg)) = legs.get_mut(call_id) else {
             return;
         };
         match code {
             180 | 183 if leg.state == LegState::Calling => {
                 leg.state = LegState::Ringing;
-                let mut calls = self.calls.lock();
+                let mut calls = self.b2bua.calls.lock();
                 if let Some(c) = calls.get_mut(caller.as_str())
                     && !c.ringing_sent
                 {
@@ -702,9 +744,7 @@ impl B2bua {
                 leg.content_type = msg.header("Content-Type").map(str::to_owned);
                 let ack = self.in_dialog(&dialog, leg.peer, "ACK", dialog.cseq(), &[], None);
                 let hop = hop(&dialog, leg.peer);
-                if let Some(ep) = self.ep() {
-                    ep.ack_2xx(key, ack, hop);
-                }
+                self.ep.ack_2xx(key, ack, hop);
                 if leg.state == LegState::Cancelling {
                     // Answered after we gave up on it: end it at once.
                     let peer = leg.peer;
@@ -714,7 +754,7 @@ impl B2bua {
                     return;
                 }
                 leg.state = LegState::Answered;
-                self.center.send(CallEvent::AgentAnswered {
+                self.b2bua.center.send(CallEvent::AgentAnswered {
                     call_id: caller.clone(),
                     agent: leg.agent.clone(),
                 });
@@ -731,7 +771,7 @@ impl B2bua {
                         603 => OfferFailure::Declined,
                         _ => OfferFailure::Failed,
                     };
-                    self.center.send(CallEvent::OfferFailed {
+                    self.b2bua.center.send(CallEvent::OfferFailed {
                         call_id: caller,
                         agent,
                         failure,
@@ -743,7 +783,7 @@ impl B2bua {
     }
 
     fn send_request(&self, bytes: Vec<u8>, peer: Peer) -> Option<TxKey> {
-        self.ep()?.request(bytes, peer)
+        self.ep.request(bytes, peer)
     }
 
     /// An in-dialog request of ours (its own branch), as the dialog builds it.
@@ -770,7 +810,7 @@ impl B2bua {
     }
 
     /// Carry out one of the core's commands.
-    pub fn execute(&self, cmd: Command) {
+    fn execute(&self, cmd: Command) {
         match cmd {
             Command::Call(c) => self.call_control(c),
             Command::Media(m) => self.media_command(m),
@@ -785,7 +825,7 @@ impl B2bua {
                 sip_user,
             } => self.offer(call_id, agent, &sip_user),
             CallControl::CancelOffer { call_id, agent } => {
-                let mut legs = self.legs.lock();
+                let mut legs = self.b2bua.legs.lock();
                 let Some(key) = find_leg(&legs, &call_id, &agent) else {
                     return;
                 };
@@ -812,14 +852,14 @@ impl B2bua {
             }
             CallControl::Bridge { call_id, agent } => {
                 let sdp = {
-                    let legs = self.legs.lock();
+                    let legs = self.b2bua.legs.lock();
                     find_leg(&legs, &call_id, &agent)
                         .and_then(|k| legs.get(&k))
                         .map(|(_, l)| (l.sdp.clone(), l.content_type.clone()))
                 };
                 let (mut body, ctype) = sdp.unwrap_or_default();
                 let answered = {
-                    let mut calls = self.calls.lock();
+                    let mut calls = self.b2bua.calls.lock();
                     let Some(c) = calls.get_mut(&call_id) else {
                         return;
                     };
@@ -847,7 +887,7 @@ impl B2bua {
                 if answered {
                     return self.reinvite_caller(&call_id, &body, ctype.as_deref());
                 }
-                let mut calls = self.calls.lock();
+                let mut calls = self.b2bua.calls.lock();
                 let Some(c) = calls.get_mut(&call_id) else {
                     return;
                 };
@@ -863,7 +903,12 @@ impl B2bua {
                 reason,
             } => self.final_to_caller(&call_id, code, &reason, &[]),
             CallControl::Forward { call_id, target } => {
-                let host = self.calls.lock().get(&call_id).map(|c| c.peer.addr.ip());
+                let host = self
+                    .b2bua
+                    .calls
+                    .lock()
+                    .get(&call_id)
+                    .map(|c| c.peer.addr.ip());
                 let contact = if target.starts_with("sip:") {
                     target
                 } else {
@@ -880,14 +925,14 @@ impl B2bua {
                 );
             }
             CallControl::HangUpCaller { call_id } => {
-                let answered = self.calls.lock().get(&call_id).map(|c| c.answered);
+                let answered = self.b2bua.calls.lock().get(&call_id).map(|c| c.answered);
                 match answered {
                     Some(true) => {
-                        if let Some(c) = self.calls.lock().remove(&call_id) {
+                        if let Some(c) = self.b2bua.calls.lock().remove(&call_id) {
                             self.bye_caller(c);
                         }
                     }
-                    Some(false) => match self.ep().and_then(|ep| ep.draining()) {
+                    Some(false) => match self.ep.draining() {
                         // The host is stopping: the caller may try again elsewhere.
                         Some(retry_after) => self.final_to_caller(
                             &call_id,
@@ -902,7 +947,7 @@ impl B2bua {
             }
             CallControl::HangUpAgent { call_id, agent } => {
                 let leg = {
-                    let mut legs = self.legs.lock();
+                    let mut legs = self.b2bua.legs.lock();
                     find_leg(&legs, &call_id, &agent).and_then(|k| legs.remove(&k))
                 };
                 match leg {
@@ -930,6 +975,7 @@ impl B2bua {
         match cmd {
             MediaCommand::RunIvr { call_id, step } => {
                 let prompt = self
+                    .b2bua
                     .media
                     .as_ref()
                     .and_then(|m| m.prompts().get(&step.prompt));
@@ -937,7 +983,7 @@ impl B2bua {
                 let control = ctihost_media::Control::Ivr { step, prompt };
                 if !self.answer_and(&call_id, control) {
                     // No relay for this call (late offer): no digits to collect.
-                    self.center.send(CallEvent::DigitsCollected {
+                    self.b2bua.center.send(CallEvent::DigitsCollected {
                         call_id,
                         step: name,
                         digits: String::new(),
@@ -945,7 +991,7 @@ impl B2bua {
                 }
             }
             MediaCommand::Hold { call_id, music } => {
-                let music = music.and_then(|m| self.media.as_ref()?.prompts().get(&m));
+                let music = music.and_then(|m| self.b2bua.media.as_ref()?.prompts().get(&m));
                 self.answer_and(&call_id, ctihost_media::Control::Hold { music });
             }
             MediaCommand::Announce {
@@ -953,7 +999,7 @@ impl B2bua {
                 position,
                 wait_secs,
             } => {
-                if let Some(m) = &self.media {
+                if let Some(m) = &self.b2bua.media {
                     let prompts = m.prompts().announcement(position, wait_secs);
                     self.media_control(&call_id, ctihost_media::Control::Announce(prompts));
                 }
@@ -969,7 +1015,7 @@ impl B2bua {
 
     /// Tell the call's relay; false when the call has none.
     fn media_control(&self, call_id: &str, control: ctihost_media::Control) -> bool {
-        let calls = self.calls.lock();
+        let calls = self.b2bua.calls.lock();
         match calls.get(call_id).and_then(|c| c.relay.as_ref()) {
             Some(relay) => {
                 relay.control(control);
@@ -982,7 +1028,7 @@ impl B2bua {
     /// Answer the caller with the relay's SDP if not yet answered (the host
     /// takes the call: IVR, music), then tell the relay; false without relay.
     fn answer_and(&self, call_id: &str, control: ctihost_media::Control) -> bool {
-        let mut calls = self.calls.lock();
+        let mut calls = self.b2bua.calls.lock();
         let Some(c) = calls.get_mut(call_id) else {
             return false;
         };
@@ -1006,7 +1052,7 @@ impl B2bua {
     /// A final answer to a caller that was not answered; the transaction
     /// layer repeats it until the caller's ACK.
     fn final_to_caller(&self, call_id: &str, code: u16, reason: &str, extra: &[(&str, String)]) {
-        let Some(c) = self.calls.lock().remove(call_id) else {
+        let Some(c) = self.b2bua.calls.lock().remove(call_id) else {
             return;
         };
         let resp = response(&c.invite, code, reason, Some(&c.to_tag), extra);
@@ -1035,7 +1081,7 @@ impl B2bua {
     /// The caller was answered before (a transferred call): the new agent's
     /// media reaches it by a re-INVITE carrying the agent's SDP.
     fn reinvite_caller(&self, call_id: &str, body: &[u8], ctype: Option<&str>) {
-        let mut calls = self.calls.lock();
+        let mut calls = self.b2bua.calls.lock();
         let Some(c) = calls.get_mut(call_id) else {
             return;
         };
@@ -1049,16 +1095,14 @@ impl B2bua {
 
     /// The answer to our re-INVITE of a caller: ACK a 2xx; an error ends the call.
     fn on_caller_reinvite_response(&self, key: &TxKey, call_id: &str, code: u16) {
-        let calls = self.calls.lock();
+        let calls = self.b2bua.calls.lock();
         let Some(c) = calls.get(call_id) else { return };
         match code {
             200..=299 => {
                 let ack = self.caller_request(c, "ACK", c.dialog.cseq(), None);
                 let peer = hop(&c.dialog, c.peer);
                 drop(calls);
-                if let Some(ep) = self.ep() {
-                    ep.ack_2xx(key, ack, peer);
-                }
+                self.ep.ack_2xx(key, ack, peer);
             }
             300..=699 => {
                 drop(calls);
@@ -1067,7 +1111,7 @@ impl B2bua {
                     code,
                     "caller refused the re-INVITE; ending the call"
                 );
-                self.center.send(CallEvent::CallFailed {
+                self.b2bua.center.send(CallEvent::CallFailed {
                     call_id: call_id.to_owned(),
                     reason: format!("caller refused the transfer's re-INVITE with {code}"),
                 });
@@ -1082,12 +1126,12 @@ impl B2bua {
             agent: agent.clone(),
             failure,
         };
-        let bindings = self.registrar.lookup(sip_user, now_ms());
+        let bindings = self.b2bua.registrar.lookup(sip_user, now_ms());
         let Some(b) = bindings.last() else {
-            return self.center.send(failed(OfferFailure::Unavailable));
+            return self.b2bua.center.send(failed(OfferFailure::Unavailable));
         };
         let (sdp, ctype, caller) = {
-            let calls = self.calls.lock();
+            let calls = self.b2bua.calls.lock();
             let Some(c) = calls.get(&call_id) else { return };
             (
                 c.offer.clone(),
@@ -1107,7 +1151,7 @@ impl B2bua {
         let mut peer = b.peer();
         // Over TCP the phone's own connection is best; once it is closed, its Contact.
         if peer.reliable()
-            && !self.ep().is_some_and(|e| e.has_connection(peer.addr))
+            && !self.ep.has_connection(peer.addr)
             && let Some(addr) = uri_socket_addr(&b.contact)
         {
             peer.addr = addr;
@@ -1123,13 +1167,13 @@ impl B2bua {
         );
         let bytes = end_with_body(invite, &sdp, ctype.as_deref());
         let Ok(parsed) = RawMessage::parse(&bytes) else {
-            return self.center.send(failed(OfferFailure::Failed));
+            return self.b2bua.center.send(failed(OfferFailure::Failed));
         };
         // The leg exists before the INVITE leaves: its answer may come back at once.
-        let mut legs = self.legs.lock();
+        let mut legs = self.b2bua.legs.lock();
         if self.send_request(bytes, peer).is_none() {
             drop(legs);
-            return self.center.send(failed(OfferFailure::Failed));
+            return self.b2bua.center.send(failed(OfferFailure::Failed));
         };
         legs.insert(
             leg_id,

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -13,7 +13,6 @@ use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::{Sender, channel, error::TrySendError};
 
-use super::b2bua::B2bua;
 use super::flow::{Peer, Transport};
 use super::metrics::SipMetrics;
 use super::registrar::{Presence, Registrar};
@@ -21,9 +20,44 @@ use super::transaction::{Output, Side, Timers, TransactionLayer, TxKey};
 use super::wire::{KNOWN_METHODS, RawMessage, WireError, addr_uri, param, response, uri_user};
 use ctihost_ground::clock::now_ms;
 
+/// What an initial INVITE gets before any transaction exists.
+pub enum Screen {
+    /// From a trunk, or with a fresh nonce of ours: a transaction handles it.
+    Pass,
+    /// One stateless answer (a refusal or a challenge), never retransmitted.
+    Answer(Vec<u8>),
+    /// Nothing at all.
+    Drop,
+}
+
+/// What the endpoint hands calls to (the B2BUA). Every callback is given
+/// the endpoint, as ezk's layers are, so the handler needs no pointer back
+/// to it and the endpoint is whole from its construction.
+pub trait CallHandler: Send + Sync {
+    /// An initial INVITE, before any transaction exists for it.
+    fn screen_invite(&self, msg: &RawMessage, peer: Peer) -> Screen;
+    /// A new INVITE, BYE, CANCEL or INFO, in its server transaction.
+    fn on_request(&self, ep: &Arc<SipEndpoint>, key: TxKey, msg: &RawMessage, peer: Peer);
+    /// The ACK of one of our 2xx answers.
+    fn on_ack(&self, ep: &Arc<SipEndpoint>, msg: &RawMessage);
+    /// An answer in one of our client transactions.
+    fn on_response(&self, ep: &Arc<SipEndpoint>, key: &TxKey, msg: &RawMessage);
+    /// One of our requests got no answer at all (timer B or F).
+    fn on_timeout(&self, ep: &Arc<SipEndpoint>, key: &TxKey, call_id: &str);
+    /// Our 2xx was never acknowledged (timer H).
+    fn on_unacknowledged(&self, ep: &Arc<SipEndpoint>, call_id: &str);
+    /// A phone signed on or off.
+    fn registration_changed(&self, sip_user: &str);
+    /// Call legs still open (a stop waits for none).
+    fn live_legs(&self) -> usize;
+    /// What the handler's own digest checks (trunks') refused.
+    fn auth_figures(&self) -> super::digest::AuthFigures;
+}
+
 pub struct SipEndpoint {
     pub registrar: Arc<Registrar>,
-    b2bua: OnceLock<Arc<B2bua>>,
+    /// Calls go here; without one (a registrar-only endpoint) they get 501.
+    calls: Option<Arc<dyn CallHandler>>,
     max_bytes: usize,
     layer: Mutex<TransactionLayer>,
     udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
@@ -47,10 +81,11 @@ impl SipEndpoint {
         udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
         tcp_local: Option<SocketAddr>,
         metrics: Arc<dyn SipMetrics>,
+        calls: Option<Arc<dyn CallHandler>>,
     ) -> Self {
         Self {
             registrar,
-            b2bua: OnceLock::new(),
+            calls,
             max_bytes,
             layer: Mutex::new(TransactionLayer::new(Timers::default())),
             udp,
@@ -70,22 +105,17 @@ impl SipEndpoint {
         self
     }
 
-    /// Calls (INVITE, BYE, CANCEL) are handled once the B2BUA is attached.
     /// Digest refusals of phones and trunks together: replays of a nonce
     /// count, and attempts refused unchecked for too many failures.
     pub fn auth_figures(&self) -> super::digest::AuthFigures {
         let mut f = self.registrar.auth_figures();
-        if let Some(b) = self.b2bua.get() {
-            let t = b.trunk_auth_figures();
+        if let Some(b) = &self.calls {
+            let t = b.auth_figures();
             f.replays += t.replays;
             f.throttled += t.throttled;
             f.failing_sources += t.failing_sources;
         }
         f
-    }
-
-    pub fn attach_b2bua(&self, b: Arc<B2bua>) {
-        let _ = self.b2bua.set(b);
     }
 
     pub fn max_bytes(&self) -> usize {
@@ -183,26 +213,26 @@ impl SipEndpoint {
                 Output::Send { peer, bytes } => self.send(peer, bytes),
                 Output::Request { key, msg, peer } => self.on_request(key, msg, peer),
                 Output::Ack { msg, .. } => {
-                    if let Some(b) = self.b2bua.get() {
-                        b.on_ack(&msg);
+                    if let Some(b) = &self.calls {
+                        b.on_ack(self, &msg);
                     }
                 }
                 Output::Response { key, msg } => {
-                    if let Some(b) = self.b2bua.get() {
-                        b.on_response(&key, &msg);
+                    if let Some(b) = &self.calls {
+                        b.on_response(self, &key, &msg);
                     }
                 }
                 Output::Timeout { key, call_id } => {
                     tracing::debug!(call_id, method = %key.method, side = ?key.side(), "SIP transaction timed out");
-                    if let Some(b) = self.b2bua.get()
+                    if let Some(b) = &self.calls
                         && key.side() == Side::Client
                     {
-                        b.on_timeout(&key, &call_id);
+                        b.on_timeout(self, &key, &call_id);
                     }
                 }
                 Output::Unacknowledged { call_id, .. } => {
-                    if let Some(b) = self.b2bua.get() {
-                        b.on_unacknowledged(&call_id);
+                    if let Some(b) = &self.calls {
+                        b.on_unacknowledged(self, &call_id);
                     }
                 }
             }
@@ -285,7 +315,7 @@ impl SipEndpoint {
 
     /// Open call legs of the B2BUA (0 without one).
     pub fn live_legs(&self) -> usize {
-        self.b2bua.get().map_or(0, |b| b.live_legs())
+        self.calls.as_ref().map_or(0, |b| b.live_legs())
     }
 
     /// Our requests (BYE, CANCEL, INVITE) still waiting for a final answer.
@@ -359,12 +389,12 @@ impl SipEndpoint {
             return self.send(peer, self.refused_draining(&msg, retry_after));
         }
         if msg.method() == Some("INVITE")
-            && let Some(b) = self.b2bua.get()
+            && let Some(b) = &self.calls
         {
             match b.screen_invite(&msg, peer) {
-                super::b2bua::Screen::Pass => {}
-                super::b2bua::Screen::Answer(resp) => return self.send(peer, resp),
-                super::b2bua::Screen::Drop => return,
+                Screen::Pass => {}
+                Screen::Answer(resp) => return self.send(peer, resp),
+                Screen::Drop => return,
             }
         }
         let out = self.layer.lock().receive_request(msg, peer, now_ms());
@@ -426,14 +456,14 @@ impl SipEndpoint {
 
     fn on_request(self: &Arc<Self>, key: TxKey, msg: RawMessage, peer: Peer) {
         let method = msg.method().unwrap_or("").to_owned();
-        let b2bua = self.b2bua.get();
+        let calls = self.calls.as_ref();
         match method.as_str() {
             "REGISTER" => {
                 let r = self.registrar.handle(&msg, peer, now_ms());
                 self.respond(&key, r.response);
                 if r.presence != Presence::Unchanged
                     && let (Some(b), Some(user)) =
-                        (b2bua, msg.header("To").map(addr_uri).and_then(uri_user))
+                        (calls, msg.header("To").map(addr_uri).and_then(uri_user))
                 {
                     b.registration_changed(user);
                 }
@@ -451,9 +481,9 @@ impl SipEndpoint {
                     ],
                 ),
             ),
-            "INVITE" | "BYE" | "CANCEL" | "INFO" if b2bua.is_some() => {
-                if let Some(b) = b2bua {
-                    b.on_request(key, &msg, peer);
+            "INVITE" | "BYE" | "CANCEL" | "INFO" if calls.is_some() => {
+                if let Some(b) = calls {
+                    b.on_request(self, key, &msg, peer);
                 }
             }
             _ => self.respond(&key, not_implemented(&msg)),

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -52,7 +51,8 @@ pub struct Registrar {
     bindings: Mutex<HashMap<String, Vec<Binding>>>,
     min_expires: u64,
     max_expires: u64,
-    sink: OnceLock<BindingSink>,
+    /// Where changed bindings go (the store, so a restart still reaches the phones).
+    sink: BindingSink,
 }
 
 const DEFAULT_EXPIRES: u64 = 3600;
@@ -68,25 +68,19 @@ impl Registrar {
         algorithms: Vec<Algorithm>,
         credentials: HashMap<String, Credential>,
         nonce_secret: [u8; 32],
+        sink: BindingSink,
     ) -> Self {
         Self {
             auth: Authenticator::new(realm, algorithms, credentials, nonce_secret),
             bindings: Mutex::new(HashMap::new()),
             min_expires: 60,
             max_expires: 7200,
-            sink: OnceLock::new(),
+            sink,
         }
-    }
-
-    /// Where changed bindings go (set once, at start-up).
-    pub fn set_sink(&self, sink: BindingSink) {
-        let _ = self.sink.set(sink);
     }
 
     fn changed(&self, user: &str, list: &[Binding]) {
-        if let Some(sink) = self.sink.get() {
-            sink(user, list);
-        }
+        (self.sink)(user, list);
     }
 
     /// Take back bindings kept by an earlier run (those of unknown users or
