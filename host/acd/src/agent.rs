@@ -1,10 +1,11 @@
 //! Agents: who they are (config) and where they stand (state).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{AgentId, CallId};
+use super::model::{AcdEvent, AgentId, CallId};
+use crate::calendar::{Calendar, Interval};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,5 +97,93 @@ impl Agent {
 
     pub fn weight(&self, queue: &str) -> u32 {
         self.config.queues.get(queue).copied().unwrap_or(0)
+    }
+}
+
+/// Every agent of the center: the agents concern owns their table, their
+/// state changes and the day their "calls today" count.
+#[derive(Debug)]
+pub struct Roster {
+    agents: BTreeMap<AgentId, Agent>,
+    /// Start of the next local day (0: not yet known).
+    next_day_ms: u64,
+}
+
+impl Roster {
+    pub fn new(configs: Vec<AgentConfig>) -> Self {
+        Self {
+            agents: configs
+                .into_iter()
+                .map(|a| (a.id.clone(), Agent::new(a)))
+                .collect(),
+            next_day_ms: 0,
+        }
+    }
+
+    pub fn get(&self, agent: &str) -> Option<&Agent> {
+        self.agents.get(agent)
+    }
+
+    pub fn get_mut(&mut self, agent: &str) -> Option<&mut Agent> {
+        self.agents.get_mut(agent)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.values()
+    }
+
+    /// Move an agent to `state`; a real change is told to the world.
+    pub(crate) fn set_state(
+        &mut self,
+        now_ms: u64,
+        agent: &str,
+        state: AgentState,
+        out: &mut crate::center::Outbox,
+    ) {
+        if let Some(a) = self.agents.get_mut(agent)
+            && a.state != state
+        {
+            a.state = state.clone();
+            a.state_since_ms = now_ms;
+            out.event(AcdEvent::AgentStateChanged {
+                agent: agent.to_owned(),
+                state,
+            });
+        }
+    }
+
+    /// Per queue, in one pass over the agents: (logged in, ready).
+    pub fn staffing(&self) -> HashMap<&str, (u32, u32)> {
+        let mut staffed: HashMap<&str, (u32, u32)> = HashMap::new();
+        for a in self.agents.values().filter(|a| a.logged_in()) {
+            for q in a.config.queues.keys() {
+                let e = staffed.entry(q.as_str()).or_default();
+                e.0 += 1;
+                e.1 += u32::from(a.state == AgentState::Ready);
+            }
+        }
+        staffed
+    }
+
+    /// Free agents of `queue` that could take a call needing `skills`.
+    pub fn candidates(&self, queue: &str, skills: &[String]) -> Vec<&Agent> {
+        self.agents
+            .values()
+            .filter(|a| a.in_queue(queue) && a.state == AgentState::Ready && a.has_skills(skills))
+            .collect()
+    }
+
+    /// At a local midnight (or the first event): the "today" counts start
+    /// again, so "fewest calls today" is fair from the first call of the day.
+    pub fn roll_day(&mut self, now_ms: u64, calendar: &Calendar) {
+        if now_ms < self.next_day_ms {
+            return;
+        }
+        if self.next_day_ms != 0 {
+            for a in self.agents.values_mut() {
+                a.calls_today = 0;
+            }
+        }
+        self.next_day_ms = calendar.end_of(Interval::Day, calendar.start_of(Interval::Day, now_ms));
     }
 }

@@ -134,7 +134,8 @@ impl Acd {
             target: target.clone(),
             by: by.clone(),
         }) {
-            self.warn(Some(call_id), format!("transfer refused: {e}"));
+            self.out
+                .warn(Some(call_id), format!("transfer refused: {e}"));
             return;
         }
         self.ask_policy(
@@ -163,18 +164,19 @@ impl Acd {
                 self.cancel_max_wait(call_id);
             }
             CallState::Connected { agent } => {
-                self.cmd(CallControl::HangUpAgent {
+                self.out.cmd(CallControl::HangUpAgent {
                     call_id: call_id.to_owned(),
                     agent: agent.clone(),
                 });
                 if let Some(q) = &queue {
-                    self.qlog(now_ms, call_id, q, Some(&agent), QueueLogKind::Complete);
+                    self.out
+                        .qlog(now_ms, call_id, q, Some(&agent), QueueLogKind::Complete);
                 }
                 self.agent_done(now_ms, &agent, queue.as_deref());
             }
             CallState::Routing | CallState::Ivr => {}
         }
-        self.event(AcdEvent::CallTransferred {
+        self.out.event(AcdEvent::CallTransferred {
             call_id: call_id.to_owned(),
             target: target.clone(),
             by: by.clone(),

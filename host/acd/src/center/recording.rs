@@ -66,7 +66,7 @@ impl Acd {
                         "{MAX_PENDING_ASKS} questions already wait for the recording policy; \
                          further ones are dropped for this call"
                     );
-                    self.warn(Some(call_id), message);
+                    self.out.warn(Some(call_id), message);
                 }
                 return;
             }
@@ -85,7 +85,7 @@ impl Acd {
         };
         c.recording.asking = true;
         let paused = c.recording.paused;
-        self.cmd(Ask::RecordingPolicy {
+        self.out.cmd(Ask::RecordingPolicy {
             call_id: call_id.to_owned(),
             info: Box::new(info),
             event,
@@ -128,7 +128,7 @@ impl Acd {
         if let Some(legs) = legs {
             c.recording.recording = true;
             let paused = c.recording.paused;
-            self.cmd(MediaCommand::Record {
+            self.out.cmd(MediaCommand::Record {
                 call_id: call_id.to_owned(),
                 plan: RecordingPlan {
                     legs,
@@ -139,7 +139,7 @@ impl Acd {
                 },
             });
             if paused {
-                self.cmd(MediaCommand::PauseRecording {
+                self.out.cmd(MediaCommand::PauseRecording {
                     call_id: call_id.to_owned(),
                     paused,
                 });
@@ -165,7 +165,7 @@ impl Acd {
         let now = action.map_or(before, |a| a.apply(before));
         c.recording.paused = now;
         if now != before && c.recording.recording {
-            self.cmd(MediaCommand::PauseRecording {
+            self.out.cmd(MediaCommand::PauseRecording {
                 call_id: call_id.to_owned(),
                 paused: now,
             });
