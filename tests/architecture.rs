@@ -19,6 +19,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("ctihost-sip", 3),
     ("ctihost-store", 4),
     ("ctihost-center", 5),
+    ("ctihost-api", 6),
     ("ctihost", 9),
 ];
 
@@ -233,6 +234,19 @@ fn the_driver_names_neither_sip_nor_media_nor_the_web() {
     let center = g.direct(g.id("ctihost-center"));
     assert_none_of("ctihost-center", &center, NOT_NAMED_BY_THE_DRIVER);
     assert!(center.contains("ctihost-acd") && center.contains("ctihost-plugins"));
+}
+
+#[test]
+fn only_the_web_room_and_the_binary_pull_in_the_web_server() {
+    let g = graph();
+    for id in &g.members {
+        let name = g.names[id].as_str();
+        if matches!(name, "ctihost" | "ctihost-api") || !name.starts_with("ctihost") {
+            continue;
+        }
+        assert_none_of(name, &g.closure(id), &["axum"]);
+    }
+    assert!(g.direct(g.id("ctihost-api")).contains("axum"));
 }
 
 #[test]

@@ -355,7 +355,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                     match admin_client::since_ms(&b, ctihost::clock::now_ms()) {
                         Ok(ms) => path.push_str(&format!("&before_ms={ms}")),
                         Err(e) => {
-                            eprintln!("error: {}", e.replace("--since", "--before"));
+                            eprintln!("error: {}", e.to_string().replace("--since", "--before"));
                             return ExitCode::from(2);
                         }
                     }

@@ -28,7 +28,9 @@
 //!
 //! `docs/architecture.md` draws the arrows between them.
 
-pub mod api;
+// The web room is its own crate; `crate::api` keeps naming it here.
+pub use ctihost_api as api;
+pub use ctihost_api::{metrics, reports};
 // The core is its own crate; `crate::acd` keeps naming it here.
 pub use ctihost_acd as acd;
 pub use ctihost_acd::calendar;
@@ -40,10 +42,8 @@ pub mod config;
 pub mod demo;
 // Media is its own crate; `crate::media` keeps naming it here.
 pub use ctihost_media as media;
-pub mod metrics;
 // The plugin runtime is its own crate; `crate::plugins` keeps naming it here.
 pub use ctihost_plugins as plugins;
-pub mod reports;
 pub mod server;
 // SIP is its own crate; `crate::sip` keeps naming it here.
 pub use ctihost_sip as sip;

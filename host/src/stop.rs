@@ -17,8 +17,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use ctihost_api::stop_request::StopRequests;
+pub use ctihost_api::stop_request::{Phase, StopError, StopHandle, StopRequest, StopStatus};
 
 use crate::acd::CallEvent;
 use crate::center::CenterHandle;
@@ -30,95 +30,19 @@ pub const ANSWER_WAIT: Duration = Duration::from_secs(4);
 /// Longest wait for recordings to be indexed and records written.
 pub const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
-/// A request to stop, draining for at most `drain` first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StopRequest {
-    pub drain: Duration,
-}
-
-/// Where a stop stands, as `GET /admin/drain` shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    Running,
-    Draining,
-    EndingCalls,
-    Stopped,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct StopStatus {
-    pub phase: Phase,
-    /// Calls live when the status was last updated.
-    pub live_calls: usize,
-    /// When the drain ends and the calls left are ended (ms since the epoch).
-    pub drain_deadline_ms: Option<u64>,
-    /// The Retry-After new calls get while draining.
-    pub retry_after_secs: u32,
-}
-
-/// Asks for a stop and tells where it stands (the admin API's side).
-#[derive(Clone)]
-pub struct StopHandle {
-    requests: mpsc::Sender<StopRequest>,
-    status: watch::Receiver<StopStatus>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StopError {
-    #[error("the host is already stopping")]
-    Busy,
-}
-
-impl StopHandle {
-    pub fn request(&self, drain: Duration) -> Result<(), StopError> {
-        self.requests
-            .try_send(StopRequest { drain })
-            .map_err(|_| StopError::Busy)
-    }
-
-    /// Ask for a stop and return the status once the stop has begun (at
-    /// most a second later): the asker learns how many calls it waits for.
-    pub async fn request_and_status(&self, drain: Duration) -> Result<StopStatus, StopError> {
-        self.request(drain)?;
-        let mut status = self.status.clone();
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            status.wait_for(|s| s.phase != Phase::Running),
-        )
-        .await;
-        Ok(self.status())
-    }
-
-    pub fn status(&self) -> StopStatus {
-        self.status.borrow().clone()
-    }
-}
-
-/// The run loop's side: the requests, and where to say how the stop goes.
+/// The run loop's side: the requests the API (or a signal) makes, and
+/// where to say how the stop goes.
 pub struct StopControl {
-    requests: mpsc::Receiver<StopRequest>,
-    status: watch::Sender<StopStatus>,
+    asks: StopRequests,
     retry_after_secs: u32,
 }
 
 pub fn channel(retry_after_secs: u32) -> (StopHandle, StopControl) {
-    // A few requests at once are plenty: each only shortens the drain.
-    let (tx, rx) = mpsc::channel(8);
-    let (status_tx, status_rx) = watch::channel(StopStatus {
-        phase: Phase::Running,
-        live_calls: 0,
-        drain_deadline_ms: None,
-        retry_after_secs,
-    });
+    let (handle, asks) = ctihost_api::stop_request::channel(retry_after_secs);
     (
-        StopHandle {
-            requests: tx,
-            status: status_rx,
-        },
+        handle,
         StopControl {
-            requests: rx,
-            status: status_tx,
+            asks,
             retry_after_secs,
         },
     )
@@ -145,11 +69,11 @@ pub struct Summary {
 impl StopControl {
     /// Wait for the first stop request.
     pub async fn requested(&mut self) -> Option<StopRequest> {
-        self.requests.recv().await
+        self.asks.recv().await
     }
 
     fn set(&self, f: impl FnOnce(&mut StopStatus)) {
-        self.status.send_modify(f);
+        self.asks.set(f);
     }
 
     /// Carry out a stop that `first` asked for.
@@ -183,7 +107,7 @@ impl StopControl {
             }
             tokio::select! {
                 _ = ended.recv() => {}
-                Some(r) = self.requests.recv() => {
+                Some(r) = self.asks.recv() => {
                     let sooner = Instant::now() + r.drain;
                     if sooner < deadline {
                         deadline = sooner;

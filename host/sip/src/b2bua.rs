@@ -17,7 +17,9 @@ use super::endpoint::{CallHandler, Screen, SipEndpoint};
 use super::flow::Peer;
 use super::registrar::Registrar;
 use super::transaction::{TxKey, cancel_for, status_code};
-use super::wire::{RawMessage, addr_uri, param, response, uri_socket_addr, uri_user};
+use super::wire::{
+    RawMessage, addr_uri, param, response, response_head, uri_socket_addr, uri_user, with_body,
+};
 use ctihost_acd::{CallControl, CallEvent, Command, MediaCommand, OfferFailure};
 use ctihost_ground::clock::now_ms;
 use ctihost_media::EventSink;
@@ -468,7 +470,7 @@ impl Turn<'_> {
             direction,
             "agent phone re-INVITE answered by the relay"
         );
-        let ok = response(msg, 200, "OK", None, &[("Contact", self.contact(peer))]);
+        let ok = response_head(msg, 200, "OK", None, &[("Contact", self.contact(peer))]);
         self.respond(&key, with_body(ok, &body, Some("application/sdp")));
     }
 
@@ -479,7 +481,7 @@ impl Turn<'_> {
 
     fn ok_with_body(&self, c: &Call, body: &[u8], ctype: Option<&str>) -> Vec<u8> {
         let contact = self.contact(c.peer);
-        let ok = response(
+        let ok = response_head(
             &c.invite,
             200,
             "OK",
@@ -1165,7 +1167,7 @@ impl Turn<'_> {
             branch = token(),
             contact = self.contact(peer),
         );
-        let bytes = end_with_body(invite, &sdp, ctype.as_deref());
+        let bytes = with_body(invite, &sdp, ctype.as_deref());
         let Ok(parsed) = RawMessage::parse(&bytes) else {
             return self.b2bua.center.send(failed(OfferFailure::Failed));
         };
@@ -1200,25 +1202,6 @@ fn hop(dialog: &Dialog, peer: Peer) -> Peer {
         Some(addr) => Peer { addr, ..peer },
         None => peer,
     }
-}
-
-/// A response built by [`response`] (which ends with an empty body) with
-/// `body` in it.
-fn with_body(resp: Vec<u8>, body: &[u8], ctype: Option<&str>) -> Vec<u8> {
-    let head = String::from_utf8_lossy(&resp).replace("Content-Length: 0\r\n\r\n", "");
-    end_with_body(head, body, ctype)
-}
-
-/// A message's header lines so far, then its Content-Type, Content-Length
-/// and body.
-fn end_with_body(mut head: String, body: &[u8], ctype: Option<&str>) -> Vec<u8> {
-    if let Some(t) = ctype {
-        head.push_str(&format!("Content-Type: {t}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
 }
 
 fn find_leg(

@@ -379,6 +379,18 @@ pub fn response(
     to_tag: Option<&str>,
     extra: &[(&str, String)],
 ) -> Vec<u8> {
+    with_body(response_head(req, code, reason, to_tag, extra), &[], None)
+}
+
+/// The header lines of [`response`], without its Content-Length: for an
+/// answer that carries a body ([`with_body`]).
+pub fn response_head(
+    req: &RawMessage,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[(&str, String)],
+) -> String {
     let mut s = format!("SIP/2.0 {code} {reason}\r\n");
     for v in req.all("Via") {
         let _ = write!(s, "Via: {v}\r\n");
@@ -406,8 +418,20 @@ pub fn response(
     for (n, v) in extra {
         let _ = write!(s, "{n}: {v}\r\n");
     }
-    s.push_str("Server: ctihost\r\nContent-Length: 0\r\n\r\n");
-    s.into_bytes()
+    s.push_str("Server: ctihost\r\n");
+    s
+}
+
+/// A message's header lines so far, then its Content-Type, Content-Length
+/// and body.
+pub fn with_body(mut head: String, body: &[u8], ctype: Option<&str>) -> Vec<u8> {
+    if let Some(t) = ctype {
+        let _ = write!(head, "Content-Type: {t}\r\n");
+    }
+    let _ = write!(head, "Content-Length: {}\r\n\r\n", body.len());
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 #[cfg(test)]

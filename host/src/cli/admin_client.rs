@@ -31,7 +31,7 @@ pub struct CdrArgs {
 }
 
 /// Parse `--since` into ms since the epoch.
-pub fn since_ms(s: &str, now_ms: u64) -> Result<u64, String> {
+pub fn since_ms(s: &str, now_ms: u64) -> anyhow::Result<u64> {
     if let Ok(ms) = s.parse::<u64>() {
         return Ok(ms);
     }
@@ -40,14 +40,14 @@ pub fn since_ms(s: &str, now_ms: u64) -> Result<u64, String> {
     }
     humantime::parse_rfc3339_weak(s)
         .map_err(|_| {
-            format!(
+            anyhow::anyhow!(
                 "--since {s:?}: expected a duration (24h), an RFC 3339 time or ms since the epoch"
             )
         })
         .and_then(|t| {
             t.duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as u64)
-                .map_err(|e| e.to_string())
+                .map_err(|e| anyhow::anyhow!("{e}"))
         })
 }
 
@@ -361,12 +361,16 @@ mod tests {
     #[test]
     fn since_accepts_durations_times_and_ms() {
         let now = 1_800_000_000_000;
-        assert_eq!(since_ms("24h", now), Ok(now - 86_400_000));
-        assert_eq!(since_ms("1700000000000", now), Ok(1_700_000_000_000));
-        assert_eq!(since_ms("2026-11-29T00:00:00Z", now), Ok(1_795_910_400_000));
+        assert_eq!(since_ms("24h", now).ok(), Some(now - 86_400_000));
+        assert_eq!(since_ms("1700000000000", now).ok(), Some(1_700_000_000_000));
+        assert_eq!(
+            since_ms("2026-11-29T00:00:00Z", now).ok(),
+            Some(1_795_910_400_000)
+        );
         assert!(
             since_ms("yesterday-ish", now)
                 .unwrap_err()
+                .to_string()
                 .contains("--since")
         );
     }

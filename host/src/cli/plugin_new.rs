@@ -97,17 +97,19 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// The files of a new project.
-fn project(name: &str, kind: &str, lang: &str, sample: &str) -> Result<Vec<File>, String> {
+fn project(name: &str, kind: &str, lang: &str, sample: &str) -> anyhow::Result<Vec<File>> {
     if !valid_name(name) {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "plugin name {name:?}: use lowercase letters, digits and '-', starting with a letter"
         ));
     }
     let info = kind_info(kind).ok_or_else(|| {
-        format!("unknown kind {kind:?}: router, screen-pop, crm-connector or recording-policy")
+        anyhow::anyhow!(
+            "unknown kind {kind:?}: router, screen-pop, crm-connector or recording-policy"
+        )
     })?;
     let code = source(lang, kind)
-        .ok_or_else(|| format!("unknown language {lang:?}: rust, python or js"))?;
+        .ok_or_else(|| anyhow::anyhow!("unknown language {lang:?}: rust, python or js"))?;
     let krate = name.replace('-', "_");
     let file = format!("{krate}.wasm");
     let (lang_name, memory_mb) = match lang {
@@ -189,7 +191,7 @@ fn project(name: &str, kind: &str, lang: &str, sample: &str) -> Result<Vec<File>
 }
 
 /// Write a new project into `dir` (which must not exist or be empty).
-pub fn create(dir: &Path, name: &str, kind: &str, lang: &str) -> Result<Vec<PathBuf>, String> {
+pub fn create(dir: &Path, name: &str, kind: &str, lang: &str) -> anyhow::Result<Vec<PathBuf>> {
     let hook = kind_info(kind).map(|k| k.hook).unwrap_or("route");
     let sample = super::plugin_offline::sample_input_value(hook)
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
@@ -200,7 +202,7 @@ pub fn create(dir: &Path, name: &str, kind: &str, lang: &str) -> Result<Vec<Path
             .map(|mut d| d.next().is_some())
             .unwrap_or(true)
     {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{} exists and is not empty; choose another directory",
             dir.display()
         ));
@@ -209,9 +211,10 @@ pub fn create(dir: &Path, name: &str, kind: &str, lang: &str) -> Result<Vec<Path
     for (rel, text) in files {
         let path = dir.join(&rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", parent.display()))?;
         }
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         if rel.ends_with(".sh") {
             make_executable(&path)?;
         }
@@ -221,14 +224,14 @@ pub fn create(dir: &Path, name: &str, kind: &str, lang: &str) -> Result<Vec<Path
 }
 
 #[cfg(unix)]
-fn make_executable(path: &Path) -> Result<(), String> {
+fn make_executable(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 #[cfg(not(unix))]
-fn make_executable(_: &Path) -> Result<(), String> {
+fn make_executable(_: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
@@ -257,16 +260,19 @@ mod tests {
         assert!(
             project("My Plugin", "router", "rust", "{}")
                 .unwrap_err()
+                .to_string()
                 .contains("lowercase")
         );
         assert!(
             project("p", "dialer", "rust", "{}")
                 .unwrap_err()
+                .to_string()
                 .contains("screen-pop")
         );
         assert!(
             project("p", "router", "cobol", "{}")
                 .unwrap_err()
+                .to_string()
                 .contains("python")
         );
     }

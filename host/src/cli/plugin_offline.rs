@@ -11,8 +11,8 @@ use ctihost::plugins::{HostSettings, PluginHost, PluginKind, PluginSource, Trigg
 use ctihost::stock_plugins::STOCK;
 use ctihost::store::Store;
 
-fn offline_host(cache: Option<PathBuf>) -> Result<PluginHost, String> {
-    let store = Store::temporary().map_err(|e| e.to_string())?;
+fn offline_host(cache: Option<PathBuf>) -> anyhow::Result<PluginHost> {
+    let store = Store::temporary().map_err(|e| anyhow::anyhow!("{e}"))?;
     PluginHost::new(
         HostSettings {
             // One-shot runs gain nothing from the pool's reservations.
@@ -26,7 +26,7 @@ fn offline_host(cache: Option<PathBuf>) -> Result<PluginHost, String> {
         },
         store,
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
@@ -72,7 +72,7 @@ pub async fn check(file: &Path, kind: Option<&str>) -> ExitCode {
         Err(e) => return fail(2, e),
     };
     let result = match &manifest {
-        Some(m) if kind.is_some_and(|k| k.parse() != Ok(m.kind)) => Err(format!(
+        Some(m) if kind.is_some_and(|k| k.parse() != Ok(m.kind)) => Err(anyhow::anyhow!(
             "{} declares kind {}, not {}",
             file.display(),
             m.kind,
@@ -96,13 +96,13 @@ async fn check_in(
     bytes: Vec<u8>,
     kinds: Vec<PluginKind>,
     cache: PathBuf,
-) -> Result<serde_json::Value, String> {
+) -> anyhow::Result<serde_json::Value> {
     let host = offline_host(Some(cache))?;
     let size = bytes.len();
     let compile = host
         .compile(bytes)
         .await
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let mut reasons = Vec::new();
     for k in kinds {
         match host
@@ -128,7 +128,7 @@ async fn check_in(
             Err(e) => reasons.push(format!("  as {k}: {e}")),
         }
     }
-    Err(format!(
+    Err(anyhow::anyhow!(
         "{} is not a valid ctihost plugin:\n{}",
         file.display(),
         reasons.join("\n")
@@ -143,17 +143,17 @@ async fn check_manifest(
     component: &Path,
     bytes: Vec<u8>,
     cache: PathBuf,
-) -> Result<serde_json::Value, String> {
+) -> anyhow::Result<serde_json::Value> {
     let host = offline_host(Some(cache))?;
     let size = bytes.len();
     let compile = host
         .compile(bytes)
         .await
-        .map_err(|e| format!("{}: {e}", component.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", component.display()))?;
     let report = host
         .load(PluginSource::Manifest(file.to_owned()), Trigger::Cli)
         .await
-        .map_err(|e| format!("{} is not a valid ctihost plugin: {e}", file.display()))?;
+        .map_err(|e| anyhow::anyhow!("{} is not a valid ctihost plugin: {e}", file.display()))?;
     let mut r = check_report(&host, &report.name, file, m.kind, size, compile.millis);
     r["component"] = component.display().to_string().into();
     r["name"] = m.name.clone().into();
@@ -184,17 +184,18 @@ fn check_report(
     })
 }
 
-fn tempfile_dir() -> Result<PathBuf, String> {
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("ctihost-check-{}", std::process::id()));
-    std::fs::create_dir_all(&d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+    std::fs::create_dir_all(&d)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
     Ok(d)
 }
 
-fn kind_of_hook(hook: &str) -> Result<PluginKind, String> {
+fn kind_of_hook(hook: &str) -> anyhow::Result<PluginKind> {
     PluginKind::ALL
         .into_iter()
         .find(|k| k.hooks().contains(&hook))
-        .ok_or_else(|| format!("unknown hook {hook:?}; hooks are route, rank-agents, build-card, lookup, on-connect, on-event"))
+        .ok_or_else(|| anyhow::anyhow!("unknown hook {hook:?}; hooks are route, rank-agents, build-card, lookup, on-connect, on-event"))
 }
 
 pub async fn invoke(

@@ -30,7 +30,7 @@ pub struct AdminState {
     /// The watched plugin directory, if any (named in answers that need it).
     pub plugin_dir: Option<std::path::PathBuf>,
     /// Asks for the host's stop (`POST /admin/drain`).
-    pub stop: crate::stop::StopHandle,
+    pub stop: crate::stop_request::StopHandle,
 }
 
 #[derive(Deserialize)]
