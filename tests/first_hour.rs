@@ -255,8 +255,16 @@ async fn the_demo_center_shows_a_crm_card_by_number_and_by_entered_account() {
         files > 5,
         "the store, the token and recordings were checked"
     );
-    let wavs = walk_wavs(&cwd.path().join("ctihost-data").join("recordings"));
-    assert!(wavs >= 2, "the calls were recorded ({wavs} WAV files)");
+    // Recorded, and sealed out of the box (the key generated beside the store).
+    let sealed = walk_recordings(&cwd.path().join("ctihost-data").join("recordings"));
+    assert!(sealed >= 2, "the calls were recorded ({sealed} sealed files)");
+    assert!(
+        cwd.path()
+            .join("ctihost-data")
+            .join("recording-keys.toml")
+            .exists()
+    );
+    assert!(log.contains("generated a recording master key"), "{log}");
     let crm_warnings: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("WARN") && l.contains("CRM"))
@@ -268,16 +276,17 @@ async fn the_demo_center_shows_a_crm_card_by_number_and_by_entered_account() {
     drop(phone);
 }
 
-fn walk_wavs(dir: &Path) -> usize {
+/// Sealed recordings (`*.wav.sealed`) under `dir`.
+fn walk_recordings(dir: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
     };
     rd.map(|e| e.unwrap().path())
         .map(|p| {
             if p.is_dir() {
-                walk_wavs(&p)
+                walk_recordings(&p)
             } else {
-                usize::from(p.extension().is_some_and(|x| x == "wav"))
+                usize::from(p.to_string_lossy().ends_with(".wav.sealed"))
             }
         })
         .sum()

@@ -154,7 +154,12 @@ async fn sigterm_drains_then_a_second_ends_the_calls_with_bye_both_ways_and_lose
     } else {
         dir.path().join(file)
     };
-    let wav = hound::WavReader::open(&file).unwrap();
+    // Sealed on disk (the default center's keys); served decrypted.
+    assert!(
+        !std::fs::read(&file).unwrap().starts_with(b"RIFF"),
+        "sealed"
+    );
+    let wav = s.recording_wav(recs[0]["call_id"].as_str().unwrap(), "t0k");
     assert!(wav.duration() > 0, "the WAV has audio frames");
     assert!(recs[0]["duration_ms"].as_u64().unwrap() > 0, "{recs:?}");
 }

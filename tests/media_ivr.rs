@@ -472,7 +472,7 @@ async fn the_recording_is_stereo_true_to_length_silent_when_paused_and_holds_no_
         "recording {duration} ms, call {call_ms} ms"
     );
     let file = PathBuf::from(entry["file"].as_str().unwrap());
-    let reader = hound::WavReader::open(&file).unwrap();
+    let reader = s.recording_wav(&call_id, "t0k");
     let spec = reader.spec();
     assert_eq!(
         (spec.channels, spec.sample_rate, spec.bits_per_sample),
@@ -612,8 +612,8 @@ async fn a_trapping_recording_policy_falls_back_to_recording_both_legs() {
         entry["reason"].as_str().unwrap().contains("fallback"),
         "{entry}"
     );
-    let left: Vec<i16> = hound::WavReader::open(entry["file"].as_str().unwrap())
-        .unwrap()
+    let left: Vec<i16> = s
+        .recording_wav(rec["call_id"].as_str().unwrap(), "t0k")
         .into_samples::<i16>()
         .step_by(2)
         .collect::<Result<_, _>>()

@@ -4,6 +4,7 @@ mod admin_client;
 mod plugin_new;
 mod plugin_offline;
 mod plugin_tables;
+mod recording;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +76,12 @@ pub enum Command {
         wait: bool,
         #[command(flatten)]
         admin: admin_client::AdminArgs,
+    },
+    /// Recordings: export one decrypted, decrypt a sealed file offline,
+    /// make a new master key.
+    Recording {
+        #[command(subcommand)]
+        command: recording::RecordingCommand,
     },
     /// Hash a desktop password for the config (`desktop_password_hash`):
     /// reads the password from standard input, prints its argon2id PHC string.
@@ -204,6 +211,7 @@ impl Cli {
             | Command::Cdr { .. }
             | Command::Report { .. }
             | Command::Drain { .. }
+            | Command::Recording { .. }
             | Command::HashPassword => "error",
         }
     }
@@ -266,6 +274,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             format,
             admin,
         } => admin_client::report(&admin, &since, queue.as_deref(), &interval, &format).await,
+        Command::Recording { command } => recording::run(command).await,
         Command::Cdr { command } => match command {
             CdrCommand::List {
                 query,

@@ -118,6 +118,15 @@ pub struct RecordingConfig {
     pub dir: Option<PathBuf>,
     /// How often recordings past their retention are deleted, seconds.
     pub purge_interval_secs: u64,
+    /// Seal recordings (AES-256-GCM) with the bank's master keys; false
+    /// writes plain WAV files (stated at every start).
+    pub encrypt: bool,
+    /// The master keys (TOML: `current` and `[keys]`); default
+    /// `<data_dir>/recording-keys.toml`, generated on first start.
+    pub key_file: Option<PathBuf>,
+    /// A command whose standard output is the key file (the bank's HSM or
+    /// KMS client); run through `sh -c` at start-up, instead of `key_file`.
+    pub key_command: Option<String>,
 }
 
 impl Default for RecordingConfig {
@@ -126,6 +135,9 @@ impl Default for RecordingConfig {
             enabled: true,
             dir: None,
             purge_interval_secs: 3600,
+            encrypt: true,
+            key_file: None,
+            key_command: None,
         }
     }
 }

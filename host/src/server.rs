@@ -9,6 +9,7 @@ use crate::acd::{Acd, AcdSettings};
 use crate::api::auth::AdminToken;
 use crate::center::CenterHandle;
 use crate::config::Config;
+use crate::media::sealed::KeyRing;
 use crate::metrics::Metrics;
 use crate::plugins::engine::EngineSettings;
 use crate::plugins::{HostSettings, PluginHost, Trigger, watcher};
@@ -71,6 +72,8 @@ pub enum ServerError {
         loaded: String,
         places: String,
     },
+    #[error("[recording] keys: {0}")]
+    RecordingKeys(String),
     #[error("queue {queue}: music_on_hold {prompt:?} is not a prompt (known: {known})")]
     UnknownMusic {
         queue: String,
@@ -94,6 +97,7 @@ pub async fn start_center(
     config: &Config,
     plugins: &PluginHost,
     store: &Store,
+    recording_keys: Option<Arc<KeyRing>>,
     metrics: Arc<Metrics>,
     shutdown: &Loops,
 ) -> Result<Option<SipParts>, ServerError> {
@@ -113,7 +117,7 @@ pub async fn start_center(
         }
     }
     let (center, calls) = start_driver(config, plugins, store, metrics.clone(), shutdown);
-    let media = start_media(config, store, prompts);
+    let media = start_media(config, store, prompts, recording_keys);
     let ep = start_sip(
         config,
         &center,
@@ -174,6 +178,7 @@ fn start_media(
     config: &Config,
     store: &Store,
     prompts: crate::media::prompts::Prompts,
+    recording_keys: Option<Arc<KeyRing>>,
 ) -> Option<Arc<crate::media::Media>> {
     let recording_dir = config.recording_dir();
     config.media.relay.then(|| {
@@ -202,6 +207,7 @@ fn start_media(
                 rtp_timeout: Duration::from_secs(config.media.rtp_timeout_secs),
                 prompts,
                 recording_dir,
+                recording_keys,
                 recordings: Some(sink),
             },
         ))
@@ -889,11 +895,74 @@ fn spawn_purge(store: Store, every: Duration, mut shutdown: Shutdown) {
     });
 }
 
+/// The recordings' master keys when recordings are sealed: from
+/// `key_command`'s output, else `key_file` (generated on first start, 0600).
+pub fn recording_keys(config: &Config) -> Result<Option<Arc<KeyRing>>, ServerError> {
+    let r = &config.recording;
+    if !r.encrypt || config.recording_dir().is_none() {
+        if config.recording_dir().is_some() {
+            tracing::warn!(
+                "recordings are written in clear ([recording] encrypt = false): card data \
+                 spoken on a call lies on disk unencrypted"
+            );
+        }
+        return Ok(None);
+    }
+    let bad = |from: String, e: &dyn std::fmt::Display| {
+        ServerError::RecordingKeys(format!("{from}: {e}"))
+    };
+    let (text, from) = match &r.key_command {
+        Some(cmd) => {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| bad(format!("key_command {cmd:?}"), &e))?;
+            if !out.status.success() {
+                return Err(bad(format!("key_command {cmd:?}"), &out.status));
+            }
+            let text = String::from_utf8(out.stdout)
+                .map_err(|e| bad(format!("key_command {cmd:?}"), &e))?;
+            (text, format!("key_command {cmd:?}"))
+        }
+        None => {
+            let path = r
+                .key_file
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("recording-keys.toml"));
+            if r.key_file.is_none() && !path.exists() {
+                let text = KeyRing::generate(&format!("k{}", crate::clock::now_ms() / 1000))
+                    .map_err(|e| bad(path.display().to_string(), &e))?;
+                write_private(&path, &text).map_err(|e| bad(path.display().to_string(), &e))?;
+                tracing::warn!(
+                    path = %path.display(),
+                    "generated a recording master key: recordings are sealed with it; keep a \
+                     copy apart from the recordings, or name the bank's own in [recording] \
+                     key_file or key_command"
+                );
+            }
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| bad(path.display().to_string(), &e))?;
+            (text, path.display().to_string())
+        }
+    };
+    let keys = KeyRing::parse(&text).map_err(|e| bad(from.clone(), &e))?;
+    tracing::info!(
+        from,
+        current = keys.current_id(),
+        keys = keys.ids().count(),
+        "recordings are sealed (AES-256-GCM)"
+    );
+    Ok(Some(Arc::new(keys)))
+}
+
 /// Recordings still being written when the host last died: their WAV
 /// header is repaired to the audio on disk, then they are hashed and
 /// indexed as `interrupted` (before any new call starts recording).
-fn recover_recordings(store: &Store) {
-    use crate::media::recorder::{RecordingState, hash_file, repair};
+fn recover_recordings(store: &Store, keys: Option<&KeyRing>) {
+    use crate::media::recorder::{RecordingState, recover};
     let entries = match store.list_recordings() {
         Ok(v) => v,
         Err(e) => {
@@ -906,7 +975,7 @@ fn recover_recordings(store: &Store) {
         .into_iter()
         .filter(|e| e.state == RecordingState::Recording)
     {
-        match repair(&e.file).and_then(|ms| Ok((ms, hash_file(&e.file)?))) {
+        match recover(&e.file, keys) {
             Ok((ms, sha256)) => {
                 e.duration_ms = ms;
                 e.sha256 = sha256;
@@ -972,7 +1041,8 @@ pub async fn run(
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot record the calls the last stop cut off"),
     }
-    recover_recordings(&store);
+    let recording_keys = recording_keys(&config)?;
+    recover_recordings(&store, recording_keys.as_deref());
     // Every long-lived loop below ends when this fires (after the drain).
     let loops = Loops::new();
     if config.plugins.allow_missing {
@@ -985,7 +1055,15 @@ pub async fn run(
         }
         None => None,
     };
-    let sip = start_center(&config, &host, &store, metrics.clone(), &loops).await?;
+    let sip = start_center(
+        &config,
+        &host,
+        &store,
+        recording_keys.clone(),
+        metrics.clone(),
+        &loops,
+    )
+    .await?;
     spawn_compaction(store.clone(), metrics.clone(), loops.subscribe());
     spawn_log_purge(
         store.clone(),
@@ -1073,6 +1151,7 @@ pub async fn run(
             members: queue_members(&config),
             plugin_dir: config.plugins.dir.clone(),
             stop: stopper,
+            recording_keys,
         },
         token,
     )

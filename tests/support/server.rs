@@ -75,6 +75,17 @@ impl Server {
     }
 
     /// GET an admin endpoint with `token`; the body as text.
+    /// A call's recording as the host serves it (decrypted when sealed;
+    /// checked against its index hash), read as a WAV.
+    pub fn recording_wav(
+        &self,
+        call_id: &str,
+        token: &str,
+    ) -> hound::WavReader<std::io::Cursor<Vec<u8>>> {
+        let bytes = self.admin_bytes(&format!("/admin/recordings/{call_id}/audio"), token);
+        hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap()
+    }
+
     pub fn admin_text(&self, path: &str, token: &str) -> String {
         use std::io::{Read, Write};
         let host = self.url.strip_prefix("http://").unwrap();

@@ -23,7 +23,8 @@
 //!   a queue of them into a leg.
 //! * [`recorder`] - stereo WAV per call with silent spans for pauses and
 //!   sensitive IVR steps, and the [`recorder::RecordingEntry`] the store
-//!   indexes.
+//!   indexes; [`sealed`] - the same audio encrypted at rest (AES-256-GCM
+//!   chunks, a data key per file wrapped by the bank's master keys).
 //! * [`ports`] - the bounded pool of relay ports.
 //!
 //! Arrows: this crate speaks the core's vocabulary (`ctihost-acd`) and reads
@@ -38,5 +39,6 @@ pub mod recorder;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
+pub mod sealed;
 
 pub use relay::{Control, EventSink, Media, MediaError, MediaSettings, Relay, RelayStatus};

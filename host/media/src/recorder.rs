@@ -4,7 +4,8 @@
 //! 20 ms frame per channel, so the file's length is the call's wall-clock
 //! length whatever the network did. A paused span is written as silence and
 //! noted. The WAV header is rewritten every second, so a crash loses at most
-//! the last second.
+//! the last second. With the bank's keys the same audio is written sealed
+//! instead ([`super::sealed`]: AES-256-GCM, one chunk a second).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::prompts::SAMPLE_RATE;
+use super::sealed::{KeyRing, SealError, SealedWriter};
 pub use ctihost_acd::{Legs, RecordingPlan};
 
 /// Samples per 20 ms frame.
@@ -56,13 +58,27 @@ pub struct RecordingEntry {
     pub retention_days: u32,
     /// When the purge deletes it (None: kept until deleted by hand).
     pub expires_ms: Option<u64>,
-    /// SHA-256 of the finished file, hex.
+    /// SHA-256 of the finished file, hex; of a sealed one, of the WAV its
+    /// export gives (what an auditor checks an export against).
     pub sha256: String,
     /// When the retention purge deleted the file.
     pub purged_ms: Option<u64>,
     /// Whether the file is whole (older entries, written finished, are).
     #[serde(default)]
     pub state: RecordingState,
+    /// Sealed (encrypted at rest): the master key's id and the file's
+    /// wrapped data key. None: a plain WAV.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealInfo>,
+}
+
+/// How a sealed recording's data key is kept (its copy in the file's header
+/// is what opens it; the index names it for audits and key rotation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealInfo {
+    pub key_id: String,
+    /// The wrap's nonce and the wrapped data key, hex.
+    pub wrapped_key: String,
 }
 
 /// Where a recording stands.
@@ -88,12 +104,24 @@ pub enum RecorderError {
     },
     #[error("recording {path}: {source}")]
     Wav { path: PathBuf, source: hound::Error },
+    #[error("recording: {0}")]
+    Sealed(#[from] SealError),
+    #[error("recording {path}: sealed, and no recording keys were given to open it")]
+    NoKeys { path: PathBuf },
+}
+
+/// Where the audio goes: a WAV, or a sealed file.
+enum Sink {
+    Wav(hound::WavWriter<BufWriter<File>>),
+    Sealed(Box<SealedWriter>),
 }
 
 pub struct Recorder {
     call_id: String,
     path: PathBuf,
-    writer: hound::WavWriter<BufWriter<File>>,
+    sink: Sink,
+    /// Keys that opened the sealed file (for its hash at the end).
+    keys: Option<std::sync::Arc<KeyRing>>,
     plan: RecordingPlan,
     started_ms: u64,
     caller: VecDeque<i16>,
@@ -123,12 +151,14 @@ fn file_name(call_id: &str, started_ms: u64) -> String {
 }
 
 impl Recorder {
-    /// Start a recording under `dir/YYYY-MM-DD/`.
+    /// Start a recording under `dir/YYYY-MM-DD/`: a WAV, or with `keys`
+    /// a sealed file (`.wav.sealed`).
     pub fn create(
         dir: &Path,
         call_id: &str,
         started_ms: u64,
         plan: RecordingPlan,
+        keys: Option<std::sync::Arc<KeyRing>>,
     ) -> Result<Self, RecorderError> {
         let stamp = humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(started_ms),
@@ -139,7 +169,20 @@ impl Recorder {
             path: folder.clone(),
             source,
         })?;
-        let path = folder.join(file_name(call_id, started_ms));
+        let name = file_name(call_id, started_ms);
+        if let Some(keys) = keys {
+            let path = folder.join(format!("{name}.sealed"));
+            let sink = Sink::Sealed(Box::new(SealedWriter::create(&path, &keys)?));
+            return Ok(Self::with_sink(
+                call_id,
+                path,
+                sink,
+                Some(keys),
+                plan,
+                started_ms,
+            ));
+        }
+        let path = folder.join(name);
         let spec = hound::WavSpec {
             channels: 2,
             sample_rate: SAMPLE_RATE,
@@ -156,10 +199,29 @@ impl Recorder {
             path: path.clone(),
             source,
         })?;
-        Ok(Self {
+        Ok(Self::with_sink(
+            call_id,
+            path,
+            Sink::Wav(writer),
+            None,
+            plan,
+            started_ms,
+        ))
+    }
+
+    fn with_sink(
+        call_id: &str,
+        path: PathBuf,
+        sink: Sink,
+        keys: Option<std::sync::Arc<KeyRing>>,
+        plan: RecordingPlan,
+        started_ms: u64,
+    ) -> Self {
+        Self {
             call_id: call_id.to_owned(),
             path,
-            writer,
+            sink,
+            keys,
             plan,
             started_ms,
             caller: VecDeque::new(),
@@ -169,7 +231,17 @@ impl Recorder {
             paused_since: None,
             sensitive_since: None,
             spans: Vec::new(),
-        })
+        }
+    }
+
+    fn seal_info(&self) -> Option<SealInfo> {
+        match &self.sink {
+            Sink::Sealed(w) => Some(SealInfo {
+                key_id: w.key_id().to_owned(),
+                wrapped_key: w.wrapped_key().to_owned(),
+            }),
+            Sink::Wav(_) => None,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -223,32 +295,41 @@ impl Recorder {
         let caller_silent =
             paused || self.sensitive_since.is_some() || self.plan.legs == Legs::Agent;
         let heard_silent = paused || self.plan.legs == Legs::Caller;
-        for _ in 0..FRAME {
+        let mut frame = [0i16; 2 * FRAME];
+        for pair in frame.chunks_exact_mut(2) {
             let l = self.caller.pop_front().unwrap_or(0);
             let r = self.heard.pop_front().unwrap_or(0);
-            let l = if caller_silent { 0 } else { l };
-            let r = if heard_silent { 0 } else { r };
-            self.write(l)?;
-            self.write(r)?;
+            pair[0] = if caller_silent { 0 } else { l };
+            pair[1] = if heard_silent { 0 } else { r };
+        }
+        let wav = |source| RecorderError::Wav {
+            path: self.path.clone(),
+            source,
+        };
+        let flush = (self.ticks + 1).is_multiple_of(TICKS_PER_FLUSH);
+        match &mut self.sink {
+            Sink::Wav(w) => {
+                for s in frame {
+                    w.write_sample(s).map_err(wav)?;
+                }
+                if flush {
+                    w.flush().map_err(wav)?;
+                }
+            }
+            Sink::Sealed(w) => {
+                let mut bytes = [0u8; 4 * FRAME];
+                for (b, s) in bytes.chunks_exact_mut(2).zip(frame) {
+                    b.copy_from_slice(&s.to_le_bytes());
+                }
+                w.write(&bytes)?;
+                if flush {
+                    w.seal_chunk()?;
+                }
+            }
         }
         self.frames += FRAME as u64;
         self.ticks += 1;
-        if self.ticks.is_multiple_of(TICKS_PER_FLUSH) {
-            self.writer.flush().map_err(|source| RecorderError::Wav {
-                path: self.path.clone(),
-                source,
-            })?;
-        }
         Ok(())
-    }
-
-    fn write(&mut self, s: i16) -> Result<(), RecorderError> {
-        self.writer
-            .write_sample(s)
-            .map_err(|source| RecorderError::Wav {
-                path: self.path.clone(),
-                source,
-            })
     }
 
     /// Close the file and build its index entry (hashing the file: call it
@@ -271,13 +352,24 @@ impl Recorder {
         );
         self.spans.sort_by_key(|s| s.start_ms);
         let path = self.path.clone();
-        self.writer
-            .finalize()
-            .map_err(|source| RecorderError::Wav {
-                path: path.clone(),
-                source,
-            })?;
-        let sha256 = hash_file(&path)?;
+        let sealed = self.seal_info();
+        let sha256 = match self.sink {
+            Sink::Wav(w) => {
+                w.finalize().map_err(|source| RecorderError::Wav {
+                    path: path.clone(),
+                    source,
+                })?;
+                hash_file(&path)?
+            }
+            Sink::Sealed(w) => {
+                w.finish()?;
+                let keys = self
+                    .keys
+                    .as_deref()
+                    .ok_or_else(|| RecorderError::NoKeys { path: path.clone() })?;
+                super::sealed::export_sha256(&path, keys)?.1
+            }
+        };
         let retention = self.plan.retention_days;
         Ok(RecordingEntry {
             call_id: self.call_id,
@@ -294,6 +386,7 @@ impl Recorder {
             sha256,
             purged_ms: None,
             state: RecordingState::Complete,
+            sealed,
         })
     }
 
@@ -316,8 +409,24 @@ impl Recorder {
             sha256: String::new(),
             purged_ms: None,
             state: RecordingState::Recording,
+            sealed: self.seal_info(),
         }
     }
+}
+
+/// A recording the host was writing when it died, made readable as far as
+/// it reached the disk: its length (ms) and the hash of what it now holds
+/// (a WAV's header repaired; a sealed file's complete chunks, as exported).
+pub fn recover(path: &Path, keys: Option<&KeyRing>) -> Result<(u64, String), RecorderError> {
+    if super::sealed::is_sealed(path) {
+        let keys = keys.ok_or_else(|| RecorderError::NoKeys {
+            path: path.to_owned(),
+        })?;
+        let (opened, sha) = super::sealed::export_sha256(path, keys)?;
+        return Ok((opened.audio_bytes / 4 * 1000 / u64::from(SAMPLE_RATE), sha));
+    }
+    let ms = repair(path)?;
+    Ok((ms, hash_file(path)?))
 }
 
 /// Make a WAV that was never closed (the host died while writing it)
@@ -448,7 +557,7 @@ mod tests {
     #[test]
     fn a_recording_cut_off_mid_write_is_repaired_to_the_frames_on_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let mut r = Recorder::create(dir.path(), "cut@x", 1_000, plan(Legs::Both)).unwrap();
+        let mut r = Recorder::create(dir.path(), "cut@x", 1_000, plan(Legs::Both), None).unwrap();
         let path = r.path().to_owned();
         assert_eq!(r.started_entry().state, RecordingState::Recording);
         for _ in 0..50 {
@@ -489,8 +598,14 @@ mod tests {
     #[test]
     fn length_follows_ticks_and_pauses_are_silent_and_noted() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut r = Recorder::create(dir.path(), "a@b/c", 1_700_000_000_000, plan(Legs::Both))
-            .expect("create");
+        let mut r = Recorder::create(
+            dir.path(),
+            "a@b/c",
+            1_700_000_000_000,
+            plan(Legs::Both),
+            None,
+        )
+        .expect("create");
         for i in 0..100 {
             r.caller_audio(std::iter::repeat_n(1000, FRAME));
             r.heard_audio(std::iter::repeat_n(-1000, FRAME));
@@ -528,5 +643,60 @@ mod tests {
         assert!(paused.iter().all(|&s| s == 0));
         assert_eq!(e.sha256, hash_file(&e.file).expect("hash"));
         assert_eq!(e.expires_ms, Some(1_700_000_000_000 + 86_400_000));
+    }
+
+    #[test]
+    fn a_sealed_recording_holds_the_same_audio_as_the_wav_and_its_hash_is_the_exports() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = std::sync::Arc::new(
+            KeyRing::parse(&format!(
+                "current = \"k\"\n[keys]\nk = \"{}\"\n",
+                "11".repeat(32)
+            ))
+            .expect("keys"),
+        );
+        let record = |keys: Option<std::sync::Arc<KeyRing>>, sub: &str| {
+            let d = dir.path().join(sub);
+            let mut r = Recorder::create(&d, "c@x", 1_700_000_000_000, plan(Legs::Both), keys)
+                .expect("create");
+            for i in 0..120i16 {
+                r.caller_audio((0..FRAME as i16).map(|k| k.wrapping_mul(i)));
+                r.heard_audio(std::iter::repeat_n(-i, FRAME));
+                if i == 60 {
+                    r.set_paused(true);
+                }
+                if i == 90 {
+                    r.set_paused(false);
+                }
+                r.tick().expect("tick");
+            }
+            r.finish().expect("finish")
+        };
+        let plain = record(None, "plain");
+        let sealed = record(Some(keys.clone()), "sealed");
+        assert!(plain.sealed.is_none());
+        let info = sealed.sealed.clone().expect("sealed");
+        assert_eq!(info.key_id, "k");
+        assert_eq!(info.wrapped_key.len(), 2 * (12 + 48));
+        assert!(sealed.file.to_string_lossy().ends_with(".wav.sealed"));
+        assert_eq!(
+            (sealed.duration_ms, &sealed.silent_spans),
+            (plain.duration_ms, &plain.silent_spans)
+        );
+        let mut wav = Vec::new();
+        let opened =
+            super::super::sealed::export_wav(&sealed.file, &keys, &mut wav).expect("export");
+        assert!(opened.finished);
+        let plain_wav = std::fs::read(&plain.file).expect("wav");
+        assert_eq!(&wav[44..], &plain_wav[44..], "the same samples");
+        use sha2::Digest;
+        assert_eq!(sealed.sha256, hex::encode(sha2::Sha256::digest(&wav)));
+        // Recovery after a crash reads it the same way.
+        let (ms, sha) = recover(&sealed.file, Some(&keys)).expect("recover");
+        assert_eq!((ms, sha), (sealed.duration_ms, sealed.sha256.clone()));
+        assert!(matches!(
+            recover(&sealed.file, None),
+            Err(RecorderError::NoKeys { .. })
+        ));
     }
 }

@@ -136,6 +136,9 @@ pub struct MediaSettings {
     pub prompts: Prompts,
     /// Where recordings are written (None: recording is off).
     pub recording_dir: Option<PathBuf>,
+    /// The bank's master keys: recordings are sealed with the current one
+    /// (None: written as plain WAV).
+    pub recording_keys: Option<Arc<crate::sealed::KeyRing>>,
     pub recordings: Option<RecordingSink>,
 }
 
@@ -587,7 +590,8 @@ impl Session {
         if self.recorder.is_some() {
             return;
         }
-        match Recorder::create(dir, &self.shared.call_id, now_ms(), plan) {
+        let keys = self.settings.recording_keys.clone();
+        match Recorder::create(dir, &self.shared.call_id, now_ms(), plan, keys) {
             Ok(mut r) => {
                 tracing::info!(call_id = self.call_id(), file = %r.path().display(), "recording");
                 if self.collect.as_ref().is_some_and(|c| c.step.sensitive) {

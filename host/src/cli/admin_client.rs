@@ -190,6 +190,15 @@ async fn fetch(
     method: reqwest::Method,
     path: &str,
 ) -> Result<(reqwest::StatusCode, String), ExitCode> {
+    let (status, body) = fetch_bytes(args, method, path).await?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+pub async fn fetch_bytes(
+    args: &AdminArgs,
+    method: reqwest::Method,
+    path: &str,
+) -> Result<(reqwest::StatusCode, Vec<u8>), ExitCode> {
     let token = token(args)?;
     let url = format!("{}{}", args.url.trim_end_matches('/'), path);
     match reqwest::Client::new()
@@ -200,7 +209,10 @@ async fn fetch(
     {
         Ok(r) => {
             let status = r.status();
-            Ok((status, r.text().await.unwrap_or_default()))
+            Ok((
+                status,
+                r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            ))
         }
         Err(e) => {
             eprintln!(
@@ -227,7 +239,7 @@ pub fn encode(s: &str) -> String {
 }
 
 /// A refused answer, with what to do about the usual ones.
-fn refused(status: reqwest::StatusCode, body: &str) -> ExitCode {
+pub fn refused(status: reqwest::StatusCode, body: &str) -> ExitCode {
     let message = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v["error"].as_str().map(str::to_owned))
