@@ -257,7 +257,10 @@ async fn the_demo_center_shows_a_crm_card_by_number_and_by_entered_account() {
     );
     // Recorded, and sealed out of the box (the key generated beside the store).
     let sealed = walk_recordings(&cwd.path().join("ctihost-data").join("recordings"));
-    assert!(sealed >= 2, "the calls were recorded ({sealed} sealed files)");
+    assert!(
+        sealed >= 2,
+        "the calls were recorded ({sealed} sealed files)"
+    );
     assert!(
         cwd.path()
             .join("ctihost-data")

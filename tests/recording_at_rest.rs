@@ -188,14 +188,15 @@ async fn a_sealed_recording_exports_exactly_is_audited_and_outlives_a_key_rotati
     assert!(err.contains("wrong key"), "{err}");
     assert!(!dir.path().join("no.wav").exists());
 
-    // Rotation: a new current key; the old one stays listed.
+    // Rotation: a new current key; the old one stays listed. This time the
+    // keys come from a command (as a bank's KMS client would serve them).
     drop(s);
     key_file(&keys, "k-new", &[("k-old", 1), ("k-new", 3)]);
     let s = desk::center_with(
         dir.path(),
         crm.addr,
         "",
-        &format!("[recording]\nkey_file = \"{}\"\n", keys.display()),
+        &format!("[recording]\nkey_command = \"cat '{}'\"\n", keys.display()),
     );
     let second = call(&s, 1500, 1).await;
     let entry2 = closed(&s, &second);
@@ -284,4 +285,66 @@ async fn a_host_killed_mid_call_leaves_a_sealed_file_whose_complete_seconds_open
     );
     let served = s.admin_bytes(&format!("/admin/recordings/{call_id}/audio"), "t0k");
     assert_eq!(served, std::fs::read(dir.path().join("cut.wav")).unwrap());
+}
+
+/// Start-up with `recording` as the config's `[recording]` table; the exit
+/// code and standard error when it stops.
+fn start_failing(recording: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ctihost.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "data_dir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\n\
+             [sip]\nudp = [\"127.0.0.1:0\"]\n[recording]\n{recording}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ctihost"))
+        .args(["run", "--config", path.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn keys_that_cannot_seal_stop_start_up_naming_where_they_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.toml");
+    std::fs::write(&short, "current = \"a\"\n[keys]\na = \"00ff\"\n").unwrap();
+    for (table, says) in [
+        (
+            format!("key_file = \"{}\"", short.display()),
+            "64 hex digits".to_owned(),
+        ),
+        (
+            format!("key_file = \"{}\"", dir.path().join("none.toml").display()),
+            "none.toml".to_owned(),
+        ),
+        (
+            "key_command = \"exit 3\"".to_owned(),
+            "key_command".to_owned(),
+        ),
+        (
+            "key_command = \"echo 'current = 1'\"".to_owned(),
+            "key_command".to_owned(),
+        ),
+    ] {
+        let (code, err) = start_failing(&table);
+        assert_ne!(code, Some(0), "{table}: {err}");
+        assert!(
+            err.contains("[recording] keys") && err.contains(&says),
+            "{table}: {err}"
+        );
+        assert!(
+            !err.contains("00ff"),
+            "no key material in the message: {err}"
+        );
+    }
 }
