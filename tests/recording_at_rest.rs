@@ -159,6 +159,33 @@ async fn a_sealed_recording_exports_exactly_is_audited_and_outlives_a_key_rotati
         "{audit}"
     );
 
+    // A supervisor may hear it (audited under their name); an agent may not.
+    let http = reqwest::Client::new();
+    let fetch = |token: String| {
+        let req = http
+            .get(format!("{}/api/recordings/{first}/audio", s.url))
+            .bearer_auth(token);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (status, heard) = fetch(sup.clone()).await;
+    assert_eq!((status, heard == wav), (200, true));
+    let agent = api.login("1001", "desk-1001").await;
+    assert_eq!(fetch(agent).await.0, 403);
+    let (_, audit) = api.call("GET", "/api/audit", Some(&sup), None).await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "recording-audio"
+                && a["who"] == "supervisor:9001"
+                && a["call_id"] == first.as_str()),
+        "{audit}"
+    );
+
     // Offline with the key file: the same bytes; a wrong key says so.
     let offline = dir.path().join("offline.wav");
     let o = ctihost(&[

@@ -1137,6 +1137,7 @@ pub async fn run(
         ),
         audit_budget: Arc::default(),
         metrics: metrics.clone(),
+        recording_keys: recording_keys.clone(),
     };
     let app = crate::api::admin_router(
         crate::api::admin::AdminState {

@@ -370,94 +370,16 @@ async fn recording(State(state): State<AdminState>, Path(call_id): Path<String>)
     }
 }
 
-/// The recording as a WAV (audio/wav), decrypted when sealed, checked
-/// against the index's SHA-256 so a file changed on disk is never served as
-/// the call's recording. Every fetch is audited (who, which call, outcome).
+/// The recording as a WAV (audio/wav); see [`crate::recording_audio`].
 async fn recording_audio(State(state): State<AdminState>, Path(call_id): Path<String>) -> Response {
-    let e = match entry(&state, &call_id) {
-        Ok(e) => e,
-        Err(r) => return *r,
-    };
-    let audit = |outcome: String| {
-        let entry = crate::store::AuditEntry {
-            at_ms: crate::clock::now_ms(),
-            who: "admin".into(),
-            action: "recording-audio".into(),
-            call_id: Some(call_id.clone()),
-            outcome,
-        };
-        if let Err(err) = state.store.audit(&entry) {
-            tracing::error!(call_id, error = %err, "cannot audit a recording fetch");
-        }
-    };
-    if e.purged_ms.is_some() {
-        return error(
-            StatusCode::GONE,
-            format!("recording of call {call_id:?} was purged"),
-        );
-    }
-    let keys = state.recording_keys.clone();
-    let file = e.file.clone();
-    let read = tokio::task::spawn_blocking(move || read_recording(&file, keys.as_deref())).await;
-    let bytes = match read {
-        Ok(Ok(b)) => b,
-        Ok(Err(msg)) => {
-            audit(format!("refused: {msg}"));
-            return error(StatusCode::INTERNAL_SERVER_ERROR, msg);
-        }
-        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, err),
-    };
-    use sha2::Digest;
-    if hex::encode(sha2::Sha256::digest(&bytes)) != e.sha256 {
-        audit("refused: the file does not match its index hash".into());
-        return error(
-            StatusCode::CONFLICT,
-            format!("{} does not match its index hash", e.file.display()),
-        );
-    }
-    audit(format!(
-        "served {} bytes{}",
-        bytes.len(),
-        if e.sealed.is_some() {
-            ", decrypted"
-        } else {
-            ""
-        }
-    ));
-    ([(axum::http::header::CONTENT_TYPE, "audio/wav")], bytes).into_response()
-}
-
-#[derive(Debug, thiserror::Error)]
-enum ReadRecording {
-    #[error("{path}: {source}")]
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is sealed and this host has no recording keys ([recording] key_file)")]
-    NoKeys { path: std::path::PathBuf },
-    #[error(transparent)]
-    Sealed(#[from] crate::media::sealed::SealError),
-}
-
-/// A recording's WAV bytes: a plain file as it is, a sealed one decrypted.
-fn read_recording(
-    file: &std::path::Path,
-    keys: Option<&crate::media::sealed::KeyRing>,
-) -> Result<Vec<u8>, ReadRecording> {
-    use crate::media::sealed;
-    if !sealed::is_sealed(file) {
-        return std::fs::read(file).map_err(|source| ReadRecording::Io {
-            path: file.to_owned(),
-            source,
-        });
-    }
-    let keys = keys.ok_or_else(|| ReadRecording::NoKeys {
-        path: file.to_owned(),
-    })?;
-    let mut wav = Vec::new();
-    sealed::export_wav(file, keys, &mut wav)?;
-    Ok(wav)
+    crate::recording_audio::serve(
+        &state.store,
+        state.recording_keys.clone(),
+        None,
+        call_id,
+        "admin".into(),
+    )
+    .await
 }
 
 #[derive(Deserialize)]

@@ -42,6 +42,8 @@ pub struct ApiState {
     /// Audit rows each principal may add a minute.
     pub audit_budget: Arc<super::audit_budget::AuditBudget>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Opens sealed recordings for supervisors (None: plain WAV).
+    pub recording_keys: Option<Arc<crate::media::sealed::KeyRing>>,
 }
 
 /// Longest not-ready reason an agent may give.
@@ -220,6 +222,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .route("/api/queues", get(queues))
         .route("/api/agents", get(agents))
         .route("/api/audit", get(audit))
+        .route("/api/recordings/{id}/audio", get(recording_audio))
         .route("/api/events", get(super::events::upgrade))
         .with_state(state)
 }
@@ -640,6 +643,30 @@ async fn agents(
 struct Since {
     since_ms: Option<u64>,
     limit: Option<usize>,
+}
+
+/// A call's recording, for supervisors only (decrypted, audited).
+async fn recording_audio(
+    State(state): State<ApiState>,
+    Auth(who): Auth,
+    axum::extract::Path(call_id): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !who.oversees() {
+        return ApiError(
+            StatusCode::FORBIDDEN,
+            "recordings are for supervisors".into(),
+        )
+        .into_response();
+    }
+    crate::recording_audio::serve(
+        &state.store,
+        state.recording_keys.clone(),
+        Some(&state.audit_budget),
+        call_id,
+        who.label(),
+    )
+    .await
 }
 
 async fn audit(

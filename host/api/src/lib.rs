@@ -12,6 +12,8 @@
 //! * [`session`] - desktop logins and sessions (kept in the store),
 //!   [`password`] - argon2 hashes, [`login_pool`] - the bounded threads
 //!   that check passwords, [`audit_budget`] - audit rows per source.
+//! * [`recording_audio`] - a call's recording for the admin token and
+//!   supervisors: decrypted when sealed, hash-checked, audited.
 //! * [`pages`] - the embedded desktop and wallboard pages, the OpenAPI
 //!   document.
 //! * [`metrics`] - the host's counters and their Prometheus rendering
@@ -32,6 +34,7 @@ pub mod events;
 pub mod login_pool;
 pub mod pages;
 pub mod password;
+pub mod recording_audio;
 pub mod session;
 pub mod wallboard;
 
