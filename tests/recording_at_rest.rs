@@ -80,6 +80,19 @@ fn ctihost(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `ctihost recording decrypt FILE --key-file KEYS --out OUT`.
+fn decrypt(file: &Path, keys: &Path, out: &Path) -> Output {
+    ctihost(&[
+        "recording",
+        "decrypt",
+        file.to_str().unwrap(),
+        "--key-file",
+        keys.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 /// Shannon entropy of the bytes, bits per byte.
 fn entropy(bytes: &[u8]) -> f64 {
     let mut counts = [0u64; 256];
@@ -188,28 +201,12 @@ async fn a_sealed_recording_exports_exactly_is_audited_and_outlives_a_key_rotati
 
     // Offline with the key file: the same bytes; a wrong key says so.
     let offline = dir.path().join("offline.wav");
-    let o = ctihost(&[
-        "recording",
-        "decrypt",
-        file.to_str().unwrap(),
-        "--key-file",
-        keys.to_str().unwrap(),
-        "--out",
-        offline.to_str().unwrap(),
-    ]);
+    let o = decrypt(&file, &keys, &offline);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(&offline).unwrap(), wav);
     let wrong = dir.path().join("wrong.toml");
     key_file(&wrong, "k-old", &[("k-old", 2)]);
-    let o = ctihost(&[
-        "recording",
-        "decrypt",
-        file.to_str().unwrap(),
-        "--key-file",
-        wrong.to_str().unwrap(),
-        "--out",
-        dir.path().join("no.wav").to_str().unwrap(),
-    ]);
+    let o = decrypt(&file, &wrong, &dir.path().join("no.wav"));
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("wrong key"), "{err}");
@@ -236,15 +233,7 @@ async fn a_sealed_recording_exports_exactly_is_audited_and_outlives_a_key_rotati
     // A key file without the old key cannot open it, and says which it needs.
     let only_new = dir.path().join("only-new.toml");
     key_file(&only_new, "k-new", &[("k-new", 3)]);
-    let o = ctihost(&[
-        "recording",
-        "decrypt",
-        file.to_str().unwrap(),
-        "--key-file",
-        only_new.to_str().unwrap(),
-        "--out",
-        dir.path().join("no.wav").to_str().unwrap(),
-    ]);
+    let o = decrypt(&file, &only_new, &dir.path().join("no.wav"));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("\"k-old\""), "{err}");
 }
@@ -285,15 +274,7 @@ async fn a_host_killed_mid_call_leaves_a_sealed_file_whose_complete_seconds_open
     })
     .await;
     let file = file_of(dir.path(), &live);
-    let o = ctihost(&[
-        "recording",
-        "decrypt",
-        file.to_str().unwrap(),
-        "--key-file",
-        keys.to_str().unwrap(),
-        "--out",
-        dir.path().join("cut.wav").to_str().unwrap(),
-    ]);
+    let o = decrypt(&file, &keys, &dir.path().join("cut.wav"));
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(said.contains("cut off"), "{said}");
