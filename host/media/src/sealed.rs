@@ -145,9 +145,10 @@ fn random<const N: usize>() -> Result<[u8; N], SealError> {
     ctihost_ground::random::bytes::<N>().map_err(|_| SealError::Random)
 }
 
-fn aead(key: &[u8; KEY_LEN]) -> LessSafeKey {
-    // ok: AES_256_GCM takes exactly KEY_LEN bytes.
-    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("a 256-bit key"))
+fn aead(key: &[u8; KEY_LEN]) -> Result<LessSafeKey, SealError> {
+    UnboundKey::new(&AES_256_GCM, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| SealError::Keys("AES-256-GCM refused a 256-bit key".into()))
 }
 
 /// A chunk's nonce: its number. Unique because every file has a data key
@@ -194,7 +195,7 @@ impl SealedWriter {
         let mut wrapped = data_key.to_vec();
         let mut aad = WRAP_CONTEXT.to_vec();
         aad.extend_from_slice(keys.current.as_bytes());
-        aead(master)
+        aead(master)?
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(wrap_nonce),
                 Aad::from(&aad),
@@ -213,7 +214,7 @@ impl SealedWriter {
         Ok(Self {
             path: path.to_owned(),
             out,
-            key: aead(&data_key),
+            key: aead(&data_key)?,
             header_digest: Sha256::digest(&header).into(),
             key_id: keys.current.clone(),
             wrapped_hex: format!("{}{}", hex::encode(wrap_nonce), hex::encode(&wrapped)),
@@ -364,7 +365,7 @@ fn data_key(path: &Path, h: &Header, keys: &KeyRing) -> Result<LessSafeKey, Seal
     let mut aad = WRAP_CONTEXT.to_vec();
     aad.extend_from_slice(h.key_id.as_bytes());
     let mut wrapped = h.wrapped;
-    let key = aead(master)
+    let key = aead(master)?
         .open_in_place(
             Nonce::assume_unique_for_key(h.wrap_nonce),
             Aad::from(&aad),
@@ -378,7 +379,7 @@ fn data_key(path: &Path, h: &Header, keys: &KeyRing) -> Result<LessSafeKey, Seal
         path: path.to_owned(),
         key_id: h.key_id.clone(),
     })?;
-    Ok(aead(&key))
+    aead(&key)
 }
 
 /// Read every complete chunk of a sealed file, handing each one's audio to
