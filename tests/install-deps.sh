@@ -32,6 +32,7 @@ tools=(
   "chromium chromium"            # the desktop and wallboard browser test
   "chromedriver chromium-driver" # WebDriver for it
   "kamailio kamailio"            # record-routing proxy of a test; SIP benchmark peer
+  "openssl openssl"              # a bank CA and its CRM certificate in a test
 )
 bench_tools=(
   "rtpengine rtpengine-daemon"   # media benchmark peer

@@ -515,3 +515,154 @@ async fn pci_recording_policy_pauses_for_card_numbers() {
         );
     }
 }
+
+/// A bank CA and a server certificate it signs for 127.0.0.1, made with
+/// openssl; `(ca.pem, server chain, server key)`.
+fn bank_pki(dir: &std::path::Path, name: &str) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let (ca, ca_key) = (format!("{name}-ca.pem"), format!("{name}-ca.key"));
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name} internal CA"),
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+    ]);
+    let (key, csr, cert) = (
+        format!("{name}-crm.key"),
+        format!("{name}-crm.csr"),
+        format!("{name}-crm.pem"),
+    );
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=crm.bank.internal",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    let ext = dir.join(format!("{name}.ext"));
+    std::fs::write(&ext, "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\nextendedKeyUsage = serverAuth\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        ext.to_str().unwrap(),
+        "-out",
+        &cert,
+    ]);
+    (
+        std::fs::read_to_string(dir.join(&ca)).unwrap(),
+        dir.join(cert),
+        dir.join(key),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_pinned_to_the_banks_ca_reaches_its_https_crm_and_nothing_else_verifies() {
+    let pki = tempfile::tempdir().unwrap();
+    let (bank_ca, cert, key) = bank_pki(pki.path(), "bank");
+    let (other_ca, _, _) = bank_pki(pki.path(), "other");
+    let crm = Crm::start_tls(&cert, &key).await;
+    crm.add(
+        "+8613900000002",
+        json!({"id": "C-2", "name": "Li Lei", "segment": "retail"}),
+    );
+    let url = format!("https://{}", crm.addr);
+    let with_ca = |ca: Option<&str>| {
+        let mut extra = crm_manifest_extra(&url, &crm.addr.to_string());
+        if let Some(pem) = ca {
+            extra = extra.replace(
+                "[config]",
+                &format!("http_ca_pem = '''\n{pem}'''\n[config]"),
+            );
+        }
+        extra
+    };
+    let lookup_with = |ca: Option<String>| {
+        let extra = with_ca(ca.as_deref());
+        async move {
+            let t = TestHost::new();
+            t.write_plugin(
+                "crm-http",
+                "crm-connector",
+                &std::fs::read(wasm("crm_http")).unwrap(),
+                &extra,
+            );
+            t.load(&t.plugin_dir().join("crm-http.toml"), Trigger::Startup)
+                .await
+                .unwrap();
+            t.host
+                .invoke(
+                    "crm-http",
+                    HookCall::Lookup {
+                        key: LookupKey::Phone("+8613900000002".into()),
+                    },
+                )
+                .await
+                .unwrap()
+                .output
+        }
+    };
+    // Pinned to the bank's CA: the CRM answers over HTTPS.
+    match lookup_with(Some(bank_ca.clone())).await {
+        HookOutput::Lookup(Ok(Some(c))) => assert_eq!(c.name, "Li Lei"),
+        other => panic!("expected the customer, got {other:?}"),
+    }
+    let hits = crm.hits();
+    assert_eq!(hits, 1);
+    // Pinned to another CA, or trusting the public roots only: the bank's
+    // certificate does not verify and no request reaches the CRM.
+    for ca in [Some(other_ca), None] {
+        match lookup_with(ca).await {
+            HookOutput::Lookup(Err(_)) => {}
+            other => panic!("expected a failed lookup, got {other:?}"),
+        }
+    }
+    assert_eq!(crm.hits(), hits);
+    // A pin that holds no certificate is refused at load, naming the key.
+    let t = TestHost::new();
+    t.write_plugin(
+        "crm-http",
+        "crm-connector",
+        &std::fs::read(wasm("crm_http")).unwrap(),
+        &with_ca(Some("not a certificate\n")),
+    );
+    let e = t
+        .load(&t.plugin_dir().join("crm-http.toml"), Trigger::Startup)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("http_ca_pem"), "{e}");
+}

@@ -215,6 +215,15 @@ pub struct Crm {
 
 impl Crm {
     pub async fn start() -> Self {
+        Self::serve(None).await
+    }
+
+    /// The same CRM over HTTPS with this certificate chain and key (PEM files).
+    pub async fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Self {
+        Self::serve(Some((cert.to_owned(), key.to_owned()))).await
+    }
+
+    async fn serve(tls: Option<(std::path::PathBuf, std::path::PathBuf)>) -> Self {
         use axum::extract::{Path, State};
         use axum::http::StatusCode;
         use axum::response::IntoResponse;
@@ -252,9 +261,23 @@ impl Crm {
             .with_state((hits.clone(), customers.clone(), force.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let task = match tls {
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }),
+            Some((cert, key)) => {
+                let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .unwrap();
+                let listener = listener.into_std().unwrap();
+                tokio::spawn(async move {
+                    let _ = axum_server::from_tcp_rustls(listener, config)
+                        .unwrap()
+                        .serve(app.into_make_service())
+                        .await;
+                })
+            }
+        };
         Self {
             addr,
             hits,

@@ -93,6 +93,10 @@ pub struct Capabilities {
     pub http_timeout_ms: u64,
     /// Largest HTTP response body accepted, KiB.
     pub http_max_response_kb: u32,
+    /// PEM certificates of the CAs a connector's HTTPS peers must chain to
+    /// (the bank's internal CA). When set, these alone are trusted: the
+    /// public roots are not.
+    pub http_ca_pem: Option<String>,
 }
 
 /// Decisions used when a hook fails. Missing ones take the built-in defaults
@@ -179,6 +183,11 @@ impl Manifest {
         }
         if self.limits.deadline_ms == 0 || self.limits.deadline_ms > 60_000 {
             return Err(invalid("limits.deadline_ms must be 1..=60000".into()));
+        }
+        if self.capabilities.http_ca_pem.is_some() && self.capabilities.http_hosts.is_empty() {
+            return Err(invalid(
+                "capabilities.http_ca_pem pins the CA of hosts the plugin may reach: grant them in capabilities.http_hosts".into(),
+            ));
         }
         if !self.capabilities.http_hosts.is_empty() && self.kind != PluginKind::CrmConnector {
             return Err(invalid(format!(

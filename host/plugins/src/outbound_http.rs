@@ -6,6 +6,16 @@ use std::time::Duration;
 
 use super::bindings::crm_connector::cti::plugin::http::{HttpError, Request, Response};
 
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("capabilities.http_ca_pem: {0}")]
+    BadCa(reqwest::Error),
+    #[error("capabilities.http_ca_pem holds no PEM certificate")]
+    NoCa,
+    #[error("HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
 pub struct HttpGrant {
     client: reqwest::Client,
     allowed: Vec<String>,
@@ -14,15 +24,29 @@ pub struct HttpGrant {
 }
 
 impl HttpGrant {
+    /// `ca_pem`: the only CAs HTTPS peers may chain to (the bank's own);
+    /// None: the public roots.
     pub fn new(
         allowed: Vec<String>,
         timeout: Duration,
         max_body: usize,
-    ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        ca_pem: Option<&str>,
+    ) -> Result<Self, GrantError> {
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .build()?;
+            .timeout(timeout);
+        if let Some(pem) = ca_pem {
+            let cas =
+                reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(GrantError::BadCa)?;
+            if cas.is_empty() {
+                return Err(GrantError::NoCa);
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for ca in cas {
+                builder = builder.add_root_certificate(ca);
+            }
+        }
+        let client = builder.build().map_err(GrantError::Client)?;
         Ok(Self {
             client,
             allowed: allowed

@@ -94,7 +94,7 @@ pub enum LoadError {
     #[error("no plugin named {0:?} is loaded")]
     NotLoaded(String),
     #[error("cannot build the plugin's HTTP client: {0}")]
-    HttpClient(#[source] reqwest::Error),
+    HttpClient(#[source] super::outbound_http::GrantError),
     #[error("the plugin's key-value store: {0}")]
     KeyValue(#[source] StorageError),
     #[error(transparent)]
@@ -530,6 +530,7 @@ impl PluginHost {
                     m.capabilities.http_hosts.clone(),
                     m.http_timeout(),
                     m.http_max_response_bytes(),
+                    m.capabilities.http_ca_pem.as_deref(),
                 )
                 .map_err(LoadError::HttpClient)?,
             ))
