@@ -714,7 +714,8 @@ fn random_token() -> Result<String, crate::random::NoRandomness> {
     crate::random::bytes::<24>().map(hex::encode)
 }
 
-fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+/// Write a file only its owner can read (a token, a key, decrypted audio).
+pub fn write_private(path: &Path, content: impl AsRef<[u8]>) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -725,7 +726,7 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     o.write(true).create(true).truncate(true);
     #[cfg(unix)]
     o.mode(0o600);
-    o.open(path)?.write_all(content.as_bytes())
+    o.open(path)?.write_all(content.as_ref())
 }
 
 /// Desktop accounts from the agents and supervisors of the config; clear

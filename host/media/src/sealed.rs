@@ -308,7 +308,8 @@ pub fn is_sealed(path: &Path) -> bool {
 }
 
 /// The key id a sealed file names (without opening it).
-pub fn key_id_of(path: &Path) -> Result<String, SealError> {
+#[cfg(test)]
+fn key_id_of(path: &Path) -> Result<String, SealError> {
     let mut r = BufReader::new(File::open(path).map_err(|source| SealError::Io {
         path: path.to_owned(),
         source,

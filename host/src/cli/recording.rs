@@ -9,6 +9,8 @@ use clap::Subcommand;
 
 use super::admin_client::{self, AdminArgs};
 use ctihost::media::sealed::{self, KeyRing};
+// Decrypted audio is cardholder data: the file is the owner's alone.
+use ctihost::server::write_private;
 
 #[derive(Subcommand)]
 pub enum RecordingCommand {
@@ -125,17 +127,4 @@ fn new_key(id: &str) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Decrypted audio is cardholder data: the file is the owner's alone.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?
-        .write_all(bytes)
 }
