@@ -242,7 +242,8 @@ fn plugin_invoke_prints_decision_with_version_and_time() {
 fn admin(server: &server::Server, token: &str, args: &[&str]) -> Output {
     let mut all: Vec<&str> = vec!["plugin"];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--url", &server.url, "--token", token]);
+    all.extend(server.url_args());
+    all.extend_from_slice(&["--token", token]);
     ctihost(&all)
 }
 
@@ -321,8 +322,8 @@ fn run_serves_admin_api_to_the_cli() {
     let o = admin(&server, "wrong", &["list"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("403"), "{}", stderr(&o));
-    let status = raw_http::blocking_get_status(&format!("{}/admin/plugins", server.url));
-    assert_eq!(status, 401);
+    let head = String::from_utf8_lossy(&server.raw_get("/admin/plugins", None)).into_owned();
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
 
     // Reload after a change, then rollback, then history; all through the CLI.
     std::fs::write(
@@ -415,7 +416,8 @@ fn run_serves_admin_api_to_the_cli() {
     // A newcomer without the token file is told where it is and what to pass.
     let elsewhere = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_ctihost"))
-        .args(["plugin", "list", "--url", &server.url])
+        .args(["plugin", "list"])
+        .args(server.url_args())
         .current_dir(elsewhere.path())
         .env_remove("CTIHOST_ADMIN_TOKEN")
         .output()
@@ -433,7 +435,8 @@ fn run_serves_admin_api_to_the_cli() {
     let cdr = |args: &[&str]| {
         let mut all = vec!["cdr"];
         all.extend_from_slice(args);
-        all.extend_from_slice(&["--url", &server.url, "--token", "s3cret-token"]);
+        all.extend(server.url_args());
+        all.extend_from_slice(&["--token", "s3cret-token"]);
         ctihost(&all)
     };
     let o = cdr(&["export", "--since", "0", "--format", "csv"]);
@@ -476,24 +479,6 @@ fn sample_record(id: &str, ended_ms: u64) -> ctihost::acd::CallRecord {
         overflowed_from: vec![],
         plugin_versions: Default::default(),
         cause: "caller hung up while queued".into(),
-    }
-}
-
-/// The smallest blocking HTTP GET, to check the unauthenticated answer.
-mod raw_http {
-    use std::io::{Read, Write};
-    pub fn blocking_get_status(url: &str) -> u16 {
-        let rest = url.strip_prefix("http://").unwrap();
-        let (host, path) = rest.split_once('/').unwrap();
-        let mut s = std::net::TcpStream::connect(host).unwrap();
-        write!(
-            s,
-            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).unwrap();
-        buf.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 }
 
@@ -549,7 +534,8 @@ fn report_gives_the_hand_computed_service_levels() {
     let report = |args: &[&str]| {
         let mut all = vec!["report"];
         all.extend_from_slice(args);
-        all.extend_from_slice(&["--url", &s.url, "--token", "t0k"]);
+        all.extend(s.url_args());
+        all.extend_from_slice(&["--token", "t0k"]);
         ctihost(&all)
     };
     let o = report(&["--since", &since, "--interval", "1d", "--format", "json"]);
@@ -624,6 +610,8 @@ fn cdr_export_pages_through_every_record() {
         "0",
         "--format",
         "csv",
+        "--ca-file",
+        &server.ca,
         "--url",
         &server.url,
         "--token",
@@ -647,6 +635,8 @@ fn cdr_export_pages_through_every_record() {
         "json",
         "--limit",
         "7",
+        "--ca-file",
+        &server.ca,
         "--url",
         &server.url,
         "--token",

@@ -246,7 +246,8 @@ async fn sessions_states_and_bad_input() {
 
     // The scheme of Authorization is case-insensitive (RFC 7235).
     let token = api.login("1001", "desk-1001").await;
-    let r = reqwest::Client::new()
+    let r = api
+        .http
         .get(format!("{}/api/me", api.base))
         .header("authorization", format!("bearer {token}"))
         .send()
@@ -273,7 +274,8 @@ async fn sessions_states_and_bad_input() {
         .await;
     assert_eq!(st, 400);
     // The event stream without an upgrade answers JSON like the rest.
-    let r = reqwest::Client::new()
+    let r = api
+        .http
         .get(format!("{}/api/events", api.base))
         .send()
         .await
@@ -840,6 +842,7 @@ async fn a_login_flood_does_not_exhaust_memory() {
     let pid = s.pid();
     let before = support::rss_kib(pid);
     let base = s.url.clone();
+    let http = s.http();
     let mut peak = before;
     // Two waves of 64 at once: the second must not grow it further.
     let mut after_wave = Vec::new();
@@ -847,8 +850,9 @@ async fn a_login_flood_does_not_exhaust_memory() {
         let tasks: Vec<_> = (0..64)
             .map(|i| {
                 let base = base.clone();
+                let http = http.clone();
                 tokio::spawn(async move {
-                    let r = reqwest::Client::new()
+                    let r = http
                         .post(format!("{base}/api/login"))
                         .header("content-type", "application/json")
                         .body(

@@ -41,9 +41,28 @@ fn chromedriver() -> (Driver, u16) {
     (Driver(child), port)
 }
 
-async fn browser(port: u16, profile: &std::path::Path) -> Client {
+/// The base64 SHA-256 of a certificate's public key (SPKI), as Chromium's
+/// `--ignore-certificate-errors-spki-list` takes it (openssl computes it).
+fn spki_sha256(cert: &str) -> String {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -in '{cert}' -pubkey -noout | openssl pkey -pubin -outform der \
+             | openssl dgst -sha256 -binary | base64"
+        ))
+        .output()
+        .expect("openssl (`make test-deps` installs it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
+async fn browser(port: u16, profile: &std::path::Path, s: &Server) -> Client {
     // Headless, and quiet on a machine with no route out: no background
-    // networking, no component updates, no sync.
+    // networking, no component updates, no sync. The host serves HTTPS
+    // with its generated self-signed certificate: this browser trusts that
+    // one key alone (its SPKI pinned), as a bank's desktops trust the
+    // center's certificate; every other certificate error still stops it.
+    assert!(s.url.starts_with("https://"), "{}", s.url);
     let caps = json!({
         "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
@@ -52,6 +71,7 @@ async fn browser(port: u16, profile: &std::path::Path) -> Client {
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--window-size=1280,900",
                 format!("--user-data-dir={}", profile.display()),
+                format!("--ignore-certificate-errors-spki-list={}", spki_sha256(&s.ca)),
             ]
         }
     });
@@ -140,10 +160,18 @@ async fn desktop_shows_the_card_before_the_answer_and_the_wallboard_follows_the_
     let dir = tempfile::tempdir().unwrap();
     let s = desk::center(dir.path(), crm.addr, "");
     let (_driver, port) = chromedriver();
-    let desktop = browser(port, &dir.path().join("profile-desktop")).await;
-    let wall = browser(port, &dir.path().join("profile-wallboard")).await;
+    let desktop = browser(port, &dir.path().join("profile-desktop"), &s).await;
+    let wall = browser(port, &dir.path().join("profile-wallboard"), &s).await;
 
     log_in(&desktop, &s, "desktop", "1001", "desk-1001").await;
+    // The page came over HTTPS and its event stream is WSS: the token
+    // never crossed in clear.
+    let over = desktop
+        .execute("return [location.protocol, cti.ws.url]", vec![])
+        .await
+        .unwrap();
+    assert_eq!(over[0], "https:", "{over}");
+    assert!(over[1].as_str().unwrap().starts_with("wss://"), "{over}");
     // The agent's phone rings 4 s before it answers.
     let phone = phone_with(&s, "1001", "agent_answer_late.xml", &["-d", "4000"]);
     click(&desktop, "btn-ready").await;

@@ -102,6 +102,7 @@ fn the_readme_call_recipe_reaches_the_agent_as_written() {
     let cwd = tempfile::tempdir().unwrap();
     let s = default_center(cwd.path());
     let token = token(cwd.path());
+    encrypted_out_of_the_box(&s);
     let recipe = readme_recipe();
     let sipp: Vec<&String> = recipe.iter().filter(|l| l.starts_with("sipp ")).collect();
     assert!(sipp.len() >= 2, "an agent phone and a caller: {recipe:?}");
@@ -295,6 +296,39 @@ fn walk_recordings(dir: &Path) -> usize {
         .sum()
 }
 
+/// The default center serves HTTPS with a certificate it generated and
+/// said so; clear HTTP gets no page; every answer carries HSTS.
+fn encrypted_out_of_the_box(s: &Server) {
+    use std::io::{Read, Write};
+    assert_eq!(s.url, "https://127.0.0.1:8089");
+    assert!(s.ca.ends_with("ctihost-data/admin-cert.pem"), "{}", s.ca);
+    let log = s.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("generated a self-signed HTTPS certificate") && log.contains("sha256="),
+        "{log}"
+    );
+    let head = String::from_utf8_lossy(&s.raw_get("/desktop", None)).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("strict-transport-security: max-age=31536000"),
+        "{head}"
+    );
+    let mut clear = std::net::TcpStream::connect("127.0.0.1:8089").unwrap();
+    clear
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    clear
+        .write_all(b"GET /desktop HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = clear.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/") && !String::from_utf8_lossy(&answer).contains("<html"),
+        "clear HTTP got a page: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
 fn run_expecting_failure(config: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ctihost.toml");
@@ -368,4 +402,121 @@ fn allow_missing_starts_and_says_so_in_metrics() {
     );
     let log = s.log.lock().unwrap().join("\n");
     assert!(log.contains("my-router") && log.contains("ERROR"), "{log}");
+}
+
+/// A bank's own certificate serves (the CLI trusting it with --ca-file and
+/// refusing the host without it); a mismatched or half pair stops start-up
+/// naming it; clear HTTP only on loopback, by config or `--insecure-http`.
+#[test]
+fn https_with_the_banks_certificate_and_clear_http_only_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = support::bank_certificate(dir.path(), "bank");
+    let (_, _, other_key) = support::bank_certificate(dir.path(), "other");
+    let path = dir.path().join("ctihost.toml");
+    let admin_tls = |key: &Path| {
+        QUIET.replace(
+            "token = \"t\"\n",
+            &format!(
+                "token = \"t\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+    };
+    std::fs::write(&path, admin_tls(&key)).unwrap();
+    let s = server::start(&path);
+    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    assert_eq!(s.ca, cert.display().to_string());
+    let openssl_fp = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let openssl_fp = String::from_utf8_lossy(&openssl_fp.stdout).into_owned();
+    let log = s.log.lock().unwrap().join("\n");
+    let logged = log
+        .lines()
+        .find(|l| l.contains("HTTPS certificate"))
+        .and_then(|l| l.split("sha256=").nth(1))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        openssl_fp.trim().ends_with(&logged),
+        "{openssl_fp} vs {logged}"
+    );
+    assert!(!log.contains("generated a self-signed"), "{log}");
+    let list = |extra: &[&str], cwd: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_ctihost"))
+            .args(["plugin", "list", "--url", &s.url, "--token", "t"])
+            .args(extra)
+            .current_dir(cwd)
+            .env_remove("CTIHOST_ADMIN_CA")
+            .output()
+            .unwrap()
+    };
+    let o = list(&["--ca-file", ca.to_str().unwrap()], dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("skills-router"));
+    // Without it the certificate is nobody's the CLI knows: refused, and
+    // told what to pass.
+    let o = list(&[], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--ca-file") && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    drop(s);
+
+    // The key of another certificate: start-up stops naming both files.
+    let (code, err) = run_expecting_failure(&admin_tls(&other_key));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("bank.pem") && err.contains("other.key"),
+        "{err}"
+    );
+    // Half a pair: the line is named.
+    let (code, err) = run_expecting_failure(&QUIET.replace(
+        "token = \"t\"\n",
+        &format!("token = \"t\"\ntls_cert = \"{}\"\n", cert.display()),
+    ));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("line 5") && err.contains("tls_key"), "{err}");
+    // Clear HTTP on an address others reach: refused, by config and by flag.
+    let open = QUIET.replace("127.0.0.1:0", "0.0.0.0:0");
+    let (code, err) = run_expecting_failure(
+        &open.replace("token = \"t\"\n", "token = \"t\"\ninsecure_http = true\n"),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("insecure_http only on a loopback"), "{err}");
+    std::fs::write(&path, &open).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_ctihost"))
+        .args(["run", "--insecure-http", "--config", path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--insecure-http only on a loopback"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // On loopback the flag serves clear HTTP, without HSTS, and says so.
+    std::fs::write(&path, QUIET).unwrap();
+    let s = server::start_with_args(&path, &["--insecure-http"]);
+    assert!(s.url.starts_with("http://127.0.0.1:"), "{}", s.url);
+    let head = String::from_utf8_lossy(&s.raw_get("/desktop", None)).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("strict-transport-security"), "{head}");
+    assert!(
+        s.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("over clear HTTP")),
+        "the log says so"
+    );
 }

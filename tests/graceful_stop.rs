@@ -176,7 +176,8 @@ async fn ctihost_drain_lets_the_live_call_finish_then_the_host_exits_by_itself()
     recording_live(&s);
 
     let out = Command::new(env!("CARGO_BIN_EXE_ctihost"))
-        .args(["drain", "--within", "5m", "--url", &s.url, "--token", "t0k"])
+        .args(["drain", "--within", "5m", "--token", "t0k"])
+        .args(s.url_args())
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
@@ -223,7 +224,8 @@ async fn a_drain_beyond_a_day_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let s = desk::center(dir.path(), crm.addr, "");
     let out = Command::new(env!("CARGO_BIN_EXE_ctihost"))
-        .args(["drain", "--within", "2d", "--url", &s.url, "--token", "t0k"])
+        .args(["drain", "--within", "2d", "--token", "t0k"])
+        .args(s.url_args())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

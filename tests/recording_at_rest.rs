@@ -136,6 +136,8 @@ async fn a_sealed_recording_exports_exactly_is_audited_and_outlives_a_key_rotati
         &first,
         "--out",
         out.to_str().unwrap(),
+        "--ca-file",
+        &s.ca,
         "--url",
         &s.url,
         "--token",
@@ -173,7 +175,7 @@ async fn a_sealed_recording_exports_exactly_is_audited_and_outlives_a_key_rotati
     );
 
     // A supervisor may hear it (audited under their name); an agent may not.
-    let http = reqwest::Client::new();
+    let http = s.http();
     let fetch = |token: String| {
         let req = http
             .get(format!("{}/api/recordings/{first}/audio", s.url))

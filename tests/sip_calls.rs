@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -461,6 +462,8 @@ fn router_hot_reload_while_calls_flow() {
                 "plugin",
                 "reload",
                 "skills-router",
+                "--ca-file",
+                &s.ca,
                 "--url",
                 &s.url,
                 "--token",
@@ -630,8 +633,19 @@ impl Baresip {
     }
 }
 
-/// baresip registered as `agent` over `transport` ("udp" or "tcp"), answering calls by itself.
+/// baresip registered as `agent` over `transport` ("udp", "tcp" or "tls"),
+/// answering calls by itself; over TLS it trusts `ca` (PEM).
 fn baresip(s: &Server, dir: &std::path::Path, agent: &str, transport: &str) -> Baresip {
+    baresip_trusting(s, dir, agent, transport, None)
+}
+
+fn baresip_trusting(
+    s: &Server,
+    dir: &std::path::Path,
+    agent: &str,
+    transport: &str,
+    ca: Option<&std::path::Path>,
+) -> Baresip {
     let home = dir.join(format!("baresip-{agent}"));
     std::fs::create_dir_all(&home).unwrap();
     let port = free_port();
@@ -642,14 +656,16 @@ fn baresip(s: &Server, dir: &std::path::Path, agent: &str, transport: &str) -> B
             "poll_method epoll\nsip_listen 127.0.0.1:{port}\naudio_player aufile,{heard}\n\
              audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\nauplay_srate 48000\naudio_alert aufile,/dev/null\nrtp_ports {rtp}-{}\n\
              module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\n\
-             module aufile.so\nmodule menu.so\nmodule_app account.so\n",
+             module aufile.so\nmodule menu.so\nmodule_app account.so\n{cafile}",
             rtp + 19,
             heard = home.join("heard.wav").display(),
+            cafile = ca.map_or(String::new(), |c| format!("sip_cafile {}\n", c.display())),
         ),
     )
     .unwrap();
     let host = match transport {
         "tcp" => s.sip_tcp.unwrap(),
+        "tls" => s.sip_tls.unwrap(),
         _ => s.sip_udp.unwrap(),
     };
     std::fs::write(
@@ -706,6 +722,119 @@ fn baresip_phones_answer_calls_over_udp_and_tcp() {
         // 1001 stays registered but took the last call: longest-idle picks 1002 next.
         drop(phone);
     }
+}
+
+/// tshark on loopback, writing what passes `filter` to `file`; stopped
+/// (and the file complete) when dropped.
+struct Capture(Child);
+
+impl Capture {
+    /// Start, and return once a probe connection to `port` is in `file`
+    /// (tshark's "Capturing on" comes before packets are really kept).
+    fn start(file: &std::path::Path, filter: &str, port: u16) -> Self {
+        let mut child = Command::new("tshark")
+            .args(["-i", "lo", "-f", filter, "-w"])
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tshark (`make test-deps` installs it)");
+        // tshark says "Capturing on 'Loopback" once packets are being kept.
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).unwrap() > 0,
+                "tshark ended before capturing"
+            );
+            if line.contains("Capturing on") {
+                break;
+            }
+        }
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        let empty = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            drop(std::net::TcpStream::connect(("127.0.0.1", port)));
+            std::thread::sleep(Duration::from_millis(200));
+            if std::fs::metadata(file).map(|m| m.len()).unwrap_or(0) > empty {
+                return Self(child);
+            }
+            assert!(Instant::now() < until, "tshark captured nothing in 15 s");
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// baresip registers over TLS (the center's SIP certificate signed by a
+/// CA it trusts) and takes a call from a plain UDP trunk; a capture of the
+/// TLS port holds TLS records and no SIP in clear.
+#[test]
+fn baresip_registers_and_answers_over_tls_with_no_sip_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = support::bank_certificate(dir.path(), "sip");
+    let s = center_trunks(
+        dir.path(),
+        15,
+        "",
+        "",
+        &format!(
+            "tls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let tls = s.sip_tls.expect("a TLS listener");
+    let pcap = dir.path().join("tls.pcap");
+    let capture = Capture::start(&pcap, &format!("tcp port {}", tls.port()), tls.port());
+    let phone = baresip_trusting(&s, dir.path(), "1001", "tls", Some(&ca));
+    assert!(
+        caller(&s, &["caller_uac.xml", "-s", "95566", "-d", "1500"]),
+        "call to baresip over TLS:\n{}",
+        phone.log()
+    );
+    let r = records(&s, 1);
+    assert_eq!(r[0]["disposition"], "answered", "{}\n{}", r[0], phone.log());
+    assert_eq!(r[0]["agent"], "1001");
+    drop(phone);
+    capture.stop();
+    let raw = std::fs::read(&pcap).unwrap();
+    for clear in [&b"SIP/2.0"[..], b"REGISTER ", b"INVITE ", b"Digest "] {
+        assert!(
+            !raw.windows(clear.len()).any(|w| w == clear),
+            "{} in clear on the TLS port",
+            String::from_utf8_lossy(clear)
+        );
+    }
+    let tshark = |filter: &str| {
+        let o = Command::new("tshark")
+            .args(["-r", pcap.to_str().unwrap(), "-d"])
+            .arg(format!("tcp.port=={},tls", tls.port()))
+            .args(["-Y", filter])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    };
+    assert!(
+        tshark("tls.handshake.type == 1") >= 1,
+        "a TLS ClientHello in {} bytes of capture",
+        raw.len()
+    );
+    assert!(
+        tshark("tls.app_data") >= 6,
+        "TLS application data both ways"
+    );
+    assert_eq!(tshark("sip"), 0, "tshark finds no SIP");
 }
 
 /// Parse Prometheus text format strictly enough to catch a malformed page:

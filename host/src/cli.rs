@@ -34,6 +34,10 @@ pub enum Command {
         /// Configuration file (TOML).
         #[arg(long, short, env = "CTIHOST_CONFIG")]
         config: Option<PathBuf>,
+        /// Serve the API, desktop and wallboard over clear HTTP instead of
+        /// HTTPS (`[admin] insecure_http`): loopback only, for development.
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// Develop, test and manage plugins.
     Plugin {
@@ -260,7 +264,10 @@ pub fn init_tracing(json: bool, default: &str) {
 
 pub async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Run { config } => run(config).await,
+        Command::Run {
+            config,
+            insecure_http,
+        } => run(config, insecure_http).await,
         Command::HashPassword => hash_password(),
         Command::Drain {
             within,
@@ -389,7 +396,7 @@ fn raise_nofile() {
     }
 }
 
-async fn run(config_path: Option<PathBuf>) -> ExitCode {
+async fn run(config_path: Option<PathBuf>, insecure_http: bool) -> ExitCode {
     // Call records, registrations, sessions and call audio are the bank's:
     // every file the host creates is readable by its own user only (0600,
     // directories 0700), whatever the caller's umask.
@@ -415,6 +422,22 @@ async fn run(config_path: Option<PathBuf>) -> ExitCode {
             }
         },
     };
+    let mut config = config;
+    if insecure_http {
+        if !config.admin.listen.ip().is_loopback() {
+            eprintln!(
+                "error: --insecure-http only on a loopback address ([admin] listen = {}): \
+                 tokens and passwords would cross the network in clear",
+                config.admin.listen
+            );
+            return ExitCode::from(2);
+        }
+        if config.admin.tls_cert.is_some() {
+            eprintln!("error: --insecure-http and [admin] tls_cert contradict each other");
+            return ExitCode::from(2);
+        }
+        config.admin.insecure_http = true;
+    }
     // Every SIGTERM and SIGINT reaches the server: the first starts the
     // stop (a drain of `[shutdown] drain_secs`), a second ends the drain.
     let (signals_tx, signals) = tokio::sync::mpsc::unbounded_channel();

@@ -202,6 +202,17 @@ pub struct SupervisorEntry {
 pub struct SipConfig {
     pub udp: Vec<SocketAddr>,
     pub tcp: Vec<SocketAddr>,
+    /// SIP over TLS listen addresses (port 5061 by convention); needs
+    /// `tls_cert` and `tls_key`. Phones register with `transport=tls` and
+    /// are reached over the connection they registered on.
+    pub tls: Vec<SocketAddr>,
+    /// The SIP TLS certificate chain and its key (PEM).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) trusted for TLS connections the host opens itself
+    /// (a trunk reached over TLS with no connection open); without it the
+    /// host reaches TLS peers only over connections they opened.
+    pub tls_ca: Option<PathBuf>,
     /// Digest realm of the registrar.
     pub realm: String,
     /// Larger requests get 513 Message Too Large.
@@ -238,6 +249,10 @@ impl Default for SipConfig {
         Self {
             udp: vec![local],
             tcp: vec![local],
+            tls: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
             realm: "ctihost".into(),
             max_message_bytes: 16 * 1024,
             digest_algorithms: vec![
@@ -314,6 +329,19 @@ pub struct AdminConfig {
     pub token_file: Option<PathBuf>,
     /// A desktop session ends after this long without a request.
     pub session_idle_secs: u64,
+    /// HTTPS certificate chain (PEM) for the admin API, the CTI API, its
+    /// event stream (WSS), the desktop and the wallboard. With neither
+    /// this nor `tls_key`, a self-signed certificate for the listen
+    /// address, `localhost` and loopback is generated into
+    /// `<data_dir>/admin-cert.pem` on first start and kept.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM, PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// Serve clear HTTP instead (tokens and passwords then cross the wire
+    /// in clear): only on a loopback listen address, for development or
+    /// behind a TLS proxy on the same machine. `ctihost run --insecure-http`
+    /// sets it.
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -386,6 +414,9 @@ impl Default for AdminConfig {
             token: None,
             token_file: None,
             session_idle_secs: 8 * 3600,
+            tls_cert: None,
+            tls_key: None,
+            insecure_http: false,
         }
     }
 }
@@ -444,6 +475,17 @@ impl Config {
         if let Some(t) = &c.admin.token_file {
             c.admin.token_file = Some(base.join(t));
         }
+        for f in [
+            &mut c.admin.tls_cert,
+            &mut c.admin.tls_key,
+            &mut c.sip.tls_cert,
+            &mut c.sip.tls_key,
+            &mut c.sip.tls_ca,
+        ] {
+            if let Some(p) = f {
+                *f = Some(base.join(&*p));
+            }
+        }
         if let Some(d) = &c.media.prompts {
             c.media.prompts = Some(base.join(d));
         }
@@ -487,6 +529,39 @@ impl Config {
             && let Err(e) = crate::calendar::Calendar::named(name)
         {
             return Err(invalid("timezone", e.to_string()));
+        }
+        if self.admin.tls_cert.is_some() != self.admin.tls_key.is_some() {
+            return Err(invalid(
+                if self.admin.tls_cert.is_some() {
+                    "tls_cert"
+                } else {
+                    "tls_key"
+                },
+                "[admin] needs both tls_cert and tls_key, or neither (a generated certificate)"
+                    .into(),
+            ));
+        }
+        if !self.sip.tls.is_empty() && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none()) {
+            return Err(invalid(
+                "tls =",
+                "[sip] tls needs tls_cert and tls_key (PEM files)".into(),
+            ));
+        }
+        if self.admin.insecure_http && self.admin.tls_cert.is_some() {
+            return Err(invalid(
+                "insecure_http",
+                "[admin] insecure_http and tls_cert contradict each other".into(),
+            ));
+        }
+        if self.admin.insecure_http && !self.admin.listen.ip().is_loopback() {
+            return Err(invalid(
+                "insecure_http",
+                format!(
+                    "[admin] insecure_http only on a loopback address ({} is not): tokens and \
+                     passwords would cross the network in clear",
+                    self.admin.listen
+                ),
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for q in &self.queues {

@@ -24,6 +24,7 @@
 //! * [`clock`], [`random`], [`log_limit`], [`shutdown`] - the ground floor
 //!   every room stands on (crate `ctihost-ground`).
 //! * [`server`] wires them for `ctihost run`; [`stop`] drains and stops;
+//!   [`tls`] loads (or, for the API, generates) the TLS identities;
 //!   [`config`] reads the TOML; the binary's `cli` is the command line.
 //!
 //! `docs/architecture.md` draws the arrows between them.
@@ -49,5 +50,6 @@ pub mod server;
 pub use ctihost_sip as sip;
 pub mod stock_plugins;
 pub mod stop;
+pub mod tls;
 // The store is its own crate; `crate::store` keeps naming it here.
 pub use ctihost_store as store;

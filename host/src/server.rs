@@ -43,6 +43,8 @@ pub enum ServerError {
     },
     #[error("admin server: {0}")]
     Serve(std::io::Error),
+    #[error("HTTPS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen for SIP on {transport} {addr}: {source}")]
     SipListen {
         transport: &'static str,
@@ -226,6 +228,48 @@ impl crate::sip::b2bua::CallSink for DriverDoor {
     }
 }
 
+/// SIP over TLS as configured: its listeners, their acceptor, the client
+/// side for connections the host opens.
+struct SipTls {
+    listeners: Vec<tokio::net::TcpListener>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    client: Option<tokio_rustls::TlsConnector>,
+}
+
+async fn sip_tls(config: &Config) -> Result<SipTls, ServerError> {
+    let mut out = SipTls {
+        listeners: Vec::new(),
+        acceptor: None,
+        client: None,
+    };
+    if let Some(ca) = &config.sip.tls_ca {
+        out.client = Some(tokio_rustls::TlsConnector::from(crate::tls::client(ca)?));
+    }
+    if config.sip.tls.is_empty() {
+        return Ok(out);
+    }
+    // Validation made sure both are set when `tls` is.
+    let (Some(cert), Some(key)) = (&config.sip.tls_cert, &config.sip.tls_key) else {
+        return Ok(out);
+    };
+    let identity = crate::tls::load(cert, key, false, &[])?;
+    tracing::info!(cert = %identity.cert_path.display(), sha256 = %identity.fingerprint, "SIP TLS certificate");
+    out.acceptor = Some(tokio_rustls::TlsAcceptor::from(identity.config));
+    for addr in &config.sip.tls {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::SipListen {
+                transport: "tls",
+                addr: *addr,
+                source,
+            })?;
+        let local = l.local_addr().map_err(ServerError::Serve)?;
+        tracing::info!(%local, "SIP listening on TLS");
+        out.listeners.push(l);
+    }
+    Ok(out)
+}
+
 /// Bind the SIP transports, serve the registrar and the B2BUA that hands
 /// calls to the driver and carries out its `calls`.
 async fn start_sip(
@@ -289,6 +333,7 @@ async fn start_sip(
         tracing::info!(%local, "SIP listening on TCP");
         tcp.push(l);
     }
+    let sip_tls = sip_tls(config).await?;
     let trunk_addresses: Vec<std::net::IpAddr> = config
         .trunks
         .iter()
@@ -343,7 +388,11 @@ async fn start_sip(
             metrics.clone(),
             Some(b2bua.clone()),
         )
-        .with_request_limit(config.sip.max_requests_per_source, trunk_addresses),
+        .with_request_limit(config.sip.max_requests_per_source, trunk_addresses)
+        .with_tls(
+            sip_tls.listeners.first().and_then(|l| l.local_addr().ok()),
+            sip_tls.client,
+        ),
     );
     for (i, (sock, _)) in udp.into_iter().enumerate() {
         let index = u8::try_from(i).map_err(|_| ServerError::TooManyListeners)?;
@@ -360,6 +409,16 @@ async fn start_sip(
             l,
             ep.clone(),
             limits,
+            None,
+            shutdown.subscribe(),
+        ));
+    }
+    for l in sip_tls.listeners {
+        tokio::spawn(crate::sip::transport::serve_tcp(
+            l,
+            ep.clone(),
+            limits,
+            sip_tls.acceptor.clone(),
             shutdown.subscribe(),
         ));
     }
@@ -999,6 +1058,18 @@ fn recover_recordings(store: &Store, keys: Option<&KeyRing>) {
     }
 }
 
+/// How long the API's open connections get to finish at the stop.
+const API_STOP_LIMIT: Duration = Duration::from_secs(5);
+
+/// `Strict-Transport-Security` on every HTTPS answer (a year, RFC 6797).
+async fn hsts(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static("max-age=31536000"),
+    );
+    response
+}
+
 /// How long the stop waits for the host's loops once the calls are done
 /// (the record writer's last batch is one fsync).
 const LOOPS_STOP_LIMIT: Duration = Duration::from_secs(10);
@@ -1161,25 +1232,60 @@ pub async fn run(
     .merge(crate::api::pages::router());
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
+        .and_then(|l| l.into_std())
         .map_err(|source| ServerError::Listen {
             addr: config.admin.listen,
             source,
         })?;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
-    tracing::info!(%addr, plugins = host.list().len(), pooling = host.pooling(), "ctihost ready; admin API listening");
     // The API keeps serving while the host drains: agents finish their
     // calls and wrap-up, the operator watches /admin/drain and /metrics.
-    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut api = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    let handle = axum_server::Handle::new();
+    let mut api = if config.admin.insecure_http {
+        tracing::warn!(
+            %addr,
+            "serving the API, desktop and wallboard over clear HTTP (insecure_http): loopback development only"
+        );
+        tracing::info!(%addr, url = %format!("http://{addr}"), plugins = host.list().len(), pooling = host.pooling(), "ctihost ready; admin API listening");
+        let server = axum_server::from_tcp(listener)
+            .map_err(ServerError::Serve)?
+            .handle(handle.clone());
+        tokio::spawn(
+            server.serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>()),
         )
-        .with_graceful_shutdown(async move {
-            let _ = api_stop_rx.await;
-        })
-        .into_future(),
-    );
+    } else {
+        let identity = crate::tls::api_identity(
+            config.admin.tls_cert.as_deref(),
+            config.admin.tls_key.as_deref(),
+            &config.data_dir,
+            config.admin.listen,
+        )?;
+        if identity.generated {
+            tracing::warn!(
+                cert = %identity.cert_path.display(),
+                sha256 = %identity.fingerprint,
+                "generated a self-signed HTTPS certificate for the API, desktop and wallboard; \
+                 browsers warn until it is trusted; set [admin] tls_cert and tls_key for the bank's own"
+            );
+        }
+        tracing::info!(
+            cert = %identity.cert_path.display(),
+            sha256 = %identity.fingerprint,
+            "HTTPS certificate"
+        );
+        tracing::info!(%addr, url = %format!("https://{addr}"), plugins = host.list().len(), pooling = host.pooling(), "ctihost ready; admin API listening");
+        // Every answer tells the browser to come back over HTTPS only.
+        let app = app.layer(axum::middleware::map_response(hsts));
+        let server = axum_server::from_tcp_rustls(
+            listener,
+            axum_server::tls_rustls::RustlsConfig::from_config(identity.config),
+        )
+        .map_err(ServerError::Serve)?
+        .handle(handle.clone());
+        tokio::spawn(
+            server.serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>()),
+        )
+    };
     let parts = sip
         .as_ref()
         .map(|(endpoint, center, media)| crate::stop::Parts {
@@ -1206,7 +1312,9 @@ pub async fn run(
             );
         }
     }
-    let _ = api_stop_tx.send(());
+    // Open event streams and keep-alive connections get a bounded time
+    // to finish; the API does not hold the stop up.
+    handle.graceful_shutdown(Some(API_STOP_LIMIT));
     match api.await {
         Ok(r) => r.map_err(ServerError::Serve)?,
         Err(e) => return Err(ServerError::Serve(std::io::Error::other(e))),

@@ -84,7 +84,7 @@ impl Api {
     pub fn new(s: &Server) -> Self {
         Self {
             base: s.url.clone(),
-            http: reqwest::Client::new(),
+            http: s.http(),
         }
     }
 
@@ -131,10 +131,26 @@ impl Api {
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Open the event stream (WSS trusting the host's certificate alone, or
+/// WS when it serves clear HTTP), without the hello yet.
+pub async fn open_events(s: &Server) -> Socket {
+    let url = format!(
+        "{}/api/events",
+        s.url
+            .replacen("https://", "wss://", 1)
+            .replacen("http://", "ws://", 1)
+    );
+    let connector =
+        (!s.ca.is_empty()).then(|| tokio_tungstenite::Connector::Rustls(super::tls_client(&s.ca)));
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
+        .await
+        .unwrap();
+    ws
+}
+
 /// Open the event stream with `token`; returns after the hello.
 pub async fn events(s: &Server, token: &str) -> Socket {
-    let url = format!("{}/api/events", s.url.replace("http://", "ws://"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut ws = open_events(s).await;
     ws.send(Message::Text(json!({"token": token}).to_string().into()))
         .await
         .unwrap();

@@ -395,3 +395,50 @@ pub async fn load_stock(t: &TestHost, name: &str, file: &str) {
     std::fs::write(&manifest, stock_manifest(name)).unwrap();
     t.load(&manifest, Trigger::Startup).await.unwrap();
 }
+
+/// A TLS client configuration trusting the certificates of the PEM file
+/// `ca` and nothing else (ring, as the host).
+pub fn tls_client(ca: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// `openssl` (the test tool) makes a bank's CA and a server certificate it signs for
+/// 127.0.0.1, as files `NAME-ca.pem`, `NAME.pem`, `NAME.key` in `dir`.
+pub fn bank_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let script = format!(
+        "set -e\n\
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+           -subj '/CN={name} CA' -keyout {name}-ca.key -out {name}-ca.pem\n\
+         openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+           -subj /CN=ctihost.bank.example -keyout {name}.key -out {name}.csr\n\
+         printf 'subjectAltName=IP:127.0.0.1,DNS:ctihost.bank.example\\nbasicConstraints=CA:FALSE\\n' > {name}.ext\n\
+         openssl x509 -req -in {name}.csr -CA {name}-ca.pem -CAkey {name}-ca.key \
+           -CAcreateserial -days 2 -extfile {name}.ext -out {name}.pem\n"
+    );
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (`make test-deps` installs it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    )
+}

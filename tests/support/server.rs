@@ -11,10 +11,13 @@ pub struct Server {
     child: Child,
     /// Every line the server logged so far.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    /// Admin API base URL.
+    /// Admin API base URL (`https://` unless the config says insecure_http).
     pub url: String,
+    /// The API's certificate (PEM) when it serves HTTPS: what clients trust.
+    pub ca: String,
     pub sip_udp: Option<SocketAddr>,
     pub sip_tcp: Option<SocketAddr>,
+    pub sip_tls: Option<SocketAddr>,
 }
 
 impl Drop for Server {
@@ -61,17 +64,42 @@ impl Server {
 
     /// GET an admin endpoint with `token`; the body as bytes.
     pub fn admin_bytes(&self, path: &str, token: &str) -> Vec<u8> {
-        use std::io::{Read, Write};
-        let host = self.url.strip_prefix("http://").unwrap();
-        let mut c = std::net::TcpStream::connect(host).unwrap();
-        write!(c, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
-        let mut buf = Vec::new();
-        c.read_to_end(&mut buf).unwrap();
+        let mut buf = self.raw_get(path, Some(token));
         let at = buf
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
             .map_or(buf.len(), |i| i + 4);
         buf.split_off(at)
+    }
+
+    /// The whole answer (head and body) to a GET of `path`, over HTTPS
+    /// (trusting [`Server::ca`] alone) or clear HTTP as the host serves.
+    pub fn raw_get(&self, path: &str, token: Option<&str>) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let (tls, host) = match self.url.strip_prefix("https://") {
+            Some(h) => (true, h),
+            None => (false, self.url.strip_prefix("http://").unwrap()),
+        };
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n");
+        let tcp = std::net::TcpStream::connect(host).unwrap();
+        let mut buf = Vec::new();
+        if tls {
+            let name = host.rsplit_once(':').unwrap().0.trim_matches(['[', ']']);
+            let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+            let conn = rustls::ClientConnection::new(super::tls_client(&self.ca), name).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            s.write_all(request.as_bytes()).unwrap();
+            // A server closing without close_notify is an error to rustls;
+            // what was read so far is the answer.
+            let _ = s.read_to_end(&mut buf);
+        } else {
+            let mut s = tcp;
+            s.write_all(request.as_bytes()).unwrap();
+            s.read_to_end(&mut buf).unwrap();
+        }
+        buf
     }
 
     /// GET an admin endpoint with `token`; the body as text.
@@ -87,15 +115,28 @@ impl Server {
     }
 
     pub fn admin_text(&self, path: &str, token: &str) -> String {
-        use std::io::{Read, Write};
-        let host = self.url.strip_prefix("http://").unwrap();
-        let mut c = std::net::TcpStream::connect(host).unwrap();
-        write!(c, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
-        let mut buf = String::new();
-        c.read_to_string(&mut buf).unwrap();
-        buf.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default()
+        String::from_utf8_lossy(&self.admin_bytes(path, token)).into_owned()
+    }
+
+    /// A client of the API trusting its certificate.
+    pub fn http(&self) -> reqwest::Client {
+        let mut b = reqwest::Client::builder();
+        if !self.ca.is_empty() {
+            let pem = std::fs::read(&self.ca).unwrap();
+            b = b
+                .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+                .tls_built_in_root_certs(false);
+        }
+        b.build().unwrap()
+    }
+
+    /// `--url URL --ca-file CERT` for a CLI command against this host.
+    pub fn url_args(&self) -> Vec<&str> {
+        let mut a = vec!["--url", self.url.as_str()];
+        if !self.ca.is_empty() {
+            a.extend(["--ca-file", self.ca.as_str()]);
+        }
+        a
     }
 
     /// The call records (admin token `t0k`), once there are `n` of them or
@@ -137,13 +178,7 @@ impl Server {
 
     /// GET an admin endpoint with `token` and parse the JSON body.
     pub fn admin_json(&self, path: &str, token: &str) -> serde_json::Value {
-        use std::io::{Read, Write};
-        let host = self.url.strip_prefix("http://").unwrap();
-        let mut c = std::net::TcpStream::connect(host).unwrap();
-        write!(c, "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
-        let mut buf = String::new();
-        c.read_to_string(&mut buf).unwrap();
-        serde_json::from_str(buf.split("\r\n\r\n").nth(1).unwrap_or("")).unwrap()
+        serde_json::from_slice(&self.admin_bytes(path, token)).unwrap()
     }
 }
 
@@ -173,6 +208,15 @@ pub fn start_logging(config: &Path, filter: &str) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctihost"));
     cmd.args(["run", "--config", config.to_str().unwrap()])
         .env("RUST_LOG", filter);
+    start_command(cmd)
+}
+
+/// `ctihost run --config CONFIG` with `extra` arguments after it.
+pub fn start_with_args(config: &Path, extra: &[&str]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctihost"));
+    cmd.args(["run", "--config", config.to_str().unwrap()])
+        .args(extra)
+        .env("RUST_LOG", "info");
     start_command(cmd)
 }
 
@@ -209,7 +253,7 @@ fn start_command(mut cmd: Command) -> Server {
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let kept = log.clone();
     std::thread::spawn(move || {
-        let (mut udp, mut tcp) = (None, None);
+        let (mut udp, mut tcp, mut tls, mut ca) = (None, None, None, String::new());
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(mut l) = kept.lock() {
                 l.push(line.clone());
@@ -220,22 +264,31 @@ fn start_command(mut cmd: Command) -> Server {
             if line.contains("SIP listening on TCP") {
                 tcp = field(&line, "local=");
             }
+            if line.contains("SIP listening on TLS") {
+                tls = field(&line, "local=");
+            }
+            if line.contains("HTTPS certificate") {
+                ca = field(&line, "cert=").unwrap_or_default();
+            }
             if line.contains("ctihost ready") {
-                let _ = tx.send((field(&line, "addr=").unwrap(), udp.clone(), tcp.clone()));
+                let url = field(&line, "url=").unwrap();
+                let _ = tx.send((url, udp.clone(), tcp.clone(), tls.clone(), ca.clone()));
             }
             if line.contains("ERROR") || line.contains("error:") {
                 eprintln!("server: {line}");
             }
         }
     });
-    let (addr, udp, tcp) = rx
+    let (url, udp, tcp, tls, ca) = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("server became ready");
     Server {
         child,
         log,
-        url: format!("http://{addr}"),
+        url,
+        ca,
         sip_udp: udp.map(|a| a.parse().unwrap()),
         sip_tcp: tcp.map(|a| a.parse().unwrap()),
+        sip_tls: tls.map(|a| a.parse().unwrap()),
     }
 }

@@ -291,7 +291,7 @@ impl Turn<'_> {
         let (local, t) = self.local(peer);
         match peer.transport {
             super::flow::Transport::Udp => format!("<sip:ctihost@{local}>"),
-            super::flow::Transport::Tcp => {
+            super::flow::Transport::Tcp | super::flow::Transport::Tls => {
                 format!("<sip:ctihost@{local};transport={}>", t.to_ascii_lowercase())
             }
         }

@@ -62,8 +62,13 @@ pub struct SipEndpoint {
     layer: Mutex<TransactionLayer>,
     udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
     tcp_local: Option<SocketAddr>,
-    /// Open TCP connections by remote address: the writer task's queue.
-    tcp: Mutex<HashMap<SocketAddr, Sender<Vec<u8>>>>,
+    tls_local: Option<SocketAddr>,
+    /// Opens TLS connections we start (to a trunk that takes TLS); none:
+    /// TLS peers are reached only over the connections they opened.
+    tls_client: Option<tokio_rustls::TlsConnector>,
+    /// Open TCP and TLS connections by remote address: which of the two,
+    /// and the writer task's queue.
+    tcp: Mutex<HashMap<SocketAddr, (Transport, Sender<Vec<u8>>)>>,
     /// Wakes the timer task when a transaction may have armed an earlier timer.
     wake: Notify,
     metrics: Arc<dyn SipMetrics>,
@@ -90,12 +95,26 @@ impl SipEndpoint {
             layer: Mutex::new(TransactionLayer::new(Timers::default())),
             udp,
             tcp_local,
+            tls_local: None,
+            tls_client: None,
             tcp: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             metrics,
             draining: AtomicU32::new(0),
             rate: super::source_rate::SourceRate::new(0, Vec::new()),
         }
+    }
+
+    /// SIP over TLS: our listening address (for Via and Contact) and the
+    /// client side for connections we open.
+    pub fn with_tls(
+        mut self,
+        local: Option<SocketAddr>,
+        client: Option<tokio_rustls::TlsConnector>,
+    ) -> Self {
+        self.tls_local = local;
+        self.tls_client = client;
+        self
     }
 
     /// At most `per_second` requests a second from one address (0: no
@@ -128,6 +147,7 @@ impl SipEndpoint {
         match peer.transport {
             Transport::Udp => udp,
             Transport::Tcp => self.tcp_local.or(udp),
+            Transport::Tls => self.tls_local.or(self.tcp_local).or(udp),
         }
     }
 
@@ -145,8 +165,8 @@ impl SipEndpoint {
         }
     }
 
-    pub fn connection_opened(&self, peer: SocketAddr, tx: Sender<Vec<u8>>) {
-        self.tcp.lock().insert(peer, tx);
+    pub fn connection_opened(&self, peer: SocketAddr, transport: Transport, tx: Sender<Vec<u8>>) {
+        self.tcp.lock().insert(peer, (transport, tx));
     }
 
     pub fn has_connection(&self, peer: SocketAddr) -> bool {
@@ -175,10 +195,10 @@ impl SipEndpoint {
                     tracing::warn!(to = %peer.addr, error = %e, "SIP UDP send failed");
                 }
             }
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
                 let mut conns = self.tcp.lock();
                 let bytes = match conns.get(&peer.addr) {
-                    Some(q) => match q.try_send(bytes) {
+                    Some((t, q)) if *t == peer.transport => match q.try_send(bytes) {
                         Ok(()) => return,
                         // A peer that does not read what it asked for: its
                         // queue is full, the connection is dropped (the
@@ -189,7 +209,8 @@ impl SipEndpoint {
                             ctihost_ground::log_limit::warn_every_second(
                                 "tcp-output-queue-full",
                                 &format!(
-                                    "SIP TCP peer {} does not read its answers; connection closed",
+                                    "SIP {} peer {} does not read its answers; connection closed",
+                                    peer.transport.via_token(),
                                     peer.addr
                                 ),
                             );
@@ -197,12 +218,34 @@ impl SipEndpoint {
                         }
                         Err(TrySendError::Closed(b)) => b, // just closed: open a new one
                     },
-                    None => bytes,
+                    // Never over the other transport's connection: a TLS
+                    // message must not leave in clear.
+                    Some(_) | None => bytes,
+                };
+                let tls = match peer.transport {
+                    Transport::Tls => {
+                        let Some(connector) = self.tls_client.clone() else {
+                            self.metrics.bound_hit("tls-no-connection");
+                            ctihost_ground::log_limit::warn_every_second(
+                                "tls-no-connection",
+                                &format!(
+                                    "SIP TLS peer {} has no open connection and this host opens none ([sip] tls_ca unset); message dropped",
+                                    peer.addr
+                                ),
+                            );
+                            return;
+                        };
+                        let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(
+                            peer.addr.ip().into(),
+                        );
+                        Some((connector, name))
+                    }
+                    _ => None,
                 };
                 let (tx, rx) = channel(super::transport::OUTPUT_QUEUE);
                 let _ = tx.try_send(bytes);
-                conns.insert(peer.addr, tx);
-                tokio::spawn(super::transport::connect(self.clone(), peer.addr, rx));
+                conns.insert(peer.addr, (peer.transport, tx));
+                tokio::spawn(super::transport::connect(self.clone(), peer, rx, tls));
             }
         }
     }

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub enum Transport {
     Udp,
     Tcp,
+    /// TCP with TLS (RFC 3261 section 26.2; `transport=tls` in URIs).
+    Tls,
 }
 
 impl Transport {
@@ -19,6 +21,7 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }
@@ -48,8 +51,25 @@ impl Peer {
         }
     }
 
+    pub fn tls(addr: SocketAddr) -> Self {
+        Self {
+            transport: Transport::Tls,
+            addr,
+            listener: 0,
+        }
+    }
+
+    /// A connection-oriented flow: TCP, or TCP under TLS.
+    pub fn connected(addr: SocketAddr, transport: Transport) -> Self {
+        Self {
+            transport,
+            addr,
+            listener: 0,
+        }
+    }
+
     /// Reliable transports need no retransmissions and no linger timers.
     pub fn reliable(&self) -> bool {
-        self.transport == Transport::Tcp
+        self.transport != Transport::Udp
     }
 }

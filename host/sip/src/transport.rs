@@ -1,16 +1,18 @@
-//! UDP and TCP transports on tokio. A TCP connection, accepted or opened by
-//! us, has one writer task fed by a channel, so any part of the host can send
-//! on it without holding the socket.
+//! UDP, TCP and TLS transports on tokio. A TCP or TLS connection, accepted
+//! or opened by us, has one writer task fed by a channel, so any part of the
+//! host can send on it without holding the socket. TLS is rustls (ring):
+//! the handshake runs in the connection's own task, bounded in time, so a
+//! slow or silent client never holds the accept loop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::{Receiver, channel};
 
 use super::endpoint::SipEndpoint;
-use super::flow::Peer;
+use super::flow::{Peer, Transport};
 use super::wire::{Frame, RawMessage, frame, response};
 
 /// Bind a SIP UDP socket with `buffer_bytes` of kernel buffer each way. The
@@ -72,12 +74,23 @@ pub struct TcpLimits {
     pub idle: std::time::Duration,
 }
 
+/// A TLS handshake not done in this long is given up (the connection
+/// counts against the limits meanwhile).
+pub const TLS_HANDSHAKE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accept SIP over TCP, or over TLS with `tls`.
 pub async fn serve_tcp(
     listener: TcpListener,
     ep: Arc<SipEndpoint>,
     limits: TcpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: ctihost_ground::shutdown::Shutdown,
 ) {
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
     let mut backoff = std::time::Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
@@ -108,8 +121,42 @@ pub async fn serve_tcp(
                     continue;
                 }
                 let (tx, rx) = channel(OUTPUT_QUEUE);
-                ep.connection_opened(peer, tx);
-                tokio::spawn(connection(stream, peer, ep.clone(), rx, limits.idle));
+                ep.connection_opened(peer, transport, tx);
+                let ep = ep.clone();
+                match &tls {
+                    None => {
+                        tokio::spawn(connection(stream, Peer::tcp(peer), ep, rx, limits.idle));
+                    }
+                    Some(acceptor) => {
+                        let accept = acceptor.accept(stream);
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(TLS_HANDSHAKE_LIMIT, accept).await {
+                                Ok(Ok(s)) => {
+                                    connection(s, Peer::tls(peer), ep, rx, limits.idle).await
+                                }
+                                Ok(Err(e)) => {
+                                    ep.bound_hit("tls-handshake-failed");
+                                    ctihost_ground::log_limit::warn_every_second(
+                                        "tls-handshake-failed",
+                                        &format!("SIP TLS handshake with {peer} failed: {e}"),
+                                    );
+                                    ep.connection_closed(peer);
+                                }
+                                Err(_) => {
+                                    ep.bound_hit("tls-handshake-timeout");
+                                    ctihost_ground::log_limit::warn_every_second(
+                                        "tls-handshake-timeout",
+                                        &format!(
+                                            "SIP TLS handshake with {peer} not done in {} s; closed",
+                                            TLS_HANDSHAKE_LIMIT.as_secs()
+                                        ),
+                                    );
+                                    ep.connection_closed(peer);
+                                }
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 // Out of descriptors (EMFILE) and the like: retrying at once
@@ -129,32 +176,69 @@ pub async fn serve_tcp(
     }
 }
 
-/// Open a connection for requests to a peer we have none with.
-pub async fn connect(ep: Arc<SipEndpoint>, peer: SocketAddr, rx: Receiver<Vec<u8>>) {
-    match TcpStream::connect(peer).await {
-        Ok(stream) => connection(stream, peer, ep, rx, std::time::Duration::from_secs(3600)).await,
+/// Open a connection for requests to a peer we have none with: TCP, or
+/// TLS with `tls` (the client configuration and the name to check).
+pub async fn connect(
+    ep: Arc<SipEndpoint>,
+    peer: Peer,
+    rx: Receiver<Vec<u8>>,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        tokio_rustls::rustls::pki_types::ServerName<'static>,
+    )>,
+) {
+    let idle = std::time::Duration::from_secs(3600);
+    let stream = match TcpStream::connect(peer.addr).await {
+        Ok(s) => s,
         Err(e) => {
-            tracing::warn!(%peer, error = %e, "SIP TCP connect failed");
-            ep.connection_closed(peer);
+            tracing::warn!(peer = %peer.addr, error = %e, "SIP TCP connect failed");
+            ep.connection_closed(peer.addr);
+            return;
+        }
+    };
+    match tls {
+        None => connection(stream, peer, ep, rx, idle).await,
+        Some((connector, name)) => {
+            match tokio::time::timeout(TLS_HANDSHAKE_LIMIT, connector.connect(name, stream)).await {
+                Ok(Ok(s)) => connection(s, peer, ep, rx, idle).await,
+                Ok(Err(e)) => {
+                    tracing::warn!(peer = %peer.addr, error = %e, "SIP TLS connect failed");
+                    ep.bound_hit("tls-handshake-failed");
+                    ep.connection_closed(peer.addr);
+                }
+                Err(_) => {
+                    tracing::warn!(peer = %peer.addr, "SIP TLS handshake timed out");
+                    ep.bound_hit("tls-handshake-timeout");
+                    ep.connection_closed(peer.addr);
+                }
+            }
         }
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+async fn connection<S>(
+    stream: S,
+    flow: Peer,
     ep: Arc<SipEndpoint>,
     mut rx: Receiver<Vec<u8>>,
     idle: std::time::Duration,
-) {
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let peer = flow.addr;
+    let (mut reader, mut writer) = tokio::io::split(stream);
     // Ends when the endpoint forgets the connection and the queue is drained.
     tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if writer.write_all(&bytes).await.is_err() {
                 break;
             }
+            // TLS buffers a record until flushed.
+            if writer.flush().await.is_err() {
+                break;
+            }
         }
+        let _ = writer.shutdown().await;
     });
     let max_bytes = ep.max_bytes();
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
@@ -168,7 +252,7 @@ async fn connection(
                 }
                 Frame::Message(n) => {
                     let msg: Vec<u8> = buf.drain(..n).collect();
-                    ep.receive(&msg, Peer::tcp(peer));
+                    ep.receive(&msg, flow);
                 }
                 Frame::TooLarge { head } => {
                     // Answer 513 from the head if there is one, then drop the connection:
@@ -176,10 +260,7 @@ async fn connection(
                     if let Some(h) = head
                         && let Ok(m) = RawMessage::parse_head(&buf[..h])
                     {
-                        ep.send(
-                            Peer::tcp(peer),
-                            response(&m, 513, "Message Too Large", None, &[]),
-                        );
+                        ep.send(flow, response(&m, 513, "Message Too Large", None, &[]));
                     }
                     break 'read;
                 }

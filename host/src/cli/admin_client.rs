@@ -9,9 +9,13 @@ pub struct AdminArgs {
     #[arg(
         long,
         env = "CTIHOST_ADMIN_URL",
-        default_value = "http://127.0.0.1:8089"
+        default_value = "https://127.0.0.1:8089"
     )]
     url: String,
+    /// Certificate (PEM) to trust for an https URL, besides the public
+    /// roots: the host's generated one by default.
+    #[arg(long, env = "CTIHOST_ADMIN_CA")]
+    ca_file: Option<PathBuf>,
     /// Admin token (default: read from --token-file).
     #[arg(long, env = "CTIHOST_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -185,6 +189,41 @@ fn token(args: &AdminArgs) -> Result<String, ExitCode> {
     }
 }
 
+/// Where `ctihost run` in this directory keeps its generated certificate.
+const DEFAULT_CA: &str = "ctihost-data/admin-cert.pem";
+
+/// An HTTP client trusting the public roots and the host's certificate:
+/// `--ca-file`, or the default center's generated one when it is there.
+pub fn client(args: &AdminArgs) -> Result<reqwest::Client, ExitCode> {
+    let (path, named) = match &args.ca_file {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CA), false),
+    };
+    let mut builder = reqwest::Client::builder();
+    match std::fs::read(&path) {
+        Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
+            Ok(certs) if !certs.is_empty() => {
+                for c in certs {
+                    builder = builder.add_root_certificate(c);
+                }
+            }
+            Ok(_) | Err(_) => {
+                eprintln!("error: {}: no PEM certificate in it", path.display());
+                return Err(ExitCode::from(2));
+            }
+        },
+        Err(e) if named => {
+            eprintln!("error: --ca-file {}: {e}", path.display());
+            return Err(ExitCode::from(2));
+        }
+        Err(_) => {}
+    }
+    builder.build().map_err(|e| {
+        eprintln!("error: HTTP client: {e}");
+        ExitCode::from(2)
+    })
+}
+
 async fn fetch(
     args: &AdminArgs,
     method: reqwest::Method,
@@ -201,7 +240,7 @@ pub async fn fetch_bytes(
 ) -> Result<(reqwest::StatusCode, Vec<u8>), ExitCode> {
     let token = token(args)?;
     let url = format!("{}{}", args.url.trim_end_matches('/'), path);
-    match reqwest::Client::new()
+    match client(args)?
         .request(method, &url)
         .bearer_auth(token)
         .send()
@@ -215,15 +254,31 @@ pub async fn fetch_bytes(
             ))
         }
         Err(e) => {
+            let e = causes(&e);
             eprintln!(
                 "error: cannot reach {url}: {e}\n\
                  hint: is `ctihost run` serving there? Start it with `make run`, or point at \
                  another host with --url URL (or CTIHOST_ADMIN_URL); its address is the \
-                 `[admin] listen` of its config."
+                 `[admin] listen` of its config. An HTTPS host with its own certificate \
+                 (the generated <data_dir>/admin-cert.pem is trusted from ./ctihost-data by \
+                 default): pass --ca-file PATH."
             );
             Err(ExitCode::from(2))
         }
     }
+}
+
+/// An error and its causes, outermost first: reqwest's own message leaves
+/// out why (a refused connection, an unknown certificate issuer).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        next = c.source();
+    }
+    out
 }
 
 /// Percent-encode a path segment or query value.
@@ -344,7 +399,9 @@ pub async fn drain(args: &AdminArgs, within: &str, wait: bool) -> ExitCode {
         return ExitCode::from(2);
     };
     let url = format!("{}/admin/drain", args.url.trim_end_matches('/'));
-    let client = reqwest::Client::new();
+    let Ok(client) = client(args) else {
+        return ExitCode::from(2);
+    };
     let mut last_live = live;
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
