@@ -9,7 +9,9 @@
 //! 3. through Kamailio (Debian `kamailio`) as a stateful proxy, when installed.
 //!
 //! For each, the highest calls/s with zero failed calls (doubling, then
-//! bisecting), and for ctihost the resident memory per concurrent call.
+//! bisecting), and for ctihost the resident memory per concurrent call and
+//! per idle SIP connection, TCP and TLS (`CTIHOST_SIP_CONNECTIONS=N` alone:
+//! that last figure only, with N connections of each).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/sipp_load.rs"]
@@ -214,6 +216,14 @@ fn main() {
         return;
     }
 
+    if let Some(n) = std::env::var("CTIHOST_SIP_CONNECTIONS")
+        .ok()
+        .and_then(|r| r.parse::<usize>().ok())
+    {
+        connections(n, dir);
+        return;
+    }
+
     eprintln!("direct: SIPp caller -> SIPp answerer");
     let uas_port = free_port();
     let uas = answerer(uas_port, dir);
@@ -294,6 +304,74 @@ fn main() {
         } else {
             " (some held calls failed)"
         }
+    );
+    connections(500, dir);
+}
+
+/// Resident memory of the host per idle SIP connection: `n` TCP
+/// connections, closed, then `n` TLS connections (handshake done), each
+/// having sent one CRLF keep-alive, on one center. Kamailio's anchor: about
+/// 61 kB more per TLS connection than per TCP one.
+fn connections(n: usize, dir: &Path) {
+    let (_, cert, key) = support::bank_certificate(dir, "sip");
+    let base = std::fs::read_to_string(host_config(dir, false)).unwrap();
+    let cfg = base.replace(
+        "tcp = []",
+        &format!(
+            "tcp = [\"127.0.0.1:0\"]\ntls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             tcp_max_connections = {m}\ntcp_max_per_source = {m}",
+            cert.display(),
+            key.display(),
+            m = 2 * n + 16
+        ),
+    );
+    let path = dir.join("ctihost-connections.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let s = server::start(&path);
+    let (tcp, tls) = (s.sip_tcp.unwrap(), s.sip_tls.unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let settle = || std::thread::sleep(Duration::from_secs(2));
+    let ca = dir.join("sip-ca.pem");
+    let connector = tokio_rustls::TlsConnector::from(support::tls_client(ca.to_str().unwrap()));
+    settle();
+    let idle = support::rss_kib(s.pid());
+    let with_tcp = rt.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let mut held = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut c = tokio::net::TcpStream::connect(tcp).await.unwrap();
+            c.write_all(b"\r\n\r\n").await.unwrap();
+            held.push(c);
+        }
+        settle();
+        support::rss_kib(s.pid())
+    });
+    settle();
+    let before_tls = support::rss_kib(s.pid());
+    let with_tls = rt.block_on(async {
+        use tokio::io::AsyncWriteExt;
+        let mut held = Vec::with_capacity(n);
+        for _ in 0..n {
+            let c = tokio::net::TcpStream::connect(tls).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+            let mut c = connector.connect(name, c).await.unwrap();
+            c.write_all(b"\r\n\r\n").await.unwrap();
+            c.flush().await.unwrap();
+            held.push(c);
+        }
+        settle();
+        support::rss_kib(s.pid())
+    });
+    let per = |after: u64, before: u64| after.saturating_sub(before) as f64 * 1.024 / n as f64;
+    let (tcp_kb, tls_kb) = (per(with_tcp, idle), per(with_tls, before_tls));
+    println!();
+    println!(
+        "ctihost memory per idle SIP connection ({n} of each, RSS, kB): TCP {tcp_kb:.1}, TLS {tls_kb:.1} \
+         ({:.1} kB more per TLS connection; Kamailio's anchor: about 61 kB more)",
+        tls_kb - tcp_kb
     );
 }
 

@@ -32,11 +32,11 @@ tools=(
   "chromium chromium"            # the desktop and wallboard browser test
   "chromedriver chromium-driver" # WebDriver for it
   "kamailio kamailio"            # record-routing proxy of a test; SIP benchmark peer
-  "openssl openssl"              # a bank CA and its CRM certificate in a test
+  "openssl openssl"              # bank CAs and certificates (CRM, HTTPS, SIP TLS) in tests
+  "tshark tshark"                # the capture proving SIP over TLS leaves nothing in clear
 )
 bench_tools=(
   "rtpengine rtpengine-daemon"   # media benchmark peer
-  "tshark tshark"                # packet captures
 )
 
 have_venv() { python3 -c 'import venv, ensurepip' 2>/dev/null; }

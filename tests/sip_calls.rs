@@ -732,7 +732,7 @@ impl Capture {
     /// Start, and return once a probe connection to `port` is in `file`
     /// (tshark's "Capturing on" comes before packets are really kept).
     fn start(file: &std::path::Path, filter: &str, port: u16) -> Self {
-        let mut child = Command::new("tshark")
+        let child = Command::new("tshark")
             .args(["-i", "lo", "-f", filter, "-w"])
             .arg(file)
             .stdin(Stdio::null())
@@ -740,8 +740,9 @@ impl Capture {
             .stderr(Stdio::piped())
             .spawn()
             .expect("tshark (`make test-deps` installs it)");
+        let mut capture = Self(child);
         // tshark says "Capturing on 'Loopback" once packets are being kept.
-        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut err = BufReader::new(capture.0.stderr.take().unwrap());
         let mut line = String::new();
         loop {
             line.clear();
@@ -760,16 +761,24 @@ impl Capture {
             drop(std::net::TcpStream::connect(("127.0.0.1", port)));
             std::thread::sleep(Duration::from_millis(200));
             if std::fs::metadata(file).map(|m| m.len()).unwrap_or(0) > empty {
-                return Self(child);
+                return capture;
             }
             assert!(Instant::now() < until, "tshark captured nothing in 15 s");
         }
     }
 
+    /// SIGINT: tshark writes out what it holds and exits.
     fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-INT", &self.0.id().to_string()])
             .status();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
@@ -835,6 +844,30 @@ fn baresip_registers_and_answers_over_tls_with_no_sip_in_clear() {
         "TLS application data both ways"
     );
     assert_eq!(tshark("sip"), 0, "tshark finds no SIP");
+
+    // Clear SIP sent to the TLS port is a failed handshake, counted; the
+    // host goes on serving TLS.
+    use std::io::{Read, Write};
+    let mut clear = std::net::TcpStream::connect(tls).unwrap();
+    clear
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    clear
+        .write_all(b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP x;branch=z9hG4bK1\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = clear.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"SIP/2.0"), "{answer:?}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !s
+        .admin_text("/metrics", "t0k")
+        .contains("ctihost_bound_hits_total{bound=\"tls-handshake-failed\"}")
+    {
+        assert!(Instant::now() < until, "the failed handshake is counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let again = baresip_trusting(&s, dir.path(), "1002", "tls", Some(&ca));
+    drop(again);
 }
 
 /// Parse Prometheus text format strictly enough to catch a malformed page:

@@ -68,7 +68,7 @@ pub struct SipEndpoint {
     tls_client: Option<tokio_rustls::TlsConnector>,
     /// Open TCP and TLS connections by remote address: which of the two,
     /// and the writer task's queue.
-    tcp: Mutex<HashMap<SocketAddr, (Transport, Sender<Vec<u8>>)>>,
+    tcp: Mutex<HashMap<SocketAddr, Connection>>,
     /// Wakes the timer task when a transaction may have armed an earlier timer.
     wake: Notify,
     metrics: Arc<dyn SipMetrics>,
@@ -78,6 +78,9 @@ pub struct SipEndpoint {
     /// Requests per source per second (trunks exempt).
     rate: super::source_rate::SourceRate,
 }
+
+/// An open TCP or TLS connection: which of the two, and its writer's queue.
+type Connection = (Transport, Sender<Vec<u8>>);
 
 impl SipEndpoint {
     pub fn new(
