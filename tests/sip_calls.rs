@@ -45,6 +45,18 @@ fn center_trunks(
     queue: &str,
     trunks: &str,
 ) -> Server {
+    center_agents(dir, ring_timeout_secs, plugins, queue, trunks, "")
+}
+
+/// `agent_1001`: more keys for agent 1001's table.
+fn center_agents(
+    dir: &std::path::Path,
+    ring_timeout_secs: u32,
+    plugins: &str,
+    queue: &str,
+    trunks: &str,
+    agent_1001: &str,
+) -> Server {
     let config = dir.join("ctihost.toml");
     let plugins = if plugins.contains("dir =") {
         plugins.to_owned()
@@ -56,7 +68,8 @@ fn center_trunks(
     };
     let agent = |id: &str| {
         format!(
-            "[[agents]]\nid = \"{id}\"\nsip_user = \"{id}\"\npassword = \"pw-{id}\"\nqueues = {{ general = 1 }}\n"
+            "[[agents]]\nid = \"{id}\"\nsip_user = \"{id}\"\npassword = \"pw-{id}\"\nqueues = {{ general = 1 }}\n{}",
+            if id == "1001" { agent_1001 } else { "" }
         )
     };
     std::fs::write(
@@ -618,6 +631,9 @@ fn queue_timeout_overflows_to_the_configured_target() {
 struct Baresip {
     child: Child,
     log: std::path::PathBuf,
+    rtp_ports: std::ops::RangeInclusive<u16>,
+    /// Its directory: with SRTP, the audio it decoded is dumped there.
+    home: std::path::PathBuf,
 }
 
 impl Drop for Baresip {
@@ -646,6 +662,19 @@ fn baresip_trusting(
     transport: &str,
     ca: Option<&std::path::Path>,
 ) -> Baresip {
+    baresip_with(s, dir, agent, transport, ca, false)
+}
+
+/// The same; with `srtp`, a phone that takes SRTP only (`mediaenc=srtp-mand`:
+/// it answers a plain offer with 488).
+fn baresip_with(
+    s: &Server,
+    dir: &std::path::Path,
+    agent: &str,
+    transport: &str,
+    ca: Option<&std::path::Path>,
+    srtp: bool,
+) -> Baresip {
     let home = dir.join(format!("baresip-{agent}"));
     std::fs::create_dir_all(&home).unwrap();
     let port = free_port();
@@ -656,10 +685,16 @@ fn baresip_trusting(
             "poll_method epoll\nsip_listen 127.0.0.1:{port}\naudio_player aufile,{heard}\n\
              audio_source ausine,440\nausrc_srate 48000\nausrc_channels 2\nauplay_srate 48000\naudio_alert aufile,/dev/null\nrtp_ports {rtp}-{}\n\
              module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\n\
-             module aufile.so\nmodule menu.so\nmodule_app account.so\n{cafile}",
+             module aufile.so\nmodule menu.so\nmodule_app account.so\n{cafile}{srtp}",
             rtp + 19,
             heard = home.join("heard.wav").display(),
             cafile = ca.map_or(String::new(), |c| format!("sip_cafile {}\n", c.display())),
+            srtp = if srtp {
+                // What it decodes is dumped (sndfile: dump-*-dec.wav).
+                format!("module srtp.so\nmodule sndfile.so\nsnd_path {}\n", home.display())
+            } else {
+                String::new()
+            },
         ),
     )
     .unwrap();
@@ -671,7 +706,8 @@ fn baresip_trusting(
     std::fs::write(
         home.join("accounts"),
         format!(
-            "<sip:{agent}@{host};transport={transport}>;auth_pass=pw-{agent};answermode=auto;regint=600\n"
+            "<sip:{agent}@{host};transport={transport}>;auth_pass=pw-{agent};answermode=auto;regint=600{}\n",
+            if srtp { ";mediaenc=srtp-mand" } else { "" }
         ),
     )
     .unwrap();
@@ -684,7 +720,12 @@ fn baresip_trusting(
         .stderr(Stdio::null())
         .spawn()
         .expect("baresip is installed (Debian package baresip-core)");
-    let phone = Baresip { child, log };
+    let phone = Baresip {
+        child,
+        log,
+        rtp_ports: rtp..=rtp + 19,
+        home: home.clone(),
+    };
     let until = Instant::now() + Duration::from_secs(15);
     loop {
         let regs = s.admin_json("/admin/sip/registrations", "t0k");
@@ -868,6 +909,233 @@ fn baresip_registers_and_answers_over_tls_with_no_sip_in_clear() {
     }
     let again = baresip_trusting(&s, dir.path(), "1002", "tls", Some(&ca));
     drop(again);
+}
+
+/// The RMS of the 16-bit samples baresip decoded from what it received
+/// (its sndfile dump `dump-*-dec.wav` in `home`; the WAV header may not be
+/// final: baresip is killed, not asked to stop).
+fn rms_decoded(home: &std::path::Path) -> f64 {
+    let dump = std::fs::read_dir(home)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
+    let bytes = dump.map(|d| std::fs::read(d).unwrap()).unwrap_or_default();
+    let samples: Vec<f64> = bytes
+        .get(44..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]) as f64)
+        .collect();
+    if samples.is_empty() {
+        return 0.0;
+    }
+    (samples.iter().map(|s| s * s).sum::<f64>() / samples.len() as f64).sqrt()
+}
+
+/// RTP payloads (hex, after the 12-byte header) of the UDP packets in
+/// `pcap` that `filter` selects.
+fn rtp_payloads(pcap: &std::path::Path, filter: &str) -> Vec<String> {
+    let o = Command::new("tshark")
+        .args(["-r", pcap.to_str().unwrap(), "-Y", filter])
+        .args(["-T", "fields", "-e", "udp.payload"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.len() > 24)
+        .map(|l| l[24..].to_owned())
+        .collect()
+}
+
+/// An agent whose phone must get SRTP (`srtp = "required"`), registered
+/// over TLS, takes a call from a plain UDP trunk playing speech: the relay
+/// decrypts and re-encrypts between the legs, the phone hears the caller
+/// (energy in what it decrypted), the host authenticates every packet the
+/// phone sends, and no RTP payload of the caller's crosses the phone's
+/// leg in clear.
+#[test]
+fn an_srtp_phone_over_tls_talks_with_a_plain_trunk_and_no_rtp_crosses_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = support::bank_certificate(dir.path(), "sip");
+    let s = center_agents(
+        dir.path(),
+        15,
+        "",
+        "",
+        &format!(
+            "tls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n",
+            cert.display(),
+            key.display()
+        ),
+        "srtp = \"required\"\n",
+    );
+    let tls = s.sip_tls.expect("a TLS listener");
+    let pcap = dir.path().join("media.pcap");
+    let capture = Capture::start(
+        &pcap,
+        &format!("udp or tcp port {}", tls.port()),
+        tls.port(),
+    );
+    let phone = baresip_with(&s, dir.path(), "1001", "tls", Some(&ca), true);
+    let caller = spawn_caller(&s, "caller_pcap.xml", &["-s", "95566", "-d", "6000"]);
+    // While the call lasts: the relay's legs as the host sees them.
+    let until = Instant::now() + Duration::from_secs(20);
+    let relay = loop {
+        let m = s.admin_json("/admin/media", "t0k");
+        if let Some(r) = m["relays"].as_array().and_then(|r| r.first())
+            && r["from_agent"].as_u64().unwrap_or(0) >= 50
+            && r["from_caller"].as_u64().unwrap_or(0) >= 50
+        {
+            break r.clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "audio both ways through the relay: {m}\n{}",
+            phone.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(relay["caller_srtp"], false, "{relay}");
+    assert_eq!(relay["agent_srtp"], true, "{relay}");
+    assert_eq!(
+        relay["srtp_refused"], 0,
+        "every SRTP packet authenticated: {relay}"
+    );
+    assert!(finished(caller), "the caller's scenario passed");
+    let r = records(&s, 1);
+    assert_eq!(r[0]["disposition"], "answered", "{}", r[0]);
+    assert_eq!(r[0]["agent"], "1001");
+    // The host decrypted the phone's tone: the recording's agent channel
+    // (right) carries it.
+    let wav = s.recording_wav(r[0]["call_id"].as_str().unwrap(), "t0k");
+    let samples: Vec<i16> = wav.into_samples().collect::<Result<_, _>>().unwrap();
+    let right: Vec<f64> = samples.chunks(2).map(|f| f[1] as f64).collect();
+    let right_rms = (right.iter().map(|x| x * x).sum::<f64>() / right.len().max(1) as f64).sqrt();
+    assert!(
+        right_rms > 300.0,
+        "the phone's tone, decrypted by the host (RMS {right_rms:.0})"
+    );
+    let home = phone.home.clone();
+    let phone_ports = phone.rtp_ports.clone();
+    let phone_log = phone.log();
+    drop(phone);
+    capture.stop();
+
+    // The phone decrypted the caller's speech.
+    let rms = rms_decoded(&home);
+    assert!(
+        rms > 300.0,
+        "the phone heard the caller (RMS {rms:.0})\n{phone_log}"
+    );
+    // On the wire: what the caller sent the relay is plain RTP; what the
+    // relay sent the phone carries none of those payloads, and 10 bytes more
+    // (the SRTP tag).
+    let caller_port = relay["caller_port"].as_u64().unwrap();
+    let agent_port = relay["agent_port"].as_u64().unwrap();
+    let plain = rtp_payloads(&pcap, &format!("udp.dstport == {caller_port}"));
+    let to_phone = rtp_payloads(
+        &pcap,
+        &format!(
+            "udp.srcport == {agent_port} && udp.dstport >= {} && udp.dstport <= {}",
+            phone_ports.start(),
+            phone_ports.end()
+        ),
+    );
+    assert!(
+        plain.len() >= 100 && to_phone.len() >= 100,
+        "{} {}",
+        plain.len(),
+        to_phone.len()
+    );
+    let plain_set: std::collections::HashSet<&str> =
+        plain.iter().map(|p| &p[..p.len().min(320)]).collect();
+    let in_clear = to_phone
+        .iter()
+        .filter(|p| plain_set.contains(&p[..p.len().min(320)]))
+        .count();
+    assert_eq!(in_clear, 0, "caller payloads in clear on the phone's leg");
+    let plain_lengths: std::collections::BTreeSet<usize> =
+        plain.iter().map(|p| p.len() / 2).collect();
+    let phone_lengths: std::collections::BTreeSet<usize> =
+        to_phone.iter().map(|p| p.len() / 2).collect();
+    assert!(
+        phone_lengths
+            .iter()
+            .all(|n| plain_lengths.contains(&(n - 10))),
+        "SRTP packets: the caller's payloads and an 80-bit tag: {phone_lengths:?} vs {plain_lengths:?}"
+    );
+}
+
+/// A phone that takes SRTP only (baresip `mediaenc=srtp-mand`), offered
+/// plain RTP because its agent's `srtp` is "off", answers 488; a trunk that
+/// requires SRTP gets 488 for a plain offer.
+#[test]
+fn plain_offers_to_srtp_only_peers_get_488() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = support::bank_certificate(dir.path(), "sip");
+    let s = center_trunks(
+        dir.path(),
+        15,
+        "",
+        "",
+        &format!(
+            "tls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n\
+             [[trunks]]\nname = \"secure\"\naddresses = [\"127.0.0.2\"]\nsrtp = \"required\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let strict = baresip_with(&s, dir.path(), "1002", "tls", Some(&ca), true);
+    let caller = spawn_caller(&s, "caller_uac.xml", &["-s", "95566", "-d", "1000"]);
+    let until = Instant::now() + Duration::from_secs(15);
+    let kinds = loop {
+        let log: Vec<String> = s
+            .admin_json("/admin/queue-log", "t0k")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or("").to_owned())
+            .collect();
+        if log.iter().any(|k| k == "offer-failed") {
+            break log;
+        }
+        assert!(
+            Instant::now() < until,
+            "the strict phone refused the plain offer: {log:?}\n{}",
+            strict.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(kinds.contains(&"offered".to_owned()), "{kinds:?}");
+    let metrics = s.admin_text("/metrics", "t0k");
+    assert!(
+        metrics.contains("ctihost_sip_responses_total{direction=\"in\",status=\"488\"}"),
+        "the phone's 488 is counted"
+    );
+    drop(caller);
+    drop(strict);
+
+    // The trunk that requires SRTP, calling from 127.0.0.2 with a plain offer.
+    let out = sipp_cmd(
+        "caller_uac.xml",
+        s.sip_udp.unwrap(),
+        free_port(),
+        &["-s", "95566", "-i", "127.0.0.2"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        !out.status.success(),
+        "the plain call from the SRTP trunk fails"
+    );
+    let metrics = s.admin_text("/metrics", "t0k");
+    assert!(
+        metrics.contains("ctihost_sip_responses_total{direction=\"out\",status=\"488\"} 1"),
+        "one 488 to the trunk"
+    );
 }
 
 /// Parse Prometheus text format strictly enough to catch a malformed page:

@@ -280,6 +280,30 @@ pub struct TrunkConfig {
     /// A trunk that authenticates instead (digest), by user name.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// "optional" (default): an SRTP offer (RTP/SAVP with SDES keys) gets
+    /// SRTP on this leg, a plain one plain RTP; "required": a plain offer
+    /// gets 488.
+    #[serde(default = "SrtpPolicy::optional")]
+    pub srtp: SrtpPolicy,
+}
+
+/// Whether a leg's audio must be SRTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpPolicy {
+    /// Plain RTP offered (agents' phones).
+    Off,
+    /// SRTP when the peer offers it (trunks).
+    Optional,
+    /// SRTP only: a trunk's plain offer gets 488; a phone is offered SRTP
+    /// alone and a plain answer ends the offer.
+    Required,
+}
+
+impl SrtpPolicy {
+    fn optional() -> Self {
+        SrtpPolicy::Optional
+    }
 }
 
 /// An agent as configured: the ACD's view plus the phone's SIP credential.
@@ -305,6 +329,16 @@ pub struct AgentEntry {
     pub skills: std::collections::BTreeMap<String, u8>,
     #[serde(default)]
     pub queues: std::collections::BTreeMap<String, u32>,
+    /// "required": the phone is offered SRTP only (SDES keys in its SDP:
+    /// register it over TLS); "off" (default): plain RTP.
+    #[serde(default = "SrtpPolicy::off")]
+    pub srtp: SrtpPolicy,
+}
+
+impl SrtpPolicy {
+    fn off() -> Self {
+        SrtpPolicy::Off
+    }
 }
 
 impl AgentEntry {
@@ -601,9 +635,29 @@ impl Config {
                 _ => {}
             }
         }
+        for t in &self.trunks {
+            if t.srtp == SrtpPolicy::Off {
+                return Err(invalid(
+                    &format!("\"{}\"", t.name),
+                    format!(
+                        "trunk {:?}: srtp is \"optional\" or \"required\" (a trunk's SRTP offer is always answered with SRTP)",
+                        t.name
+                    ),
+                ));
+            }
+        }
         let mut ids = std::collections::BTreeSet::new();
         let mut users = std::collections::BTreeSet::new();
         for a in &self.agents {
+            if a.srtp == SrtpPolicy::Optional {
+                return Err(invalid(
+                    &format!("\"{}\"", a.id),
+                    format!(
+                        "agent {:?}: srtp is \"off\" or \"required\" (the host offers one or the other to a phone)",
+                        a.id
+                    ),
+                ));
+            }
             if !ids.insert(a.id.as_str()) {
                 return Err(invalid(
                     &format!("\"{}\"", a.id),

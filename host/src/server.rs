@@ -366,19 +366,34 @@ async fn start_sip(
             secret,
         ),
         unknown_sources: config.sip.unknown_sources,
+        srtp_required: config
+            .trunks
+            .iter()
+            .filter(|t| t.srtp == crate::config::SrtpPolicy::Required)
+            .map(|t| t.name.clone())
+            .collect(),
     };
     let agents = config
         .agents
         .iter()
         .map(|a| (a.sip_user.clone(), a.id.clone()))
         .collect();
-    let b2bua = Arc::new(B2bua::new(
-        registrar.clone(),
-        Arc::new(DriverDoor(center.clone())),
-        trunks,
-        agents,
-        media.clone(),
-    ));
+    let srtp_phones = config
+        .agents
+        .iter()
+        .filter(|a| a.srtp == crate::config::SrtpPolicy::Required)
+        .map(|a| a.sip_user.clone())
+        .collect();
+    let b2bua = Arc::new(
+        B2bua::new(
+            registrar.clone(),
+            Arc::new(DriverDoor(center.clone())),
+            trunks,
+            agents,
+            media.clone(),
+        )
+        .with_srtp_phones(srtp_phones),
+    );
     let ep = Arc::new(
         SipEndpoint::new(
             registrar.clone(),

@@ -17,7 +17,8 @@
 //!   through an [`EventSink`].
 //! * [`rtp`] - packets, the host's own outgoing streams (SSRC, sequence,
 //!   clock) and the RFC 4733 DTMF detector; [`g711`] - A-law and mu-law.
-//! * [`sdp`] - reading a peer's offer or answer, writing the host's.
+//! * [`sdp`] - reading a peer's offer or answer, writing the host's;
+//!   [`srtp`] - SRTP per leg, keyed by the SDES `a=crypto` lines.
 //! * [`prompts`] - the built-in voice prompts and music (WAV files compiled
 //!   in from `prompts/`, overridable from a directory); [`player`] - plays
 //!   a queue of them into a leg.
@@ -40,5 +41,6 @@ pub mod relay;
 pub mod rtp;
 pub mod sdp;
 pub mod sealed;
+pub mod srtp;
 
 pub use relay::{Control, EventSink, Media, MediaError, MediaSettings, Relay, RelayStatus};

@@ -4,6 +4,9 @@
 //! digits. Once bridged, what arrives on one side goes out of the other to
 //! the latched peer. Both ways it feeds the recorder. One task per call owns
 //! the sockets and all of this state, so nothing here takes a lock per packet.
+//! Each side may be SRTP on its own ([`crate::srtp`]): packets are decrypted
+//! as they arrive and encrypted as they leave, so everything between (the
+//! recorder, the DTMF detector, the player) sees plain RTP.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,7 +27,8 @@ use super::ports::PortPool;
 use super::prompts::{Prompt, Prompts};
 use super::recorder::{FRAME, Recorder, RecordingEntry, RecordingPlan};
 use super::rtp::{self, DtmfDetector, Stream};
-use super::sdp::AudioProfile;
+use super::sdp::{AudioProfile, SdpError};
+use super::srtp::{LegCrypto, SdesKey, SrtpError};
 use ctihost_acd::CallEvent;
 use ctihost_acd::IvrStep;
 use ctihost_ground::clock::now_ms;
@@ -35,6 +39,12 @@ pub enum MediaError {
     NoPorts(usize),
     #[error("cannot bind an RTP port: {0}")]
     Bind(std::io::Error),
+    /// The caller's offer cannot be answered (an SRTP offer with no suite
+    /// the host takes): a 488, not a 503.
+    #[error(transparent)]
+    Offer(#[from] SdpError),
+    #[error(transparent)]
+    Srtp(#[from] SrtpError),
 }
 
 /// One side of a relay: where its packets go, and what was seen.
@@ -86,6 +96,11 @@ struct Shared {
     /// Packets the host itself sent to the caller (prompts, music).
     played: AtomicU64,
     recording: AtomicBool,
+    /// Each side's SRTP is on.
+    caller_srtp: AtomicBool,
+    agent_srtp: AtomicBool,
+    /// SRTP packets refused (bad tag, replay, not RTP), both sides.
+    srtp_refused: AtomicU64,
 }
 
 /// What the admin API shows of a relay.
@@ -103,6 +118,11 @@ pub struct RelayStatus {
     /// Packets of prompts and music the host sent the caller.
     pub played: u64,
     pub recording: bool,
+    /// SRTP on the caller's leg, on the agent's leg.
+    pub caller_srtp: bool,
+    pub agent_srtp: bool,
+    /// SRTP packets refused: a wrong tag, a replay, or no RTP.
+    pub srtp_refused: u64,
 }
 
 impl Shared {
@@ -119,6 +139,9 @@ impl Shared {
                 + self.agent.stray.load(Ordering::Relaxed),
             played: self.played.load(Ordering::Relaxed),
             recording: self.recording.load(Ordering::Relaxed),
+            caller_srtp: self.caller_srtp.load(Ordering::Relaxed),
+            agent_srtp: self.agent_srtp.load(Ordering::Relaxed),
+            srtp_refused: self.srtp_refused.load(Ordering::Relaxed),
         }
     }
 }
@@ -177,6 +200,8 @@ pub enum Control {
     Dtmf(char),
     /// The caller's SDP arrived late (in its ACK, after a late offer).
     CallerProfile(AudioProfile),
+    /// The agent's leg from now on: SRTP with these keys, or plain.
+    AgentCrypto(Option<LegCrypto>),
 }
 
 /// A call's relay; dropping it ends the relay (the recording is finished and
@@ -185,6 +210,11 @@ pub struct Relay {
     shared: Arc<Shared>,
     address: IpAddr,
     control: mpsc::UnboundedSender<Control>,
+    /// The host's SDES key towards the caller, when the caller's leg is SRTP.
+    caller_key: Option<SdesKey>,
+    /// The host's SDES key towards agents' phones (offered to those that
+    /// must get SRTP).
+    agent_key: SdesKey,
 }
 
 /// Gives a relay's ports back and forgets it once its task is over (also
@@ -292,6 +322,17 @@ impl Media {
         caller_sdp: &[u8],
         events: EventSink,
     ) -> Result<Relay, MediaError> {
+        // SRTP on the caller's leg when its offer asks for it, with a key
+        // of the host's own under the offer's tag and suite.
+        let caller_keys = match super::sdp::sdes(caller_sdp)? {
+            Some(theirs) => {
+                let ours = SdesKey::generate(theirs.tag, theirs.suite)?;
+                let crypto = LegCrypto::new(&theirs, &ours)?;
+                Some((ours, crypto))
+            }
+            None => None,
+        };
+        let agent_key = SdesKey::generate(1, super::srtp::Suite::AesCm128HmacSha1_80)?;
         let (caller_port, caller_sock) = self.bind()?;
         let (agent_port, agent_sock) = match self.bind() {
             Ok(b) => b,
@@ -320,6 +361,9 @@ impl Media {
             armed_ms: AtomicU64::new(0),
             played: AtomicU64::new(0),
             recording: AtomicBool::new(false),
+            caller_srtp: AtomicBool::new(caller_keys.is_some()),
+            agent_srtp: AtomicBool::new(false),
+            srtp_refused: AtomicU64::new(0),
         });
         shared
             .caller
@@ -332,17 +376,24 @@ impl Media {
             live: self.live.clone(),
             finishing: self.finishing.clone(),
         };
-        let session = Session::new(
+        let (caller_key, caller_crypto) = match caller_keys {
+            Some((k, c)) => (Some(k), Some(c)),
+            None => (None, None),
+        };
+        let mut session = Session::new(
             shared.clone(),
             self.settings.clone(),
             super::sdp::audio_profile(caller_sdp),
             events,
         );
+        session.caller_crypto = caller_crypto;
         tokio::spawn(session.run(caller_sock, agent_sock, rx, release));
         Ok(Relay {
             shared,
             address: self.settings.address,
             control,
+            caller_key,
+            agent_key,
         })
     }
 
@@ -388,6 +439,47 @@ impl Relay {
         self.shared.agent.latch_anew(addr);
     }
 
+    /// SDP for the caller made as its leg is: SRTP with the host's key
+    /// when the caller offered SRTP, plain otherwise.
+    pub fn caller_sdp(&self, sdp: &[u8]) -> Vec<u8> {
+        super::sdp::with_sdes(sdp, self.caller_key.as_ref())
+    }
+
+    /// Whether the caller's leg is SRTP.
+    pub fn caller_srtp(&self) -> bool {
+        self.caller_key.is_some()
+    }
+
+    /// SDP for an agent's phone: an SRTP offer with the host's key when
+    /// `srtp`, plain otherwise.
+    pub fn agent_offer(&self, sdp: &[u8], srtp: bool) -> Vec<u8> {
+        super::sdp::with_sdes(sdp, srtp.then_some(&self.agent_key))
+    }
+
+    /// SDP for the agent's phone as its leg is now (answering its re-INVITE).
+    pub fn agent_sdp(&self, sdp: &[u8]) -> Vec<u8> {
+        let srtp = self.shared.agent_srtp.load(Ordering::Acquire);
+        super::sdp::with_sdes(sdp, srtp.then_some(&self.agent_key))
+    }
+
+    /// The agent's phone answered with `sdp`: its leg is SRTP with the key
+    /// it gave, or plain. Ok(true) when SRTP.
+    pub fn agent_answered(&self, sdp: &[u8]) -> Result<bool, MediaError> {
+        let crypto = match super::sdp::sdes(sdp)? {
+            Some(theirs) => {
+                // Our key under the tag the phone chose (RFC 4568 5.1.2).
+                let mut ours = self.agent_key.clone();
+                ours.tag = theirs.tag;
+                Some(LegCrypto::new(&theirs, &ours)?)
+            }
+            None => None,
+        };
+        let srtp = crypto.is_some();
+        self.shared.agent_srtp.store(srtp, Ordering::Release);
+        self.control(Control::AgentCrypto(crypto));
+        Ok(srtp)
+    }
+
     pub fn control(&self, c: Control) {
         // The task only ends when this handle is dropped.
         let _ = self.control.send(c);
@@ -418,6 +510,8 @@ struct Session {
     collect: Option<Collect>,
     dtmf: DtmfDetector,
     recorder: Option<Recorder>,
+    caller_crypto: Option<LegCrypto>,
+    agent_crypto: Option<LegCrypto>,
 }
 
 impl Session {
@@ -438,6 +532,8 @@ impl Session {
             collect: None,
             dtmf: DtmfDetector::default(),
             recorder: None,
+            caller_crypto: None,
+            agent_crypto: None,
         }
     }
 
@@ -467,23 +563,30 @@ impl Session {
         loop {
             tokio::select! {
                 r = caller.recv_from(&mut from_caller) => {
+                    // An SRTP packet is checked before it may latch the side.
                     if let Ok((n, src)) = r
+                        && let Some(plain) = open(&mut self.caller_crypto, &from_caller[..n], &self.shared)
                         && self.shared.caller.accept(src)
                     {
-                        self.caller_packet(&from_caller[..n]);
-                        if self.bridged && let Some(to) = self.shared.agent.peer() {
-                            let _ = agent.send_to(&from_caller[..n], to).await;
+                        self.caller_packet(&plain);
+                        if self.bridged && let Some(to) = self.shared.agent.peer()
+                            && let Some(out) = seal(&mut self.agent_crypto, &plain)
+                        {
+                            let _ = agent.send_to(&out, to).await;
                         }
                     }
                 }
                 r = agent.recv_from(&mut from_agent) => {
                     if let Ok((n, src)) = r
+                        && let Some(plain) = open(&mut self.agent_crypto, &from_agent[..n], &self.shared)
                         && self.shared.agent.accept(src)
                         && self.bridged
                     {
-                        self.heard(&from_agent[..n]);
-                        if let Some(to) = self.shared.caller.peer() {
-                            let _ = caller.send_to(&from_agent[..n], to).await;
+                        self.heard(&plain);
+                        if let Some(to) = self.shared.caller.peer()
+                            && let Some(out) = seal(&mut self.caller_crypto, &plain)
+                        {
+                            let _ = caller.send_to(&out, to).await;
                         }
                     }
                 }
@@ -492,8 +595,10 @@ impl Session {
                     None => break,
                 },
                 _ = frames.tick(), if self.needs_frames() => {
-                    if let Some(to) = self.frame(&mut packet) {
-                        let _ = caller.send_to(&packet, to).await;
+                    if let Some(to) = self.frame(&mut packet)
+                        && let Some(out) = seal(&mut self.caller_crypto, &packet)
+                    {
+                        let _ = caller.send_to(&out, to).await;
                     }
                 }
                 _ = slow.tick() => {
@@ -573,6 +678,7 @@ impl Session {
             }
             Control::Dtmf(d) => self.digit(d),
             Control::CallerProfile(p) => self.profile = p,
+            Control::AgentCrypto(c) => self.agent_crypto = c,
         }
     }
 
@@ -738,5 +844,33 @@ impl Session {
                 Err(e) => tracing::error!(call_id, error = %e, "cannot finish the recording"),
             }
         });
+    }
+}
+
+/// What arrived on a side, as plain RTP: decrypted when the side is SRTP
+/// (None, and counted, when it does not authenticate).
+fn open<'a>(
+    crypto: &mut Option<LegCrypto>,
+    packet: &'a [u8],
+    shared: &Shared,
+) -> Option<std::borrow::Cow<'a, [u8]>> {
+    match crypto {
+        None => Some(std::borrow::Cow::Borrowed(packet)),
+        Some(c) => match c.unprotect(packet) {
+            Ok(p) => Some(std::borrow::Cow::Owned(p)),
+            Err(e) => {
+                shared.srtp_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(call_id = shared.call_id, error = %e, "SRTP packet refused");
+                None
+            }
+        },
+    }
+}
+
+/// What goes out to a side: encrypted when the side is SRTP.
+fn seal<'a>(crypto: &mut Option<LegCrypto>, plain: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
+    match crypto {
+        None => Some(std::borrow::Cow::Borrowed(plain)),
+        Some(c) => c.protect(plain).ok().map(std::borrow::Cow::Owned),
     }
 }

@@ -14,6 +14,10 @@ pub enum SdpError {
     /// RFC 4566 5.7: every stream needs a connection address.
     #[error("no connection address (c=) for the SDP's audio stream")]
     NoConnection,
+    #[error(
+        "SRTP offered (RTP/SAVP) without a crypto suite the host takes (AES_CM_128_HMAC_SHA1_80 or _32, no MKI)"
+    )]
+    NoCryptoSuite,
 }
 
 fn lines(sdp: &[u8]) -> impl Iterator<Item = &str> {
@@ -204,6 +208,76 @@ pub fn audio_profile(sdp: &[u8]) -> AudioProfile {
     }
 }
 
+/// The audio stream's transport profile (`RTP/AVP`, `RTP/SAVP`, ...).
+fn audio_transport(sdp: &[u8]) -> Option<&str> {
+    lines(sdp).find_map(|l| {
+        let m = l.strip_prefix("m=audio ")?;
+        m.split_whitespace().nth(1)
+    })
+}
+
+/// The SDES key a side's SDP gives for its audio (RFC 4568): None for
+/// plain RTP (`RTP/AVP`; `a=crypto` there is ignored), the first
+/// `a=crypto` line the host takes for `RTP/SAVP`; Err when SRTP is asked
+/// for and no line is one the host takes.
+pub fn sdes(sdp: &[u8]) -> Result<Option<crate::srtp::SdesKey>, SdpError> {
+    let Some(profile) = audio_transport(sdp) else {
+        return Ok(None);
+    };
+    if !profile.eq_ignore_ascii_case("RTP/SAVP") && !profile.eq_ignore_ascii_case("RTP/SAVPF") {
+        return Ok(None);
+    }
+    let mut in_audio = false;
+    let mut seen_audio = false;
+    for l in lines(sdp) {
+        if let Some(m) = l.strip_prefix("m=") {
+            in_audio = m.starts_with("audio ") && !seen_audio;
+            seen_audio |= in_audio;
+        } else if in_audio
+            && let Some(key) = l
+                .strip_prefix("a=crypto:")
+                .and_then(crate::srtp::SdesKey::parse)
+        {
+            return Ok(Some(key));
+        }
+    }
+    Err(SdpError::NoCryptoSuite)
+}
+
+/// `sdp` with its audio stream made SRTP with `key` (`RTP/SAVP` and that
+/// one `a=crypto` line) or, with None, plain (`RTP/AVP`, no crypto lines).
+pub fn with_sdes(sdp: &[u8], key: Option<&crate::srtp::SdesKey>) -> Vec<u8> {
+    let mut out = String::new();
+    let (mut in_audio, mut seen_audio) = (false, false);
+    let close = |out: &mut String, in_audio: bool| {
+        if in_audio && let Some(k) = key {
+            out.push_str(&k.line());
+            out.push_str("\r\n");
+        }
+    };
+    for l in lines(sdp) {
+        if let Some(m) = l.strip_prefix("m=") {
+            close(&mut out, in_audio);
+            in_audio = m.starts_with("audio ") && !seen_audio;
+            seen_audio |= in_audio;
+            if in_audio {
+                let mut parts: Vec<&str> = m.split_whitespace().collect();
+                if parts.len() > 2 {
+                    parts[2] = if key.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
+                }
+                out.push_str(&format!("m={}\r\n", parts.join(" ")));
+                continue;
+            }
+        } else if in_audio && l.starts_with("a=crypto:") {
+            continue;
+        }
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    close(&mut out, in_audio);
+    out.into_bytes()
+}
+
 /// The host's own offer at `relay` (for a caller or phone that sent none: a
 /// late offer): both G.711 laws and telephone-event.
 pub fn host_offer(relay: SocketAddr) -> Vec<u8> {
@@ -344,6 +418,42 @@ mod tests {
             held.contains("a=recvonly\r\n") && !held.contains("sendrecv"),
             "{held}"
         );
+    }
+
+    const SAVP: &[u8] = b"v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+        m=audio 4000 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+        a=crypto:1 F8_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n\
+        a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20\r\n\
+        m=video 0 RTP/AVP 31\r\n";
+
+    #[test]
+    fn the_first_crypto_line_the_host_takes_keys_an_savp_stream() {
+        let k = sdes(SAVP).unwrap().unwrap();
+        assert_eq!(k.tag, 2);
+        let plain = String::from_utf8(SAVP.to_vec())
+            .unwrap()
+            .replace("RTP/SAVP", "RTP/AVP");
+        assert_eq!(sdes(plain.as_bytes()), Ok(None), "crypto in AVP is ignored");
+        let unknown = String::from_utf8(SAVP.to_vec())
+            .unwrap()
+            .replace("a=crypto:2 AES_CM", "a=crypto:2 AES_XX");
+        assert_eq!(sdes(unknown.as_bytes()), Err(SdpError::NoCryptoSuite));
+        assert_eq!(sdes(b"v=0\r\n"), Ok(None));
+    }
+
+    #[test]
+    fn with_sdes_puts_one_crypto_line_in_the_audio_stream_or_none() {
+        let ours =
+            crate::srtp::SdesKey::generate(2, crate::srtp::Suite::AesCm128HmacSha1_80).unwrap();
+        let secured = String::from_utf8(with_sdes(SAVP, Some(&ours))).unwrap();
+        assert_eq!(secured.matches("a=crypto:").count(), 1, "{secured}");
+        assert!(secured.contains(&ours.line()), "{secured}");
+        let audio = secured.split("m=video").next().unwrap();
+        assert!(audio.contains("m=audio 4000 RTP/SAVP 0 101") && audio.contains(&ours.line()));
+        assert_eq!(sdes(secured.as_bytes()).unwrap(), Some(ours));
+        let plain = String::from_utf8(with_sdes(SAVP, None)).unwrap();
+        assert!(!plain.contains("a=crypto") && plain.contains("m=audio 4000 RTP/AVP 0 101"));
+        assert!(plain.contains("m=video 0 RTP/AVP 31"), "{plain}");
     }
 
     #[test]

@@ -51,6 +51,8 @@ struct AgentLeg {
     state: LegState,
     sdp: Vec<u8>,
     content_type: Option<String>,
+    /// Offered SRTP only: a plain answer ends the leg.
+    srtp: bool,
 }
 
 struct Call {
@@ -81,6 +83,8 @@ pub struct Trunks {
     pub auth: Authenticator,
     /// What an INVITE from a source that is no trunk gets.
     pub unknown_sources: UnknownSources,
+    /// Trunks whose calls must be SRTP: a plain offer gets 488.
+    pub srtp_required: std::collections::HashSet<String>,
 }
 
 /// What an INVITE from an address that is no trunk gets (with no digest
@@ -107,6 +111,9 @@ pub struct B2bua {
     /// Agent leg Call-ID -> (caller's Call-ID, leg).
     legs: Mutex<HashMap<String, (String, AgentLeg)>>,
     media: Option<Arc<ctihost_media::Media>>,
+    /// SIP users whose phones are offered SRTP only (a plain answer ends
+    /// the offer).
+    srtp_phones: std::collections::HashSet<String>,
 }
 
 fn token() -> String {
@@ -195,7 +202,14 @@ impl B2bua {
             calls: Mutex::new(HashMap::new()),
             legs: Mutex::new(HashMap::new()),
             media,
+            srtp_phones: Default::default(),
         }
+    }
+
+    /// Phones (SIP users) offered SRTP only.
+    pub fn with_srtp_phones(mut self, users: std::collections::HashSet<String>) -> Self {
+        self.srtp_phones = users;
+        self
     }
 
     /// Called when a REGISTER succeeded or expired: phones that register log their agent in.
@@ -465,6 +479,10 @@ impl Turn<'_> {
         drop(calls);
         let direction = ctihost_media::sdp::answer_direction(&msg.body);
         let body = ctihost_media::sdp::with_direction(&offer, direction);
+        let body = match calls_relay_sdp(&self.b2bua.calls, &caller, &body) {
+            Some(b) => b,
+            None => body,
+        };
         tracing::info!(
             call_id = caller,
             direction,
@@ -513,7 +531,7 @@ impl Turn<'_> {
             .unwrap_or("anonymous")
             .to_owned();
         let dialed = msg.uri().and_then(uri_user).unwrap_or("").to_owned();
-        let (relay, offer, answer) = match self.open_relay(&call_id, msg) {
+        let (relay, offer, answer) = match self.open_relay(&call_id, msg, &trunk, peer) {
             Ok(parts) => parts,
             Err((code, reason)) => {
                 tracing::warn!(call_id, code, reason, "call refused by the media layer");
@@ -567,18 +585,41 @@ impl Turn<'_> {
         &self,
         call_id: &str,
         invite: &RawMessage,
+        trunk: &str,
+        peer: Peer,
     ) -> Result<(Option<ctihost_media::Relay>, Vec<u8>, Vec<u8>), (u16, String)> {
+        let srtp_required = self.b2bua.trunks.srtp_required.contains(trunk);
         let Some(media) = &self.b2bua.media else {
+            if srtp_required {
+                return Err((
+                    488,
+                    "Not Acceptable Here - SRTP needs the media relay".into(),
+                ));
+            }
             return Ok((None, invite.body.clone(), Vec::new()));
         };
         let center = self.b2bua.center.clone();
         let events: EventSink = Arc::new(move |e| center.send(e));
-        let relay = media.open(call_id, &invite.body, events).map_err(|e| {
-            if media.refused() {
-                tracing::error!(call_id, error = %e, refused_so_far = media.refused_calls(), "calls refused: no relay");
+        let relay = media.open(call_id, &invite.body, events).map_err(|e| match e {
+            ctihost_media::MediaError::Offer(e) => (488, format!("Not Acceptable Here - {e}")),
+            e => {
+                if media.refused() {
+                    tracing::error!(call_id, error = %e, refused_so_far = media.refused_calls(), "calls refused: no relay");
+                }
+                (503, "Service Unavailable - no media ports".to_owned())
             }
-            (503, "Service Unavailable - no media ports".to_owned())
         })?;
+        if srtp_required && !relay.caller_srtp() {
+            return Err((
+                488,
+                format!(
+                    "Not Acceptable Here - trunk {trunk} requires SRTP (RTP/SAVP with a=crypto)"
+                ),
+            ));
+        }
+        if relay.caller_srtp() {
+            self.keys_in_clear(peer, call_id);
+        }
         if invite.body.is_empty() {
             // A late offer: the host offers in its 200 (or the agent's phone
             // does, through the relay) and the caller answers in its ACK.
@@ -592,7 +633,26 @@ impl Turn<'_> {
             .map_err(|e| (488, format!("Not Acceptable Here - {e}")))?;
         let answer = ctihost_media::sdp::rewrite(&invite.body, relay.caller_facing())
             .map_err(|e| (488, format!("Not Acceptable Here - {e}")))?;
+        let answer = relay.caller_sdp(&answer);
         Ok((Some(relay), offer, answer))
+    }
+
+    /// SDES keys travel in the SDP: over clear SIP anyone on the path reads
+    /// them. Said (once a second at most) and counted, not refused: the
+    /// peer chose to send its own key that way.
+    fn keys_in_clear(&self, peer: Peer, call_id: &str) {
+        if peer.transport == super::flow::Transport::Tls {
+            return;
+        }
+        self.ep.bound_hit("srtp-keys-over-clear-sip");
+        ctihost_ground::log_limit::warn_every_second(
+            "srtp-keys-over-clear-sip",
+            &format!(
+                "call {call_id}: SRTP keys (SDES) sent over SIP {} to {}, not TLS: anyone on the path can read them",
+                peer.transport.via_token(),
+                peer.addr
+            ),
+        );
     }
 
     /// Which trunk an INVITE comes from: by source address, else by digest
@@ -755,6 +815,25 @@ impl Turn<'_> {
                     self.bye_leg(dialog, peer);
                     return;
                 }
+                if leg.srtp && !matches!(ctihost_media::sdp::sdes(&msg.body), Ok(Some(_))) {
+                    // Offered SRTP only and answered plain (or with keys
+                    // the host cannot use): the audio would go in clear.
+                    tracing::warn!(
+                        call_id = caller.as_str(),
+                        agent = leg.agent,
+                        "agent phone answered an SRTP-only offer without usable SRTP keys; leg ended"
+                    );
+                    let (peer, caller, agent) = (leg.peer, caller.clone(), leg.agent.clone());
+                    legs.remove(call_id);
+                    drop(legs);
+                    self.bye_leg(dialog, peer);
+                    self.b2bua.center.send(CallEvent::OfferFailed {
+                        call_id: caller,
+                        agent,
+                        failure: OfferFailure::Failed,
+                    });
+                    return;
+                }
                 leg.state = LegState::Answered;
                 self.b2bua.center.send(CallEvent::AgentAnswered {
                     call_id: caller.clone(),
@@ -869,9 +948,14 @@ impl Turn<'_> {
                         // The agent's phone is the relay's other side now; the
                         // caller keeps talking to the host's port.
                         relay.agent_expects(ctihost_media::sdp::audio_target(&body));
+                        // Keys first: the bridge must not pass the phone's
+                        // SRTP on as if it were plain.
+                        if let Err(e) = relay.agent_answered(&body) {
+                            tracing::warn!(call_id, error = %e, "agent's answer has no usable SRTP keys");
+                        }
                         relay.control(ctihost_media::Control::Bridge);
                         body = match ctihost_media::sdp::rewrite(&body, relay.caller_facing()) {
-                            Ok(b) => b,
+                            Ok(b) => relay.caller_sdp(&b),
                             Err(e) => {
                                 tracing::warn!(call_id, error = %e, "agent's answer has no usable audio");
                                 body
@@ -1132,11 +1216,16 @@ impl Turn<'_> {
         let Some(b) = bindings.last() else {
             return self.b2bua.center.send(failed(OfferFailure::Unavailable));
         };
+        let srtp = self.b2bua.srtp_phones.contains(sip_user);
         let (sdp, ctype, caller) = {
             let calls = self.b2bua.calls.lock();
             let Some(c) = calls.get(&call_id) else { return };
+            let offer = match &c.relay {
+                Some(relay) if !c.offer.is_empty() => relay.agent_offer(&c.offer, srtp),
+                _ => c.offer.clone(),
+            };
             (
-                c.offer.clone(),
+                offer,
                 c.invite
                     .header("Content-Type")
                     .map(str::to_owned)
@@ -1157,6 +1246,9 @@ impl Turn<'_> {
             && let Some(addr) = uri_socket_addr(&b.contact)
         {
             peer.addr = addr;
+        }
+        if srtp {
+            self.keys_in_clear(peer, &call_id);
         }
         let (local, t) = self.local(peer);
         let leg_id = format!("{call_id}-{agent}-{}", token());
@@ -1189,6 +1281,7 @@ impl Turn<'_> {
                     state: LegState::Calling,
                     sdp: vec![],
                     content_type: None,
+                    srtp,
                 },
             ),
         );
@@ -1212,4 +1305,16 @@ fn find_leg(
     legs.iter()
         .find(|(_, (c, l))| c == call_id && l.agent == agent)
         .map(|(k, _)| k.clone())
+}
+
+/// `sdp` for an agent's phone as the relay of `call_id` has its leg now
+/// (None: no such call or no relay).
+fn calls_relay_sdp(
+    calls: &Mutex<HashMap<String, Call>>,
+    call_id: &str,
+    sdp: &[u8],
+) -> Option<Vec<u8>> {
+    let calls = calls.lock();
+    let relay = calls.get(call_id)?.relay.as_ref()?;
+    Some(relay.agent_sdp(sdp))
 }
