@@ -305,13 +305,15 @@ fn main() {
             " (some held calls failed)"
         }
     );
-    connections(500, dir);
+    connections(1000, dir);
 }
 
-/// Resident memory of the host per idle SIP connection: `n` TCP
-/// connections, closed, then `n` TLS connections (handshake done), each
-/// having sent one CRLF keep-alive, on one center. Kamailio's anchor: about
-/// 61 kB more per TLS connection than per TCP one.
+/// Memory of the host per idle SIP connection, TCP and TLS: for each, a
+/// fresh center, then `n` connections (the TLS ones with their handshake
+/// done), each having sent one CRLF keep-alive. The live heap (jemalloc's
+/// allocated bytes, from /metrics) and the RSS, before and after; medians
+/// of three centers each. Kamailio's anchor: about 61 kB more per TLS
+/// connection than per TCP one.
 fn connections(n: usize, dir: &Path) {
     let (_, cert, key) = support::bank_certificate(dir, "sip");
     let base = std::fs::read_to_string(host_config(dir, false)).unwrap();
@@ -322,56 +324,81 @@ fn connections(n: usize, dir: &Path) {
              tcp_max_connections = {m}\ntcp_max_per_source = {m}",
             cert.display(),
             key.display(),
-            m = 2 * n + 16
+            m = n + 16
         ),
     );
     let path = dir.join("ctihost-connections.toml");
     std::fs::write(&path, cfg).unwrap();
-    let s = server::start(&path);
-    let (tcp, tls) = (s.sip_tcp.unwrap(), s.sip_tls.unwrap());
+    let ca = dir.join("sip-ca.pem");
+    let connector = tokio_rustls::TlsConnector::from(support::tls_client(ca.to_str().unwrap()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let allocated = |s: &server::Server| -> f64 {
+        s.admin_text("/metrics", "t0k")
+            .lines()
+            .find_map(|l| l.strip_prefix("ctihost_memory_allocated_bytes "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
     let settle = || std::thread::sleep(Duration::from_secs(2));
-    let ca = dir.join("sip-ca.pem");
-    let connector = tokio_rustls::TlsConnector::from(support::tls_client(ca.to_str().unwrap()));
-    settle();
-    let idle = support::rss_kib(s.pid());
-    let with_tcp = rt.block_on(async {
-        use tokio::io::AsyncWriteExt;
-        let mut held = Vec::with_capacity(n);
-        for _ in 0..n {
-            let mut c = tokio::net::TcpStream::connect(tcp).await.unwrap();
-            c.write_all(b"\r\n\r\n").await.unwrap();
-            held.push(c);
-        }
+    // (heap kB, RSS kB) per connection, for TLS or TCP.
+    let measure = |tls: bool| -> (f64, f64) {
+        let s = server::start(&path);
+        let target = if tls {
+            s.sip_tls.unwrap()
+        } else {
+            s.sip_tcp.unwrap()
+        };
         settle();
-        support::rss_kib(s.pid())
-    });
-    settle();
-    let before_tls = support::rss_kib(s.pid());
-    let with_tls = rt.block_on(async {
-        use tokio::io::AsyncWriteExt;
-        let mut held = Vec::with_capacity(n);
-        for _ in 0..n {
-            let c = tokio::net::TcpStream::connect(tls).await.unwrap();
-            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-            let mut c = connector.connect(name, c).await.unwrap();
-            c.write_all(b"\r\n\r\n").await.unwrap();
-            c.flush().await.unwrap();
-            held.push(c);
-        }
-        settle();
-        support::rss_kib(s.pid())
-    });
-    let per = |after: u64, before: u64| after.saturating_sub(before) as f64 * 1.024 / n as f64;
-    let (tcp_kb, tls_kb) = (per(with_tcp, idle), per(with_tls, before_tls));
+        let (heap0, rss0) = (allocated(&s), support::rss_kib(s.pid()));
+        let (heap1, rss1) = rt.block_on(async {
+            use tokio::io::AsyncWriteExt;
+            let mut plain = Vec::new();
+            let mut secure = Vec::new();
+            for _ in 0..n {
+                let c = tokio::net::TcpStream::connect(target).await.unwrap();
+                if tls {
+                    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                    let mut c = connector.connect(name, c).await.unwrap();
+                    c.write_all(b"\r\n\r\n").await.unwrap();
+                    c.flush().await.unwrap();
+                    secure.push(c);
+                } else {
+                    let mut c = c;
+                    c.write_all(b"\r\n\r\n").await.unwrap();
+                    plain.push(c);
+                }
+            }
+            settle();
+            (allocated(&s), support::rss_kib(s.pid()))
+        });
+        (
+            (heap1 - heap0) / 1000.0 / n as f64,
+            rss1.saturating_sub(rss0) as f64 * 1.024 / n as f64,
+        )
+    };
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut tcp, mut tls) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    for _ in 0..3 {
+        let (h, r) = measure(false);
+        tcp.0.push(h);
+        tcp.1.push(r);
+        let (h, r) = measure(true);
+        tls.0.push(h);
+        tls.1.push(r);
+    }
+    let (tcp_heap, tcp_rss, tls_heap, tls_rss) = (med(tcp.0), med(tcp.1), med(tls.0), med(tls.1));
     println!();
     println!(
-        "ctihost memory per idle SIP connection ({n} of each, RSS, kB): TCP {tcp_kb:.1}, TLS {tls_kb:.1} \
-         ({:.1} kB more per TLS connection; Kamailio's anchor: about 61 kB more)",
-        tls_kb - tcp_kb
+        "ctihost memory per idle SIP connection ({n} on a fresh center, median of 3, kB): \
+         TCP {tcp_heap:.1} heap / {tcp_rss:.1} RSS, TLS {tls_heap:.1} heap / {tls_rss:.1} RSS: \
+         {:.1} kB more heap per TLS connection (Kamailio's anchor: about 61 kB more)",
+        tls_heap - tcp_heap
     );
 }
 

@@ -1138,6 +1138,159 @@ fn plain_offers_to_srtp_only_peers_get_488() {
     );
 }
 
+/// baresip as a trunk's caller over TLS from the trunk's address, offering
+/// SRTP only, dials an agent whose phone (baresip, TLS, SRTP only) must get
+/// SRTP: both legs encrypted with their own keys, each end hears the other
+/// (energy in what each decrypted: the caller's 880 Hz at the phone, the
+/// phone's 440 Hz at the caller), the relay authenticates every packet, no
+/// payload crosses from one leg to the other unchanged, and the TLS port
+/// carries no SIP in clear. The trunk requires TLS: its INVITE over UDP is
+/// refused.
+#[test]
+fn a_tls_trunk_offering_srtp_reaches_an_srtp_phone_with_nothing_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = support::bank_certificate(dir.path(), "sip");
+    let s = center_agents(
+        dir.path(),
+        15,
+        "",
+        "",
+        &format!(
+            "tls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\nrequire_tls = true\n",
+            cert.display(),
+            key.display()
+        ),
+        "srtp = \"required\"\n",
+    );
+    let tls = s.sip_tls.expect("a TLS listener");
+    // Over UDP the trunk's INVITE is refused: it must come over TLS.
+    assert!(
+        !caller(&s, &["caller_uac.xml", "-s", "95566", "-d", "500"]),
+        "a UDP call from a TLS-only trunk fails"
+    );
+    let metrics = s.admin_text("/metrics", "t0k");
+    assert!(
+        metrics.contains("ctihost_sip_responses_total{direction=\"out\",status=\"403\"} 1"),
+        "one 403 for it"
+    );
+    let pcap = dir.path().join("call.pcap");
+    let capture = Capture::start(
+        &pcap,
+        &format!("udp or tcp port {}", tls.port()),
+        tls.port(),
+    );
+    let phone = baresip_with(&s, dir.path(), "1001", "tls", Some(&ca), true);
+
+    // The trunk's caller: no registration, dials 95566 over TLS, hangs up
+    // (BYE) when it quits after 8 s.
+    let home = dir.path().join("baresip-trunk");
+    std::fs::create_dir_all(&home).unwrap();
+    // baresip listens on the port (UDP, TCP) and the next one (TLS).
+    let port = loop {
+        let p = free_port();
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if p < u16::MAX && free(p) && free(p + 1) && UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            break p;
+        }
+    };
+    let rtp = 30_000 + (port % 1_000) * 20;
+    std::fs::write(
+        home.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nsip_cafile {ca}\n\
+             audio_player aufile,/dev/null\naudio_source ausine,880\nausrc_srate 48000\nausrc_channels 2\n\
+             auplay_srate 48000\naudio_alert aufile,/dev/null\nrtp_ports {rtp}-{}\n\
+             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\nmodule aufile.so\n\
+             module menu.so\nmodule srtp.so\nmodule sndfile.so\nsnd_path {home}\nmodule_app account.so\n",
+            rtp + 19,
+            ca = ca.display(),
+            home = home.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join("accounts"),
+        "<sip:+8613800000001@127.0.0.1;transport=tls>;regint=0;mediaenc=srtp-mand\n",
+    )
+    .unwrap();
+    let log = home.join("baresip.log");
+    let mut trunk = Command::new("baresip")
+        .arg("-f")
+        .arg(&home)
+        .args(["-t", "8", "-e"])
+        .arg(format!("/dial sip:95566@{tls};transport=tls"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    let relay = loop {
+        let m = s.admin_json("/admin/media", "t0k");
+        if let Some(r) = m["relays"].as_array().and_then(|r| r.first())
+            && r["from_agent"].as_u64().unwrap_or(0) >= 50
+            && r["from_caller"].as_u64().unwrap_or(0) >= 50
+        {
+            break r.clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "audio both ways: {m}\ntrunk: {}\nphone: {}",
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            phone.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(relay["caller_srtp"], true, "{relay}");
+    assert_eq!(relay["agent_srtp"], true, "{relay}");
+    assert_eq!(relay["srtp_refused"], 0, "{relay}");
+    let r = records(&s, 1);
+    let _ = trunk.wait();
+    assert_eq!(r[0]["disposition"], "answered", "{}", r[0]);
+    assert_eq!(r[0]["trunk"], "pstn");
+    let phone_home = phone.home.clone();
+    drop(phone);
+    capture.stop();
+
+    for (who, home) in [("the phone", &phone_home), ("the caller", &home)] {
+        let rms = rms_decoded(home);
+        assert!(rms > 300.0, "{who} heard the other end (RMS {rms:.0})");
+    }
+    let caller_port = relay["caller_port"].as_u64().unwrap();
+    let agent_port = relay["agent_port"].as_u64().unwrap();
+    let from_caller = rtp_payloads(&pcap, &format!("udp.dstport == {caller_port}"));
+    let to_phone = rtp_payloads(&pcap, &format!("udp.srcport == {agent_port}"));
+    let from_phone = rtp_payloads(&pcap, &format!("udp.dstport == {agent_port}"));
+    let to_caller = rtp_payloads(&pcap, &format!("udp.srcport == {caller_port}"));
+    for (a, b, what) in [
+        (&from_caller, &to_phone, "caller to phone"),
+        (&from_phone, &to_caller, "phone to caller"),
+    ] {
+        assert!(
+            a.len() >= 50 && b.len() >= 50,
+            "{what}: {} {}",
+            a.len(),
+            b.len()
+        );
+        let seen: std::collections::HashSet<&String> = a.iter().collect();
+        assert!(
+            b.iter().all(|p| !seen.contains(p)),
+            "{what}: a packet crossed the relay unchanged"
+        );
+    }
+    let o = Command::new("tshark")
+        .args(["-r", pcap.to_str().unwrap(), "-Y"])
+        .arg(format!("tcp.port == {} && sip", tls.port()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        0,
+        "no SIP in clear on the TLS port"
+    );
+}
+
 /// Parse Prometheus text format strictly enough to catch a malformed page:
 /// (metric name with labels) -> value.
 fn prometheus(text: &str) -> std::collections::BTreeMap<String, f64> {

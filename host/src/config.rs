@@ -285,6 +285,10 @@ pub struct TrunkConfig {
     /// gets 488.
     #[serde(default = "SrtpPolicy::optional")]
     pub srtp: SrtpPolicy,
+    /// Its INVITEs must come over TLS (`[sip] tls`); over UDP or TCP they
+    /// get 403.
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 /// Whether a leg's audio must be SRTP.
@@ -636,6 +640,15 @@ impl Config {
             }
         }
         for t in &self.trunks {
+            if t.require_tls && self.sip.tls.is_empty() {
+                return Err(invalid(
+                    "require_tls",
+                    format!(
+                        "trunk {:?} requires TLS but [sip] tls listens nowhere",
+                        t.name
+                    ),
+                ));
+            }
             if t.srtp == SrtpPolicy::Off {
                 return Err(invalid(
                     &format!("\"{}\"", t.name),

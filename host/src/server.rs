@@ -372,6 +372,12 @@ async fn start_sip(
             .filter(|t| t.srtp == crate::config::SrtpPolicy::Required)
             .map(|t| t.name.clone())
             .collect(),
+        tls_required: config
+            .trunks
+            .iter()
+            .filter(|t| t.require_tls)
+            .map(|t| t.name.clone())
+            .collect(),
     };
     let agents = config
         .agents

@@ -85,6 +85,8 @@ pub struct Trunks {
     pub unknown_sources: UnknownSources,
     /// Trunks whose calls must be SRTP: a plain offer gets 488.
     pub srtp_required: std::collections::HashSet<String>,
+    /// Trunks whose INVITEs must come over TLS: others get 403.
+    pub tls_required: std::collections::HashSet<String>,
 }
 
 /// What an INVITE from an address that is no trunk gets (with no digest
@@ -524,6 +526,29 @@ impl Turn<'_> {
             Ok(t) => t,
             Err(refusal) => return self.respond(&key, refusal),
         };
+        if peer.transport != super::flow::Transport::Tls
+            && self.b2bua.trunks.tls_required.contains(&trunk)
+        {
+            self.ep.bound_hit("trunk-tls-required");
+            ctihost_ground::log_limit::warn_every_second(
+                "trunk-tls-required",
+                &format!(
+                    "INVITE of trunk {trunk} over {} from {} refused: the trunk requires TLS",
+                    peer.transport.via_token(),
+                    peer.addr
+                ),
+            );
+            return self.respond(
+                &key,
+                response(
+                    msg,
+                    403,
+                    "Forbidden - this trunk requires TLS",
+                    Some(&token()),
+                    &[],
+                ),
+            );
+        }
         let caller = msg
             .header("From")
             .map(addr_uri)
