@@ -824,25 +824,56 @@ impl Drop for Capture {
     }
 }
 
+/// A center with SIP over TLS too (its certificate signed by a CA made
+/// here, returned for the phones to trust), the `pstn` trunk at 127.0.0.1
+/// (`pstn` and what follows: more keys of that trunk, or more trunks) and
+/// `agent_1001`: more keys of agent 1001.
+fn tls_center(dir: &std::path::Path, pstn: &str, agent_1001: &str) -> (Server, std::path::PathBuf) {
+    let (ca, cert, key) = support::bank_certificate(dir, "sip");
+    let s = center_agents(
+        dir,
+        15,
+        "",
+        "",
+        &format!(
+            "tls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n{pstn}",
+            cert.display(),
+            key.display()
+        ),
+        agent_1001,
+    );
+    (s, ca)
+}
+
+/// The call's relay once at least 50 packets crossed it each way (20 s at
+/// most; `context` says what the peers logged when it fails).
+fn relay_both_ways(s: &Server, context: impl Fn() -> String) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = s.admin_json("/admin/media", "t0k");
+        if let Some(r) = m["relays"].as_array().and_then(|r| r.first())
+            && r["from_agent"].as_u64().unwrap_or(0) >= 50
+            && r["from_caller"].as_u64().unwrap_or(0) >= 50
+        {
+            return r.clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "audio both ways: {m}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// baresip registers over TLS (the center's SIP certificate signed by a
 /// CA it trusts) and takes a call from a plain UDP trunk; a capture of the
 /// TLS port holds TLS records and no SIP in clear.
 #[test]
 fn baresip_registers_and_answers_over_tls_with_no_sip_in_clear() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = support::bank_certificate(dir.path(), "sip");
-    let s = center_trunks(
-        dir.path(),
-        15,
-        "",
-        "",
-        &format!(
-            "tls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
-             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n",
-            cert.display(),
-            key.display()
-        ),
-    );
+    let (s, ca) = tls_center(dir.path(), "", "");
     let tls = s.sip_tls.expect("a TLS listener");
     let pcap = dir.path().join("tls.pcap");
     let capture = Capture::start(&pcap, &format!("tcp port {}", tls.port()), tls.port());
@@ -957,20 +988,7 @@ fn rtp_payloads(pcap: &std::path::Path, filter: &str) -> Vec<String> {
 #[test]
 fn an_srtp_phone_over_tls_talks_with_a_plain_trunk_and_no_rtp_crosses_in_clear() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = support::bank_certificate(dir.path(), "sip");
-    let s = center_agents(
-        dir.path(),
-        15,
-        "",
-        "",
-        &format!(
-            "tls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
-             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n",
-            cert.display(),
-            key.display()
-        ),
-        "srtp = \"required\"\n",
-    );
+    let (s, ca) = tls_center(dir.path(), "", "srtp = \"required\"\n");
     let tls = s.sip_tls.expect("a TLS listener");
     let pcap = dir.path().join("media.pcap");
     let capture = Capture::start(
@@ -981,22 +999,7 @@ fn an_srtp_phone_over_tls_talks_with_a_plain_trunk_and_no_rtp_crosses_in_clear()
     let phone = baresip_with(&s, dir.path(), "1001", "tls", Some(&ca), true);
     let caller = spawn_caller(&s, "caller_pcap.xml", &["-s", "95566", "-d", "6000"]);
     // While the call lasts: the relay's legs as the host sees them.
-    let until = Instant::now() + Duration::from_secs(20);
-    let relay = loop {
-        let m = s.admin_json("/admin/media", "t0k");
-        if let Some(r) = m["relays"].as_array().and_then(|r| r.first())
-            && r["from_agent"].as_u64().unwrap_or(0) >= 50
-            && r["from_caller"].as_u64().unwrap_or(0) >= 50
-        {
-            break r.clone();
-        }
-        assert!(
-            Instant::now() < until,
-            "audio both ways through the relay: {m}\n{}",
-            phone.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let relay = relay_both_ways(&s, || phone.log());
     assert_eq!(relay["caller_srtp"], false, "{relay}");
     assert_eq!(relay["agent_srtp"], true, "{relay}");
     assert_eq!(
@@ -1074,19 +1077,10 @@ fn an_srtp_phone_over_tls_talks_with_a_plain_trunk_and_no_rtp_crosses_in_clear()
 #[test]
 fn plain_offers_to_srtp_only_peers_get_488() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = support::bank_certificate(dir.path(), "sip");
-    let s = center_trunks(
+    let (s, ca) = tls_center(
         dir.path(),
-        15,
+        "[[trunks]]\nname = \"secure\"\naddresses = [\"127.0.0.2\"]\nsrtp = \"required\"\n",
         "",
-        "",
-        &format!(
-            "tls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
-             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\n\
-             [[trunks]]\nname = \"secure\"\naddresses = [\"127.0.0.2\"]\nsrtp = \"required\"\n",
-            cert.display(),
-            key.display()
-        ),
     );
     let strict = baresip_with(&s, dir.path(), "1002", "tls", Some(&ca), true);
     let caller = spawn_caller(&s, "caller_uac.xml", &["-s", "95566", "-d", "1000"]);
@@ -1149,20 +1143,7 @@ fn plain_offers_to_srtp_only_peers_get_488() {
 #[test]
 fn a_tls_trunk_offering_srtp_reaches_an_srtp_phone_with_nothing_in_clear() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = support::bank_certificate(dir.path(), "sip");
-    let s = center_agents(
-        dir.path(),
-        15,
-        "",
-        "",
-        &format!(
-            "tls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
-             [[trunks]]\nname = \"pstn\"\naddresses = [\"127.0.0.1\"]\nrequire_tls = true\n",
-            cert.display(),
-            key.display()
-        ),
-        "srtp = \"required\"\n",
-    );
+    let (s, ca) = tls_center(dir.path(), "require_tls = true\n", "srtp = \"required\"\n");
     let tls = s.sip_tls.expect("a TLS listener");
     // Over UDP the trunk's INVITE is refused: it must come over TLS.
     assert!(
@@ -1182,71 +1163,22 @@ fn a_tls_trunk_offering_srtp_reaches_an_srtp_phone_with_nothing_in_clear() {
     );
     let phone = baresip_with(&s, dir.path(), "1001", "tls", Some(&ca), true);
 
-    // The trunk's caller: no registration, dials 95566 over TLS, hangs up
-    // (BYE) when it quits after 8 s.
-    let home = dir.path().join("baresip-trunk");
-    std::fs::create_dir_all(&home).unwrap();
-    // baresip listens on the port (UDP, TCP) and the next one (TLS).
-    let port = loop {
-        let p = free_port();
-        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if p < u16::MAX && free(p) && free(p + 1) && UdpSocket::bind(("127.0.0.1", p)).is_ok() {
-            break p;
-        }
-    };
-    let rtp = 30_000 + (port % 1_000) * 20;
-    std::fs::write(
-        home.join("config"),
+    // The trunk's caller: dials 95566 over TLS, SRTP only, hangs up (BYE)
+    // when it quits after 8 s.
+    let mut trunk = dialer(&s, dir.path(), "trunk", &ca, None, true);
+    let (home, log) = (trunk.home.clone(), trunk.log.clone());
+    let relay = relay_both_ways(&s, || {
         format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nsip_cafile {ca}\n\
-             audio_player aufile,/dev/null\naudio_source ausine,880\nausrc_srate 48000\nausrc_channels 2\n\
-             auplay_srate 48000\naudio_alert aufile,/dev/null\nrtp_ports {rtp}-{}\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\nmodule aufile.so\n\
-             module menu.so\nmodule srtp.so\nmodule sndfile.so\nsnd_path {home}\nmodule_app account.so\n",
-            rtp + 19,
-            ca = ca.display(),
-            home = home.display(),
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        home.join("accounts"),
-        "<sip:+8613800000001@127.0.0.1;transport=tls>;regint=0;mediaenc=srtp-mand\n",
-    )
-    .unwrap();
-    let log = home.join("baresip.log");
-    let mut trunk = Command::new("baresip")
-        .arg("-f")
-        .arg(&home)
-        .args(["-t", "8", "-e"])
-        .arg(format!("/dial sip:95566@{tls};transport=tls"))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(20);
-    let relay = loop {
-        let m = s.admin_json("/admin/media", "t0k");
-        if let Some(r) = m["relays"].as_array().and_then(|r| r.first())
-            && r["from_agent"].as_u64().unwrap_or(0) >= 50
-            && r["from_caller"].as_u64().unwrap_or(0) >= 50
-        {
-            break r.clone();
-        }
-        assert!(
-            Instant::now() < until,
-            "audio both ways: {m}\ntrunk: {}\nphone: {}",
+            "trunk: {}\nphone: {}",
             std::fs::read_to_string(&log).unwrap_or_default(),
             phone.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        )
+    });
     assert_eq!(relay["caller_srtp"], true, "{relay}");
     assert_eq!(relay["agent_srtp"], true, "{relay}");
     assert_eq!(relay["srtp_refused"], 0, "{relay}");
     let r = records(&s, 1);
-    let _ = trunk.wait();
+    let _ = trunk.child.wait();
     assert_eq!(r[0]["disposition"], "answered", "{}", r[0]);
     assert_eq!(r[0]["trunk"], "pstn");
     let phone_home = phone.home.clone();
@@ -1289,6 +1221,157 @@ fn a_tls_trunk_offering_srtp_reaches_an_srtp_phone_with_nothing_in_clear() {
         0,
         "no SIP in clear on the TLS port"
     );
+}
+
+/// baresip as a trunk's caller over TLS, killed when dropped.
+struct Dialer {
+    child: Child,
+    home: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Dialer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// baresip dialing 95566 at the host's TLS address at once, with no
+/// registration, sending an 880 Hz tone, quitting (with a BYE) after 8 s;
+/// trusting `ca`, presenting `client` (a PEM of a certificate and its key)
+/// when asked, offering SRTP only with `srtp`. What it decodes is dumped
+/// into its directory (`dump-*-dec.wav`).
+fn dialer(
+    s: &Server,
+    dir: &std::path::Path,
+    name: &str,
+    ca: &std::path::Path,
+    client: Option<&std::path::Path>,
+    srtp: bool,
+) -> Dialer {
+    let home = dir.join(format!("baresip-{name}"));
+    std::fs::create_dir_all(&home).unwrap();
+    // baresip listens on the port (UDP, TCP) and the next one (TLS).
+    let port = loop {
+        let p = free_port();
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if p < u16::MAX && free(p) && free(p + 1) && UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            break p;
+        }
+    };
+    let rtp = 30_000 + (port % 1_000) * 20;
+    std::fs::write(
+        home.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nsip_cafile {ca}\n{cert}\
+             audio_player aufile,/dev/null\naudio_source ausine,880\nausrc_srate 48000\nausrc_channels 2\n\
+             auplay_srate 48000\naudio_alert aufile,/dev/null\nrtp_ports {rtp}-{}\n\
+             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\nmodule aufile.so\n\
+             module menu.so\nmodule srtp.so\nmodule sndfile.so\nsnd_path {home}\nmodule_app account.so\n",
+            rtp + 19,
+            ca = ca.display(),
+            cert = client.map_or(String::new(), |c| format!("sip_certificate {}\n", c.display())),
+            home = home.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join("accounts"),
+        format!(
+            "<sip:+8613800000001@127.0.0.1;transport=tls>;regint=0{}\n",
+            if srtp { ";mediaenc=srtp-mand" } else { "" }
+        ),
+    )
+    .unwrap();
+    let log = home.join("baresip.log");
+    let child = Command::new("baresip")
+        .arg("-f")
+        .arg(&home)
+        .args(["-t", "8", "-e"])
+        .arg(format!(
+            "/dial sip:95566@{};transport=tls",
+            s.sip_tls.unwrap()
+        ))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Dialer { child, home, log }
+}
+
+/// A trunk known only by its TLS client certificate (mutual TLS: a
+/// certificate of the carrier's CA, valid for `carrier.example`) places a
+/// call from an address that is no trunk's; the same caller without the
+/// certificate, or with one for another name, is no trunk (403).
+#[test]
+fn a_trunk_is_known_by_its_tls_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = support::bank_certificate(dir.path(), "sip");
+    let carrier = support::client_certificate(dir.path(), "carrier", "carrier.example");
+    let stranger = support::client_certificate(dir.path(), "stranger", "stranger.example");
+    // Both client certificates are signed by one CA file the host trusts.
+    let clients = dir.path().join("clients-ca.pem");
+    std::fs::write(
+        &clients,
+        [carrier.0.as_path(), stranger.0.as_path()]
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect::<String>(),
+    )
+    .unwrap();
+    let s = center_agents(
+        dir.path(),
+        15,
+        "",
+        "",
+        &format!(
+            "tls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"\ntls_client_ca = \"{}\"\n\
+             [[trunks]]\nname = \"carrier\"\ntls_client_name = \"carrier.example\"\n",
+            cert.display(),
+            key.display(),
+            clients.display()
+        ),
+        "",
+    );
+    let agent = phone(&s, "1001", "agent_answer.xml");
+    let call = dialer(&s, dir.path(), "carrier", &ca, Some(&carrier.1), false);
+    let r = records(&s, 1);
+    assert_eq!(
+        r.len(),
+        1,
+        "{}",
+        std::fs::read_to_string(&call.log).unwrap_or_default()
+    );
+    assert_eq!(r[0]["trunk"], "carrier", "{}", r[0]);
+    assert_eq!(r[0]["disposition"], "answered", "{}", r[0]);
+    drop(call);
+    drop(agent);
+    for (name, client) in [
+        ("anonymous", None),
+        ("stranger", Some(stranger.1.as_path())),
+    ] {
+        let before = s.admin_text("/metrics", "t0k");
+        let refused = |m: &str| {
+            m.lines()
+                .find_map(|l| {
+                    l.strip_prefix("ctihost_sip_responses_total{direction=\"out\",status=\"403\"} ")
+                })
+                .map_or(0, |v| v.trim().parse::<u64>().unwrap())
+        };
+        let call = dialer(&s, dir.path(), name, &ca, client, false);
+        let until = Instant::now() + Duration::from_secs(10);
+        while refused(&s.admin_text("/metrics", "t0k")) <= refused(&before) {
+            assert!(
+                Instant::now() < until,
+                "{name}: refused as no trunk\n{}",
+                std::fs::read_to_string(&call.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(records(&s, 1).len(), 1, "{name}: no call");
+    }
 }
 
 /// Parse Prometheus text format strictly enough to catch a malformed page:

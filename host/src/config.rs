@@ -213,6 +213,10 @@ pub struct SipConfig {
     /// (a trunk reached over TLS with no connection open); without it the
     /// host reaches TLS peers only over connections they opened.
     pub tls_ca: Option<PathBuf>,
+    /// CA bundle (PEM) that TLS clients' certificates are checked against;
+    /// a client may still connect without one (phones), a trunk with
+    /// `tls_client_name` is known by a certificate it signed.
+    pub tls_client_ca: Option<PathBuf>,
     /// Digest realm of the registrar.
     pub realm: String,
     /// Larger requests get 513 Message Too Large.
@@ -253,6 +257,7 @@ impl Default for SipConfig {
             tls_cert: None,
             tls_key: None,
             tls_ca: None,
+            tls_client_ca: None,
             realm: "ctihost".into(),
             max_message_bytes: 16 * 1024,
             digest_algorithms: vec![
@@ -289,6 +294,9 @@ pub struct TrunkConfig {
     /// get 403.
     #[serde(default)]
     pub require_tls: bool,
+    /// Known by its TLS client certificate instead: a certificate signed
+    /// by `[sip] tls_client_ca` and valid for this DNS name (mutual TLS).
+    pub tls_client_name: Option<String>,
 }
 
 /// Whether a leg's audio must be SRTP.
@@ -519,6 +527,7 @@ impl Config {
             &mut c.sip.tls_cert,
             &mut c.sip.tls_key,
             &mut c.sip.tls_ca,
+            &mut c.sip.tls_client_ca,
         ] {
             if let Some(p) = f {
                 *f = Some(base.join(&*p));
@@ -627,11 +636,11 @@ impl Config {
                         format!("trunk {:?} needs both username and password", t.name),
                     ));
                 }
-                (None, None) if t.addresses.is_empty() => {
+                (None, None) if t.addresses.is_empty() && t.tls_client_name.is_none() => {
                     return Err(invalid(
                         &named,
                         format!(
-                            "trunk {:?} needs addresses, or a username and password",
+                            "trunk {:?} needs addresses, a username and password, or a tls_client_name",
                             t.name
                         ),
                     ));
@@ -640,6 +649,26 @@ impl Config {
             }
         }
         for t in &self.trunks {
+            if let Some(name) = &t.tls_client_name {
+                if self.sip.tls.is_empty() || self.sip.tls_client_ca.is_none() {
+                    return Err(invalid(
+                        "tls_client_name",
+                        format!(
+                            "trunk {:?} is known by its TLS client certificate: [sip] needs tls listeners and tls_client_ca",
+                            t.name
+                        ),
+                    ));
+                }
+                if rustls::pki_types::DnsName::try_from(name.as_str()).is_err() {
+                    return Err(invalid(
+                        "tls_client_name",
+                        format!(
+                            "trunk {:?}: tls_client_name {name:?} is no DNS name",
+                            t.name
+                        ),
+                    ));
+                }
+            }
             if t.require_tls && self.sip.tls.is_empty() {
                 return Err(invalid(
                     "require_tls",
@@ -835,6 +864,49 @@ mod tests {
         );
         let ok = Config::parse("timezone = \"Asia/Shanghai\"\n", Path::new("c.toml")).unwrap();
         assert_eq!(ok.calendar().name(), "Asia/Shanghai");
+    }
+
+    /// Encryption settings that cannot work stop start-up at their line.
+    #[test]
+    fn encryption_settings_that_cannot_work_name_their_line() {
+        let err = |text: &str| {
+            Config::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("[sip]\nudp = []\ntls = [\"127.0.0.1:5061\"]\n");
+        assert!(
+            e.contains("line 3") && e.contains("tls_cert and tls_key"),
+            "{e}"
+        );
+        let e = err("[[trunks]]\nname = \"c\"\ntls_client_name = \"carrier.example\"\n");
+        assert!(e.contains("line 3") && e.contains("tls_client_ca"), "{e}");
+        let e = err(
+            "[sip]\ntls = [\"127.0.0.1:5061\"]\ntls_cert = \"c\"\ntls_key = \"k\"\ntls_client_ca = \"ca\"\n\
+             [[trunks]]\nname = \"c\"\ntls_client_name = \"not a name\"\n",
+        );
+        assert!(e.contains("line 8") && e.contains("no DNS name"), "{e}");
+        let e = err("[[trunks]]\nname = \"t\"\naddresses = [\"10.0.0.1\"]\nrequire_tls = true\n");
+        assert!(
+            e.contains("line 4") && e.contains("[sip] tls listens nowhere"),
+            "{e}"
+        );
+        let e = err("[[trunks]]\nname = \"t\"\naddresses = [\"10.0.0.1\"]\nsrtp = \"off\"\n");
+        assert!(
+            e.contains("line 2") && e.contains("\"optional\" or \"required\""),
+            "{e}"
+        );
+        let e = err("[[trunks]]\nname = \"t\"\naddresses = [\"10.0.0.1\"]\nsrtp = \"sometimes\"\n");
+        assert!(e.contains("line 4"), "{e}");
+        let e = err(
+            "[[queues]]\nname = \"general\"\n[[agents]]\nid = \"1001\"\nsip_user = \"1001\"\npassword = \"x\"\nsrtp = \"optional\"\n",
+        );
+        assert!(
+            e.contains("line 4") && e.contains("\"off\" or \"required\""),
+            "{e}"
+        );
+        let e = err("[admin]\nlisten = \"0.0.0.0:8089\"\ninsecure_http = true\n");
+        assert!(e.contains("line 3") && e.contains("loopback"), "{e}");
     }
 
     #[test]

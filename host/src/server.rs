@@ -228,6 +228,24 @@ impl crate::sip::b2bua::CallSink for DriverDoor {
     }
 }
 
+/// A SIP TCP or TLS listener on `addr`, said in the log ("SIP listening
+/// on TCP local=...", which tests and operators read).
+async fn sip_listener(
+    addr: std::net::SocketAddr,
+    transport: &'static str,
+) -> Result<tokio::net::TcpListener, ServerError> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::SipListen {
+            transport,
+            addr,
+            source,
+        })?;
+    let local = l.local_addr().map_err(ServerError::Serve)?;
+    tracing::info!(%local, "SIP listening on {}", transport.to_ascii_uppercase());
+    Ok(l)
+}
+
 /// SIP over TLS as configured: its listeners, their acceptor, the client
 /// side for connections the host opens.
 struct SipTls {
@@ -252,20 +270,14 @@ async fn sip_tls(config: &Config) -> Result<SipTls, ServerError> {
     let (Some(cert), Some(key)) = (&config.sip.tls_cert, &config.sip.tls_key) else {
         return Ok(out);
     };
-    let identity = crate::tls::load(cert, key, false, &[])?;
+    let identity = match &config.sip.tls_client_ca {
+        Some(clients) => crate::tls::load_verifying_clients(cert, key, clients)?,
+        None => crate::tls::load(cert, key, false, &[])?,
+    };
     tracing::info!(cert = %identity.cert_path.display(), sha256 = %identity.fingerprint, "SIP TLS certificate");
     out.acceptor = Some(tokio_rustls::TlsAcceptor::from(identity.config));
     for addr in &config.sip.tls {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::SipListen {
-                transport: "tls",
-                addr: *addr,
-                source,
-            })?;
-        let local = l.local_addr().map_err(ServerError::Serve)?;
-        tracing::info!(%local, "SIP listening on TLS");
-        out.listeners.push(l);
+        out.listeners.push(sip_listener(*addr, "tls").await?);
     }
     Ok(out)
 }
@@ -322,16 +334,7 @@ async fn start_sip(
     }
     let mut tcp = Vec::new();
     for addr in &config.sip.tcp {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::SipListen {
-                transport: "tcp",
-                addr: *addr,
-                source,
-            })?;
-        let local = l.local_addr().map_err(ServerError::Serve)?;
-        tracing::info!(%local, "SIP listening on TCP");
-        tcp.push(l);
+        tcp.push(sip_listener(*addr, "tcp").await?);
     }
     let sip_tls = sip_tls(config).await?;
     let trunk_addresses: Vec<std::net::IpAddr> = config
@@ -377,6 +380,11 @@ async fn start_sip(
             .iter()
             .filter(|t| t.require_tls)
             .map(|t| t.name.clone())
+            .collect(),
+        by_certificate: config
+            .trunks
+            .iter()
+            .filter_map(|t| Some((t.name.clone(), t.tls_client_name.clone()?)))
             .collect(),
     };
     let agents = config

@@ -107,6 +107,27 @@ pub fn load(
     generated: bool,
     alpn: &[&[u8]],
 ) -> Result<Identity, TlsError> {
+    build(cert_path, key_path, generated, alpn, None)
+}
+
+/// The same, asking clients for a certificate and checking the one they
+/// present against the CA bundle `clients` (a client without one still
+/// connects: phones; a trunk is known by its certificate).
+pub fn load_verifying_clients(
+    cert_path: &Path,
+    key_path: &Path,
+    clients: &Path,
+) -> Result<Identity, TlsError> {
+    build(cert_path, key_path, false, &[], Some(clients))
+}
+
+fn build(
+    cert_path: &Path,
+    key_path: &Path,
+    generated: bool,
+    alpn: &[&[u8]],
+    clients: Option<&Path>,
+) -> Result<Identity, TlsError> {
     let read = |what, path: &Path| {
         std::fs::read(path).map_err(|source| TlsError::Read {
             what,
@@ -137,14 +158,29 @@ pub fn load(
         key: key_path.to_owned(),
         source,
     };
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(identity_error)?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(identity_error)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(identity_error)?;
+    let builder = match clients {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots(ca)?),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::BadCertificate {
+                path: ca.to_owned(),
+                message: e.to_string(),
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(identity_error)?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Identity {
         config: Arc::new(config),
@@ -158,6 +194,22 @@ pub fn load(
 /// A client configuration trusting the certificates of the PEM file `ca`
 /// alone (a trunk provider's or the bank's CA).
 pub fn client(ca: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let roots = roots(ca)?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|source| TlsError::Client {
+        path: ca.to_owned(),
+        source,
+    })?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The certificates of the PEM file `ca`, as trust anchors.
+fn roots(ca: &Path) -> Result<rustls::RootCertStore, TlsError> {
     let pem = std::fs::read(ca).map_err(|source| TlsError::Read {
         what: "CA bundle",
         path: ca.to_owned(),
@@ -179,17 +231,7 @@ pub fn client(ca: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
             path: ca.to_owned(),
         });
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|source| TlsError::Client {
-        path: ca.to_owned(),
-        source,
-    })?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
+    Ok(roots)
 }
 
 /// `AB:CD:...`: the SHA-256 of a certificate as browsers and `openssl x509

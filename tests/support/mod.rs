@@ -442,3 +442,32 @@ pub fn bank_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
         dir.join(format!("{name}.key")),
     )
 }
+
+/// `openssl` makes a client CA `NAME-client-ca.pem` and a client
+/// certificate it signs for the DNS name `dns` (extended key usage
+/// clientAuth); returns the CA and one PEM holding the certificate and its
+/// key (what baresip's `sip_certificate` takes).
+pub fn client_certificate(dir: &Path, name: &str, dns: &str) -> (PathBuf, PathBuf) {
+    let script = format!(
+        "set -e\n\
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+           -subj '/CN={name} client CA' -keyout {name}-client-ca.key -out {name}-client-ca.pem\n\
+         openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+           -subj /CN={dns} -keyout {name}-client.key -out {name}-client.csr\n\
+         printf 'subjectAltName=DNS:{dns}\\nextendedKeyUsage=clientAuth\\nbasicConstraints=CA:FALSE\\n' > {name}-client.ext\n\
+         openssl x509 -req -in {name}-client.csr -CA {name}-client-ca.pem -CAkey {name}-client-ca.key \
+           -CAcreateserial -days 2 -extfile {name}-client.ext -out {name}-client.crt\n\
+         cat {name}-client.crt {name}-client.key > {name}-client.pem\n"
+    );
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (`make test-deps` installs it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (
+        dir.join(format!("{name}-client-ca.pem")),
+        dir.join(format!("{name}-client.pem")),
+    )
+}

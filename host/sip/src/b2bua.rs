@@ -87,6 +87,10 @@ pub struct Trunks {
     pub srtp_required: std::collections::HashSet<String>,
     /// Trunks whose INVITEs must come over TLS: others get 403.
     pub tls_required: std::collections::HashSet<String>,
+    /// Trunks known by their TLS client certificate (verified against the
+    /// configured client CA): trunk name, the DNS name the certificate
+    /// must be valid for.
+    pub by_certificate: Vec<(String, String)>,
 }
 
 /// What an INVITE from an address that is no trunk gets (with no digest
@@ -116,6 +120,8 @@ pub struct B2bua {
     /// SIP users whose phones are offered SRTP only (a plain answer ends
     /// the offer).
     srtp_phones: std::collections::HashSet<String>,
+    /// TLS connections whose client certificate names a trunk: the trunk.
+    certified: Mutex<HashMap<std::net::SocketAddr, String>>,
 }
 
 fn token() -> String {
@@ -136,6 +142,7 @@ impl B2bua {
             || t.by_address
                 .iter()
                 .any(|(_, ips)| ips.contains(&peer.addr.ip()))
+            || self.certified_trunk(peer).is_some()
         {
             return Screen::Pass;
         }
@@ -205,7 +212,29 @@ impl B2bua {
             legs: Mutex::new(HashMap::new()),
             media,
             srtp_phones: Default::default(),
+            certified: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The trunk whose name `der` (a client certificate already verified
+    /// against the client CA) is valid for.
+    fn trunk_of_certificate(&self, der: &[u8]) -> Option<String> {
+        let cert = tokio_rustls::rustls::pki_types::CertificateDer::from(der);
+        let cert = webpki::EndEntityCert::try_from(&cert).ok()?;
+        self.trunks.by_certificate.iter().find_map(|(trunk, name)| {
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(name.as_str()).ok()?;
+            cert.verify_is_valid_for_subject_name(&name)
+                .is_ok()
+                .then(|| trunk.clone())
+        })
+    }
+
+    /// The trunk a TLS peer proved to be with its certificate.
+    fn certified_trunk(&self, peer: Peer) -> Option<String> {
+        if peer.transport != super::flow::Transport::Tls {
+            return None;
+        }
+        self.certified.lock().get(&peer.addr).cloned()
     }
 
     /// Phones (SIP users) offered SRTP only.
@@ -245,6 +274,20 @@ impl B2bua {
 impl CallHandler for B2bua {
     fn screen_invite(&self, msg: &RawMessage, peer: Peer) -> Screen {
         B2bua::screen_invite(self, msg, peer)
+    }
+
+    fn tls_client_certificate(&self, peer: std::net::SocketAddr, der: &[u8]) {
+        match self.trunk_of_certificate(der) {
+            Some(trunk) => {
+                tracing::info!(%peer, trunk, "TLS client certificate names a trunk");
+                self.certified.lock().insert(peer, trunk);
+            }
+            None => tracing::debug!(%peer, "TLS client certificate names no trunk"),
+        }
+    }
+
+    fn connection_closed(&self, peer: std::net::SocketAddr) {
+        self.certified.lock().remove(&peer);
     }
 
     fn on_request(&self, ep: &Arc<SipEndpoint>, key: TxKey, msg: &RawMessage, peer: Peer) {
@@ -529,10 +572,9 @@ impl Turn<'_> {
         if peer.transport != super::flow::Transport::Tls
             && self.b2bua.trunks.tls_required.contains(&trunk)
         {
-            self.ep.bound_hit("trunk-tls-required");
-            ctihost_ground::log_limit::warn_every_second(
+            self.counted_warning(
                 "trunk-tls-required",
-                &format!(
+                format!(
                     "INVITE of trunk {trunk} over {} from {} refused: the trunk requires TLS",
                     peer.transport.via_token(),
                     peer.addr
@@ -669,15 +711,20 @@ impl Turn<'_> {
         if peer.transport == super::flow::Transport::Tls {
             return;
         }
-        self.ep.bound_hit("srtp-keys-over-clear-sip");
-        ctihost_ground::log_limit::warn_every_second(
+        self.counted_warning(
             "srtp-keys-over-clear-sip",
-            &format!(
+            format!(
                 "call {call_id}: SRTP keys (SDES) sent over SIP {} to {}, not TLS: anyone on the path can read them",
                 peer.transport.via_token(),
                 peer.addr
             ),
         );
+    }
+
+    /// Count `bound` in /metrics and warn (once a second at most).
+    fn counted_warning(&self, bound: &'static str, message: String) {
+        self.ep.bound_hit(bound);
+        ctihost_ground::log_limit::warn_every_second(bound, &message);
     }
 
     /// Which trunk an INVITE comes from: by source address, else by digest
@@ -690,6 +737,9 @@ impl Turn<'_> {
             .find(|(_, ips)| ips.contains(&peer.addr.ip()))
         {
             return Ok(name.clone());
+        }
+        if let Some(trunk) = self.b2bua.certified_trunk(peer) {
+            return Ok(trunk);
         }
         let forbidden = |reason: &str| response(msg, 403, reason, Some(&token()), &[]);
         if t.by_user.is_empty() {

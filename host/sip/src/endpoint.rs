@@ -52,6 +52,11 @@ pub trait CallHandler: Send + Sync {
     fn live_legs(&self) -> usize;
     /// What the handler's own digest checks (trunks') refused.
     fn auth_figures(&self) -> super::digest::AuthFigures;
+    /// A TLS connection from `peer` presented this verified client
+    /// certificate (DER): a trunk may be known by it.
+    fn tls_client_certificate(&self, _peer: SocketAddr, _der: &[u8]) {}
+    /// A TCP or TLS connection is gone: forget what was known of it.
+    fn connection_closed(&self, _peer: SocketAddr) {}
 }
 
 pub struct SipEndpoint {
@@ -178,6 +183,16 @@ impl SipEndpoint {
 
     pub fn connection_closed(&self, peer: SocketAddr) {
         self.tcp.lock().remove(&peer);
+        if let Some(b) = &self.calls {
+            b.connection_closed(peer);
+        }
+    }
+
+    /// The verified client certificate a TLS peer presented.
+    pub fn tls_client_certificate(&self, peer: SocketAddr, der: &[u8]) {
+        if let Some(b) = &self.calls {
+            b.tls_client_certificate(peer, der);
+        }
     }
 
     /// Put bytes on the wire; over TCP, on the open connection or a new one.

@@ -132,6 +132,11 @@ pub async fn serve_tcp(
                         tokio::spawn(async move {
                             match tokio::time::timeout(TLS_HANDSHAKE_LIMIT, accept).await {
                                 Ok(Ok(s)) => {
+                                    if let Some(cert) =
+                                        s.get_ref().1.peer_certificates().and_then(|c| c.first())
+                                    {
+                                        ep.tls_client_certificate(peer, cert.as_ref());
+                                    }
                                     connection(s, Peer::tls(peer), ep, rx, limits.idle).await
                                 }
                                 Ok(Err(e)) => {
