@@ -11,9 +11,13 @@
 //! For each, the highest calls/s with zero failed calls (doubling, then
 //! bisecting), and for ctihost the resident memory per concurrent call and
 //! per idle SIP connection, TCP and TLS (`CTIHOST_SIP_CONNECTIONS=N` alone:
-//! that last figure only, with N connections of each).
+//! that last figure only, with N connections of each), and calls/s over TLS
+//! against UDP with one caller of this harness (`CTIHOST_SIP_TRANSPORTS=1`
+//! alone: that figure only).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/sip_caller.rs"]
+mod sip_caller;
 #[path = "support/sipp_load.rs"]
 mod sipp_load;
 #[path = "../tests/support/mod.rs"]
@@ -216,6 +220,10 @@ fn main() {
         return;
     }
 
+    if std::env::var("CTIHOST_SIP_TRANSPORTS").is_ok() {
+        transports(dir);
+        return;
+    }
     if let Some(n) = std::env::var("CTIHOST_SIP_CONNECTIONS")
         .ok()
         .and_then(|r| r.parse::<usize>().ok())
@@ -306,6 +314,7 @@ fn main() {
         }
     );
     connections(1000, dir);
+    transports(dir);
 }
 
 /// Memory of the host per idle SIP connection, TCP and TLS: for each, a
@@ -399,6 +408,99 @@ fn connections(n: usize, dir: &Path) {
          TCP {tcp_heap:.1} heap / {tcp_rss:.1} RSS, TLS {tls_heap:.1} heap / {tls_rss:.1} RSS: \
          {:.1} kB more heap per TLS connection (Kamailio's anchor: about 61 kB more)",
         tls_heap - tcp_heap
+    );
+}
+
+/// Calls a second through the host with its trunk's calls over UDP and
+/// over TLS: the same caller (this harness's, `sip_caller`) with
+/// `CALLERS` links each placing INVITE..BYE calls back to back for
+/// `SECS` seconds, on a fresh center each time (agents on one SIPp
+/// answerer over UDP, as in the main run); medians of three each way.
+fn transports(dir: &Path) {
+    const CALLERS: usize = 32;
+    const SECS: u64 = 8;
+    let (_, cert, key) = support::bank_certificate(dir, "sip");
+    let base = std::fs::read_to_string(host_config(dir, false)).unwrap();
+    let cfg = base.replace(
+        "tcp = []",
+        &format!(
+            "tcp = []\ntls = [\"127.0.0.1:0\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+            cert.display(),
+            key.display(),
+        ),
+    );
+    let path = dir.join("ctihost-transports.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let ca = dir.join("sip-ca.pem");
+    let connector = tokio_rustls::TlsConnector::from(support::tls_client(ca.to_str().unwrap()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let run = |tls: bool| -> (f64, u64) {
+        let (s, _uas) = fresh_center(&path, dir);
+        let target = if tls {
+            s.sip_tls.unwrap()
+        } else {
+            s.sip_udp.unwrap()
+        };
+        let (ok, failed) = rt.block_on(async {
+            let until = tokio::time::Instant::now() + Duration::from_secs(SECS);
+            let tasks: Vec<_> = (0..CALLERS)
+                .map(|c| {
+                    let connector = connector.clone();
+                    tokio::spawn(async move {
+                        let mut link = if tls {
+                            sip_caller::Link::tls(target, &connector).await
+                        } else {
+                            sip_caller::Link::udp(target).await
+                        };
+                        let (mut ok, mut failed) = (0u64, 0u64);
+                        let mut n = (c as u64) << 32;
+                        while tokio::time::Instant::now() < until {
+                            n += 1;
+                            match sip_caller::call(&mut link, target, "95588-en", n).await {
+                                Some(()) => ok += 1,
+                                None => failed += 1,
+                            }
+                        }
+                        (ok, failed)
+                    })
+                })
+                .collect();
+            let mut sum = (0u64, 0u64);
+            for t in tasks {
+                let (o, f) = t.await.unwrap();
+                sum.0 += o;
+                sum.1 += f;
+            }
+            sum
+        });
+        (ok as f64 / SECS as f64, failed)
+    };
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut udp, mut tls, mut failed) = (Vec::new(), Vec::new(), 0u64);
+    for _ in 0..3 {
+        let (r, f) = run(false);
+        udp.push(r);
+        failed += f;
+        let (r, f) = run(true);
+        tls.push(r);
+        failed += f;
+    }
+    let (udp_rate, tls_rate) = (med(udp.clone()), med(tls.clone()));
+    println!();
+    println!(
+        "calls/s through ctihost, trunk leg over UDP vs TLS ({CALLERS} callers back to back, {SECS} s, median of 3; runs {udp:.0?} / {tls:.0?}; {failed} calls failed):"
+    );
+    println!("  UDP {udp_rate:>7.0}   (1.00)");
+    println!(
+        "  TLS {tls_rate:>7.0}   ({:.2} of UDP; the harness's own TLS shares the 2 cores)",
+        tls_rate / udp_rate
     );
 }
 
