@@ -27,6 +27,8 @@ impl Link {
 
     pub async fn tls(target: SocketAddr, connector: &tokio_rustls::TlsConnector) -> Link {
         let tcp = tokio::net::TcpStream::connect(target).await.unwrap();
+        // As the host does: no Nagle wait between the ACK and the BYE.
+        tcp.set_nodelay(true).unwrap();
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         Link::Tls(
             Box::new(connector.connect(name, tcp).await.unwrap()),

@@ -99,6 +99,10 @@ pub async fn serve_tcp(
         };
         match accepted {
             Ok((stream, peer)) => {
+                // SIP sends several small messages in a row (100, 180, 200;
+                // ACK then BYE): with Nagle each waits for the peer's
+                // delayed ACK, some 40 ms a message.
+                let _ = stream.set_nodelay(true);
                 backoff = std::time::Duration::from_millis(10);
                 let refused = if ep.connections(None) >= limits.max_connections {
                     Some("tcp-connections")
@@ -194,7 +198,10 @@ pub async fn connect(
 ) {
     let idle = std::time::Duration::from_secs(3600);
     let stream = match TcpStream::connect(peer.addr).await {
-        Ok(s) => s,
+        Ok(s) => {
+            let _ = s.set_nodelay(true);
+            s
+        }
         Err(e) => {
             tracing::warn!(peer = %peer.addr, error = %e, "SIP TCP connect failed");
             ep.connection_closed(peer.addr);
