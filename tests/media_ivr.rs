@@ -231,22 +231,9 @@ fn plugins(dir: &Path, router_mode: &str, policy_mode: &str) -> PathBuf {
     p
 }
 
-/// The recording's index entry once it is closed: the entry exists from
-/// the recording's start (state `recording`, no hash yet), so only its
-/// state says it is done.
+/// The recording's index entry once it is closed.
 fn recording(s: &Server, call_id: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = s.admin_json(&format!("/admin/recordings/{call_id}"), "t0k");
-        if v["state"].is_string() && v["state"] != "recording" {
-            return v;
-        }
-        assert!(
-            Instant::now() < until,
-            "the recording of {call_id} is not closed after 20 s: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    s.recording_closed(call_id, "t0k")
 }
 
 fn caller(scenario: &Path, s: &Server, extra: &[&str]) -> std::process::Child {

@@ -57,15 +57,7 @@ async fn call(s: &Server, talk_ms: u32, calls_before: usize) -> String {
 
 /// The recording's index entry once it is closed.
 fn closed(s: &Server, call_id: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = s.admin_json(&format!("/admin/recordings/{call_id}"), "t0k");
-        if v["state"].is_string() && v["state"] != "recording" {
-            return v;
-        }
-        assert!(Instant::now() < until, "not closed after 20 s: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    s.recording_closed(call_id, "t0k")
 }
 
 fn file_of(dir: &Path, entry: &Value) -> PathBuf {

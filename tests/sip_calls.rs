@@ -649,6 +649,22 @@ impl Baresip {
     }
 }
 
+/// baresip with its config and accounts in `home` and `args`, its output
+/// in `home/baresip.log`.
+fn spawn_baresip(home: &std::path::Path, args: &[&str]) -> (Child, std::path::PathBuf) {
+    let log = home.join("baresip.log");
+    let child = Command::new("baresip")
+        .arg("-f")
+        .arg(home)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("baresip is installed (Debian package baresip-core)");
+    (child, log)
+}
+
 /// baresip registered as `agent` over `transport` ("udp", "tcp" or "tls"),
 /// answering calls by itself; over TLS it trusts `ca` (PEM).
 fn baresip(s: &Server, dir: &std::path::Path, agent: &str, transport: &str) -> Baresip {
@@ -711,15 +727,7 @@ fn baresip_with(
         ),
     )
     .unwrap();
-    let log = home.join("baresip.log");
-    let child = Command::new("baresip")
-        .arg("-f")
-        .arg(&home)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("baresip is installed (Debian package baresip-core)");
+    let (child, log) = spawn_baresip(&home, &[]);
     let phone = Baresip {
         child,
         log,
@@ -1012,7 +1020,9 @@ fn an_srtp_phone_over_tls_talks_with_a_plain_trunk_and_no_rtp_crosses_in_clear()
     assert_eq!(r[0]["agent"], "1001");
     // The host decrypted the phone's tone: the recording's agent channel
     // (right) carries it.
-    let wav = s.recording_wav(r[0]["call_id"].as_str().unwrap(), "t0k");
+    let call_id = r[0]["call_id"].as_str().unwrap();
+    s.recording_closed(call_id, "t0k");
+    let wav = s.recording_wav(call_id, "t0k");
     let samples: Vec<i16> = wav.into_samples().collect::<Result<_, _>>().unwrap();
     let right: Vec<f64> = samples.chunks(2).map(|f| f[1] as f64).collect();
     let right_rms = (right.iter().map(|x| x * x).sum::<f64>() / right.len().max(1) as f64).sqrt();
@@ -1284,20 +1294,8 @@ fn dialer(
         ),
     )
     .unwrap();
-    let log = home.join("baresip.log");
-    let child = Command::new("baresip")
-        .arg("-f")
-        .arg(&home)
-        .args(["-t", "8", "-e"])
-        .arg(format!(
-            "/dial sip:95566@{};transport=tls",
-            s.sip_tls.unwrap()
-        ))
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let dial = format!("/dial sip:95566@{};transport=tls", s.sip_tls.unwrap());
+    let (child, log) = spawn_baresip(&home, &["-t", "8", "-e", &dial]);
     Dialer { child, home, log }
 }
 

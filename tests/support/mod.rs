@@ -429,13 +429,7 @@ pub fn bank_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
          openssl x509 -req -in {name}.csr -CA {name}-ca.pem -CAkey {name}-ca.key \
            -CAcreateserial -days 2 -extfile {name}.ext -out {name}.pem\n"
     );
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (`make test-deps` installs it)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    openssl(dir, &script);
     (
         dir.join(format!("{name}-ca.pem")),
         dir.join(format!("{name}.pem")),
@@ -459,6 +453,15 @@ pub fn client_certificate(dir: &Path, name: &str, dns: &str) -> (PathBuf, PathBu
            -CAcreateserial -days 2 -extfile {name}-client.ext -out {name}-client.crt\n\
          cat {name}-client.crt {name}-client.key > {name}-client.pem\n"
     );
+    openssl(dir, &script);
+    (
+        dir.join(format!("{name}-client-ca.pem")),
+        dir.join(format!("{name}-client.pem")),
+    )
+}
+
+/// Run an `sh` script of `openssl` commands in `dir`; it must succeed.
+fn openssl(dir: &Path, script: &str) {
     let o = Command::new("sh")
         .arg("-c")
         .arg(script)
@@ -466,8 +469,4 @@ pub fn client_certificate(dir: &Path, name: &str, dns: &str) -> (PathBuf, PathBu
         .output()
         .expect("openssl (`make test-deps` installs it)");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    (
-        dir.join(format!("{name}-client-ca.pem")),
-        dir.join(format!("{name}-client.pem")),
-    )
 }

@@ -102,7 +102,25 @@ impl Server {
         buf
     }
 
-    /// GET an admin endpoint with `token`; the body as text.
+    /// A call's recording index entry once it is closed (20 s at most): the
+    /// entry exists from the recording's start (state `recording`, no hash
+    /// yet) and is closed on a blocking thread after the call ends, so only
+    /// its state says it is done.
+    pub fn recording_closed(&self, call_id: &str, token: &str) -> serde_json::Value {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.admin_json(&format!("/admin/recordings/{call_id}"), token);
+            if v["state"].is_string() && v["state"] != "recording" {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "the recording of {call_id} is not closed after 20 s: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// A call's recording as the host serves it (decrypted when sealed;
     /// checked against its index hash), read as a WAV.
     pub fn recording_wav(

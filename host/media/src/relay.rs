@@ -462,14 +462,23 @@ impl Relay {
         super::sdp::with_sdes(sdp, srtp.then_some(&self.agent_key))
     }
 
-    /// The agent's phone answered with `sdp`: its leg is SRTP with the key
-    /// it gave, or plain. Ok(true) when SRTP.
-    pub fn agent_answered(&self, sdp: &[u8]) -> Result<bool, MediaError> {
-        let crypto = match super::sdp::sdes(sdp)? {
+    /// The agent's phone answered with `sdp` an offer that was SRTP
+    /// (`offered_srtp`) or plain: its leg is SRTP with the key it gave, or
+    /// plain. A plain offer answered with keys stays plain: the phone was
+    /// never given the host's key. Ok(true) when SRTP.
+    pub fn agent_answered(&self, sdp: &[u8], offered_srtp: bool) -> Result<bool, MediaError> {
+        let theirs = if offered_srtp {
+            super::sdp::sdes(sdp)?
+        } else {
+            None
+        };
+        let crypto = match theirs {
             Some(theirs) => {
-                // Our key under the tag the phone chose (RFC 4568 5.1.2).
+                // Our key under the tag and suite of the phone's answer
+                // (RFC 4568 5.1.2; both suites take the same key sizes).
                 let mut ours = self.agent_key.clone();
                 ours.tag = theirs.tag;
+                ours.suite = theirs.suite;
                 Some(LegCrypto::new(&theirs, &ours)?)
             }
             None => None,

@@ -1011,9 +1011,9 @@ impl Turn<'_> {
                     let legs = self.b2bua.legs.lock();
                     find_leg(&legs, &call_id, &agent)
                         .and_then(|k| legs.get(&k))
-                        .map(|(_, l)| (l.sdp.clone(), l.content_type.clone()))
+                        .map(|(_, l)| (l.sdp.clone(), l.content_type.clone(), l.srtp))
                 };
-                let (mut body, ctype) = sdp.unwrap_or_default();
+                let (mut body, ctype, offered_srtp) = sdp.unwrap_or_default();
                 let answered = {
                     let mut calls = self.b2bua.calls.lock();
                     let Some(c) = calls.get_mut(&call_id) else {
@@ -1025,7 +1025,7 @@ impl Turn<'_> {
                         relay.agent_expects(ctihost_media::sdp::audio_target(&body));
                         // Keys first: the bridge must not pass the phone's
                         // SRTP on as if it were plain.
-                        if let Err(e) = relay.agent_answered(&body) {
+                        if let Err(e) = relay.agent_answered(&body, offered_srtp) {
                             tracing::warn!(call_id, error = %e, "agent's answer has no usable SRTP keys");
                         }
                         relay.control(ctihost_media::Control::Bridge);
